@@ -1,0 +1,266 @@
+"""The GoTo Webinar REST API (v2), over an ``httpx.AsyncClient`` that the caller builds.
+
+One method per call, one attempt per call: retries, pacing and reconciliation belong to
+``register.py``. Every failure is translated into :mod:`importer.errors`; keys stay strings end to
+end, since they exceed 2**53 and would lose digits as floats.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .errors import (
+    ApiError,
+    AuthError,
+    ConnectFailed,
+    OutcomeUnknown,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+    WebinarNotFound,
+)
+from .models import Registrant, Status
+
+API_URL = "https://api.getgo.com/G2W/rest/v2"
+#: the largest page the registrant list serves
+PAGE_LIMIT = 200
+#: sent on every call: on v2 the vendor type ``application/vnd.citrix.g2wapi-v1.1+json`` selects
+#: a "basic" create that silently drops every field but the names and the e-mail
+ACCEPT = "application/json"
+
+
+class BearerToken(httpx.Auth):
+    """Adds the access token to each request, and keeps it out of every ``repr``."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "BearerToken(<hidden>)"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A successful create (201) or the person's existing registration (409)."""
+
+    status: Status
+    registrant_key: str | None
+    join_url: str | None
+    approval: str | None = None
+
+
+@dataclass(frozen=True)
+class ListedRegistrant:
+    """One entry of the webinar's registrant list."""
+
+    registrant_key: str
+    email: str
+    join_url: str | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class Webinar:
+    """What the run shows about its webinar before sending."""
+
+    key: str
+    subject: str
+    starts: str | None
+    time_zone: str | None
+
+
+class G2WClient:
+    """Calls for one organizer's webinar."""
+
+    def __init__(self, http: httpx.AsyncClient, organizer_key: str, webinar_key: str) -> None:
+        self.http = http
+        self.organizer_key = organizer_key
+        self.webinar_key = webinar_key
+        self._webinar_path = f"organizers/{organizer_key}/webinars/{webinar_key}"
+
+    async def create_registrant(self, registrant: Registrant, *, resend: bool) -> Registration:
+        """Register one person. 201 → registered; 409 → already registered (keys if given)."""
+        response = await self._send(
+            "POST",
+            f"{self._webinar_path}/registrants",
+            params={"resendConfirmation": "true" if resend else "false"},
+            json=registrant.body(),
+        )
+        if response.status_code in (200, 201):
+            body = _json_object(response)
+            key, url = _text(body.get("registrantKey")), _text(body.get("joinUrl"))
+            if key is None:
+                # The person is registered, but the answer does not say as whom: only the
+                # registrant list can tell, exactly as if the answer had been lost.
+                raise OutcomeUnknown(f"HTTP {response.status_code} without a registrantKey")
+            return Registration(Status.REGISTERED, key, url, _text(body.get("status")))
+        if response.status_code == 409:
+            body = _json_object(response)
+            return Registration(
+                Status.ALREADY_REGISTERED,
+                _text(body.get("registrantKey")),
+                _text(body.get("joinUrl")),
+                _text(body.get("status")),
+            )
+        raise self._error(response)
+
+    async def list_registrants_page(
+        self, page: int, limit: int = PAGE_LIMIT
+    ) -> tuple[list[ListedRegistrant], int | None]:
+        """One page of the registrant list, and the total when the server pages at all.
+
+        A server that ignores paging answers with the whole list as a plain array; the total is
+        then None and there is no next page.
+        """
+        response = await self._send(
+            "GET", f"{self._webinar_path}/registrants", params={"page": page, "limit": limit}
+        )
+        if response.status_code != 200:
+            raise self._error(response)
+        body = _json(response)
+        if isinstance(body, list):
+            return _registrants(body), None
+        if isinstance(body, dict) and isinstance(body.get("data"), list):
+            total = body.get("total")
+            return _registrants(body["data"]), total if isinstance(total, int) else None
+        raise ServerError("the registrant list came back in an unknown shape", status=200)
+
+    async def get_webinar(self) -> Webinar:
+        """The webinar's subject and first start time."""
+        response = await self._send("GET", self._webinar_path)
+        if response.status_code != 200:
+            raise self._error(response)
+        body = _json_object(response)
+        times = body.get("times")
+        first = times[0] if isinstance(times, list) and times and isinstance(times[0], dict) else {}
+        return Webinar(
+            key=self.webinar_key,
+            subject=_text(body.get("subject")) or "(no subject)",
+            starts=_text(first.get("startTime")),
+            time_zone=_text(body.get("timeZone")),
+        )
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self.http.request(method, url, headers={"Accept": ACCEPT}, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise ConnectFailed(f"could not connect to the API ({_reason(exc)})") from exc
+        except httpx.TransportError as exc:
+            raise OutcomeUnknown(f"no answer from the API ({_reason(exc)})") from exc
+
+    def _error(self, response: httpx.Response) -> ApiError:
+        status = response.status_code
+        detail = describe(response)
+        if status in (401, 403):
+            return AuthError(
+                f"the API refused the access token (HTTP {status}: {detail}); "
+                "get a new token, and check that it belongs to organizer "
+                f"{self.organizer_key}",
+                status=status,
+            )
+        if status == 404:
+            return WebinarNotFound(
+                f"webinar {self.webinar_key} was not found for organizer {self.organizer_key} "
+                "(cancelled, or a wrong key); check --webinar-key and --organizer-key",
+                status=status,
+            )
+        if status == 429:
+            return RateLimited(
+                "the API is rate limiting (HTTP 429)",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if 400 <= status < 500:
+            return RequestRejected(detail, status=status)
+        return ServerError(f"the API failed (HTTP {status}: {detail})", status=status)
+
+
+def describe(response: httpx.Response) -> str:
+    """The API's own one-line explanation of an error answer, whatever its shape."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict):
+        for key in ("description", "msg", "message", "errorCode", "int_err_code"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return " ".join(value.split())
+    text = " ".join(response.text.split()) if response.content else ""
+    if text and not text.startswith("<"):
+        return text[:200]
+    return f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ServerError(
+            f"the API answered HTTP {response.status_code} with something other than JSON",
+            status=response.status_code,
+        ) from exc
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _registrants(items: list[Any]) -> list[ListedRegistrant]:
+    listed = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        key, address = _text(item.get("registrantKey")), _text(item.get("email"))
+        if key is None or address is None:
+            continue
+        listed.append(
+            ListedRegistrant(key, address, _text(item.get("joinUrl")), _text(item.get("status")))
+        )
+    return listed
+
+
+def _text(value: object) -> str | None:
+    """A JSON scalar as text; integers keep every digit."""
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).strip() or type(exc).__name__

@@ -1,0 +1,88 @@
+"""Which input column holds which registrant field.
+
+Headers are compared ignoring case, spaces, ``_``, ``-``, ``.`` and a trailing ``*`` or ``:``, so
+``First Name``, ``first_name`` and ``FIRSTNAME *`` are all ``firstName``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+REQUIRED = ("firstName", "lastName", "email")
+
+#: API field name → header spellings people use (already in folded form, see :func:`fold`).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "firstName": ("firstname", "first", "givenname", "forename", "vorname", "prenom"),
+    "lastName": ("lastname", "last", "surname", "familyname", "nachname", "nom"),
+    "email": (
+        "email",
+        "emailaddress",
+        "emailadresse",
+        "mail",
+        "mailaddress",
+        "emailadres",
+        "courriel",
+        "correo",
+        "correoelectronico",
+    ),
+    "organization": ("organization", "organisation", "company", "companyname", "firma", "employer"),
+    "jobTitle": ("jobtitle", "title", "position", "jobposition"),
+    "phone": ("phone", "phonenumber", "telephone", "tel", "telefon", "mobile"),
+    "address": ("address", "streetaddress", "street", "strasse"),
+    "city": ("city", "town", "ort", "stadt"),
+    "state": ("state", "province", "region", "stateprovince", "county"),
+    "zipCode": ("zipcode", "zip", "postcode", "postalcode", "plz"),
+    "country": ("country", "land"),
+    "industry": ("industry", "branche"),
+    "numberOfEmployees": ("numberofemployees", "employees", "companysize"),
+    "purchasingTimeFrame": ("purchasingtimeframe",),
+    "purchasingRole": ("purchasingrole",),
+    "questionsAndComments": ("questionsandcomments", "questionsorcomments", "comments"),
+    "source": ("source",),
+}
+
+OPTIONAL = tuple(name for name in ALIASES if name not in REQUIRED)
+
+_LOOKUP = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+_NOISE = re.compile(r"[\s_\-.]+")
+_ACCENTS = str.maketrans("éèêáàäöüß", "eeeaaaous")
+
+
+def fold(header: str) -> str:
+    """A header in the form the alias table uses: ``E-Mail Adresse *`` → ``emailadresse``."""
+    text = header.strip().rstrip("*:").casefold().translate(_ACCENTS)
+    return _NOISE.sub("", text)
+
+
+def field_for(header: str) -> str | None:
+    """The API field a header stands for, or None."""
+    return _LOOKUP.get(fold(header))
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Where each API field sits in a header row: field name → column index."""
+
+    positions: dict[str, int]
+
+    @classmethod
+    def from_headers(cls, headers: Sequence[str]) -> ColumnMap:
+        """Map each known field to the first column whose header names it."""
+        positions: dict[str, int] = {}
+        for index, header in enumerate(headers):
+            name = field_for(header)
+            if name is not None and name not in positions:
+                positions[name] = index
+        return cls(positions)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Required fields that no column provides."""
+        return tuple(name for name in REQUIRED if name not in self.positions)
+
+
+def looks_like_header(cells: Sequence[str]) -> bool:
+    """Whether a row can be the header: it names an e-mail column."""
+    return any(field_for(cell) == "email" for cell in cells if cell)
