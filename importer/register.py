@@ -131,9 +131,13 @@ class Directory:
         self._loop = asyncio.get_running_loop()
 
     async def find(self, email_key: str, *, as_of: float) -> ListedRegistrant | None:
-        """The registrant with this (case-folded) e-mail, from a list read after ``as_of``."""
+        """The registrant with this (case-folded) e-mail, if the list holds it.
+
+        A key, once given, never changes, so a hit in a list read earlier is good; a miss counts
+        only in a list read after ``as_of``, and otherwise the list is read again.
+        """
         async with self._lock:
-            if self._fetched_at < as_of:
+            if email_key not in self._by_email and self._fetched_at < as_of:
                 await self._refresh()
         return self._by_email.get(email_key)
 

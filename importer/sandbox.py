@@ -265,27 +265,39 @@ class Sandbox:
                 conflict["registrantKey"] = int(existing["registrantKey"])
                 conflict["joinUrl"] = existing["joinUrl"]
             return SandboxResponse(409, json.dumps(conflict).encode())
+        entry = self.add_registrant(payload, webinar.key)
+        return SandboxResponse(
+            201,
+            json.dumps(
+                {
+                    "registrantKey": int(entry["registrantKey"]),
+                    "joinUrl": entry["joinUrl"],
+                    "status": "APPROVED",
+                }
+            ).encode(),
+        )
+
+    def add_registrant(
+        self, fields: dict[str, Any], webinar_key: str = WEBINAR_KEY
+    ) -> dict[str, Any]:
+        """Register someone directly, as another channel (GoTo's own page) would."""
+        webinar = self.webinars[webinar_key]
         key = self._new_key()
         entry = {
             "registrantKey": key,
-            "firstName": payload["firstName"],
-            "lastName": payload["lastName"],
-            "email": address,
+            "firstName": fields["firstName"],
+            "lastName": fields["lastName"],
+            "email": fields["email"].strip(),
             "status": "APPROVED",
             "registrationDate": _iso(dt.datetime.now(dt.UTC)),
             "joinUrl": f"{JOIN_HOST}/join/{webinar.key}/{key}",
             "timeZone": "UTC",
-            "fields": {k: v for k, v in payload.items() if k in _STANDARD_FIELDS},
+            "fields": {k: v for k, v in fields.items() if k in _STANDARD_FIELDS},
         }
         webinar.registrants.append(entry)
-        webinar.by_email.setdefault(address.casefold(), entry)
+        webinar.by_email.setdefault(entry["email"].casefold(), entry)
         self.stats["created"] += 1
-        return SandboxResponse(
-            201,
-            json.dumps(
-                {"registrantKey": int(key), "joinUrl": entry["joinUrl"], "status": "APPROVED"}
-            ).encode(),
-        )
+        return entry
 
     def _new_key(self) -> str:
         while True:

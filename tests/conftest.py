@@ -1,0 +1,136 @@
+"""Shared fixtures: a virtual-time event loop, sandboxes, and input files in tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from importer.client import BearerToken, G2WClient
+from importer.sandbox import PREFIX, Sandbox, SandboxConfig, SandboxServer, SandboxTransport
+
+T = TypeVar("T")
+DATA = Path(__file__).parent / "data"
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer whenever nothing is ready to run.
+
+    Sleeps, timeouts and aiolimiter's waits all read ``loop.time()``, so a run that would take
+    minutes of rate-limited waiting finishes at once, and its timings can be asserted exactly.
+    Only in-memory I/O may be used on it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+
+    def time(self) -> float:
+        return self._now
+
+    def _run_once(self) -> None:
+        ready: Any = self._ready  # type: ignore[attr-defined]
+        scheduled: Any = self._scheduled  # type: ignore[attr-defined]
+        if not ready and scheduled:
+            # Time moves on by at least a microsecond, as it does on a real loop: a timer set
+            # for "now" by float rounding (aiolimiter's can be) would otherwise fire forever.
+            self._now = max(self._now + 1e-6, scheduled[0].when())
+        super()._run_once()  # type: ignore[misc]
+
+
+@pytest.fixture
+def run_virtual() -> Iterator[Callable[[Coroutine[Any, Any, T]], T]]:
+    """Run a coroutine to completion on a :class:`VirtualTimeLoop`."""
+    loop = VirtualTimeLoop()
+
+    def run(coroutine: Coroutine[Any, Any, T]) -> T:
+        return loop.run_until_complete(coroutine)
+
+    yield run
+    loop.close()
+
+
+def sandbox_client(sandbox: Sandbox, *, timeout: float = 30.0) -> httpx.AsyncClient:
+    """An httpx client wired to ``sandbox`` in-process, as ``register --sandbox`` builds it."""
+    return httpx.AsyncClient(
+        base_url=f"http://sandbox.invalid{PREFIX}",
+        auth=BearerToken("test-token"),
+        transport=SandboxTransport(sandbox),
+        timeout=timeout,
+    )
+
+
+def api(http: httpx.AsyncClient, sandbox: Sandbox) -> G2WClient:
+    """A client for the sandbox's webinar."""
+    return G2WClient(http, sandbox.organizer_key, sandbox.webinar_key)
+
+
+def virtual_sandbox(**config: Any) -> Sandbox:
+    """A sandbox whose rate window reads the running (virtual) loop's clock."""
+    return Sandbox(SandboxConfig(**config), clock=lambda: asyncio.get_running_loop().time())
+
+
+class ThreadedServer:
+    """A :class:`SandboxServer` on 127.0.0.1, served from a background thread's event loop."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.server = SandboxServer(sandbox, port=0)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        self._submit(self.server.start()).result(timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._submit(self.server.close()).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def _submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    @property
+    def api_url(self) -> str:
+        return self.server.api_url
+
+
+@pytest.fixture
+def loopback_sandbox() -> Iterator[Callable[..., ThreadedServer]]:
+    """Start a sandbox served over a real socket on 127.0.0.1; stopped after the test."""
+    started: list[ThreadedServer] = []
+
+    def start(**config: Any) -> ThreadedServer:
+        server = ThreadedServer(Sandbox(SandboxConfig(**config)))
+        started.append(server.__enter__())
+        return server
+
+    yield start
+    for server in started:
+        server.__exit__(None, None, None)
+
+
+def write_csv(
+    path: Path, rows: Sequence[Sequence[str]], *, delimiter: str = ",", encoding: str = "utf-8"
+) -> Path:
+    """Write ``rows`` as CSV the way a spreadsheet program would."""
+    with path.open("w", newline="", encoding=encoding) as handle:
+        csv.writer(handle, delimiter=delimiter).writerows(rows)
+    return path
+
+
+def people(count: int, *, domain: str = "example.com") -> list[list[str]]:
+    """A header and ``count`` valid rows."""
+    rows = [["firstName", "lastName", "email"]]
+    rows += [[f"First{i}", f"Last{i}", f"person{i}@{domain}"] for i in range(count)]
+    return rows

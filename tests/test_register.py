@@ -1,0 +1,292 @@
+"""The worker pool on virtual time: pacing, back-off, AIMD, reconciliation, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import random
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from importer.client import BearerToken, G2WClient
+from importer.errors import AuthError, WebinarNotFound
+from importer.models import Registrant, Result, Status
+from importer.register import HEADROOM, Registrar, RetryPolicy, default_concurrency
+from importer.sandbox import Sandbox, SandboxTransport
+
+from .conftest import api, sandbox_client, virtual_sandbox
+
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+def registrants(count: int, start: int = 0) -> list[Registrant]:
+    return [
+        Registrant(i + 2, f"First{i}", f"Last{i}", f"person{i}@example.com")
+        for i in range(start, start + count)
+    ]
+
+
+class Recorder(SandboxTransport):
+    """Notes the virtual time and request line of every call that reaches the sandbox."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__(sandbox)
+        self.calls: list[tuple[float, str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        now = asyncio.get_running_loop().time()
+        self.calls.append((now, request.method, request.url.path))
+        return await super().handle_async_request(request)
+
+    def creates(self) -> list[float]:
+        return [t for t, method, _ in self.calls if method == "POST"]
+
+    def lists(self) -> int:
+        return sum(1 for _, method, path in self.calls if method == "GET" and "registrants" in path)
+
+
+async def send(
+    sandbox: Sandbox,
+    people: list[Registrant],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: float = 30.0,
+    **options: Any,
+) -> tuple[dict[int, Result], Any, float]:
+    """Run a Registrar against ``sandbox``; return results by line, the outcome and the time."""
+    results: dict[int, Result] = {}
+    loop = asyncio.get_running_loop()
+    http = sandbox_client(sandbox, timeout=timeout)
+    if transport is not None:
+        http = httpx.AsyncClient(
+            base_url=http.base_url, auth=BearerToken("t"), transport=transport, timeout=timeout
+        )
+    async with http:
+        registrar = Registrar(api(http, sandbox), rng=random.Random(1), **options)
+        started = loop.time()
+        outcome = await registrar.run(people, lambda r: results.__setitem__(r.line, r))
+        return results, outcome, loop.time() - started
+
+
+def max_in_any_second(times: list[float]) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def registered_once(sandbox: Sandbox, people: list[Registrant]) -> None:
+    counts = collections.Counter(entry["email"] for entry in sandbox.registrants())
+    assert {p.email for p in people} == set(counts)
+    assert max(counts.values()) == 1
+
+
+def test_calls_are_spaced_just_under_the_rate(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=10, latency=0.3)
+    recorder = Recorder(sandbox)
+    people = registrants(200)
+    results, outcome, elapsed = run_virtual(send(sandbox, people, transport=recorder, rate=10))
+    assert [r.status for r in results.values()] == [Status.REGISTERED] * 200
+    assert sandbox.stats["throttled"] == 0
+    assert max_in_any_second(recorder.creates()) <= 10
+    ideal = 199 / (10 * HEADROOM)
+    assert ideal <= elapsed <= ideal + 0.5
+    assert outcome.calls == 200
+
+
+def test_keys_and_join_urls_come_from_the_server(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0)
+    people = registrants(30)
+    results, _, _ = run_virtual(send(sandbox, people))
+    by_email = {entry["email"]: entry for entry in sandbox.registrants()}
+    for person in people:
+        entry, result = by_email[person.email], results[person.line]
+        assert result.registrant_key == entry["registrantKey"]
+        assert len(result.registrant_key) == 19
+        assert result.join_url == entry["joinUrl"]
+
+
+def test_pool_slows_down_when_the_api_limit_is_lower_than_the_rate(run_virtual: Run) -> None:
+    # The sandbox allows 4 calls a second; the pool is told 10 and must learn from 429s.
+    sandbox = virtual_sandbox(rate=4, latency=0.2)
+    people = registrants(200)
+    results, outcome, elapsed = run_virtual(send(sandbox, people, rate=10))
+    assert all(r.status is Status.REGISTERED for r in results.values())
+    registered_once(sandbox, people)
+    # Holding 9.7/s against a 4/s limit would draw a 429 for more than half of all calls.
+    assert outcome.throttled < 100  # a fixed pace draws about 290 here
+    assert elapsed > 200 / 10
+
+
+def test_server_errors_and_spurious_429s_are_retried(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0, error_rate=0.2, throttle_rate=0.1, seed=3)
+    people = registrants(150)
+    results, outcome, _ = run_virtual(send(sandbox, people, rate=50))
+    assert all(r.status is Status.REGISTERED for r in results.values())
+    registered_once(sandbox, people)
+    assert outcome.retries >= sandbox.stats["errors"] + sandbox.stats["throttled"] > 0
+
+
+def test_lost_answers_are_reconciled_not_sent_twice(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0, drop_rate=0.1, dedupe=False, seed=5)
+    recorder = Recorder(sandbox)
+    people = registrants(300)
+    results, _, _ = run_virtual(send(sandbox, people, transport=recorder, rate=50))
+    assert sandbox.stats["dropped"] > 10
+    registered_once(sandbox, people)
+    assert all(r.status is Status.REGISTERED for r in results.values())
+    by_email = {entry["email"]: entry["registrantKey"] for entry in sandbox.registrants()}
+    assert {results[p.line].registrant_key for p in people} == set(by_email.values())
+    assert recorder.lists() >= 1
+
+
+def test_answers_slower_than_the_timeout_are_reconciled(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0, slow_rate=0.1, slow_seconds=60, dedupe=False, seed=9)
+    people = registrants(120)
+    results, _, _ = run_virtual(send(sandbox, people, rate=50, timeout=5.0))
+    assert sandbox.stats["slow"] > 3
+    registered_once(sandbox, people)
+    assert all(r.status is Status.REGISTERED for r in results.values())
+
+
+@pytest.mark.parametrize("conflict_keys", [False, True])
+def test_people_already_registered_get_their_existing_keys(
+    run_virtual: Run, conflict_keys: bool
+) -> None:
+    sandbox = virtual_sandbox(rate=0, conflict_keys=conflict_keys)
+    people = registrants(20)
+    for i in range(450):  # more than two pages of the registrant list
+        sandbox.add_registrant(
+            {"firstName": "X", "lastName": "Y", "email": f"other{i}@example.com"}
+        )
+    existing = {p.email: sandbox.add_registrant(p.body()) for p in people[:5]}
+    recorder = Recorder(sandbox)
+    results, _, _ = run_virtual(send(sandbox, people, transport=recorder, rate=50))
+    for person in people[:5]:
+        result = results[person.line]
+        assert result.status is Status.ALREADY_REGISTERED
+        assert result.registrant_key == existing[person.email]["registrantKey"]
+        assert result.join_url == existing[person.email]["joinUrl"]
+    assert all(results[p.line].status is Status.REGISTERED for p in people[5:])
+    assert recorder.lists() == (0 if conflict_keys else 3)
+
+
+def test_expired_token_stops_the_run_and_leaves_rows_pending(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0, latency=0.1, expire_after_calls=25)
+    recorder = Recorder(sandbox)
+    people = registrants(100)
+    results, outcome, _ = run_virtual(
+        send(sandbox, people, transport=recorder, rate=20, concurrency=8)
+    )
+    assert isinstance(outcome.stopped, AuthError)
+    assert len(results) == 25
+    assert len(sandbox.registrants()) == 25
+    # after the first refusal, only calls already under way may follow
+    assert len(recorder.creates()) <= 25 + 8
+
+
+def test_unknown_webinar_stops_the_run(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0)
+
+    async def go() -> Any:
+        async with sandbox_client(sandbox) as http:
+            client = G2WClient(http, sandbox.organizer_key, "1234567890123456789")
+            return await Registrar(client, rate=50).run(registrants(10), lambda r: None)
+
+    outcome = run_virtual(go())
+    assert isinstance(outcome.stopped, WebinarNotFound)
+    assert outcome.calls <= default_concurrency(50)
+
+
+def mock_api(handler: Callable[[httpx.Request, int], httpx.Response]) -> httpx.MockTransport:
+    """A MockTransport whose handler also receives how often this e-mail was sent before."""
+    seen: collections.Counter[str] = collections.Counter()
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        address = json.loads(request.content)["email"]
+        seen[address] += 1
+        return handler(request, seen[address])
+
+    return httpx.MockTransport(respond)
+
+
+def created(request: httpx.Request) -> httpx.Response:
+    key = 9_000_000_000_000_000_000 + len(request.content)
+    return httpx.Response(201, json={"registrantKey": key, "joinUrl": f"https://j/{key}"})
+
+
+def test_a_rejected_row_fails_alone(run_virtual: Run) -> None:
+    def handler(request: httpx.Request, attempt: int) -> httpx.Response:
+        if b"person3@" in request.content:
+            return httpx.Response(400, json={"errorCode": "X", "description": "Invalid phone"})
+        return created(request)
+
+    results, _, _ = run_virtual(send(Sandbox(), registrants(10), transport=mock_api(handler)))
+    assert results[5].status is Status.FAILED
+    assert results[5].error == "GoTo refused this row: Invalid phone"
+    assert sum(r.status is Status.REGISTERED for r in results.values()) == 9
+
+
+def test_retry_after_is_honoured(run_virtual: Run) -> None:
+    times: list[float] = []
+
+    def handler(request: httpx.Request, attempt: int) -> httpx.Response:
+        times.append(asyncio.get_running_loop().time())
+        if attempt == 1:
+            return httpx.Response(429, headers={"Retry-After": "7"})
+        return created(request)
+
+    results, _, _ = run_virtual(send(Sandbox(), registrants(1), transport=mock_api(handler)))
+    assert results[2].status is Status.REGISTERED
+    assert times[1] - times[0] >= 7.0
+
+
+def test_a_row_that_keeps_failing_gives_up_with_the_reason(run_virtual: Run) -> None:
+    attempts: list[int] = []
+
+    def handler(request: httpx.Request, attempt: int) -> httpx.Response:
+        attempts.append(attempt)
+        return httpx.Response(503, text="<html>down</html>")
+
+    policy = RetryPolicy(attempts=5, base_delay=1.0, max_delay=4.0, max_wait=100.0)
+    results, _, elapsed = run_virtual(
+        send(Sandbox(), registrants(1), transport=mock_api(handler), policy=policy)
+    )
+    assert results[2].status is Status.FAILED
+    assert results[2].error is not None
+    assert results[2].error.startswith("gave up after 5 attempts: the API failed (HTTP 503")
+    assert len(attempts) == 5
+    assert elapsed <= 1 + 2 + 4 + 4 + 1
+
+
+def test_total_back_off_is_bounded(run_virtual: Run) -> None:
+    def handler(request: httpx.Request, attempt: int) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "40"})
+
+    policy = RetryPolicy(attempts=100, max_wait=100.0)
+    results, _, elapsed = run_virtual(
+        send(Sandbox(), registrants(1), transport=mock_api(handler), policy=policy)
+    )
+    assert results[2].status is Status.FAILED
+    assert elapsed <= 100.0 + 1
+
+
+@given(attempt=st.integers(0, 40), seed=st.integers(0, 2**32))
+def test_backoff_is_full_jitter_under_the_cap(attempt: int, seed: int) -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=30.0)
+    delay = policy.backoff(attempt, random.Random(seed))
+    assert 0.0 <= delay <= min(30.0, 0.5 * 2**attempt)
+
+
+def test_default_concurrency_reaches_the_rate_at_half_a_second_latency() -> None:
+    for rate in (1, 10, 25, 100):
+        assert default_concurrency(rate) * 2 >= rate  # 2 calls a second per worker at 0.5 s
