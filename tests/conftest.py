@@ -57,12 +57,17 @@ def run_virtual() -> Iterator[Callable[[Coroutine[Any, Any, T]], T]]:
     loop.close()
 
 
-def sandbox_client(sandbox: Sandbox, *, timeout: float = 30.0) -> httpx.AsyncClient:
-    """An httpx client wired to ``sandbox`` in-process, as ``register --sandbox`` builds it."""
+def sandbox_client(
+    sandbox: Sandbox,
+    *,
+    timeout: float = 30.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An httpx client wired to ``sandbox`` in-process (or through ``transport``)."""
     return httpx.AsyncClient(
         base_url=f"http://sandbox.invalid{PREFIX}",
         auth=BearerToken("test-token"),
-        transport=SandboxTransport(sandbox),
+        transport=transport or SandboxTransport(sandbox),
         timeout=timeout,
     )
 

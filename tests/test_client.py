@@ -33,7 +33,8 @@ def call(
     async def go() -> Any:
         transport = httpx.MockTransport(handler)
         async with httpx.AsyncClient(
-            base_url="https://api.example.test/G2W/rest/v2", transport=transport,
+            base_url="https://api.example.test/G2W/rest/v2",
+            transport=transport,
             auth=BearerToken("secret-token"),
         ) as http:
             client = G2WClient(http, "111", "222")
@@ -46,7 +47,9 @@ def call(
     return asyncio.run(go())
 
 
-def reply(status: int, body: Any = None, **kwargs: Any) -> Callable[[httpx.Request], httpx.Response]:
+def reply(
+    status: int, body: Any = None, **kwargs: Any
+) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         if isinstance(body, str | bytes):
             return httpx.Response(status, content=body, **kwargs)
@@ -60,8 +63,11 @@ def test_create_sends_the_documented_request() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(201, content=b'{"registrantKey": %d, "joinUrl": "https://j/1", '
-                                           b'"status": "APPROVED"}' % BIG_KEY)
+        return httpx.Response(
+            201,
+            content=b'{"registrantKey": %d, "joinUrl": "https://j/1", '
+            b'"status": "APPROVED"}' % BIG_KEY,
+        )
 
     got = call(handler, resend=True)
     request = seen[0]
@@ -71,7 +77,10 @@ def test_create_sends_the_documented_request() -> None:
     assert request.headers["Accept"] == "application/json"
     assert request.headers["Authorization"] == "Bearer secret-token"
     assert json.loads(request.content) == {
-        "firstName": "Ann", "lastName": "Lee", "email": "ann@example.com", "organization": "Acme",
+        "firstName": "Ann",
+        "lastName": "Lee",
+        "email": "ann@example.com",
+        "organization": "Acme",
     }
     assert got.status is Status.REGISTERED
     assert got.registrant_key == str(BIG_KEY)
@@ -93,7 +102,9 @@ def test_conflict_with_keys_in_the_body() -> None:
     body = b'{"errorCode": "DuplicateRegistrant", "registrantKey": %d, "joinUrl": "https://j"}'
     got = call(reply(409, body % BIG_KEY))
     assert (got.status, got.registrant_key, got.join_url) == (
-        Status.ALREADY_REGISTERED, str(BIG_KEY), "https://j",
+        Status.ALREADY_REGISTERED,
+        str(BIG_KEY),
+        "https://j",
     )
 
 
@@ -192,9 +203,15 @@ def test_registrant_list_paged_and_plain() -> None:
 
 
 def test_webinar_subject_and_start() -> None:
-    body = {"subject": "Launch", "times": [{"startTime": "2026-12-01T15:00:00Z"}],
-            "timeZone": "Europe/Berlin"}
+    body = {
+        "subject": "Launch",
+        "times": [{"startTime": "2026-12-01T15:00:00Z"}],
+        "timeZone": "Europe/Berlin",
+    }
     webinar = call(reply(200, body), "webinar")
     assert (webinar.key, webinar.subject, webinar.starts, webinar.time_zone) == (
-        "222", "Launch", "2026-12-01T15:00:00Z", "Europe/Berlin",
+        "222",
+        "Launch",
+        "2026-12-01T15:00:00Z",
+        "Europe/Berlin",
     )

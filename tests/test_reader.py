@@ -40,8 +40,12 @@ def test_utf8_with_bom() -> None:
 def test_excel_legacy_csv_is_read_as_windows_1252_with_a_warning() -> None:
     table = read_table(DATA / "semicolon_cp1252.csv")
     assert table.headers == ("Vorname", "Nachname", "E-Mail-Adresse", "Firma")
-    assert table.rows[0].cells == ("Jürgen", "Müller", "juergen.mueller@example.de",
-                                   "Bäckerei Süß GmbH")
+    assert table.rows[0].cells == (
+        "Jürgen",
+        "Müller",
+        "juergen.mueller@example.de",
+        "Bäckerei Süß GmbH",
+    )
     assert table.rows[1].cells[3] == "Café €uro"
     assert len(table.notes) == 1
     assert "Windows-1252" in table.notes[0]
@@ -100,30 +104,66 @@ def test_cells_stay_text_in_csv(tmp_path: Path) -> None:
 
 
 def test_xlsx_header_not_on_row_one_and_typed_cells(tmp_path: Path) -> None:
-    path = workbook(tmp_path / "people.xlsx", {"Guests": [
-        ["Spring launch guest list"],
-        [],
-        ["First Name", "Last Name", "Email", "Phone", "Joined", "Score", "VIP", "Zip"],
-        ["Ann", "Lee", "ann@example.com", 4915112345678, dt.datetime(2024, 5, 1), 3.5, True,
-         "01234"],
-        [],
-        ["Bo", "Kim", "bo@example.com", 12, dt.datetime(2024, 5, 1, 13, 45), 2.0, False, 1234],
-    ]})
+    path = workbook(
+        tmp_path / "people.xlsx",
+        {
+            "Guests": [
+                ["Spring launch guest list"],
+                [],
+                ["First Name", "Last Name", "Email", "Phone", "Joined", "Score", "VIP", "Zip"],
+                [
+                    "Ann",
+                    "Lee",
+                    "ann@example.com",
+                    4915112345678,
+                    dt.datetime(2024, 5, 1),
+                    3.5,
+                    True,
+                    "01234",
+                ],
+                [],
+                [
+                    "Bo",
+                    "Kim",
+                    "bo@example.com",
+                    12,
+                    dt.datetime(2024, 5, 1, 13, 45),
+                    2.0,
+                    False,
+                    1234,
+                ],
+            ]
+        },
+    )
     table = read_table(path)
     assert table.sheet == "Guests"
     assert table.header_line == 3
     assert cells(path) == [
-        (4, ("Ann", "Lee", "ann@example.com", "4915112345678", "2024-05-01", "3.5", "TRUE",
-             "01234")),
+        (
+            4,
+            (
+                "Ann",
+                "Lee",
+                "ann@example.com",
+                "4915112345678",
+                "2024-05-01",
+                "3.5",
+                "TRUE",
+                "01234",
+            ),
+        ),
         (6, ("Bo", "Kim", "bo@example.com", "12", "2024-05-01 13:45:00", "2", "FALSE", "1234")),
     ]
 
 
 def test_xlsx_first_sheet_with_an_email_column_is_used(tmp_path: Path) -> None:
-    path = workbook(tmp_path / "book.xlsx", {
-        "Read me": [["How to use this workbook"], ["Fill the second sheet"]],
-        "People": [["firstName", "lastName", "email"], ["Ann", "Lee", "ann@example.com"]],
-    })
+    path = workbook(
+        tmp_path / "book.xlsx",
+        {
+            "Read me": [["How to use this workbook"], ["Fill the second sheet"]],
+            "People": [["firstName", "lastName", "email"], ["Ann", "Lee", "ann@example.com"]],
+        },
+    )
     table = read_table(path)
     assert table.sheet == "People"
     assert table.describe() == "book.xlsx, sheet 'People'"
@@ -131,12 +171,17 @@ def test_xlsx_first_sheet_with_an_email_column_is_used(tmp_path: Path) -> None:
 
 
 def test_xlsx_sheet_can_be_chosen(tmp_path: Path) -> None:
-    path = workbook(tmp_path / "book.xlsx", {
-        "A": [["firstName", "lastName", "email"], ["Ann", "Lee", "ann@example.com"]],
-        "B": [["firstName", "lastName", "email"], ["Bo", "Kim", "bo@example.com"]],
-    })
+    path = workbook(
+        tmp_path / "book.xlsx",
+        {
+            "A": [["firstName", "lastName", "email"], ["Ann", "Lee", "ann@example.com"]],
+            "B": [["firstName", "lastName", "email"], ["Bo", "Kim", "bo@example.com"]],
+        },
+    )
     assert cells(path, sheet="B") == [(2, ("Bo", "Kim", "bo@example.com"))]
-    with pytest.raises(InputError, match=r"^book\.xlsx: has no sheet 'C'; its sheets are 'A', 'B'$"):
+    with pytest.raises(
+        InputError, match=r"^book\.xlsx: has no sheet 'C'; its sheets are 'A', 'B'$"
+    ):
         read_table(path, sheet="C")
 
 

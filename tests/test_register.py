@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from importer.client import BearerToken, G2WClient
+from importer.client import G2WClient
 from importer.errors import AuthError, WebinarNotFound
 from importer.models import Registrant, Result, Status
 from importer.register import HEADROOM, Registrar, RetryPolicy, default_concurrency
@@ -56,18 +56,13 @@ async def send(
     people: list[Registrant],
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    timeout: float = 30.0,
+    read_timeout: float = 30.0,
     **options: Any,
 ) -> tuple[dict[int, Result], Any, float]:
     """Run a Registrar against ``sandbox``; return results by line, the outcome and the time."""
     results: dict[int, Result] = {}
     loop = asyncio.get_running_loop()
-    http = sandbox_client(sandbox, timeout=timeout)
-    if transport is not None:
-        http = httpx.AsyncClient(
-            base_url=http.base_url, auth=BearerToken("t"), transport=transport, timeout=timeout
-        )
-    async with http:
+    async with sandbox_client(sandbox, timeout=read_timeout, transport=transport) as http:
         registrar = Registrar(api(http, sandbox), rng=random.Random(1), **options)
         started = loop.time()
         outcome = await registrar.run(people, lambda r: results.__setitem__(r.line, r))
@@ -152,7 +147,7 @@ def test_lost_answers_are_reconciled_not_sent_twice(run_virtual: Run) -> None:
 def test_answers_slower_than_the_timeout_are_reconciled(run_virtual: Run) -> None:
     sandbox = virtual_sandbox(rate=0, slow_rate=0.1, slow_seconds=60, dedupe=False, seed=9)
     people = registrants(120)
-    results, _, _ = run_virtual(send(sandbox, people, rate=50, timeout=5.0))
+    results, _, _ = run_virtual(send(sandbox, people, rate=50, read_timeout=5.0))
     assert sandbox.stats["slow"] > 3
     registered_once(sandbox, people)
     assert all(r.status is Status.REGISTERED for r in results.values())

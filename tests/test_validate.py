@@ -45,9 +45,7 @@ def test_email_fast_path_accepts_only_what_email_validator_accepts(address: str)
         validate_email(address, check_deliverability=False)
 
 
-@given(
-    st.from_regex(r"[a-z0-9._%+-]{1,20}@[a-z0-9-]{1,20}\.[a-z]{2,6}", fullmatch=True)
-)
+@given(st.from_regex(r"[a-z0-9._%+-]{1,20}@[a-z0-9-]{1,20}\.[a-z]{2,6}", fullmatch=True))
 def test_email_fast_path_agrees_with_email_validator(address: str) -> None:
     try:
         validate_email(address, check_deliverability=False)
@@ -64,17 +62,21 @@ def test_edges_trimmed_including_non_breaking_and_zero_width_spaces() -> None:
 
 
 def test_every_problem_of_every_row_is_collected_with_its_column() -> None:
-    plan = validate(table(
-        ("", "Lee", "not-an-address"),
-        ("Ann\u00a0Marie", "L" * 129, "ann@example"),
-        ("Bo", "Kim", "bo@example.com"),
-    ))
+    plan = validate(
+        table(
+            ("", "Lee", "not-an-address"),
+            ("Ann\u00a0Marie", "L" * 129, "ann@example"),
+            ("Bo", "Kim", "bo@example.com"),
+        )
+    )
     assert len(plan.registrants) == 1
     first, second = plan.problems[2], plan.problems[3]
     assert [(p.column, p.message) for p in first] == [
         ("First", "is empty; fill in the first name"),
-        ("E-Mail", "'not-an-address' is not a valid e-mail address (an email address must have "
-                   "an @-sign)"),
+        (
+            "E-Mail",
+            "'not-an-address' is not a valid e-mail address (an email address must have an @-sign)",
+        ),
     ]
     assert second[0].column == "First"
     assert second[0].message == "'Ann<U+00A0>Marie' contains a non-breaking space; retype the value"
@@ -84,24 +86,31 @@ def test_every_problem_of_every_row_is_collected_with_its_column() -> None:
 
 
 def test_repeated_email_ignoring_case_is_a_duplicate_of_the_first_valid_row() -> None:
-    plan = validate(table(
-        ("", "Lee", "ann@example.com"),
-        ("Ann", "Lee", "Ann@Example.com"),
-        ("Ann", "Lee", "ANN@example.com"),
-    ))
+    plan = validate(
+        table(
+            ("", "Lee", "ann@example.com"),
+            ("Ann", "Lee", "Ann@Example.com"),
+            ("Ann", "Lee", "ANN@example.com"),
+        )
+    )
     assert [p.line for p in plan.registrants] == [3]
     assert plan.duplicates == {4: 3}
     assert 2 in plan.problems
 
 
 def test_optional_fields_are_sent_and_other_columns_are_not() -> None:
-    plan = validate(table(
-        ("Ann", "Lee", "ann@example.com", " Acme ", "", "VIP"),
-        headers=("First", "Last", "Email", "Company", "Job Title", "Notes"),
-    ))
+    plan = validate(
+        table(
+            ("Ann", "Lee", "ann@example.com", " Acme ", "", "VIP"),
+            headers=("First", "Last", "Email", "Company", "Job Title", "Notes"),
+        )
+    )
     assert plan.registrants[0].fields == {"organization": "Acme"}
     assert plan.registrants[0].body() == {
-        "firstName": "Ann", "lastName": "Lee", "email": "ann@example.com", "organization": "Acme",
+        "firstName": "Ann",
+        "lastName": "Lee",
+        "email": "ann@example.com",
+        "organization": "Acme",
     }
     assert plan.ignored_headers == ("Notes",)
 

@@ -1,0 +1,203 @@
+"""The simulated API behaves like the reference says the real one does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+
+from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
+
+from .conftest import ThreadedServer, people, write_csv
+
+BASE = f"{PREFIX}/organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}"
+AUTH = {"authorization": "Bearer t"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ask(
+    sandbox: Sandbox,
+    method: str,
+    target: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    raw = json.dumps(body).encode() if body is not None else b""
+    answer = asyncio.run(sandbox.handle(method, target, AUTH if headers is None else headers, raw))
+    return answer.status, json.loads(answer.body) if answer.body.startswith((b"{", b"[")) else None
+
+
+def person(i: int) -> dict[str, str]:
+    return {"firstName": f"F{i}", "lastName": f"L{i}", "email": f"p{i}@example.com"}
+
+
+def test_create_issues_19_digit_keys_and_sandbox_join_urls() -> None:
+    sandbox = Sandbox(SandboxConfig(rate=0))
+    status, body = ask(sandbox, "POST", f"{BASE}/registrants", person(1))
+    assert status == 201
+    assert body["registrantKey"] > 2**53
+    assert len(str(body["registrantKey"])) == 19
+    assert body["joinUrl"].startswith("https://sandbox.g2w-import.invalid/join/")
+
+
+def test_repeated_email_conflicts_without_keys_unless_asked() -> None:
+    sandbox = Sandbox(SandboxConfig(rate=0))
+    ask(sandbox, "POST", f"{BASE}/registrants", person(1))
+    status, body = ask(
+        sandbox, "POST", f"{BASE}/registrants", {**person(1), "email": "P1@Example.com"}
+    )
+    assert status == 409
+    assert "registrantKey" not in body
+    sandbox.config.conflict_keys = True
+    status, body = ask(sandbox, "POST", f"{BASE}/registrants", person(1))
+    assert str(body["registrantKey"]) == sandbox.registrants()[0]["registrantKey"]
+
+
+def test_without_dedupe_a_repeated_email_is_registered_again() -> None:
+    sandbox = Sandbox(SandboxConfig(rate=0, dedupe=False))
+    for _ in range(2):
+        assert ask(sandbox, "POST", f"{BASE}/registrants", person(1))[0] == 201
+    assert len(sandbox.registrants()) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"firstName": "A", "lastName": "B"}, "email is required"),
+        ({**person(1), "email": "nobody"}, "Invalid email address"),
+        ({**person(1), "city": "x" * 129}, "city is longer than 128"),
+    ],
+)
+def test_bad_bodies_get_400_with_a_description(body: dict[str, str], message: str) -> None:
+    status, answer = ask(Sandbox(SandboxConfig(rate=0)), "POST", f"{BASE}/registrants", body)
+    assert status == 400
+    assert message in answer["description"]
+
+
+def test_missing_token_is_403_invalid_token() -> None:
+    status, body = ask(Sandbox(), "GET", BASE, headers={})
+    assert (status, body["int_err_code"]) == (403, "InvalidToken")
+
+
+def test_unknown_webinar_is_404() -> None:
+    target = f"{PREFIX}/organizers/{ORGANIZER_KEY}/webinars/42"
+    assert ask(Sandbox(), "GET", target)[0] == 404
+
+
+def test_rate_limit_counts_calls_in_any_one_second_window() -> None:
+    clock = Clock()
+    sandbox = Sandbox(SandboxConfig(rate=3), clock=clock)
+    statuses = []
+    for moment in (0.0, 0.1, 0.2, 0.3, 0.99, 1.0, 1.05, 1.15, 1.25):
+        clock.now = moment
+        statuses.append(ask(sandbox, "GET", BASE)[0])
+    assert statuses == [200, 200, 200, 429, 429, 200, 429, 200, 200]
+
+
+def test_registrant_list_plain_and_paged() -> None:
+    sandbox = Sandbox(SandboxConfig(rate=0))
+    for i in range(5):
+        sandbox.add_registrant(person(i))
+    status, plain = ask(sandbox, "GET", f"{BASE}/registrants")
+    assert status == 200
+    assert [entry["email"] for entry in plain] == [f"p{i}@example.com" for i in range(5)]
+    status, page = ask(sandbox, "GET", f"{BASE}/registrants?page=1&limit=2")
+    assert (page["total"], page["page"], page["pageSize"]) == (5, 1, 2)
+    assert [entry["email"] for entry in page["data"]] == ["p2@example.com", "p3@example.com"]
+    assert ask(sandbox, "GET", f"{BASE}/registrants?page=0&limit=201")[0] == 400
+
+
+def test_fields_and_webinar() -> None:
+    status, fields = ask(Sandbox(), "GET", f"{BASE}/registrants/fields")
+    required = {f["field"] for f in fields["fields"] if f["required"]}
+    assert (status, required) == (200, {"firstName", "lastName", "email"})
+    status, webinar = ask(Sandbox(), "GET", BASE)
+    assert webinar["subject"] == "Product launch (sandbox)"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT15:00:00Z", webinar["times"][0]["startTime"])
+
+
+def test_loopback_server_drops_connections_after_registering() -> None:
+    sandbox = Sandbox(SandboxConfig(rate=0, drop_rate=1.0))
+    with ThreadedServer(sandbox) as server, httpx.Client(base_url=server.api_url) as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            http.post(f"{BASE[len(PREFIX) :]}/registrants", json=person(1), headers=AUTH)
+        assert len(sandbox.registrants()) == 1
+        answer = http.get(f"{BASE[len(PREFIX) :]}/registrants", headers=AUTH)
+        assert answer.status_code == 200
+        assert answer.json()[0]["email"] == "p1@example.com"
+
+
+def test_sandbox_command_serves_a_real_import_between_two_processes(tmp_path: Path) -> None:
+    """``g2w-import sandbox`` in one process, ``g2w-import register`` in another, over loopback."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "sandbox",
+            "--port",
+            "0",
+            "--latency",
+            "0.05",
+            "--rate",
+            "50",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        match = re.fullmatch(r"Sandbox API on (http://127\.0\.0\.1:\d+/G2W/rest/v2)\n", first)
+        assert match, first
+        source = write_csv(tmp_path / "guests.csv", people(25))
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "importer",
+                "register",
+                str(source),
+                "--api-url",
+                match[1],
+                "--organizer-key",
+                ORGANIZER_KEY,
+                "--webinar-key",
+                WEBINAR_KEY,
+                "--rate",
+                "40",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "G2W_ACCESS_TOKEN": "loopback-token"},
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Done: 25 registered" in done.stderr
+        sheet = load_workbook(tmp_path / "guests-joinurls.xlsx")["Registrants"]
+        rows = list(sheet.iter_rows(values_only=True))
+        keys = [row[rows[0].index("registrantKey")] for row in rows[1:]]
+        assert len(set(keys)) == 25
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    assert "Sandbox stopped; it held 25 registrants." in err
