@@ -24,6 +24,8 @@ from .errors import ImporterError, InputError, ReportError, RunStopped, UsageErr
 from .models import Result, Status
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     import httpx
 
     from .client import Webinar
@@ -121,6 +123,7 @@ class Target:
 @click.option(
     "--rate",
     type=click.FloatRange(min=0.1, max=1000),
+    metavar="N",
     default=10.0,
     show_default=True,
     help="API calls per second: the API's rate limit (GoTo's default is 10).",
@@ -134,6 +137,7 @@ class Target:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1),
+    metavar="SECONDS",
     default=30.0,
     show_default=True,
     help="Seconds to wait for one answer.",
@@ -261,6 +265,7 @@ def register(
 @click.option(
     "--rate",
     type=click.FloatRange(min=0),
+    metavar="N",
     default=10.0,
     show_default=True,
     help="Calls allowed in any one second, as GoTo's limit (0: no limit).",
@@ -268,6 +273,7 @@ def register(
 @click.option(
     "--latency",
     type=click.FloatRange(min=0),
+    metavar="SECONDS",
     default=0.3,
     show_default=True,
     help="Seconds added to every answer.",
@@ -275,6 +281,7 @@ def register(
 @click.option(
     "--error-rate",
     type=click.FloatRange(0, 1),
+    metavar="SHARE",
     default=0.0,
     show_default=True,
     help="Share of calls answered with HTTP 503.",
@@ -282,6 +289,7 @@ def register(
 @click.option(
     "--throttle-rate",
     type=click.FloatRange(0, 1),
+    metavar="SHARE",
     default=0.0,
     show_default=True,
     help="Share of calls answered with HTTP 429 although within the rate.",
@@ -289,6 +297,7 @@ def register(
 @click.option(
     "--slow-rate",
     type=click.FloatRange(0, 1),
+    metavar="SHARE",
     default=0.0,
     show_default=True,
     help="Share of registrations answered only after --slow-seconds.",
@@ -296,6 +305,7 @@ def register(
 @click.option(
     "--slow-seconds",
     type=click.FloatRange(min=0),
+    metavar="SECONDS",
     default=60.0,
     show_default=True,
     help="How late a slow answer comes.",
@@ -303,6 +313,7 @@ def register(
 @click.option(
     "--drop-rate",
     type=click.FloatRange(0, 1),
+    metavar="SHARE",
     default=0.0,
     show_default=True,
     help="Share of registrations whose answer is lost (connection closed).",
@@ -371,7 +382,11 @@ def sandbox_command(
     try:
         asyncio.run(serve())
     except KeyboardInterrupt:
-        echo(f"Sandbox stopped; it held {len(state.registrants()):,} registrants.")
+        stats = state.stats
+        echo(
+            f"Sandbox stopped after {stats['calls']:,} calls ({stats['throttled']:,} answered "
+            f"429); it held {len(state.registrants()):,} registrants."
+        )
     except OSError as exc:
         fail(
             f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port", EXIT_USAGE
@@ -508,7 +523,6 @@ def _show_plan(plan: Plan) -> None:
             + ", ".join(f"'{h}'" for h in ignored)
             + " match no GoTo field (kept in the report)"
         )
-    echo(f"To send:  {len(plan.registrants):,} registrants")
 
 
 async def _send(
@@ -530,9 +544,11 @@ async def _send(
     workers = concurrency or default_concurrency(rate)
     async with _http_client(target, workers, request_timeout) as http:
         client = G2WClient(http, target.organizer_key, target.webinar_key)
-        webinar = await client.get_webinar()
+        registrar = Registrar(client, rate=rate, concurrency=workers, resend=resend)
+        webinar = await registrar.call(client.get_webinar)
         if not quiet:
             _show_webinar(webinar, sandbox=target.sandbox is not None)
+            echo(f"To send:  {len(plan.registrants):,} registrants")
         if not plan.registrants:
             return None
         if (
@@ -554,7 +570,6 @@ async def _send(
             results[result.line] = result
             progress.advance()
 
-        registrar = Registrar(client, rate=rate, concurrency=workers, resend=resend)
         try:
             return await registrar.run(plan.registrants, settled)
         finally:
@@ -585,9 +600,13 @@ def _show_webinar(webinar: Webinar, *, sandbox: bool) -> None:
     echo(f"Webinar:  {webinar.subject} ({webinar.key}{when}){where}")
 
 
-def _show_summary(counts: dict[Status, int], outcome: RunOutcome | None) -> None:
-    parts = [f"{counts.get(status, 0):,} {status.value.replace('_', ' ')}" for status in Status]
+def _show_summary(counts: Counter[Status], outcome: RunOutcome | None) -> None:
+    parts = [
+        f"{counts[status]:,} {status.value.replace('_', ' ')}"
+        for status in Status
+        if counts[status]
+    ]
     colour = "green" if all(status.ok for status in counts if counts[status]) else "yellow"
-    echo("Done: " + ", ".join(parts) + ".", fg=colour)
+    echo("Done: " + (", ".join(parts) or "no rows") + ".", fg=colour)
     if outcome is not None and outcome.throttled:
         echo(f"The API asked to slow down {outcome.throttled:,} times; the pace was adjusted.")

@@ -1,8 +1,9 @@
 """Send registrants through a pool of asyncio workers, held just under the API's rate limit.
 
-* The concurrency cap is the number of workers; the rate cap is an ``aiolimiter.AsyncLimiter``
-  that every API call passes, creates and registrant-list pages alike. On top of it an
-  additive-increase/multiplicative-decrease gate slows the pool while 429s keep coming.
+* The concurrency cap is the number of workers; the rate cap is a :class:`Pacer` that every API
+  call passes, creates and registrant-list pages alike: evenly spaced calls just under the
+  limit, an ``aiolimiter.AsyncLimiter`` as the ceiling, and an additive-increase /
+  multiplicative-decrease slow-down while 429s keep coming.
 * Only what is safe is retried: 429, 5xx and connections that failed before the request left,
   with capped exponential back-off and full jitter, honouring ``Retry-After``.
 * A create whose answer was lost may have registered the person, and GoTo has no idempotency key:
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -34,12 +36,16 @@ from .errors import (
 from .models import Registrant, Result, Status
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_RATE = 10.0
 #: Calls are spaced at this fraction of the rate limit. GoTo does not say how it counts "10 calls
-#: a second"; evenly spaced calls just under the limit stay inside it under a token bucket, a
-#: fixed window and a sliding window alike, even when network delays bunch a few together.
-HEADROOM = 0.97
+#: a second"; calls evenly spaced 1 % under the limit stay inside it under a token bucket, a fixed
+#: window and a sliding window alike, unless network delays bunch them by more than a hundredth
+#: of a second, and the rare 429 that follows is retried and slows the pace.
+HEADROOM = 0.99
+#: 429s less than this many seconds apart are a storm, not jitter
+STORM_SECONDS = 5.0
 
 
 def default_concurrency(rate: float) -> int:
@@ -73,40 +79,50 @@ class RunOutcome:
 
 
 class Pacer:
-    """The rate cap: an ``AsyncLimiter`` at the ceiling, and an AIMD gate below it after 429s.
+    """The rate cap: calls on an evenly spaced schedule, under an ``AsyncLimiter`` ceiling.
 
-    The limiter holds a bucket of one call, so calls are evenly spaced: the burst of a full
-    second's calls that a larger bucket allows would, under a fixed or sliding window, put up to
-    twice the limit into one second.
+    One caller at a time (in arrival order) waits for the next slot of the schedule, spaced
+    ``1 / rate`` after the previous *slot*, not after the moment the previous caller woke up, so
+    a timer that fires a little late costs nothing. ``AsyncLimiter(limit, 1.0)`` stays as the
+    ceiling no call can pass; on its own it would let ``limit`` calls through at once, and such a
+    burst puts twice the limit into one second under a fixed or sliding window.
+
+    Additive increase, multiplicative decrease: a 429 slows the schedule (at most once a
+    second, so that one burst counts once), each success wins back a fiftieth of the ceiling.
+    A lone 429, as network jitter can cause, costs a tenth of the pace; 429s that keep coming
+    within a few seconds halve it each time, down to the API's real limit.
     """
 
-    def __init__(self, rate: float) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.ceiling = rate * HEADROOM
+    def __init__(self, limit: float) -> None:
+        if limit <= 0:
+            raise ValueError("the rate limit must be positive")
+        self.ceiling = limit * HEADROOM
         self.rate = self.ceiling
         self.floor = min(self.ceiling, 0.5)
-        self.limiter = AsyncLimiter(1, 1.0 / self.ceiling)
+        self.limiter = AsyncLimiter(limit, 1.0)
         self._loop = asyncio.get_running_loop()
-        self._next_slot = 0.0
+        self._turn = asyncio.Lock()
+        self._last_slot = -math.inf
         self._last_cut = -math.inf
 
     async def acquire(self) -> None:
-        """Wait for this call's turn."""
-        if self.rate < self.ceiling:
+        """Wait for this call's slot."""
+        async with self._turn:
             now = self._loop.time()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + 1.0 / self.rate
+            slot = max(now, self._last_slot + 1.0 / self.rate)
             if slot > now:
                 await asyncio.sleep(slot - now)
+            self._last_slot = slot
         await self.limiter.acquire()
 
     def throttled(self) -> None:
-        """A 429: halve the rate, once per second at most (one burst is one event)."""
+        """A 429: slow down, by a tenth after a quiet spell and by half while they persist."""
         now = self._loop.time()
-        if now - self._last_cut >= 1.0:
-            self._last_cut = now
-            self.rate = max(self.floor, self.rate / 2)
+        since = now - self._last_cut
+        if since < 1.0:
+            return
+        self._last_cut = now
+        self.rate = max(self.floor, self.rate * (0.5 if since < STORM_SECONDS else 0.9))
 
     def succeeded(self) -> None:
         """A call went through: win back a fiftieth of the ceiling."""
@@ -142,6 +158,7 @@ class Directory:
         return self._by_email.get(email_key)
 
     async def _refresh(self) -> None:
+        log.debug("reading the webinar's registrant list")
         started = self._loop.time()
         found: dict[str, ListedRegistrant] = {}
         page = seen = 0
@@ -158,8 +175,20 @@ class Directory:
         self._fetched_at = started
 
 
+@dataclass
+class _Tries:
+    """One call's failed attempts so far, and the seconds spent waiting between them."""
+
+    count: int = 0
+    waited: float = 0.0
+
+
 class Registrar:
-    """One run of the worker pool over a list of registrants."""
+    """The worker pool and everything its calls share: pacer, registrant list, stop signal.
+
+    Create it inside the running event loop; every call of the run, the webinar lookup before
+    it included, goes through :meth:`call` or :meth:`register` so that the pace counts them all.
+    """
 
     def __init__(
         self,
@@ -172,7 +201,6 @@ class Registrar:
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
-        self.rate = rate
         self.concurrency = concurrency or default_concurrency(rate)
         self.resend = resend
         self.policy = policy or RetryPolicy()
@@ -180,15 +208,15 @@ class Registrar:
         self.calls = 0
         self.throttled = 0
         self.retries = 0
+        self.pacer = Pacer(rate)
+        self.directory = Directory(client, self.call)
+        self._stopping = asyncio.Event()
         self._stopped: RunStopped | None = None
 
     async def run(
         self, registrants: Iterable[Registrant], on_result: Callable[[Result], None]
     ) -> RunOutcome:
         """Register everyone; ``on_result`` hears of each row as soon as it is settled."""
-        self.pacer = Pacer(self.rate)
-        self.directory = Directory(self.client, self.call)
-        self._stopping = asyncio.Event()
         pending = iter(registrants)
 
         async def worker() -> None:
@@ -212,7 +240,8 @@ class Registrar:
 
     async def register(self, registrant: Registrant) -> Result | None:
         """Register one person; None when the run stopped before the row was settled."""
-        attempt, waited = 0, 0.0
+        tries = _Tries()
+        what = f"row {registrant.line}"
         while True:
             await self.pacer.acquire()
             if self._stopping.is_set():
@@ -226,14 +255,12 @@ class Registrar:
                 self.stop(exc)
                 return None
             except OutcomeUnknown as exc:
+                log.debug("%s: %s; looking the person up in the registrant list", what, exc)
                 settled = await self._reconcile(registrant, Status.REGISTERED)
                 if settled is not None:
                     return settled
                 error: TransientError = exc
             except TransientError as exc:
-                if isinstance(exc, RateLimited):
-                    self.throttled += 1
-                    self.pacer.throttled()
                 error = exc
             else:
                 self.pacer.succeeded()
@@ -249,31 +276,24 @@ class Registrar:
                     else None
                 )
                 return Result(registrant.line, got.status, got.registrant_key, got.join_url, note)
-            delay = self._delay(error, attempt, waited)
+            delay = self._retry_delay(error, tries, what)
             if delay is None:
-                return _failed(registrant, f"gave up after {attempt + 1} attempts: {error}")
-            attempt, waited = attempt + 1, waited + delay
-            self.retries += 1
+                return _failed(registrant, f"gave up after {tries.count} attempts: {error}")
             if await self._pause(delay):
                 return None
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run an idempotent call (a GET) through the pacer, retrying what may pass."""
-        attempt, waited = 0, 0.0
+        tries = _Tries()
         while True:
             await self.pacer.acquire()
             self.calls += 1
             try:
                 return await operation()
             except TransientError as exc:
-                if isinstance(exc, RateLimited):
-                    self.throttled += 1
-                    self.pacer.throttled()
-                delay = self._delay(exc, attempt, waited)
+                delay = self._retry_delay(exc, tries, "reading from the API")
                 if delay is None:
                     raise
-            attempt, waited = attempt + 1, waited + delay
-            self.retries += 1
             await asyncio.sleep(delay)
 
     async def _reconcile(self, registrant: Registrant, status: Status) -> Result | None:
@@ -295,15 +315,22 @@ class Registrar:
             return None
         return Result(registrant.line, status, found.registrant_key, found.join_url)
 
-    def _delay(self, error: TransientError, attempt: int, waited: float) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up."""
-        if attempt + 1 >= self.policy.attempts:
+    def _retry_delay(self, error: TransientError, tries: _Tries, what: str) -> float | None:
+        """Count a failed attempt; the seconds to wait before the next, or None to give up."""
+        tries.count += 1
+        if isinstance(error, RateLimited):
+            self.throttled += 1
+            self.pacer.throttled()
+        if tries.count >= self.policy.attempts:
             return None
-        delay = self.policy.backoff(attempt, self.rng)
+        delay = self.policy.backoff(tries.count - 1, self.rng)
         if isinstance(error, RateLimited) and error.retry_after is not None:
             delay = max(delay, error.retry_after)
-        if waited + delay > self.policy.max_wait:
+        if tries.waited + delay > self.policy.max_wait:
             return None
+        tries.waited += delay
+        self.retries += 1
+        log.debug("%s: %s; attempt %d in %.1f s", what, error, tries.count + 1, delay)
         return delay
 
     async def _pause(self, seconds: float) -> bool:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
@@ -139,3 +143,44 @@ def people(count: int, *, domain: str = "example.com") -> list[list[str]]:
     rows = [["firstName", "lastName", "email"]]
     rows += [[f"First{i}", f"Last{i}", f"person{i}@{domain}"] for i in range(count)]
     return rows
+
+
+class SandboxProcess:
+    """``g2w-import sandbox`` in a child process on a free loopback port."""
+
+    def __init__(self, *options: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "importer", "sandbox", "--port", "0", *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline()
+        match = re.fullmatch(r"Sandbox API on (http://127\.0\.0\.1:\d+/G2W/rest/v2)\n", first)
+        if not match:
+            self.process.kill()
+            raise AssertionError(f"the sandbox did not start: {first!r}")
+        self.api_url = match[1]
+
+    def stop(self) -> str:
+        """Stop it as Ctrl-C would; return what it printed on stderr."""
+        self.process.send_signal(signal.SIGINT)
+        _, err = self.process.communicate(timeout=30)
+        return err
+
+
+@pytest.fixture
+def sandbox_process() -> Iterator[Callable[..., SandboxProcess]]:
+    """Start ``g2w-import sandbox`` processes; each is stopped after the test."""
+    started: list[SandboxProcess] = []
+
+    def start(*options: str) -> SandboxProcess:
+        started.append(SandboxProcess(*options))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.communicate(timeout=30)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from importer.client import G2WClient
 from importer.errors import AuthError, WebinarNotFound
 from importer.models import Registrant, Result, Status
-from importer.register import HEADROOM, Registrar, RetryPolicy, default_concurrency
+from importer.register import HEADROOM, Pacer, Registrar, RetryPolicy, default_concurrency
 from importer.sandbox import Sandbox, SandboxTransport
 
 from .conftest import api, sandbox_client, virtual_sandbox
@@ -285,3 +285,37 @@ def test_backoff_is_full_jitter_under_the_cap(attempt: int, seed: int) -> None:
 def test_default_concurrency_reaches_the_rate_at_half_a_second_latency() -> None:
     for rate in (1, 10, 25, 100):
         assert default_concurrency(rate) * 2 >= rate  # 2 calls a second per worker at 0.5 s
+
+
+def test_pacer_cuts_gently_for_a_lone_429_and_halves_in_a_storm(run_virtual: Run) -> None:
+    async def go() -> list[float]:
+        pacer = Pacer(10)
+        seen = [pacer.rate]
+        loop = asyncio.get_running_loop()
+        for wait in (0.0, 0.2, 1.5, 1.5, 10.0):  # the 0.2 s one is the same burst: no cut
+            await asyncio.sleep(wait)
+            pacer.throttled()
+            seen.append(pacer.rate)
+        for _ in range(100):
+            pacer.succeeded()
+        seen.append(pacer.rate)
+        assert loop.time() > 13
+        return seen
+
+    ceiling = 10 * HEADROOM
+    seen = run_virtual(go())
+    expected = [ceiling, ceiling * 0.9, ceiling * 0.9, ceiling * 0.45, ceiling * 0.225]
+    assert seen[:5] == pytest.approx(expected)
+    assert seen[5] == pytest.approx(seen[4] * 0.9)  # ten quiet seconds: jitter again
+    assert seen[6] == pytest.approx(ceiling)
+
+
+def test_pacer_never_goes_below_its_floor(run_virtual: Run) -> None:
+    async def go() -> float:
+        pacer = Pacer(10)
+        for _ in range(30):
+            pacer.throttled()
+            await asyncio.sleep(1.0)
+        return pacer.rate
+
+    assert run_virtual(go()) == pytest.approx(0.5)

@@ -6,9 +6,9 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
 
-from .conftest import ThreadedServer, people, write_csv
+from .conftest import SandboxProcess, ThreadedServer, people, write_csv
 
 BASE = f"{PREFIX}/organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}"
 AUTH = {"authorization": "Bearer t"}
@@ -144,60 +144,41 @@ def test_loopback_server_drops_connections_after_registering() -> None:
         assert answer.json()[0]["email"] == "p1@example.com"
 
 
-def test_sandbox_command_serves_a_real_import_between_two_processes(tmp_path: Path) -> None:
+def test_sandbox_command_serves_a_real_import_between_two_processes(
+    tmp_path: Path, sandbox_process: Callable[..., SandboxProcess]
+) -> None:
     """``g2w-import sandbox`` in one process, ``g2w-import register`` in another, over loopback."""
-    server = subprocess.Popen(
+    server = sandbox_process("--latency", "0.05", "--rate", "50")
+    source = write_csv(tmp_path / "guests.csv", people(25))
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
             "importer",
-            "sandbox",
-            "--port",
-            "0",
-            "--latency",
-            "0.05",
+            "register",
+            str(source),
+            "--api-url",
+            server.api_url,
+            "--organizer-key",
+            ORGANIZER_KEY,
+            "--webinar-key",
+            WEBINAR_KEY,
             "--rate",
-            "50",
+            "40",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "G2W_ACCESS_TOKEN": "loopback-token"},
     )
-    try:
-        assert server.stdout is not None
-        first = server.stdout.readline()
-        match = re.fullmatch(r"Sandbox API on (http://127\.0\.0\.1:\d+/G2W/rest/v2)\n", first)
-        assert match, first
-        source = write_csv(tmp_path / "guests.csv", people(25))
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "importer",
-                "register",
-                str(source),
-                "--api-url",
-                match[1],
-                "--organizer-key",
-                ORGANIZER_KEY,
-                "--webinar-key",
-                WEBINAR_KEY,
-                "--rate",
-                "40",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={**os.environ, "G2W_ACCESS_TOKEN": "loopback-token"},
-        )
-        assert done.returncode == 0, done.stderr
-        assert "Done: 25 registered" in done.stderr
-        sheet = load_workbook(tmp_path / "guests-joinurls.xlsx")["Registrants"]
-        rows = list(sheet.iter_rows(values_only=True))
-        keys = [row[rows[0].index("registrantKey")] for row in rows[1:]]
-        assert len(set(keys)) == 25
-    finally:
-        server.send_signal(signal.SIGINT)
-        _, err = server.communicate(timeout=30)
-    assert "Sandbox stopped; it held 25 registrants." in err
+    assert done.returncode == 0, done.stderr
+    assert "Done: 25 registered" in done.stderr
+    sheet = load_workbook(tmp_path / "guests-joinurls.xlsx")["Registrants"]
+    rows = list(sheet.iter_rows(values_only=True))
+    keys = [row[rows[0].index("registrantKey")] for row in rows[1:]]
+    assert len(set(keys)) == 25
+    stopped = server.stop()
+    assert re.search(
+        r"Sandbox stopped after 26 calls \(0 answered 429\); it held 25 registrants", stopped
+    )

@@ -1,0 +1,71 @@
+"""Ctrl-C in the middle of a real run over loopback: exit 130, a complete report, a clean rerun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from openpyxl import load_workbook
+
+from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
+
+from .conftest import SandboxProcess, people, write_csv
+
+
+def statuses(report: Path) -> Counter[str]:
+    rows = list(load_workbook(report)["Registrants"].iter_rows(values_only=True))
+    column = rows[0].index("status")
+    return Counter(str(row[column]) for row in rows[1:])
+
+
+def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
+    tmp_path: Path, sandbox_process: Callable[..., SandboxProcess]
+) -> None:
+    server = sandbox_process("--rate", "0", "--latency", "0.05")
+    source = write_csv(tmp_path / "guests.csv", people(300))
+    command = [
+        sys.executable,
+        "-m",
+        "importer",
+        "register",
+        str(source),
+        "--api-url",
+        server.api_url,
+        "--organizer-key",
+        ORGANIZER_KEY,
+        "--webinar-key",
+        WEBINAR_KEY,
+        "--rate",
+        "40",
+    ]
+    env = {**os.environ, "G2W_ACCESS_TOKEN": "interrupt-token"}
+    run = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(3)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert "Interrupted" in err
+    assert "Traceback" not in err
+    report = tmp_path / "guests-joinurls.xlsx"
+    assert out == f"Report: {report}\n"
+    first = statuses(report)
+    assert sum(first.values()) == 300
+    assert 0 < first["registered"] < 300
+    assert first["pending"] > 0
+
+    rerun = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    second = statuses(report)
+    assert second["registered"] + second["already_registered"] == 300
+    assert second["already_registered"] >= first["registered"]
+    assert "it held 300 registrants" in server.stop()
