@@ -69,7 +69,7 @@ async def measure(api_url: str, rows: int, rate: float, concurrency: int | None)
         registrar = Registrar(client, rate=rate, concurrency=concurrency)
         await registrar.call(client.get_webinar)  # as the command does before it sends
         started = time.perf_counter()
-        outcome = await registrar.run(people, lambda result: statuses.append(result.status))
+        outcome = await registrar.run(people, lambda _, result: statuses.append(result.status))
         elapsed = time.perf_counter() - started
     per_second = len(statuses) / elapsed
     failed = sum(status is not Status.REGISTERED for status in statuses)

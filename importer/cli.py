@@ -8,20 +8,31 @@ to continue; 4 the API refused the token or does not know the webinar; 130 inter
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 import click
 
-from .errors import ImporterError, InputError, ReportError, RunStopped, UsageError
-from .models import Result, Status
+from .errors import (
+    ImporterError,
+    InputError,
+    JournalError,
+    LimitReached,
+    ReportError,
+    RunStopped,
+    UsageError,
+)
+from .models import Registrant, Result, Status
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -29,7 +40,8 @@ if TYPE_CHECKING:
     import httpx
 
     from .client import Webinar
-    from .register import RunOutcome
+    from .journal import Journal
+    from .register import Preparation, Registrar, RunOutcome
     from .sandbox import SandboxConfig
     from .validate import Plan
 
@@ -148,6 +160,26 @@ class Target:
     show_default=True,
     help="Have GoTo e-mail the confirmation again to people already registered.",
 )
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The run's journal (SQLite).  [default: one per webinar in your user data folder]",
+)
+@click.option(
+    "--max-calls",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Make at most N API calls in this run (for a daily quota); run again to continue.",
+)
+@click.option(
+    "--give-up-after",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop (resumable) when the API has answered only 429 for this long.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation before sending.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary; errors only.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every API call (tokens are never shown).")
@@ -165,6 +197,9 @@ def register(
     concurrency: int | None,
     timeout: float,
     resend_confirmation: bool,
+    journal_path: Path | None,
+    max_calls: int | None,
+    give_up_after: float,
     yes: bool,
     quiet: bool,
     verbose: bool,
@@ -172,7 +207,8 @@ def register(
     """Register everyone in FILE (.csv, .txt, .xlsx or .xlsm) for a webinar.
 
     Every row is checked before anything is sent; the report lists each row with its status
-    and join URL.
+    and join URL. Interrupted or stopped, the same command run again carries on where it
+    stopped, and never registers anyone twice.
     """
     from . import reader, report, validate
 
@@ -203,31 +239,28 @@ def register(
             sys.exit(EXIT_OK if len(plan.registrants) == len(table.rows) else EXIT_ROWS)
         assert target is not None
         _setup_logging(verbose, secrets=[target.token or ""])
-        results: dict[int, Result] = {}
-        interrupted = False
-        outcome: RunOutcome | None = None
-        try:
-            outcome = asyncio.run(
-                _send(
-                    plan,
-                    target,
-                    results,
-                    rate=rate,
-                    concurrency=concurrency,
-                    request_timeout=timeout,
-                    resend=resend_confirmation,
-                    confirm=not yes,
-                    quiet=quiet,
-                )
-            )
-        except KeyboardInterrupt:
-            interrupted = True
-            echo()
-            echo("Interrupted: rows not yet settled are marked pending.", fg="yellow")
-        except _Declined:
-            echo("Nothing was sent.")
-            sys.exit(EXIT_OK)
-        table_report = report.build(plan, results)
+        options = SendOptions(
+            rate=rate,
+            concurrency=concurrency,
+            timeout=timeout,
+            resend=resend_confirmation,
+            confirm=not yes,
+            quiet=quiet,
+            max_calls=max_calls,
+            give_up_after=give_up_after,
+        )
+        record = RunRecord()
+        with _journal(target, journal_path) as journal:
+            if not quiet:
+                echo(f"Journal:  {journal.path}")
+            try:
+                asyncio.run(_send(plan, target, journal, options, record))
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                record.interrupted = True
+            except _Declined:
+                echo("Nothing was sent.")
+                sys.exit(EXIT_OK)
+        table_report = report.build(plan, record.results)
         written = report.write(table_report, out_path)
         if written != out_path:
             echo(
@@ -237,21 +270,25 @@ def register(
             )
         counts = table_report.counts()
         if not quiet:
-            _show_summary(counts, outcome)
+            _show_summary(counts, record.outcome)
         click.echo(f"Report: {written}")
-        if interrupted:
-            echo("Run the same command again to send the pending rows.")
-            sys.exit(EXIT_INTERRUPTED)
-        if outcome is not None and outcome.stopped is not None:
-            fail(
-                f"{outcome.stopped}. Pending rows were not sent; fix this and run the same "
-                "command again.",
-                EXIT_API,
-            )
-        problems = sum(
-            counts[s] for s in (Status.INVALID, Status.DUPLICATE, Status.FAILED, Status.PENDING)
-        )
-        sys.exit(EXIT_ROWS if problems else EXIT_OK)
+        sys.exit(_finish(record, counts))
+
+
+def _finish(record: RunRecord, counts: Counter[Status]) -> int:
+    """Say how the run ended, and with which exit code."""
+    stopped = record.outcome.stopped if record.outcome else None
+    pending = counts[Status.PENDING]
+    again = f"{pending:,} rows are pending: run the same command again to continue."
+    if record.interrupted:
+        echo(f"Interrupted. {again}", fg="yellow")
+        return EXIT_INTERRUPTED
+    if isinstance(stopped, LimitReached):
+        echo(f"Stopped early: {stopped}. {again}", fg="yellow")
+        return EXIT_STOPPED
+    if stopped is not None:
+        fail(f"{stopped}. {again}", EXIT_API)
+    return EXIT_OK if all(status.ok for status in counts if counts[status]) else EXIT_ROWS
 
 
 @cli.command("sandbox")
@@ -401,8 +438,10 @@ class _Declined(Exception):
 def _errors_translated() -> Iterator[None]:
     try:
         yield
-    except (UsageError, InputError) as exc:
+    except (UsageError, InputError, JournalError) as exc:
         fail(str(exc), EXIT_USAGE)
+    except LimitReached as exc:
+        fail(f"{exc}; nothing more was sent. Run the same command again later.", EXIT_STOPPED)
     except RunStopped as exc:
         fail(f"{exc}. Nothing more was sent.", EXIT_API)
     except ReportError as exc:
@@ -525,55 +564,137 @@ def _show_plan(plan: Plan) -> None:
         )
 
 
+@dataclass(frozen=True)
+class SendOptions:
+    """How to send, as the command line says."""
+
+    rate: float
+    concurrency: int | None
+    timeout: float
+    resend: bool
+    confirm: bool
+    quiet: bool
+    max_calls: int | None
+    give_up_after: float
+
+
+@dataclass
+class RunRecord:
+    """What a run has settled so far; it survives an interrupt, so the report can be written."""
+
+    results: dict[int, Result] = field(default_factory=dict)
+    outcome: RunOutcome | None = None
+    interrupted: bool = False
+
+
+@contextmanager
+def _journal(target: Target, path: Path | None) -> Iterator[Journal]:
+    """The webinar's journal, locked for this run; a throwaway one for the in-process sandbox."""
+    from .journal import Journal, default_path
+
+    with contextlib.ExitStack() as stack:
+        if path is None and target.sandbox is not None:
+            # The in-process sandbox starts empty every time: so must its journal.
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="g2w-sandbox-"))
+            path = Path(folder) / "journal.sqlite3"
+        path = path or default_path(target.organizer_key, target.webinar_key)
+        yield stack.enter_context(
+            Journal.open(path, organizer_key=target.organizer_key, webinar_key=target.webinar_key)
+        )
+
+
 async def _send(
-    plan: Plan,
-    target: Target,
-    results: dict[int, Result],
-    *,
-    rate: float,
-    concurrency: int | None,
-    request_timeout: float,
-    resend: bool,
-    confirm: bool,
-    quiet: bool,
-) -> RunOutcome | None:
+    plan: Plan, target: Target, journal: Journal, options: SendOptions, record: RunRecord
+) -> None:
     from .client import G2WClient
     from .progress import Progress
     from .register import Registrar, default_concurrency
 
-    workers = concurrency or default_concurrency(rate)
-    async with _http_client(target, workers, request_timeout) as http:
+    quiet = options.quiet
+    workers = options.concurrency or default_concurrency(options.rate)
+    async with _http_client(target, workers, options.timeout) as http:
         client = G2WClient(http, target.organizer_key, target.webinar_key)
-        registrar = Registrar(client, rate=rate, concurrency=workers, resend=resend)
-        webinar = await registrar.call(client.get_webinar)
-        if not quiet:
-            _show_webinar(webinar, sandbox=target.sandbox is not None)
-            echo(f"To send:  {len(plan.registrants):,} registrants")
-        if not plan.registrants:
-            return None
-        if (
-            confirm
-            and sys.stdin.isatty()
-            and sys.stderr.isatty()
-            and not click.confirm(
-                f"Register {len(plan.registrants):,} people for this webinar?",
-                default=True,
-                err=True,
+        registrar = Registrar(
+            client,
+            rate=options.rate,
+            concurrency=workers,
+            resend=options.resend,
+            journal=journal,
+            max_calls=options.max_calls,
+            give_up_after=options.give_up_after,
+        )
+        with _interrupts(registrar, record):
+            webinar = await registrar.call(client.get_webinar)
+            if not quiet:
+                _show_webinar(webinar, sandbox=target.sandbox is not None)
+            prepared = await registrar.prepare(list(plan.registrants))
+            record.results.update(prepared.settled)
+            if not quiet:
+                _show_preparation(len(plan.registrants), prepared)
+            to_send = prepared.to_send
+            if not to_send or registrar.stopping:
+                record.outcome = registrar.outcome()
+                return
+            if (
+                options.confirm
+                and sys.stdin.isatty()
+                and sys.stderr.isatty()
+                and not click.confirm(
+                    f"Register {len(to_send):,} people for this webinar?", default=True, err=True
+                )
+            ):
+                raise _Declined
+            progress = Progress(
+                len(to_send), sys.stderr, terminal=sys.stderr.isatty(), enabled=not quiet
             )
-        ):
-            raise _Declined
-        progress = Progress(
-            len(plan.registrants), sys.stderr, terminal=sys.stderr.isatty(), enabled=not quiet
+
+            def settled(registrant: Registrant, result: Result) -> None:
+                record.results[result.line] = result
+                progress.advance()
+
+            try:
+                record.outcome = await registrar.run(to_send, settled)
+            finally:
+                progress.finish()
+
+
+@contextmanager
+def _interrupts(registrar: Registrar, record: RunRecord) -> Iterator[None]:
+    """Ctrl-C or SIGTERM once: finish the calls under way, then stop. Twice: stop at once."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def interrupted() -> None:
+        if record.interrupted:
+            task.cancel()
+            return
+        record.interrupted = True
+        registrar.stop()
+        echo()
+        echo(
+            "Stopping: letting the calls under way finish (Ctrl-C again stops at once).",
+            fg="yellow",
         )
 
-        def settled(result: Result) -> None:
-            results[result.line] = result
-            progress.advance()
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            loop.add_signal_handler(signum, interrupted)
+            installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
-        try:
-            return await registrar.run(plan.registrants, settled)
-        finally:
-            progress.finish()
+
+def _show_preparation(total: int, prepared: Preparation) -> None:
+    if prepared.resumed:
+        echo(f"Resuming: {prepared.resumed:,} of {total:,} rows were settled by an earlier run.")
+    if prepared.found:
+        echo(f"Found:    {prepared.found:,} already registered in GoTo Webinar; not sent again.")
+    echo(f"To send:  {len(prepared.to_send):,} registrants")
 
 
 def _http_client(target: Target, workers: int, timeout: float) -> httpx.AsyncClient:

@@ -7,10 +7,12 @@ setting at fault and says what to do. ``cli.py`` turns each class into an exit c
     ├── UsageError              a setting is missing or malformed (exit 2)
     ├── InputError              the input file cannot be used (exit 2)
     ├── ReportError             the report could not be written (exit 1)
+    ├── JournalError            the journal cannot be used, or another import holds it (exit 2)
     └── ApiError                the API answered something the run cannot get past
-        ├── RunStopped          nothing more may be sent in this run
+        ├── RunStopped          nothing more may be sent in this run; rows left are pending
         │   ├── AuthError           token missing, wrong or expired (exit 4)
-        │   └── WebinarNotFound     unknown or cancelled webinar (exit 4)
+        │   ├── WebinarNotFound     unknown or cancelled webinar (exit 4)
+        │   └── LimitReached        a quota, --max-calls, or 429s without end (exit 3)
         ├── RequestRejected     the API refused one registrant (HTTP 400): the row fails
         └── TransientError      worth another try later
             ├── RateLimited         HTTP 429
@@ -40,6 +42,10 @@ class ReportError(ImporterError):
     """The report could not be written where it was asked for."""
 
 
+class JournalError(ImporterError):
+    """The journal cannot be opened, belongs to another webinar, or is in use."""
+
+
 class ApiError(ImporterError):
     """The GoTo Webinar API answered with something other than success."""
 
@@ -58,6 +64,10 @@ class AuthError(RunStopped):
 
 class WebinarNotFound(RunStopped):
     """The organizer has no such webinar, or it was cancelled (HTTP 404)."""
+
+
+class LimitReached(RunStopped):
+    """A call quota or a rate limit that waiting a little will not lift: run again later."""
 
 
 class RequestRejected(ApiError):

@@ -96,3 +96,5 @@ class Result:
     registrant_key: str | None = None
     join_url: str | None = None
     error: str | None = None
+    #: a failure that may pass (retries ran out): the next run tries the row again
+    retryable: bool = False

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -27,12 +28,14 @@ from aiolimiter import AsyncLimiter
 
 from .client import G2WClient, ListedRegistrant
 from .errors import (
+    LimitReached,
     OutcomeUnknown,
     RateLimited,
     RequestRejected,
     RunStopped,
     TransientError,
 )
+from .journal import Journal
 from .models import Registrant, Result, Status
 
 T = TypeVar("T")
@@ -78,6 +81,19 @@ class RunOutcome:
     retries: int
 
 
+@dataclass(frozen=True)
+class Preparation:
+    """Who still needs sending after the journal and the registrant list had their say."""
+
+    to_send: list[Registrant]
+    #: rows settled before any create call, by input line
+    settled: dict[int, Result]
+    #: of those, how many an earlier run had settled
+    resumed: int
+    #: and how many the registrant list showed as registered already
+    found: int
+
+
 class Pacer:
     """The rate cap: calls on an evenly spaced schedule, under an ``AsyncLimiter`` ceiling.
 
@@ -105,15 +121,21 @@ class Pacer:
         self._last_slot = -math.inf
         self._last_cut = -math.inf
 
-    async def acquire(self) -> None:
-        """Wait for this call's slot."""
+    async def acquire(self, stop: asyncio.Event | None = None) -> bool:
+        """Wait for this call's slot; False, at once, if ``stop`` is set meanwhile."""
         async with self._turn:
             now = self._loop.time()
             slot = max(now, self._last_slot + 1.0 / self.rate)
-            if slot > now:
+            if slot > now and stop is None:
                 await asyncio.sleep(slot - now)
+            elif slot > now and stop is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), slot - now)
+            if stop is not None and stop.is_set():
+                return False
             self._last_slot = slot
         await self.limiter.acquire()
+        return True
 
     def throttled(self) -> None:
         """A 429: slow down, by a tenth after a quiet spell and by half while they persist."""
@@ -157,6 +179,12 @@ class Directory:
                 await self._refresh()
         return self._by_email.get(email_key)
 
+    async def everyone(self) -> dict[str, ListedRegistrant]:
+        """The whole list, read now, by case-folded e-mail."""
+        async with self._lock:
+            await self._refresh()
+        return dict(self._by_email)
+
     async def _refresh(self) -> None:
         log.debug("reading the webinar's registrant list")
         started = self._loop.time()
@@ -184,10 +212,12 @@ class _Tries:
 
 
 class Registrar:
-    """The worker pool and everything its calls share: pacer, registrant list, stop signal.
+    """The worker pool and everything its calls share: pacer, registrant list, journal, stop.
 
     Create it inside the running event loop; every call of the run, the webinar lookup before
-    it included, goes through :meth:`call` or :meth:`register` so that the pace counts them all.
+    it included, goes through :meth:`call` or :meth:`register` so that the pace and
+    ``max_calls`` count them all. With a journal, each person is committed as ``sending``
+    before the create call and settled right after the answer.
     """
 
     def __init__(
@@ -198,55 +228,105 @@ class Registrar:
         concurrency: int | None = None,
         resend: bool = False,
         policy: RetryPolicy | None = None,
+        journal: Journal | None = None,
+        max_calls: int | None = None,
+        give_up_after: float = 60.0,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
         self.concurrency = concurrency or default_concurrency(rate)
         self.resend = resend
         self.policy = policy or RetryPolicy()
+        self.journal = journal
+        self.max_calls = max_calls
+        self.give_up_after = give_up_after
         self.rng = rng or random.Random()
         self.calls = 0
         self.throttled = 0
         self.retries = 0
         self.pacer = Pacer(rate)
         self.directory = Directory(client, self.call)
+        self._loop = asyncio.get_running_loop()
+        self._last_success = self._loop.time()
         self._stopping = asyncio.Event()
         self._stopped: RunStopped | None = None
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the run takes no new rows any more."""
+        return self._stopping.is_set()
+
+    async def prepare(self, registrants: list[Registrant]) -> Preparation:
+        """Sort out who still needs sending, before the first create call.
+
+        Rows the journal holds as settled are not sent again; for the rest the webinar's
+        registrant list is read once, so that people already registered (by an earlier run
+        whose answer was lost, or by any other channel) are not sent at all.
+        """
+        if self.journal is None:
+            return Preparation(list(registrants), {}, 0, 0)
+        admission = self.journal.admit(registrants)
+        if not admission.to_send:
+            return Preparation([], admission.settled, len(admission.settled), 0)
+        listed = {
+            email_key: (entry.registrant_key, entry.join_url)
+            for email_key, entry in (await self.directory.everyone()).items()
+        }
+        still, found = self.journal.reconcile(admission.to_send, listed)
+        return Preparation(
+            still, {**admission.settled, **found}, len(admission.settled), len(found)
+        )
+
     async def run(
-        self, registrants: Iterable[Registrant], on_result: Callable[[Result], None]
+        self,
+        registrants: Iterable[Registrant],
+        on_result: Callable[[Registrant, Result], None],
     ) -> RunOutcome:
         """Register everyone; ``on_result`` hears of each row as soon as it is settled."""
         pending = iter(registrants)
+        self._last_success = self._loop.time()
 
         async def worker() -> None:
             for registrant in pending:
-                if self._stopping.is_set():
+                if self.stopping:
                     return
                 result = await self.register(registrant)
                 if result is not None:
-                    on_result(result)
+                    on_result(registrant, result)
 
         async with asyncio.TaskGroup() as group:
             for _ in range(self.concurrency):
                 group.create_task(worker())
+        return self.outcome()
+
+    def outcome(self) -> RunOutcome:
+        """How the run stands: why it stopped, if it did, and what it cost."""
         return RunOutcome(self._stopped, self.calls, self.throttled, self.retries)
 
-    def stop(self, reason: RunStopped) -> None:
-        """Take no new rows; rows not yet settled stay pending."""
+    def stop(self, reason: RunStopped | None = None) -> None:
+        """Take no new rows and start no new attempts; calls under way finish and are recorded.
+
+        ``reason`` says why, unless the run was asked to stop (Ctrl-C).
+        """
         if self._stopped is None:
             self._stopped = reason
         self._stopping.set()
 
     async def register(self, registrant: Registrant) -> Result | None:
-        """Register one person; None when the run stopped before the row was settled."""
+        """Register one person, with the journal kept; None when the run stopped first."""
+        result = await self._register(registrant)
+        if result is not None and self.journal is not None:
+            self.journal.settle(registrant, result)
+        return result
+
+    async def _register(self, registrant: Registrant) -> Result | None:
         tries = _Tries()
         what = f"row {registrant.line}"
         while True:
-            await self.pacer.acquire()
-            if self._stopping.is_set():
+            if not await self._slot():
                 return None
-            self.calls += 1
+            if tries.count == 0 and self.journal is not None:
+                self.journal.sending(registrant)
             try:
                 got = await self.client.create_registrant(registrant, resend=self.resend)
             except RequestRejected as exc:
@@ -263,7 +343,7 @@ class Registrar:
             except TransientError as exc:
                 error = exc
             else:
-                self.pacer.succeeded()
+                self._succeeded()
                 if got.registrant_key is None:  # a 409 that does not say as whom
                     return await self._reconcile(registrant, Status.ALREADY_REGISTERED) or _failed(
                         registrant,
@@ -277,8 +357,12 @@ class Registrar:
                 )
                 return Result(registrant.line, got.status, got.registrant_key, got.join_url, note)
             delay = self._retry_delay(error, tries, what)
+            if delay is None and self.stopping:
+                return None
             if delay is None:
-                return _failed(registrant, f"gave up after {tries.count} attempts: {error}")
+                return _failed(
+                    registrant, f"gave up after {tries.count} attempts: {error}", retryable=True
+                )
             if await self._pause(delay):
                 return None
 
@@ -286,15 +370,35 @@ class Registrar:
         """Run an idempotent call (a GET) through the pacer, retrying what may pass."""
         tries = _Tries()
         while True:
-            await self.pacer.acquire()
-            self.calls += 1
+            if not await self._slot(stopping_too=False):
+                assert self._stopped is not None
+                raise self._stopped
             try:
-                return await operation()
+                answer = await operation()
             except TransientError as exc:
                 delay = self._retry_delay(exc, tries, "reading from the API")
+                if delay is None and self._stopped is not None:
+                    raise self._stopped from exc
                 if delay is None:
                     raise
+            else:
+                self._succeeded()
+                return answer
             await asyncio.sleep(delay)
+
+    async def _slot(self, *, stopping_too: bool = True) -> bool:
+        """Wait for the pace to allow a call and count it; False when no call may be made."""
+        if not await self.pacer.acquire(self._stopping if stopping_too else None):
+            return False
+        if self.max_calls is not None and self.calls >= self.max_calls:
+            self.stop(LimitReached(f"the run made the {self.max_calls:,} calls --max-calls allows"))
+            return False
+        self.calls += 1
+        return True
+
+    def _succeeded(self) -> None:
+        self._last_success = self._loop.time()
+        self.pacer.succeeded()
 
     async def _reconcile(self, registrant: Registrant, status: Status) -> Result | None:
         """Settle a row from the registrant list; None when the person is not in it."""
@@ -309,7 +413,8 @@ class Registrar:
             return _failed(
                 registrant,
                 f"the answer was lost and the registrant list could not be read ({exc}); "
-                "check this person in GoTo Webinar before sending again",
+                "run again to settle this row",
+                retryable=True,
             )
         if found is None:
             return None
@@ -321,6 +426,14 @@ class Registrar:
         if isinstance(error, RateLimited):
             self.throttled += 1
             self.pacer.throttled()
+            quiet = self._loop.time() - self._last_success
+            if quiet >= self.give_up_after:
+                self.stop(
+                    LimitReached(
+                        f"the API has answered only 429 (too many requests) for {quiet:.0f} s"
+                    )
+                )
+                return None
         if tries.count >= self.policy.attempts:
             return None
         delay = self.policy.backoff(tries.count - 1, self.rng)
@@ -342,5 +455,5 @@ class Registrar:
         return True
 
 
-def _failed(registrant: Registrant, error: str) -> Result:
-    return Result(registrant.line, Status.FAILED, error=error)
+def _failed(registrant: Registrant, error: str, *, retryable: bool = False) -> Result:
+    return Result(registrant.line, Status.FAILED, error=error, retryable=retryable)

@@ -49,6 +49,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         super()._run_once()  # type: ignore[misc]
 
 
+@pytest.fixture(autouse=True)
+def own_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Journals of every test (and its subprocesses) go into the test's own folder."""
+    folder = tmp_path / "user-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture
 def run_virtual() -> Iterator[Callable[[Coroutine[Any, Any, T]], T]]:
     """Run a coroutine to completion on a :class:`VirtualTimeLoop`."""

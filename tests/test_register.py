@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from importer.client import G2WClient
-from importer.errors import AuthError, WebinarNotFound
+from importer.errors import AuthError, LimitReached, WebinarNotFound
 from importer.models import Registrant, Result, Status
 from importer.register import HEADROOM, Pacer, Registrar, RetryPolicy, default_concurrency
 from importer.sandbox import Sandbox, SandboxTransport
@@ -65,7 +65,7 @@ async def send(
     async with sandbox_client(sandbox, timeout=read_timeout, transport=transport) as http:
         registrar = Registrar(api(http, sandbox), rng=random.Random(1), **options)
         started = loop.time()
-        outcome = await registrar.run(people, lambda r: results.__setitem__(r.line, r))
+        outcome = await registrar.run(people, lambda _, r: results.__setitem__(r.line, r))
         return results, outcome, loop.time() - started
 
 
@@ -195,7 +195,7 @@ def test_unknown_webinar_stops_the_run(run_virtual: Run) -> None:
     async def go() -> Any:
         async with sandbox_client(sandbox) as http:
             client = G2WClient(http, sandbox.organizer_key, "1234567890123456789")
-            return await Registrar(client, rate=50).run(registrants(10), lambda r: None)
+            return await Registrar(client, rate=50).run(registrants(10), lambda _, r: None)
 
     outcome = run_virtual(go())
     assert isinstance(outcome.stopped, WebinarNotFound)
@@ -269,10 +269,37 @@ def test_total_back_off_is_bounded(run_virtual: Run) -> None:
 
     policy = RetryPolicy(attempts=100, max_wait=100.0)
     results, _, elapsed = run_virtual(
-        send(Sandbox(), registrants(1), transport=mock_api(handler), policy=policy)
+        send(
+            Sandbox(),
+            registrants(1),
+            transport=mock_api(handler),
+            policy=policy,
+            give_up_after=1000,
+        )
     )
     assert results[2].status is Status.FAILED
     assert elapsed <= 100.0 + 1
+
+
+def test_endless_429s_stop_the_run_resumably(run_virtual: Run) -> None:
+    def handler(request: httpx.Request, attempt: int) -> httpx.Response:
+        return httpx.Response(429)
+
+    results, outcome, elapsed = run_virtual(
+        send(Sandbox(), registrants(30), transport=mock_api(handler), give_up_after=60)
+    )
+    assert isinstance(outcome.stopped, LimitReached)
+    assert "answered only 429" in str(outcome.stopped)
+    assert results == {}  # every row stays pending
+    assert 60 <= elapsed <= 60 + 31  # at most one more back-off after the limit
+
+
+def test_max_calls_stops_the_run_resumably(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0)
+    results, outcome, _ = run_virtual(send(sandbox, registrants(50), max_calls=20))
+    assert isinstance(outcome.stopped, LimitReached)
+    assert outcome.calls == 20
+    assert len(results) == len(sandbox.registrants()) == 20
 
 
 @given(attempt=st.integers(0, 40), seed=st.integers(0, 2**32))

@@ -1,0 +1,308 @@
+"""The journal: an SQLite record of every person's state for one webinar, the run's truth.
+
+A row moves ``todo → sending → registered | already_registered | failed``. ``sending`` is
+committed *before* the create call and the answer right after it, so a kill at any instant leaves
+an exact record: a ``sending`` row is one whose outcome is unknown, to be settled from the
+webinar's registrant list before it is ever sent again. SQLite runs in WAL mode with
+``synchronous=FULL``: a committed state survives a power cut.
+
+One journal per organizer and webinar, whatever the input file is called, so that running the
+same import again finds it. A lock file beside it keeps a second process out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from .errors import JournalError
+from .models import Registrant, Result, Status
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (
+    email_key       TEXT PRIMARY KEY,
+    email           TEXT NOT NULL,
+    line            INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    registrant_key  TEXT,
+    join_url        TEXT,
+    error           TEXT,
+    retry           INTEGER NOT NULL DEFAULT 0,
+    body_hash       TEXT NOT NULL,
+    updated         TEXT NOT NULL
+);
+"""
+
+
+class State(enum.StrEnum):
+    """Where one person stands in the journal."""
+
+    TODO = "todo"
+    SENDING = "sending"
+    REGISTERED = "registered"
+    ALREADY_REGISTERED = "already_registered"
+    FAILED = "failed"
+
+
+_SETTLED = {
+    State.REGISTERED: Status.REGISTERED,
+    State.ALREADY_REGISTERED: Status.ALREADY_REGISTERED,
+    State.FAILED: Status.FAILED,
+}
+
+_STATE_OF = {status: state for state, status in _SETTLED.items()}
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the journal already knows of a plan's registrants."""
+
+    #: rows to send: never sent, of unknown outcome, or worth another try
+    to_send: list[Registrant]
+    #: rows settled by an earlier run, by input line
+    settled: dict[int, Result]
+    #: how many of the rows to send are of unknown outcome (``sending``)
+    unknown: int
+
+
+def default_path(organizer_key: str, webinar_key: str) -> Path:
+    """Where the journal of a webinar lives unless ``--journal`` says otherwise."""
+    import platformdirs
+
+    folder = Path(platformdirs.user_data_dir("g2w-import", appauthor=False)) / "journals"
+    return folder / f"{organizer_key}-{webinar_key}.sqlite3"
+
+
+def body_hash(registrant: Registrant) -> str:
+    """A fingerprint of what would be sent for this person."""
+    text = json.dumps(registrant.body(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Journal:
+    """The open, locked journal of one webinar."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection, lock: IO[bytes]) -> None:
+        self.path = path
+        self._db = connection
+        self._lock = lock
+
+    @classmethod
+    def open(cls, path: Path, *, organizer_key: str, webinar_key: str) -> Journal:
+        """Open (or create) the journal at ``path`` and take its lock."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = _take_lock(path.with_name(path.name + ".lock"))
+        except OSError as exc:
+            raise JournalError(
+                f"{path}: the journal cannot be created ({exc.strerror}); "
+                "choose another place with --journal"
+            ) from exc
+        try:
+            connection = sqlite3.connect(path, isolation_level=None)
+            os.chmod(path, 0o600)  # names and e-mail addresses: for the user's eyes only
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.executescript(_SCHEMA)
+            journal = cls(path, connection, lock)
+            journal._claim(organizer_key, webinar_key)
+        except sqlite3.DatabaseError as exc:
+            lock.close()
+            raise JournalError(
+                f"{path}: is not a usable journal ({exc}); move it away and run again "
+                "(people already registered are then found in the webinar's registrant list)"
+            ) from exc
+        except JournalError:
+            lock.close()
+            raise
+        return journal
+
+    def close(self) -> None:
+        """Release the database and the lock."""
+        self._db.close()
+        self._lock.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _claim(self, organizer_key: str, webinar_key: str) -> None:
+        wanted = {"schema": SCHEMA_VERSION, "organizer": organizer_key, "webinar": webinar_key}
+        found = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+        if not found:
+            with self._transaction():
+                self._db.executemany("INSERT INTO meta VALUES (?, ?)", wanted.items())
+            return
+        if found != wanted:
+            raise JournalError(
+                f"{self.path}: this journal belongs to webinar {found.get('webinar')} of "
+                f"organizer {found.get('organizer')}; name another with --journal"
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def admit(self, registrants: Iterable[Registrant]) -> Admission:
+        """Record new people as ``todo`` and sort everyone into sent and still to send.
+
+        A row that failed is tried again when its failure may pass (it ran out of retries) or
+        when the row itself has changed since GoTo refused it.
+        """
+        known = {
+            row[0]: row
+            for row in self._db.execute(
+                "SELECT email_key, state, registrant_key, join_url, error, retry, body_hash "
+                "FROM people"
+            )
+        }
+        to_send: list[Registrant] = []
+        settled: dict[int, Result] = {}
+        unknown = 0
+        now = _now()
+        with self._transaction():
+            for person in registrants:
+                fingerprint = body_hash(person)
+                row = known.get(person.email_key)
+                if row is None:
+                    self._db.execute(
+                        "INSERT INTO people (email_key, email, line, state, body_hash, updated) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (person.email_key, person.email, person.line, State.TODO, fingerprint, now),
+                    )
+                    to_send.append(person)
+                    continue
+                _, state, key, url, error, retry, old_fingerprint = row
+                self._db.execute(
+                    "UPDATE people SET line = ? WHERE email_key = ?",
+                    (person.line, person.email_key),
+                )
+                if state == State.FAILED and (retry or fingerprint != old_fingerprint):
+                    self._set(person.email_key, State.TODO, body_hash=fingerprint)
+                    to_send.append(person)
+                elif state in (State.TODO, State.SENDING):
+                    unknown += state == State.SENDING
+                    to_send.append(person)
+                else:
+                    settled[person.line] = Result(
+                        person.line, _SETTLED[State(state)], key, url, error
+                    )
+        return Admission(to_send, settled, unknown)
+
+    def sending(self, registrant: Registrant) -> None:
+        """Commit, before the call, that this person is being sent."""
+        with self._transaction():
+            self._set(registrant.email_key, State.SENDING, body_hash=body_hash(registrant))
+
+    def settle(self, registrant: Registrant, result: Result) -> None:
+        """Commit the outcome of sending this person, as soon as it is known."""
+        with self._transaction():
+            self._set(
+                registrant.email_key,
+                _STATE_OF[result.status],
+                key=result.registrant_key,
+                url=result.join_url,
+                error=result.error,
+                retry=result.retryable,
+            )
+
+    def reconcile(
+        self, registrants: Iterable[Registrant], listed: Mapping[str, tuple[str, str | None]]
+    ) -> tuple[list[Registrant], dict[int, Result]]:
+        """Settle rows from the webinar's registrant list (e-mail key → registrant key, URL).
+
+        A person in the list is registered: by this tool if the row was ``sending``, by some
+        other channel if it was ``todo``. A ``sending`` row not in the list was never received
+        and goes back to ``todo``. Returns the rows still to send and the rows settled now.
+        """
+        states = dict(self._db.execute("SELECT email_key, state FROM people").fetchall())
+        still: list[Registrant] = []
+        settled: dict[int, Result] = {}
+        with self._transaction():
+            for person in registrants:
+                found = listed.get(person.email_key)
+                state = states.get(person.email_key)
+                if found is None:
+                    if state == State.SENDING:
+                        self._set(person.email_key, State.TODO)
+                    still.append(person)
+                    continue
+                status = Status.REGISTERED if state == State.SENDING else Status.ALREADY_REGISTERED
+                result = Result(person.line, status, found[0], found[1])
+                self._set(person.email_key, _STATE_OF[status], key=found[0], url=found[1])
+                settled[person.line] = result
+        return still, settled
+
+    def _set(
+        self,
+        email_key: str,
+        state: State,
+        *,
+        key: str | None = None,
+        url: str | None = None,
+        error: str | None = None,
+        retry: bool = False,
+        body_hash: str | None = None,
+    ) -> None:
+        self._db.execute(
+            "UPDATE people SET state = ?, registrant_key = ?, join_url = ?, error = ?, retry = ?, "
+            "body_hash = COALESCE(?, body_hash), updated = ? WHERE email_key = ?",
+            (state, key, url, error, int(retry), body_hash, _now(), email_key),
+        )
+
+    def counts(self) -> dict[State, int]:
+        """How many people are in each state."""
+        rows = self._db.execute("SELECT state, COUNT(*) FROM people GROUP BY state")
+        return {State(state): count for state, count in rows}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _take_lock(path: Path) -> IO[bytes]:
+    """An exclusive lock held for as long as the returned file is open (released on any exit)."""
+    handle = path.open("a+b")
+    try:
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise JournalError(
+            f"another import for this webinar is running (it holds {path.name}); "
+            "wait for it to finish, or stop it, and run again"
+        ) from None
+    os.chmod(path, 0o600)
+    return handle
