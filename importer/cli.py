@@ -367,6 +367,12 @@ def _finish(record: RunRecord, counts: Counter[Status]) -> int:
     metavar="N",
     help="Refuse the token (403 InvalidToken) from call N+1 on.",
 )
+@click.option(
+    "--quota",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Refuse every call (403, quota exceeded) once N people are registered.",
+)
 @click.option("--seed", type=int, help="Seed for keys and faults, to repeat a run exactly.")
 def sandbox_command(
     port: int,
@@ -380,6 +386,7 @@ def sandbox_command(
     no_dedupe: bool,
     conflict_keys: bool,
     expire_after: int | None,
+    quota: int | None,
     seed: int | None,
 ) -> None:
     """Serve the simulated GoTo Webinar API on 127.0.0.1 until Ctrl-C."""
@@ -396,6 +403,7 @@ def sandbox_command(
         dedupe=not no_dedupe,
         conflict_keys=conflict_keys,
         expire_after_calls=expire_after,
+        quota=quota,
         seed=seed,
     )
     state = Sandbox(config)

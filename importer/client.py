@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .errors import (
     ApiError,
     AuthError,
     ConnectFailed,
+    LimitReached,
     OutcomeUnknown,
     RateLimited,
     RequestRejected,
@@ -34,6 +36,9 @@ PAGE_LIMIT = 200
 #: sent on every call: on v2 the vendor type ``application/vnd.citrix.g2wapi-v1.1+json`` selects
 #: a "basic" create that silently drops every field but the names and the e-mail
 ACCEPT = "application/json"
+#: a 403 that speaks of these is a quota or rate refusal, not a bad token (GoTo's wording for a
+#: spent daily quota is not documented)
+_QUOTA_WORDS = re.compile(r"\b(rate|quota|limit|limits|exceeded|too many)\b", re.IGNORECASE)
 
 
 class BearerToken(httpx.Auth):
@@ -162,6 +167,10 @@ class G2WClient:
     def _error(self, response: httpx.Response) -> ApiError:
         status = response.status_code
         detail = describe(response)
+        if status == 403 and _QUOTA_WORDS.search(detail):
+            return LimitReached(
+                f"the API refuses further calls for now (HTTP 403: {detail})", status=status
+            )
         if status in (401, 403):
             return AuthError(
                 f"the API refused the access token (HTTP {status}: {detail}); "

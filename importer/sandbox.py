@@ -70,7 +70,8 @@ class SandboxConfig:
     drop_rate: float = 0.0  #: register, then close the connection without an answer
     dedupe: bool = True  #: False: a repeated e-mail creates a second registrant
     conflict_keys: bool = False  #: a 409 body carries the registrantKey and joinUrl
-    expire_after_calls: int | None = None  #: the token is refused from this call on
+    expire_after_calls: int | None = None  #: the token is refused after this many calls
+    quota: int | None = None  #: registrations allowed before every call gets a quota 403
     seed: int | None = None
 
 
@@ -133,6 +134,10 @@ class Sandbox:
         expiry = self.config.expire_after_calls
         if expiry is not None and self.stats["authorized"] > expiry:
             return _token_refused()
+        if self.config.quota is not None and self.stats["created"] >= self.config.quota:
+            self.stats["refused"] += 1
+            payload = {"int_err_code": "QuotaExceeded", "msg": "Daily request quota exceeded"}
+            return SandboxResponse(403, json.dumps(payload).encode())
         if not self._admit():
             self.stats["throttled"] += 1
             return _error(429, "TooManyRequests", "Rate limit exceeded")
