@@ -9,6 +9,7 @@ a title or settings above the table.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -78,11 +79,33 @@ def _read_csv(path: Path) -> Table:
     try:
         grid = list(records)
     except csv.Error as exc:
+        reason = str(exc)
+        if "field larger than field limit" in reason:
+            reason = "a cell is far too long, often a quotation mark that is never closed"
         raise InputError(
-            f"{path.name}: line {records.line_num} cannot be read as CSV ({exc}); "
+            f"{path.name}: line {records.line_num} cannot be read as CSV ({reason}); "
             "open the file in Excel and save it again as CSV UTF-8"
         ) from exc
+    _check_separators(path, grid, header_index, delimiter)
     return _table(path, grid, header_index, sheet=None, notes=notes)
+
+
+def _check_separators(path: Path, grid: list[list[str]], header_index: int, used: str) -> None:
+    """Refuse a file whose rows are separated differently from its header (mixed exports)."""
+    if len(grid[header_index]) < 3:
+        return
+    rows = [row for row in grid[header_index + 1 :] if any(cell.strip() for cell in row)]
+    others = [d for d in DELIMITERS if d != used]
+    lumped = [row for row in rows if len(row) == 1 and any(d in row[0] for d in others)]
+    if rows and len(lumped) * 2 > len(rows):
+        found = next(d for d in others if d in lumped[0][0])
+        raise InputError(
+            f"{path.name}: the header is separated by {_NAMES[used]} but most rows by "
+            f"{_NAMES[found]}; open the file in Excel and save it again as CSV"
+        )
+
+
+_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
 def _decode(path: Path) -> tuple[str, tuple[str, ...]]:
@@ -122,10 +145,9 @@ def _sniff(path: Path, text: str) -> tuple[str, int]:
     widest: list[str] = []
     for delimiter in DELIMITERS:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-        try:
-            head = list(itertools.islice(reader, HEADER_SEARCH_ROWS))
-        except csv.Error:
-            continue
+        head: list[list[str]] = []
+        with contextlib.suppress(csv.Error):  # a broken row further down is reported later
+            head.extend(itertools.islice(reader, HEADER_SEARCH_ROWS))
         index = _header_index(head)
         if index is None:
             first = next((row for row in head if any(cell.strip() for cell in row)), [])
@@ -230,6 +252,12 @@ def _table(
         header[i] if i < len(header) and header[i] else f"column {_column_letter(i)}"
         for i in range(width)
     )
+    if not any(any(cell.strip() for cell in row) for row in body):
+        where = f" of sheet '{sheet}'" if sheet is not None else ""
+        raise InputError(
+            f"{path.name}: has a header in line {header_index + 1}{where} but no rows below it; "
+            "add the people to register and run again"
+        )
     rows: list[RawRow] = []
     blank = 0
     for offset, cells in enumerate(body, start=header_index + 2):
