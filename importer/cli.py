@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 import click
+from click.decorators import FC
 
 from .errors import (
     ImporterError,
@@ -291,6 +292,18 @@ def _finish(record: RunRecord, counts: Counter[Status]) -> int:
     return EXIT_OK if all(status.ok for status in counts if counts[status]) else EXIT_ROWS
 
 
+def _share(name: str, help: str) -> Callable[[FC], FC]:
+    """An option for a share of calls, from 0 to 1."""
+    return click.option(
+        name,
+        type=click.FloatRange(0, 1),
+        metavar="SHARE",
+        default=0.0,
+        show_default=True,
+        help=help,
+    )
+
+
 @cli.command("sandbox")
 @click.option(
     "--port",
@@ -315,30 +328,9 @@ def _finish(record: RunRecord, counts: Counter[Status]) -> int:
     show_default=True,
     help="Seconds added to every answer.",
 )
-@click.option(
-    "--error-rate",
-    type=click.FloatRange(0, 1),
-    metavar="SHARE",
-    default=0.0,
-    show_default=True,
-    help="Share of calls answered with HTTP 503.",
-)
-@click.option(
-    "--throttle-rate",
-    type=click.FloatRange(0, 1),
-    metavar="SHARE",
-    default=0.0,
-    show_default=True,
-    help="Share of calls answered with HTTP 429 although within the rate.",
-)
-@click.option(
-    "--slow-rate",
-    type=click.FloatRange(0, 1),
-    metavar="SHARE",
-    default=0.0,
-    show_default=True,
-    help="Share of registrations answered only after --slow-seconds.",
-)
+@_share("--error-rate", "Share of calls answered with HTTP 503.")
+@_share("--throttle-rate", "Share of calls answered with HTTP 429 although within the rate.")
+@_share("--slow-rate", "Share of registrations answered only after --slow-seconds.")
 @click.option(
     "--slow-seconds",
     type=click.FloatRange(min=0),
@@ -347,14 +339,7 @@ def _finish(record: RunRecord, counts: Counter[Status]) -> int:
     show_default=True,
     help="How late a slow answer comes.",
 )
-@click.option(
-    "--drop-rate",
-    type=click.FloatRange(0, 1),
-    metavar="SHARE",
-    default=0.0,
-    show_default=True,
-    help="Share of registrations whose answer is lost (connection closed).",
-)
+@_share("--drop-rate", "Share of registrations whose answer is lost (connection closed).")
 @click.option(
     "--no-dedupe", is_flag=True, help="Register a repeated e-mail again instead of answering 409."
 )

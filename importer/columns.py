@@ -77,6 +77,14 @@ class ColumnMap:
                 positions[name] = index
         return cls(positions)
 
+    def fields(self, headers: Sequence[str]) -> tuple[tuple[str, int, str], ...]:
+        """(API field, column index, header) for every mapped field, required ones first."""
+        return tuple(
+            (name, self.positions[name], headers[self.positions[name]])
+            for name in (*REQUIRED, *OPTIONAL)
+            if name in self.positions
+        )
+
     @property
     def missing(self) -> tuple[str, ...]:
         """Required fields that no column provides."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .columns import OPTIONAL, REQUIRED, ColumnMap
+from .columns import REQUIRED, ColumnMap
 from .errors import InputError, UsageError
 from .models import RawRow, Registrant, RowProblem, Table
 
@@ -39,7 +39,7 @@ _INVISIBLE_INSIDE = {
 _INSIDE_PATTERN = re.compile(
     "[" + re.escape("".join(_INVISIBLE_INSIDE)) + r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 )
-_EDGE_PATTERN = re.compile(r"^[\s" + _ZERO_WIDTH + r"]+|[\s" + _ZERO_WIDTH + r"]+$")
+_EDGE_CHARACTERS = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + _ZERO_WIDTH
 
 # A plain ASCII address that email-validator is certain to accept; anything else goes through
 # email-validator itself (IDN domains, quoted parts, and every error message).
@@ -52,11 +52,13 @@ _SPECIAL_USE_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion",
 
 def normalise(value: str) -> str:
     """Trim whitespace of every kind, and zero-width characters, from both ends of a cell."""
-    return _EDGE_PATTERN.sub("", value)
+    return value.strip(_EDGE_CHARACTERS)
 
 
 def hidden_character(value: str) -> str | None:
     """A description of the first invisible character inside ``value``, or None."""
+    if value.isascii() and value.isprintable():  # the common case, at C speed
+        return None
     found = _INSIDE_PATTERN.search(value)
     return _INVISIBLE_INSIDE.get(found.group(), "a control character") if found else None
 
@@ -113,8 +115,9 @@ def validate(table: Table) -> Plan:
     problems: dict[int, tuple[RowProblem, ...]] = {}
     duplicates: dict[int, int] = {}
     first_line_of: dict[str, int] = {}
+    fields = columns.fields(table.headers)
     for row in table.rows:
-        registrant, row_problems = check_row(row, table.headers, columns)
+        registrant, row_problems = check_row(row, fields)
         if row_problems:
             problems[row.line] = row_problems
             continue
@@ -128,17 +131,16 @@ def validate(table: Table) -> Plan:
 
 
 def check_row(
-    row: RawRow, headers: tuple[str, ...], columns: ColumnMap
+    row: RawRow, fields: tuple[tuple[str, int, str], ...]
 ) -> tuple[Registrant | None, tuple[RowProblem, ...]]:
-    """Normalise one row into a registrant, or say everything that is wrong with it."""
+    """Normalise one row into a registrant, or say everything that is wrong with it.
+
+    ``fields`` lists (API field, column index, header), the required fields first.
+    """
     problems: list[RowProblem] = []
     values: dict[str, str] = {}
-    for name in (*REQUIRED, *OPTIONAL):
-        index = columns.positions.get(name)
-        if index is None:
-            continue
+    for name, index, header in fields:
         value = normalise(row.cells[index])
-        header = headers[index]
         problem = _field_problem(name, value)
         if problem:
             problems.append(RowProblem(row.line, header, problem))
@@ -146,11 +148,8 @@ def check_row(
             values[name] = value
     if problems:
         return None, tuple(problems)
-    optional = {name: values[name] for name in OPTIONAL if name in values}
-    registrant = Registrant(
-        row.line, values["firstName"], values["lastName"], values["email"], optional
-    )
-    return registrant, ()
+    first, last, email = values.pop("firstName"), values.pop("lastName"), values.pop("email")
+    return Registrant(row.line, first, last, email, values), ()
 
 
 _WHAT = {"firstName": "the first name", "lastName": "the last name", "email": "the e-mail address"}

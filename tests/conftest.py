@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import re
 import signal
 import subprocess
@@ -18,7 +19,15 @@ import httpx
 import pytest
 
 from importer.client import BearerToken, G2WClient
-from importer.sandbox import PREFIX, Sandbox, SandboxConfig, SandboxServer, SandboxTransport
+from importer.sandbox import (
+    ORGANIZER_KEY,
+    PREFIX,
+    WEBINAR_KEY,
+    Sandbox,
+    SandboxConfig,
+    SandboxServer,
+    SandboxTransport,
+)
 
 T = TypeVar("T")
 DATA = Path(__file__).parent / "data"
@@ -137,6 +146,31 @@ def loopback_sandbox() -> Iterator[Callable[..., ThreadedServer]]:
         server.__exit__(None, None, None)
 
 
+def register_args(source: Path, api_url: str, *extra: str) -> list[str]:
+    """``register`` arguments for the sandbox's webinar at ``api_url``."""
+    return [
+        "register",
+        str(source),
+        "--api-url",
+        api_url,
+        "--organizer-key",
+        ORGANIZER_KEY,
+        "--webinar-key",
+        WEBINAR_KEY,
+        *extra,
+    ]
+
+
+def command(*args: str) -> list[str]:
+    """The importer as a separate process: ``python -m importer ARGS``."""
+    return [sys.executable, "-m", "importer", *args]
+
+
+def token_env(token: str) -> dict[str, str]:
+    """This process's environment with ``G2W_ACCESS_TOKEN`` set."""
+    return {**os.environ, "G2W_ACCESS_TOKEN": token}
+
+
 def write_csv(
     path: Path, rows: Sequence[Sequence[str]], *, delimiter: str = ",", encoding: str = "utf-8"
 ) -> Path:
@@ -158,7 +192,7 @@ class SandboxProcess:
 
     def __init__(self, *options: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "importer", "sandbox", "--port", "0", *options],
+            command("sandbox", "--port", "0", *options),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

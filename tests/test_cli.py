@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 from openpyxl import load_workbook
 
 from importer.cli import cli
-from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
+from importer.sandbox import WEBINAR_KEY
 
-from .conftest import ThreadedServer, people, write_csv
+from .conftest import ThreadedServer, people, register_args, write_csv
 
 CANARY = "canary-token-5f1e9c0d7a"
 
@@ -132,17 +132,7 @@ def test_unreadable_input_exits_2_without_a_traceback(
 
 
 def real_args(server: ThreadedServer, source: Path, *extra: str) -> list[str]:
-    return [
-        "register",
-        str(source),
-        "--api-url",
-        server.api_url,
-        "--organizer-key",
-        ORGANIZER_KEY,
-        "--webinar-key",
-        WEBINAR_KEY,
-        *extra,
-    ]
+    return register_args(source, server.api_url, *extra)
 
 
 def test_loopback_run_with_verbose_logs_never_shows_the_token(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,9 +11,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
-
-from .conftest import SandboxProcess, people, write_csv
+from .conftest import SandboxProcess, command, people, register_args, token_env, write_csv
 
 
 def statuses(report: Path) -> Counter[str]:
@@ -29,25 +25,9 @@ def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
 ) -> None:
     server = sandbox_process("--rate", "0", "--latency", "0.05", "--no-dedupe")
     source = write_csv(tmp_path / "guests.csv", people(300))
-    command = [
-        sys.executable,
-        "-m",
-        "importer",
-        "register",
-        str(source),
-        "--api-url",
-        server.api_url,
-        "--organizer-key",
-        ORGANIZER_KEY,
-        "--webinar-key",
-        WEBINAR_KEY,
-        "--rate",
-        "40",
-    ]
-    env = {**os.environ, "G2W_ACCESS_TOKEN": "interrupt-token"}
-    run = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    argv = command(*register_args(source, server.api_url, "--rate", "40"))
+    env = token_env("interrupt-token")
+    run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)
     run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=60)
@@ -61,9 +41,7 @@ def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
     assert 0 < first["registered"] < 300
     assert first["pending"] > 0
 
-    rerun = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert rerun.returncode == 0, rerun.stderr
     assert f"Resuming: {first['registered']} of 300 rows were settled" in rerun.stderr
     assert statuses(report) == {"registered": 300}

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import collections
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,14 +19,21 @@ from importer.cli import cli
 from importer.journal import Journal
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
 
-from .conftest import SandboxProcess, ThreadedServer, people, write_csv
+from .conftest import (
+    SandboxProcess,
+    ThreadedServer,
+    command,
+    people,
+    register_args,
+    token_env,
+    write_csv,
+)
 
-KEYS = ("--organizer-key", ORGANIZER_KEY, "--webinar-key", WEBINAR_KEY)
 ENV = {"G2W_ACCESS_TOKEN": "reliability-token"}
 
 
 def register(api_url: str, source: Path, *extra: str) -> Result:
-    args = ["register", str(source), "--api-url", api_url, *KEYS, *extra]
+    args = register_args(source, api_url, *extra)
     return CliRunner().invoke(cli, args, env=ENV, catch_exceptions=False)
 
 
@@ -67,30 +72,24 @@ def test_killed_at_random_moments_and_rerun_registers_everyone_exactly_once(
     server = sandbox_process("--rate", "0", "--latency", "0.02", "--no-dedupe")
     source = write_csv(tmp_path / "guests.csv", people(1000))
     out = tmp_path / "guests.xlsx"
-    command = [
-        sys.executable,
-        "-m",
-        "importer",
-        "register",
-        str(source),
-        "--api-url",
-        server.api_url,
-        *KEYS,
-        "--rate",
-        "50",
-        "--out",
-        str(out),
-        "--journal",
-        str(tmp_path / "journal.sqlite3"),
-        "--quiet",
-    ]
-    env = {**os.environ, **ENV}
+    argv = command(
+        *register_args(
+            source,
+            server.api_url,
+            "--rate",
+            "50",
+            "--out",
+            str(out),
+            "--journal",
+            str(tmp_path / "journal.sqlite3"),
+            "--quiet",
+        )
+    )
+    env = token_env(ENV["G2W_ACCESS_TOKEN"])
     rng = random.Random(20261128)
     kills = 0
     for _ in range(12):
-        run = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        run = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.5, 2.0))
         if run.poll() is not None:
             break
@@ -98,14 +97,10 @@ def test_killed_at_random_moments_and_rerun_registers_everyone_exactly_once(
         run.wait(timeout=30)
         kills += 1
     assert kills >= 10
-    final = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    final = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert final.returncode == 0, final.stderr
     assert_each_registered_once(server_registrants(server.api_url), report(out), 1000)
-    again = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert again.returncode == 0
     assert len(server_registrants(server.api_url)) == 1000  # the finished run sent nothing
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,15 @@ from openpyxl import load_workbook
 
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
 
-from .conftest import SandboxProcess, ThreadedServer, people, write_csv
+from .conftest import (
+    SandboxProcess,
+    ThreadedServer,
+    command,
+    people,
+    register_args,
+    token_env,
+    write_csv,
+)
 
 BASE = f"{PREFIX}/organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}"
 AUTH = {"authorization": "Bearer t"}
@@ -151,26 +157,12 @@ def test_sandbox_command_serves_a_real_import_between_two_processes(
     server = sandbox_process("--latency", "0.05", "--rate", "50")
     source = write_csv(tmp_path / "guests.csv", people(25))
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "importer",
-            "register",
-            str(source),
-            "--api-url",
-            server.api_url,
-            "--organizer-key",
-            ORGANIZER_KEY,
-            "--webinar-key",
-            WEBINAR_KEY,
-            "--rate",
-            "40",
-        ],
+        command(*register_args(source, server.api_url, "--rate", "40")),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "G2W_ACCESS_TOKEN": "loopback-token"},
+        env=token_env("loopback-token"),
     )
     assert done.returncode == 0, done.stderr
     assert "Done: 25 registered" in done.stderr
