@@ -8,15 +8,12 @@ to continue; 4 the API refused the token or does not know the webinar; 130 inter
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import logging
 import os
-import signal
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
@@ -24,6 +21,8 @@ from urllib.parse import urlsplit
 import click
 from click.decorators import FC
 
+from . import run
+from .columns import fold
 from .errors import (
     ImporterError,
     InputError,
@@ -33,17 +32,14 @@ from .errors import (
     RunStopped,
     UsageError,
 )
-from .models import Registrant, Result, Status
+from .models import Form, Status
 
 if TYPE_CHECKING:
     from collections import Counter
 
-    import httpx
-
     from .client import Webinar
-    from .journal import Journal
-    from .register import Preparation, Registrar, RunOutcome
-    from .sandbox import SandboxConfig
+    from .progress import Progress
+    from .register import Preparation
     from .validate import Plan
 
 EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_STOPPED, EXIT_API, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -75,48 +71,54 @@ def main() -> None:
     cli(prog_name="g2w-import")
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where and as whom to register."""
+def _api_options(*, several: bool) -> Callable[[FC], FC]:
+    """The options that say which webinar, as whom, and where the API is."""
 
-    api_url: str
-    organizer_key: str
-    webinar_key: str
-    token: str | None
-    sandbox: SandboxConfig | None
+    def apply(command: FC) -> FC:
+        options = [
+            click.option(
+                "--webinar-key",
+                "webinar_keys",
+                metavar="KEY",
+                multiple=several,
+                help="The webinar's key: the long number in its settings."
+                + (" Repeat it to register everyone for several webinars." if several else ""),
+            ),
+            click.option(
+                "--organizer-key",
+                metavar="KEY",
+                envvar="G2W_ORGANIZER_KEY",
+                show_envvar=True,
+                help="The organizer's key (from your GoTo developer account).",
+            ),
+            click.option(
+                "--token-file",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="Read the access token from this file. Default: $G2W_ACCESS_TOKEN.",
+            ),
+            click.option(
+                "--api-url",
+                envvar="G2W_API_URL",
+                show_envvar=True,
+                metavar="URL",
+                help="The API's base URL.  [default: https://api.getgo.com/G2W/rest/v2]",
+            ),
+            click.option(
+                "--sandbox",
+                is_flag=True,
+                help="Use the built-in simulated API: no account or token needed.",
+            ),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
 
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=True))
-@click.option(
-    "--webinar-key",
-    metavar="KEY",
-    help="The webinar's key: the long number in its GoTo Webinar URL or settings.",
-)
-@click.option(
-    "--organizer-key",
-    metavar="KEY",
-    envvar="G2W_ORGANIZER_KEY",
-    show_envvar=True,
-    help="The organizer's key (from your GoTo developer account).",
-)
-@click.option(
-    "--token-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Read the access token from this file. Default: $G2W_ACCESS_TOKEN.",
-)
-@click.option(
-    "--api-url",
-    envvar="G2W_API_URL",
-    show_envvar=True,
-    metavar="URL",
-    help="The API's base URL.  [default: https://api.getgo.com/G2W/rest/v2]",
-)
-@click.option(
-    "--sandbox",
-    is_flag=True,
-    help="Register against the built-in simulated API: no account or token needed.",
-)
+@_api_options(several=True)
 @click.option(
     "--sheet",
     metavar="NAME",
@@ -157,9 +159,9 @@ class Target:
 )
 @click.option(
     "--resend-confirmation/--no-resend-confirmation",
-    default=False,
-    show_default=True,
-    help="Have GoTo e-mail the confirmation again to people already registered.",
+    default=None,
+    help="Have GoTo e-mail the confirmation again to people already registered.  "
+    "[default: the Settings sheet's resendConfirmation, else no]",
 )
 @click.option(
     "--journal",
@@ -186,7 +188,7 @@ class Target:
 @click.option("--verbose", "-v", is_flag=True, help="Log every API call (tokens are never shown).")
 def register(
     file: Path,
-    webinar_key: str | None,
+    webinar_keys: tuple[str, ...],
     organizer_key: str | None,
     token_file: Path | None,
     api_url: str | None,
@@ -197,7 +199,7 @@ def register(
     rate: float,
     concurrency: int | None,
     timeout: float,
-    resend_confirmation: bool,
+    resend_confirmation: bool | None,
     journal_path: Path | None,
     max_calls: int | None,
     give_up_after: float,
@@ -207,78 +209,93 @@ def register(
 ) -> None:
     """Register everyone in FILE (.csv, .txt, .xlsx or .xlsm) for a webinar.
 
-    Every row is checked before anything is sent; the report lists each row with its status
-    and join URL. Interrupted or stopped, the same command run again carries on where it
-    stopped, and never registers anyone twice.
+    Every row is checked before anything is sent, against the webinar's own fields and
+    questions; the report lists each row with its status and join URL. Interrupted or
+    stopped, the same command run again carries on where it stopped, and never registers
+    anyone twice.
     """
-    from . import reader, report, validate
+    from . import reader, report, run, validate
 
+    console = ClickConsole(quiet=quiet)
     with _errors_translated():
         out_path = out or report.default_path(file)
         if out_path.suffix.lower() not in report.SUFFIXES:
             raise UsageError(f"--out {out_path.name}: the report must end in .xlsx or .csv")
-        target = (
-            None
-            if dry_run
-            else _target(
-                sandbox=sandbox,
-                api_url=api_url,
-                organizer_key=organizer_key,
-                webinar_key=webinar_key,
-                token_file=token_file,
-            )
-        )
         table = reader.read_table(file, sheet=sheet)
         for note in table.notes:
             echo(f"Warning: {note}", fg="yellow")
-        plan = validate.validate(table)
-        if not quiet:
-            _show_plan(plan)
+        offline = validate.validate(table)  # missing columns fail here, before any call
         if dry_run:
+            console.plan(offline, None, None)
             if not quiet:
-                echo(f"Dry run: nothing was sent. {len(plan.registrants):,} rows would be sent.")
-            sys.exit(EXIT_OK if len(plan.registrants) == len(table.rows) else EXIT_ROWS)
-        assert target is not None
-        _setup_logging(verbose, secrets=[target.token or ""])
-        options = SendOptions(
+                echo(
+                    f"Dry run: nothing was sent. {len(offline.registrants):,} rows would be "
+                    "sent (the webinar's own questions are checked when sending)."
+                )
+            sys.exit(EXIT_OK if len(offline.registrants) == len(table.rows) else EXIT_ROWS)
+        settings = table.settings
+        keys = _webinar_keys(webinar_keys, settings, sandbox=sandbox)
+        parts = run.split_by_webinar(table, keys)
+        connection = _connection(
+            sandbox=sandbox,
+            api_url=api_url,
+            token_file=token_file,
+            organizer_key=organizer_key or settings.get("organizerKey"),
+        )
+        resend = resend_confirmation
+        if resend is None:
+            resend = settings.get("resendConfirmation", "").strip().casefold() in _YES
+        _setup_logging(verbose, secrets=[connection.token])
+        options = run.Options(
             rate=rate,
             concurrency=concurrency,
             timeout=timeout,
-            resend=resend_confirmation,
+            resend=resend,
             confirm=not yes,
-            quiet=quiet,
             max_calls=max_calls,
             give_up_after=give_up_after,
         )
-        record = RunRecord()
-        with _journal(target, journal_path) as journal:
+        record = run.RunRecord([run.WebinarRun(key, part) for key, part in parts.items()])
+        with run.journals(connection, list(parts), journal_path) as opened:
             if not quiet:
-                echo(f"Journal:  {journal.path}")
+                for journal in opened.values():
+                    echo(f"Journal:  {journal.path}")
             try:
-                asyncio.run(_send(plan, target, journal, options, record))
+                asyncio.run(run.send(record, connection, opened, options, console))
             except (KeyboardInterrupt, asyncio.CancelledError):
                 record.interrupted = True
-            except _Declined:
+            except run.Declined:
                 echo("Nothing was sent.")
                 sys.exit(EXIT_OK)
-        table_report = report.build(plan, record.results)
-        written = report.write(table_report, out_path)
+        made = report.build_run(record, source=file, command=_command_line())
+        written = report.write(made, out_path)
         if written != out_path:
             echo(
                 f"Warning: {out_path.name} could not be replaced (is it open?); "
                 f"the report was written to {written.name} instead",
                 fg="yellow",
             )
-        counts = table_report.counts()
+        attention = report.write_attention(made, report.attention_path(file, out_path))
+        counts = made.counts()
         if not quiet:
-            _show_summary(counts, record.outcome)
+            _show_summary(counts, record)
+            if attention is not None:
+                echo(f"To fix:   {attention} (correct the rows and register that file)")
         click.echo(f"Report: {written}")
         sys.exit(_finish(record, counts))
 
 
-def _finish(record: RunRecord, counts: Counter[Status]) -> int:
+_YES = frozenset({"true", "yes", "1", "y", "ja", "wahr"})
+
+
+def _command_line() -> str:
+    """The command as typed, to repeat in the report's Summary (never holds a token)."""
+    return " ".join(["g2w-import", *sys.argv[1:]])
+
+
+def _finish(record: run.RunRecord, counts: Counter[Status]) -> int:
     """Say how the run ended, and with which exit code."""
-    stopped = record.outcome.stopped if record.outcome else None
+    stopped = record.stopped
     pending = counts[Status.PENDING]
     again = f"{pending:,} rows are pending: run the same command again to continue."
     if record.interrupted:
@@ -423,8 +440,165 @@ def sandbox_command(
         )
 
 
-class _Declined(Exception):
-    """The person answered no to the confirmation."""
+@cli.command()
+@click.argument(
+    "path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="registrants.xlsx",
+    required=False,
+)
+@_api_options(several=False)
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+def template(
+    path: Path,
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    force: bool,
+) -> None:
+    """Write the Excel template to fill in (PATH, default registrants.xlsx).
+
+    With --webinar-key, the template gets a column for each of the webinar's custom
+    questions, with drop-downs of the allowed answers, and the key on its Settings sheet.
+    """
+    from . import template as templates
+
+    with _errors_translated():
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists; choose another name, or add --force")
+        if path.suffix.lower() != ".xlsx":
+            raise UsageError(f"{path.name}: the template is an Excel workbook; name it .xlsx")
+        webinar = form = None
+        if webinar_keys or sandbox:
+            connection = _connection(
+                sandbox=sandbox,
+                api_url=api_url,
+                token_file=token_file,
+                organizer_key=organizer_key,
+            )
+            webinar, form = asyncio.run(
+                _webinar_and_form(connection, _one_key(webinar_keys, sandbox))
+            )
+        try:
+            templates.build(path, webinar=webinar, form=form)
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot be written ({exc.strerror})") from exc
+        if webinar is not None and form is not None:
+            echo(f"Template for '{webinar.subject}' with {len(form.questions)} custom questions.")
+        click.echo(f"Template: {path}")
+
+
+@cli.command()
+@_api_options(several=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")
+def fields(
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    as_json: bool,
+) -> None:
+    """Show a webinar's registration fields and custom questions."""
+    with _errors_translated():
+        connection = _connection(
+            sandbox=sandbox, api_url=api_url, token_file=token_file, organizer_key=organizer_key
+        )
+        webinar, form = asyncio.run(_webinar_and_form(connection, _one_key(webinar_keys, sandbox)))
+        if as_json:
+            click.echo(json.dumps(_form_json(webinar, form), indent=2, ensure_ascii=False))
+            return
+        click.echo(f"{webinar.subject} (webinar {webinar.key})")
+        for start, end in webinar.times:
+            click.echo(
+                f"  {start} to {end or '?'}"
+                + (f" ({webinar.time_zone})" if webinar.time_zone else "")
+            )
+        click.echo("")
+        rows: list[tuple[str, ...]] = [("field", "required", "max", "answers")]
+        rows += [
+            (f.name, "yes" if f.required else "", str(f.max_size or ""), ", ".join(f.answers))
+            for f in form.fields
+        ]
+        _table_out(rows)
+        click.echo("")
+        if not form.questions:
+            click.echo("No custom questions.")
+            return
+        rows = [("question", "required", "type", "max", "answers")]
+        rows += [
+            (
+                q.text,
+                "yes" if q.required else "",
+                q.kind,
+                str(q.max_size or ""),
+                ", ".join(a.text for a in q.answers),
+            )
+            for q in form.questions
+        ]
+        _table_out(rows)
+
+
+def _table_out(rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for number, row in enumerate(rows):
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+        if number == 0:
+            click.echo("  ".join("-" * width for width in widths))
+
+
+def _form_json(webinar: Webinar, form: Form) -> dict[str, object]:
+    return {
+        "webinarKey": webinar.key,
+        "subject": webinar.subject,
+        "times": [{"startTime": start, "endTime": end} for start, end in webinar.times],
+        "timeZone": webinar.time_zone,
+        "fields": [
+            {
+                "field": f.name,
+                "required": f.required,
+                "maxSize": f.max_size,
+                "answers": list(f.answers),
+            }
+            for f in form.fields
+        ],
+        "questions": [
+            {
+                "questionKey": q.key,
+                "question": q.text,
+                "required": q.required,
+                "type": q.kind,
+                "maxSize": q.max_size,
+                "answers": [{"answerKey": a.key, "answer": a.text} for a in q.answers],
+            }
+            for q in form.questions
+        ],
+    }
+
+
+async def _webinar_and_form(connection: run.Connection, key: str) -> tuple[Webinar, Form]:
+    from .client import G2WClient
+    from .register import Registrar
+
+    async with run.http_client(connection, 4, 30.0) as http:
+        client = G2WClient(http, connection.organizer_key, key)
+        registrar = Registrar(client, concurrency=1)
+        return await registrar.call(client.get_webinar), await registrar.call(client.get_form)
+
+
+def _one_key(key: str | None, sandbox: bool) -> str:
+    from .sandbox import WEBINAR_KEY
+    from .validate import check_key
+
+    if key:
+        return check_key("--webinar-key", key)
+    if sandbox:
+        return WEBINAR_KEY
+    raise UsageError("--webinar-key is required (or try --sandbox to see how it works)")
 
 
 @contextmanager
@@ -437,22 +611,15 @@ def _errors_translated() -> Iterator[None]:
         fail(f"{exc}; nothing more was sent. Run the same command again later.", EXIT_STOPPED)
     except RunStopped as exc:
         fail(f"{exc}. Nothing more was sent.", EXIT_API)
-    except ReportError as exc:
-        fail(str(exc), EXIT_ROWS)
-    except ImporterError as exc:
+    except (ReportError, ImporterError) as exc:
         fail(str(exc), EXIT_ROWS)
 
 
-def _target(
-    *,
-    sandbox: bool,
-    api_url: str | None,
-    organizer_key: str | None,
-    webinar_key: str | None,
-    token_file: Path | None,
-) -> Target:
+def _connection(
+    *, sandbox: bool, api_url: str | None, organizer_key: str | None, token_file: Path | None
+) -> run.Connection:
     from .client import API_URL
-    from .sandbox import ORGANIZER_KEY, WEBINAR_KEY, SandboxConfig
+    from .sandbox import ORGANIZER_KEY, SandboxConfig
     from .validate import check_key
 
     if sandbox:
@@ -460,15 +627,12 @@ def _target(
             raise UsageError(
                 "--sandbox runs against the built-in API; leave out --api-url and --token-file"
             )
-        return Target(
-            "http://sandbox.invalid/G2W/rest/v2",
+        return run.Connection(
+            run.SANDBOX_URL,
             check_key("--organizer-key", organizer_key or ORGANIZER_KEY),
-            check_key("--webinar-key", webinar_key or WEBINAR_KEY),
             "sandbox-token",
             SandboxConfig(rate=10.0, latency=0.25),
         )
-    if not webinar_key:
-        raise UsageError("--webinar-key is required (or try --sandbox to see how it works)")
     if not organizer_key:
         raise UsageError("no organizer key: pass --organizer-key or set G2W_ORGANIZER_KEY")
     url = (api_url or API_URL).rstrip("/")
@@ -480,13 +644,20 @@ def _target(
             f"--api-url '{url}' is not encrypted; use https:// so that the "
             "access token is not sent in the clear"
         )
-    return Target(
-        url,
-        check_key("--organizer-key", organizer_key),
-        check_key("--webinar-key", webinar_key),
-        _token(token_file),
-        None,
-    )
+    return run.Connection(url, check_key("--organizer-key", organizer_key), _token(token_file))
+
+
+def _webinar_keys(
+    given: tuple[str, ...], settings: Mapping[str, str], *, sandbox: bool
+) -> tuple[str, ...]:
+    from .sandbox import WEBINAR_KEY
+    from .validate import check_key
+
+    if given:
+        return tuple(dict.fromkeys(check_key("--webinar-key", key) for key in given))
+    if settings.get("webinarKey", "").strip():
+        return (check_key("webinarKey on the Settings sheet", settings["webinarKey"]),)
+    return (WEBINAR_KEY,) if sandbox else ()
 
 
 def _token(token_file: Path | None) -> str:
@@ -533,188 +704,76 @@ def _setup_logging(verbose: bool, *, secrets: list[str]) -> None:
         )
 
 
-def _show_plan(plan: Plan) -> None:
-    table = plan.table
-    echo(
-        f"File:     {table.describe()} (header in line {table.header_line}, "
-        f"{len(table.rows):,} rows)"
-    )
-    if plan.problems:
-        echo(f"Invalid:  {len(plan.problems):,} rows will not be sent:", fg="yellow")
-        for line, problems in list(plan.problems.items())[:SHOWN_PROBLEMS]:
-            for problem in problems:
-                echo(f"  row {line}, {problem}")
-        if len(plan.problems) > SHOWN_PROBLEMS:
-            echo(f"  … and {len(plan.problems) - SHOWN_PROBLEMS:,} more rows (see the report)")
-    if plan.duplicates:
-        echo(f"Repeated: {len(plan.duplicates):,} rows repeat an earlier e-mail and are skipped")
-    ignored = [h for h in plan.ignored_headers if h]
-    if ignored:
-        echo(
-            "Not sent: columns "
-            + ", ".join(f"'{h}'" for h in ignored)
-            + " match no GoTo field (kept in the report)"
-        )
+class ClickConsole:
+    """The run's console on stderr: plan, questions, progress; silent but for errors if quiet."""
 
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
 
-@dataclass(frozen=True)
-class SendOptions:
-    """How to send, as the command line says."""
+    def say(self, message: str = "", colour: str | None = None) -> None:
+        if not self.quiet:
+            echo(message, fg=colour)
 
-    rate: float
-    concurrency: int | None
-    timeout: float
-    resend: bool
-    confirm: bool
-    quiet: bool
-    max_calls: int | None
-    give_up_after: float
+    def confirm(self, question: str) -> bool:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            return True
+        return click.confirm(question, default=True, err=True)
 
+    def progress(self, total: int) -> Progress:
+        from .progress import Progress
 
-@dataclass
-class RunRecord:
-    """What a run has settled so far; it survives an interrupt, so the report can be written."""
+        return Progress(total, sys.stderr, terminal=sys.stderr.isatty(), enabled=not self.quiet)
 
-    results: dict[int, Result] = field(default_factory=dict)
-    outcome: RunOutcome | None = None
-    interrupted: bool = False
-
-
-@contextmanager
-def _journal(target: Target, path: Path | None) -> Iterator[Journal]:
-    """The webinar's journal, locked for this run; a throwaway one for the in-process sandbox."""
-    from .journal import Journal, default_path
-
-    with contextlib.ExitStack() as stack:
-        if path is None and target.sandbox is not None:
-            # The in-process sandbox starts empty every time: so must its journal.
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="g2w-sandbox-"))
-            path = Path(folder) / "journal.sqlite3"
-        path = path or default_path(target.organizer_key, target.webinar_key)
-        yield stack.enter_context(
-            Journal.open(path, organizer_key=target.organizer_key, webinar_key=target.webinar_key)
-        )
-
-
-async def _send(
-    plan: Plan, target: Target, journal: Journal, options: SendOptions, record: RunRecord
-) -> None:
-    from .client import G2WClient
-    from .progress import Progress
-    from .register import Registrar, default_concurrency
-
-    quiet = options.quiet
-    workers = options.concurrency or default_concurrency(options.rate)
-    async with _http_client(target, workers, options.timeout) as http:
-        client = G2WClient(http, target.organizer_key, target.webinar_key)
-        registrar = Registrar(
-            client,
-            rate=options.rate,
-            concurrency=workers,
-            resend=options.resend,
-            journal=journal,
-            max_calls=options.max_calls,
-            give_up_after=options.give_up_after,
-        )
-        with _interrupts(registrar, record):
-            webinar = await registrar.call(client.get_webinar)
-            if not quiet:
-                _show_webinar(webinar, sandbox=target.sandbox is not None)
-            prepared = await registrar.prepare(list(plan.registrants))
-            record.results.update(prepared.settled)
-            if not quiet:
-                _show_preparation(len(plan.registrants), prepared)
-            to_send = prepared.to_send
-            if not to_send or registrar.stopping:
-                record.outcome = registrar.outcome()
-                return
-            if (
-                options.confirm
-                and sys.stdin.isatty()
-                and sys.stderr.isatty()
-                and not click.confirm(
-                    f"Register {len(to_send):,} people for this webinar?", default=True, err=True
-                )
-            ):
-                raise _Declined
-            progress = Progress(
-                len(to_send), sys.stderr, terminal=sys.stderr.isatty(), enabled=not quiet
-            )
-
-            def settled(registrant: Registrant, result: Result) -> None:
-                record.results[result.line] = result
-                progress.advance()
-
-            try:
-                record.outcome = await registrar.run(to_send, settled)
-            finally:
-                progress.finish()
-
-
-@contextmanager
-def _interrupts(registrar: Registrar, record: RunRecord) -> Iterator[None]:
-    """Ctrl-C or SIGTERM once: finish the calls under way, then stop. Twice: stop at once."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-
-    def interrupted() -> None:
-        if record.interrupted:
-            task.cancel()
+    def plan(self, plan: Plan, webinar: Webinar | None, prepared: Preparation | None) -> None:
+        if self.quiet:
             return
-        record.interrupted = True
-        registrar.stop()
-        echo()
+        table = plan.table
+        if webinar is not None:
+            when = f", starts {webinar.starts}" if webinar.starts else ""
+            sandboxed = " [sandbox: nothing reaches GoTo]" if webinar_is_sandbox(webinar) else ""
+            echo(f"Webinar:  {webinar.subject} ({webinar.key}{when}){sandboxed}")
         echo(
-            "Stopping: letting the calls under way finish (Ctrl-C again stops at once).",
-            fg="yellow",
+            f"File:     {table.describe()} (header in line {table.header_line}, "
+            f"{len(table.rows):,} rows)"
         )
-
-    installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
-            loop.add_signal_handler(signum, interrupted)
-            installed.append(signum)
-    try:
-        yield
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-
-
-def _show_preparation(total: int, prepared: Preparation) -> None:
-    if prepared.resumed:
-        echo(f"Resuming: {prepared.resumed:,} of {total:,} rows were settled by an earlier run.")
-    if prepared.found:
-        echo(f"Found:    {prepared.found:,} already registered in GoTo Webinar; not sent again.")
-    echo(f"To send:  {len(prepared.to_send):,} registrants")
-
-
-def _http_client(target: Target, workers: int, timeout: float) -> httpx.AsyncClient:
-    import httpx
-
-    from . import __version__
-    from .client import BearerToken
-    from .sandbox import Sandbox, SandboxTransport
-
-    transport = SandboxTransport(Sandbox(target.sandbox)) if target.sandbox else None
-    return httpx.AsyncClient(
-        base_url=target.api_url,
-        auth=BearerToken(target.token or ""),
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-        limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
-        headers={"User-Agent": f"g2w-import/{__version__}"},
-        transport=transport,
-    )
+        if plan.problems:
+            echo(f"Invalid:  {len(plan.problems):,} rows will not be sent:", fg="yellow")
+            for line, problems in list(plan.problems.items())[:SHOWN_PROBLEMS]:
+                for problem in problems:
+                    echo(f"  row {line}, {problem}")
+            if len(plan.problems) > SHOWN_PROBLEMS:
+                echo(f"  … and {len(plan.problems) - SHOWN_PROBLEMS:,} more rows (see the report)")
+        if plan.duplicates:
+            echo(
+                f"Repeated: {len(plan.duplicates):,} rows repeat an earlier e-mail and are skipped"
+            )
+        ignored = [h for h in plan.ignored_headers if h and fold(h) != "webinarkey"]
+        if ignored:
+            echo(
+                "Not sent: columns "
+                + ", ".join(f"'{h}'" for h in ignored)
+                + " match no field or question of the webinar (kept in the report)"
+            )
+        if prepared is None:
+            return
+        total = len(plan.registrants)
+        if prepared.resumed:
+            echo(
+                f"Resuming: {prepared.resumed:,} of {total:,} rows were settled by an earlier run."
+            )
+        if prepared.found:
+            echo(
+                f"Found:    {prepared.found:,} already registered in GoTo Webinar; not sent again."
+            )
+        echo(f"To send:  {len(prepared.to_send):,} registrants")
 
 
-def _show_webinar(webinar: Webinar, *, sandbox: bool) -> None:
-    when = f", starts {webinar.starts}" if webinar.starts else ""
-    where = " [sandbox: nothing reaches GoTo]" if sandbox else ""
-    echo(f"Webinar:  {webinar.subject} ({webinar.key}{when}){where}")
+def webinar_is_sandbox(webinar: Webinar) -> bool:
+    """Whether a webinar comes from the built-in sandbox (its subject says so)."""
+    return webinar.subject.endswith("(sandbox)")
 
 
-def _show_summary(counts: Counter[Status], outcome: RunOutcome | None) -> None:
+def _show_summary(counts: Counter[Status], record: run.RunRecord) -> None:
     parts = [
         f"{counts[status]:,} {status.value.replace('_', ' ')}"
         for status in Status
@@ -722,5 +781,6 @@ def _show_summary(counts: Counter[Status], outcome: RunOutcome | None) -> None:
     ]
     colour = "green" if all(status.ok for status in counts if counts[status]) else "yellow"
     echo("Done: " + (", ".join(parts) or "no rows") + ".", fg=colour)
-    if outcome is not None and outcome.throttled:
-        echo(f"The API asked to slow down {outcome.throttled:,} times; the pace was adjusted.")
+    throttled = sum(w.outcome.throttled for w in record.webinars if w.outcome is not None)
+    if throttled:
+        echo(f"The API asked to slow down {throttled:,} times; the pace was adjusted.")

@@ -28,7 +28,7 @@ from .errors import (
     ServerError,
     WebinarNotFound,
 )
-from .models import Registrant, Status
+from .models import Answer, Form, FormField, Question, Registrant, Status
 
 API_URL = "https://api.getgo.com/G2W/rest/v2"
 #: the largest page the registrant list serves
@@ -83,6 +83,8 @@ class Webinar:
     subject: str
     starts: str | None
     time_zone: str | None
+    #: every session's (start, end), ISO-8601 UTC
+    times: tuple[tuple[str, str | None], ...] = ()
 
 
 class G2WClient:
@@ -147,14 +149,53 @@ class G2WClient:
         if response.status_code != 200:
             raise self._error(response)
         body = _json_object(response)
-        times = body.get("times")
-        first = times[0] if isinstance(times, list) and times and isinstance(times[0], dict) else {}
+        times = tuple(
+            (start, _text(item.get("endTime")))
+            for item in _list(body.get("times"))
+            if (start := _text(item.get("startTime")))
+        )
         return Webinar(
             key=self.webinar_key,
             subject=_text(body.get("subject")) or "(no subject)",
-            starts=_text(first.get("startTime")),
+            starts=times[0][0] if times else None,
             time_zone=_text(body.get("timeZone")),
+            times=times,
         )
+
+    async def get_form(self) -> Form:
+        """The webinar's registration fields and custom questions."""
+        response = await self._send("GET", f"{self._webinar_path}/registrants/fields")
+        if response.status_code != 200:
+            raise self._error(response)
+        body = _json_object(response)
+        fields = tuple(
+            FormField(
+                name,
+                item.get("required") is True,
+                _size(item.get("maxSize")),
+                tuple(t for a in _list(item.get("answers"), dict_only=False) if (t := _text(a))),
+            )
+            for item in _list(body.get("fields"))
+            if (name := _text(item.get("field")))
+        )
+        questions = tuple(
+            Question(
+                key,
+                text,
+                item.get("required") is True,
+                _text(item.get("type")) or "shortAnswer",
+                _size(item.get("maxSize")),
+                tuple(
+                    Answer(answer_key, answer)
+                    for a in _list(item.get("answers"))
+                    if (answer_key := _text(a.get("answerKey")))
+                    and (answer := _text(a.get("answer")))
+                ),
+            )
+            for item in _list(body.get("questions"))
+            if (key := _text(item.get("questionKey"))) and (text := _text(item.get("question")))
+        )
+        return Form(fields, questions)
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -261,6 +302,17 @@ def _registrants(items: list[Any]) -> list[ListedRegistrant]:
             ListedRegistrant(key, address, _text(item.get("joinUrl")), _text(item.get("status")))
         )
     return listed
+
+
+def _list(value: object, *, dict_only: bool = True) -> list[Any]:
+    """A JSON array, keeping only objects unless told otherwise; anything else is empty."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict) or not dict_only]
+
+
+def _size(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _text(value: object) -> str | None:

@@ -77,19 +77,6 @@ class ColumnMap:
                 positions[name] = index
         return cls(positions)
 
-    def fields(self, headers: Sequence[str]) -> tuple[tuple[str, int, str], ...]:
-        """(API field, column index, header) for every mapped field, required ones first."""
-        return tuple(
-            (name, self.positions[name], headers[self.positions[name]])
-            for name in (*REQUIRED, *OPTIONAL)
-            if name in self.positions
-        )
-
-    @property
-    def missing(self) -> tuple[str, ...]:
-        """Required fields that no column provides."""
-        return tuple(name for name in REQUIRED if name not in self.positions)
-
 
 def looks_like_header(cells: Sequence[str]) -> bool:
     """Whether a row can be the header: it names an e-mail column."""

@@ -44,6 +44,9 @@ class Table:
     notes: tuple[str, ...] = ()
     #: data rows that were entirely blank and so skipped
     blank_rows: int = 0
+    #: settings written into the file (a Settings sheet, or name/value rows above the header):
+    #: ``webinarKey``, ``organizerKey``, ``resendConfirmation``; never a token
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         """``people.xlsx, sheet 'Guests'`` or just the file name, for messages."""
@@ -63,6 +66,21 @@ class RowProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class Response:
+    """An answer to a custom question: typed text, or the key of a multiple-choice answer."""
+
+    question_key: str
+    text: str | None = None
+    answer_key: str | None = None
+
+    def body(self) -> dict[str, object]:
+        """The entry of the create call's ``responses`` list (keys as JSON integers)."""
+        if self.answer_key is not None:
+            return {"questionKey": int(self.question_key), "answerKey": int(self.answer_key)}
+        return {"questionKey": int(self.question_key), "responseText": self.text or ""}
+
+
+@dataclass(frozen=True, slots=True)
 class Registrant:
     """A validated person, ready to be sent. ``fields`` holds optional API fields by API name."""
 
@@ -71,6 +89,7 @@ class Registrant:
     last_name: str
     email: str
     fields: Mapping[str, str] = field(default_factory=dict)
+    responses: tuple[Response, ...] = ()
 
     @property
     def email_key(self) -> str:
@@ -79,12 +98,15 @@ class Registrant:
 
     def body(self) -> dict[str, object]:
         """The JSON body of the create-registrant call."""
-        return {
+        body: dict[str, object] = {
             "firstName": self.first_name,
             "lastName": self.last_name,
             "email": self.email,
             **self.fields,
         }
+        if self.responses:
+            body["responses"] = [response.body() for response in self.responses]
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +120,51 @@ class Result:
     error: str | None = None
     #: a failure that may pass (retries ran out): the next run tries the row again
     retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One allowed answer of a multiple-choice question."""
+
+    key: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    """A standard registration field as a webinar asks for it."""
+
+    name: str
+    required: bool
+    max_size: int | None = None
+    #: the allowed values, for fields shown as a drop-down (e.g. numberOfEmployees)
+    answers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A custom registration question of a webinar."""
+
+    key: str
+    text: str
+    required: bool
+    kind: str  #: "shortAnswer" or "multipleChoice"
+    max_size: int | None = None
+    answers: tuple[Answer, ...] = ()
+
+    @property
+    def multiple_choice(self) -> bool:
+        """Whether the answer must be one of :attr:`answers`."""
+        return bool(self.answers) or self.kind == "multipleChoice"
+
+
+@dataclass(frozen=True)
+class Form:
+    """A webinar's registration form: its standard fields and its custom questions."""
+
+    fields: tuple[FormField, ...] = ()
+    questions: tuple[Question, ...] = ()
+
+    def field(self, name: str) -> FormField | None:
+        """The form's entry for a standard field, if it has one."""
+        return next((f for f in self.fields if f.name == name), None)

@@ -15,10 +15,11 @@ import datetime as dt
 import io
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from .columns import looks_like_header
+from .columns import fold, looks_like_header
 from .errors import InputError
 from .models import RawRow, Table
 
@@ -198,10 +199,26 @@ def _read_excel(path: Path, sheet: str | None) -> Table:
         ]
         index = _header_index(grid[:HEADER_SEARCH_ROWS])
         if index is not None:
-            return _table(path, grid, index, sheet=name, notes=())
+            settings, notes = _settings_sheet(path, book, names, name)
+            return _table(path, grid, index, sheet=name, notes=notes, settings=settings)
         if not first_seen:
             first_seen = next((row for row in grid if any(row)), [])
     raise _no_email_column(path, first_seen, sheet=sheet)
+
+
+def _settings_sheet(
+    path: Path, book: Any, names: list[str], data_sheet: str
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The pairs of a sheet named Settings (the template's), if the workbook has one."""
+    name = next((n for n in names if fold(n) == "settings" and n != data_sheet), None)
+    if name is None:
+        return {}, ()
+    try:
+        cells = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+    except Exception:  # an unreadable settings sheet is as good as none
+        return {}, ()
+    rows = [[value if type(value) is str else _cell_text(value) for value in row] for row in cells]
+    return _settings(path, rows, None, ())
 
 
 def _cell_text(value: object) -> str:
@@ -246,9 +263,17 @@ def _table(
     *,
     sheet: str | None,
     notes: tuple[str, ...],
+    settings: Mapping[str, str] | None = None,
 ) -> Table:
+    settings, notes = _settings(path, grid[:header_index], settings, notes)
     header = [cell.strip() for cell in grid[header_index]]
     body = grid[header_index + 1 :]
+    dropped = [i for i, cell in enumerate(header) if fold(cell).startswith("curl")]
+    if dropped:
+        # The old curl workbook builds commands that contain the access token: never keep them.
+        keep = [i for i in range(len(header)) if i not in dropped]
+        header = [header[i] for i in keep]
+        body = [[row[i] for i in keep if i < len(row)] for row in body]
     # Rows are as wide as the header, except where cells stand beyond it; those columns count
     # only as far as something is written in them.
     longest = max(map(len, body), default=0)
@@ -282,7 +307,46 @@ def _table(
         sheet=sheet,
         notes=notes,
         blank_rows=blank,
+        settings=settings,
     )
+
+
+SETTINGS = {
+    "webinarkey": "webinarKey",
+    "organizerkey": "organizerKey",
+    "resendconfirmation": "resendConfirmation",
+}
+_TOKEN_NAMES = frozenset({"accesstoken", "token", "bearertoken", "authorization"})
+
+
+def _settings(
+    path: Path,
+    rows: Sequence[Sequence[str]],
+    found: Mapping[str, str] | None,
+    notes: tuple[str, ...],
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Name/value pairs from ``rows`` (a Settings sheet, or rows above the header).
+
+    A row naming an access token is noted, and its value is dropped unread: the importer never
+    takes a token from a spreadsheet, which gets mailed around.
+    """
+    settings = dict(found or {})
+    for row in rows:
+        cells = [cell.strip() for cell in row if cell.strip()]
+        if len(cells) < 2:
+            continue
+        name = fold(cells[0])
+        if name in _TOKEN_NAMES:
+            notes = (
+                *notes,
+                (
+                    f"{path.name}: holds an access token near the top; it is not used. Delete it "
+                    "from the file, and revoke it in GoTo if the file has been shared"
+                ),
+            )
+        elif name in SETTINGS:
+            settings.setdefault(SETTINGS[name], cells[1])
+    return settings, notes
 
 
 def _used_width(row: Sequence[str]) -> int:

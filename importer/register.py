@@ -231,6 +231,7 @@ class Registrar:
         journal: Journal | None = None,
         max_calls: int | None = None,
         give_up_after: float = 60.0,
+        pacer: Pacer | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
@@ -244,7 +245,7 @@ class Registrar:
         self.calls = 0
         self.throttled = 0
         self.retries = 0
-        self.pacer = Pacer(rate)
+        self.pacer = pacer or Pacer(rate)
         self.directory = Directory(client, self.call)
         self._loop = asyncio.get_running_loop()
         self._last_success = self._loop.time()

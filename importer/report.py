@@ -10,37 +10,61 @@ from __future__ import annotations
 
 import collections
 import csv
-import os
-import tempfile
+import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .columns import REQUIRED
+from .columns import REQUIRED, fold
 from .errors import ReportError
+from .files import write_atomically
 from .models import Result, Status
 from .validate import Plan, normalise
+
+if TYPE_CHECKING:
+    from .run import RunRecord
 
 LEAD = ("row", *REQUIRED)
 TRAIL = ("status", "registrantKey", "joinUrl", "error")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SUFFIXES = (".xlsx", ".csv")
 _EXCEL_CELL_LIMIT = 32767
+#: row colours by status: green for registered, red for needs attention, yellow for pending
+_COLOURS = {
+    Status.REGISTERED: "C6EFCE",
+    Status.ALREADY_REGISTERED: "E2EFDA",
+    Status.INVALID: "FFC7CE",
+    Status.DUPLICATE: "FFC7CE",
+    Status.FAILED: "FFC7CE",
+    Status.PENDING: "FFEB9C",
+}
 _WIDTH_SAMPLE = 2000
 
 
 @dataclass(frozen=True)
 class Report:
-    """The report's table: headers, rows of text (row numbers as int) and each row's status."""
+    """The report's table: headers, rows of text (row numbers as int) and each row's status.
+
+    ``summary`` fills the XLSX report's first sheet; ``attention`` holds the rows that need a
+    person's eye (invalid, duplicate, failed) in the input's own columns, ready to be fixed and
+    registered again.
+    """
 
     headers: tuple[str, ...]
     rows: list[tuple[int | str, ...]]
     statuses: list[Status]
+    summary: tuple[tuple[str, str], ...] = ()
+    attention_headers: tuple[str, ...] = ()
+    attention: list[tuple[str, ...]] = field(default_factory=list)
 
     def counts(self) -> collections.Counter[Status]:
         """How many rows ended in each status."""
         return collections.Counter(self.statuses)
+
+
+ATTENTION = frozenset({Status.INVALID, Status.DUPLICATE, Status.FAILED})
 
 
 def default_path(source: Path) -> Path:
@@ -48,27 +72,43 @@ def default_path(source: Path) -> Path:
     return source.with_name(f"{source.stem}-joinurls.xlsx")
 
 
-def build(plan: Plan, results: Mapping[int, Result]) -> Report:
-    """Every input row with its outcome; a row with no result is pending."""
+def attention_path(source: Path, report: Path) -> Path:
+    """``people-needs-attention.csv``, beside the report."""
+    return report.with_name(f"{source.stem}-needs-attention.csv")
+
+
+def build(plan: Plan, results: Mapping[int, Result], webinar_key: str | None = None) -> Report:
+    """Every input row with its outcome; a row with no result is pending.
+
+    With ``webinar_key`` the rows carry a ``webinarKey`` column after ``row``, as a report over
+    several webinars needs.
+    """
     table = plan.table
     lead = [plan.columns.positions[name] for name in REQUIRED]
     others = [i for i in range(len(table.headers)) if i not in lead]
-    reserved = set(LEAD) | set(TRAIL)
+    reserved = set(LEAD) | set(TRAIL) | {"webinarKey"}
+    which = ("webinarKey",) if webinar_key is not None else ()
     headers = (
-        *LEAD,
+        "row",
+        *which,
+        *REQUIRED,
         *(
             f"{table.headers[i]} (input)" if table.headers[i] in reserved else table.headers[i]
             for i in others
         ),
         *TRAIL,
     )
+    own_key = any(fold(h) == "webinarkey" for h in table.headers)
+    attention_headers = (*table.headers, *(() if own_key else ("webinarKey",)), "error")
     rows: list[tuple[int | str, ...]] = []
     statuses: list[Status] = []
+    attention: list[tuple[str, ...]] = []
     for raw in table.rows:
         result = _outcome(plan, results, raw.line)
         rows.append(
             (
                 raw.line,
+                *((webinar_key,) if webinar_key is not None else ()),
                 *(normalise(raw.cells[i]) for i in lead),
                 *(raw.cells[i] for i in others),
                 result.status.value,
@@ -78,7 +118,74 @@ def build(plan: Plan, results: Mapping[int, Result]) -> Report:
             )
         )
         statuses.append(result.status)
-    return Report(headers, rows, statuses)
+        if result.status in ATTENTION:
+            key = () if own_key else (webinar_key or "",)
+            attention.append((*raw.cells, *key, result.error or ""))
+    return Report(headers, rows, statuses, attention_headers=attention_headers, attention=attention)
+
+
+def build_run(record: RunRecord, *, source: Path, command: str) -> Report:
+    """The report of a whole run: one row per person and webinar, and its Summary."""
+    several = len(record.webinars) > 1
+    parts = [
+        build(part.final_plan(), part.results, part.key if several else None)
+        for part in record.webinars
+    ]
+    first = parts[0]
+    order = sorted(
+        (
+            (row[0], number, row, status)
+            for number, part in enumerate(parts)
+            for row, status in zip(part.rows, part.statuses, strict=True)
+        ),
+        key=lambda item: (item[0], item[1]),
+    )
+    merged = Report(
+        first.headers,
+        [item[2] for item in order],
+        [item[3] for item in order],
+        attention_headers=first.attention_headers,
+        attention=[row for part in parts for row in part.attention],
+    )
+    return replace(merged, summary=_summary(record, merged, source, command))
+
+
+def _summary(
+    record: RunRecord, report: Report, source: Path, command: str
+) -> tuple[tuple[str, str], ...]:
+    lines: list[tuple[str, str]] = [("Input file", str(source))]
+    for part in record.webinars:
+        webinar = part.webinar
+        if webinar is None:
+            lines.append(("Webinar", f"{part.key} (not reached)"))
+            continue
+        when = f", starts {webinar.starts}" if webinar.starts else ""
+        zone = f" ({webinar.time_zone})" if webinar.time_zone and webinar.starts else ""
+        lines.append(("Webinar", f"{webinar.subject} ({webinar.key}{when}{zone})"))
+    stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    lines.append(("Run at", stamp.strip()))
+    counts = report.counts()
+    lines.append(("Rows", f"{len(report.rows):,}"))
+    for status in Status:
+        lines.append((status.value.replace("_", " ").capitalize(), f"{counts[status]:,}"))
+    if counts[Status.PENDING]:
+        how = "Interrupted" if record.interrupted else "Stopped early"
+        lines.append(
+            (
+                how,
+                f"{counts[Status.PENDING]:,} rows are pending. To continue, run "
+                f"the same command again: {command}",
+            )
+        )
+    if report.attention:
+        lines.append(
+            (
+                "Needs attention",
+                f"{len(report.attention):,} rows: see "
+                f"{source.stem}-needs-attention.csv beside this report",
+            )
+        )
+    return tuple(lines)
 
 
 def _outcome(plan: Plan, results: Mapping[int, Result], line: int) -> Result:
@@ -91,6 +198,19 @@ def _outcome(plan: Plan, results: Mapping[int, Result], line: int) -> Result:
     return results.get(line) or Result(
         line, Status.PENDING, error="not sent: the run stopped first; run the command again"
     )
+
+
+def write_attention(report: Report, path: Path) -> Path | None:
+    """Write the rows that need attention as CSV (or remove an old file when none do)."""
+    if not report.attention:
+        path.unlink(missing_ok=True)
+        return None
+    attention = Report(report.attention_headers, list(report.attention), [])
+    try:
+        write_atomically(path, lambda temp: _write_csv(attention, temp))
+    except OSError as exc:
+        raise ReportError(f"{path}: could not be written ({exc.strerror or exc})") from exc
+    return path
 
 
 def write(report: Report, path: Path) -> Path:
@@ -106,35 +226,20 @@ def write(report: Report, path: Path) -> Path:
         raise ReportError(
             f"{path.parent}: no such folder for the report; create it or change --out"
         )
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(handle)
-    temp = Path(temp_name)
+    writer = _write_xlsx if suffix == ".xlsx" else _write_csv
     try:
-        if suffix == ".xlsx":
-            _write_xlsx(report, temp)
-        else:
-            _write_csv(report, temp)
-        with temp.open("rb+") as written:
-            os.fsync(written.fileno())
-        return _move_into_place(temp, path)
+        try:
+            write_atomically(path, lambda temp: writer(report, temp))
+        except PermissionError:
+            beside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+            write_atomically(beside, lambda temp: writer(report, temp))
+            return beside
     except OSError as exc:
         raise ReportError(
             f"{path}: the report could not be written ({exc.strerror or exc}); "
             "free some space or choose another --out"
         ) from exc
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def _move_into_place(temp: Path, path: Path) -> Path:
-    try:
-        os.replace(temp, path)
-        return path
-    except PermissionError:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        beside = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
-        os.replace(temp, beside)
-        return beside
+    return path
 
 
 def _write_csv(report: Report, path: Path) -> None:
@@ -154,15 +259,29 @@ def _write_xlsx(report: Report, path: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-    from openpyxl.styles import Font
+    from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
 
     book = Workbook(write_only=True)
+    bold = Font(bold=True)
+    if report.summary:
+        summary = book.create_sheet("Summary")
+        summary.column_dimensions["A"].width = 22
+        summary.column_dimensions["B"].width = 100
+        title = WriteOnlyCell(summary, value="Registration report")
+        title.font = Font(bold=True, size=14)
+        summary.append([title])
+        summary.append([])
+        for label, text in report.summary:
+            name = WriteOnlyCell(summary, value=label)
+            name.font = bold
+            value = WriteOnlyCell(summary, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", text))
+            value.data_type = "s"
+            summary.append([name, value])
     sheet = book.create_sheet("Registrants")
     sheet.freeze_panes = "A2"
     for index, width in enumerate(_widths(report), start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
-    bold = Font(bold=True)
     header = []
     for title in report.headers:
         cell = WriteOnlyCell(sheet, value=title)
@@ -171,11 +290,16 @@ def _write_xlsx(report: Report, path: Path) -> None:
     sheet.append(header)
     link_column = report.headers.index("joinUrl")
 
-    def cell_for(column: int, value: int | str) -> WriteOnlyCell:
+    fills = {status: PatternFill("solid", fgColor=colour) for status, colour in _COLOURS.items()}
+
+    def cell_for(column: int, value: int | str, fill: PatternFill) -> WriteOnlyCell:
         if isinstance(value, int):
-            return WriteOnlyCell(sheet, value=value)
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.fill = fill
+            return cell
         text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)[:_EXCEL_CELL_LIMIT]
         cell = WriteOnlyCell(sheet, value=text)
+        cell.fill = fill
         cell.data_type = "s"  # never a formula, whatever the text starts with
         if text.startswith(FORMULA_STARTS):
             cell.quotePrefix = True  # and Excel keeps it text when the cell is edited
@@ -184,8 +308,9 @@ def _write_xlsx(report: Report, path: Path) -> None:
             cell.style = "Hyperlink"
         return cell
 
-    for row in report.rows:
-        sheet.append([cell_for(column, value) for column, value in enumerate(row)])
+    for row, status in zip(report.rows, report.statuses, strict=True):
+        fill = fills[status]
+        sheet.append([cell_for(column, value, fill) for column, value in enumerate(row)])
     last = get_column_letter(len(report.headers))
     sheet.auto_filter.ref = f"A1:{last}{len(report.rows) + 1}"
     book.save(path)

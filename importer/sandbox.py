@@ -32,6 +32,7 @@ import httpx
 PREFIX = "/G2W/rest/v2"
 ORGANIZER_KEY = "5071418929213466883"
 WEBINAR_KEY = "8325357307900339981"
+WORKSHOP_KEY = "4617712963571298411"
 JOIN_HOST = "https://sandbox.g2w-import.invalid"
 MAX_FIELD = 128
 
@@ -90,8 +91,46 @@ class _Webinar:
     key: str
     subject: str
     start: dt.datetime
+    questions: list[dict[str, Any]] = field(default_factory=list)
     registrants: list[dict[str, Any]] = field(default_factory=list)
     by_email: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+#: the second sandbox webinar asks custom questions: a required multiple-choice one and an
+#: optional short answer, as GoTo's fields endpoint describes them
+WORKSHOP_QUESTIONS: list[dict[str, Any]] = [
+    {
+        "questionKey": 7001,
+        "question": "Your role?",
+        "required": True,
+        "type": "multipleChoice",
+        "maxSize": 1000,
+        "answers": [
+            {"answerKey": 9001, "answer": "Developer"},
+            {"answerKey": 9002, "answer": "Marketing"},
+            {"answerKey": 9003, "answer": "Management"},
+            {"answerKey": 9004, "answer": "Other"},
+        ],
+    },
+    {
+        "questionKey": 7002,
+        "question": "What do you hope to learn?",
+        "required": False,
+        "type": "shortAnswer",
+        "maxSize": 256,
+        "answers": [],
+    },
+]
+EMPLOYEE_COUNTS = [
+    "1-20",
+    "21-50",
+    "51-100",
+    "101-500",
+    "501-1000",
+    "1001-5000",
+    "5001-10000",
+    "10001+",
+]
 
 
 class Sandbox:
@@ -108,7 +147,16 @@ class Sandbox:
         start = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).replace(
             hour=15, minute=0, second=0, microsecond=0
         )
-        self.webinars = {WEBINAR_KEY: _Webinar(WEBINAR_KEY, "Product launch (sandbox)", start)}
+        workshop = _Webinar(
+            WORKSHOP_KEY,
+            "Customer workshop (sandbox)",
+            start + dt.timedelta(days=7),
+            questions=WORKSHOP_QUESTIONS,
+        )
+        self.webinars = {
+            WEBINAR_KEY: _Webinar(WEBINAR_KEY, "Product launch (sandbox)", start),
+            WORKSHOP_KEY: workshop,
+        }
         self._window: collections.deque[float] = collections.deque()
         self._keys: set[str] = set()
         #: counts of what happened, for tests and benchmarks
@@ -192,7 +240,7 @@ class Sandbox:
         if method == "GET" and rest == "/registrants":
             return self._list(webinar, query)
         if method == "GET" and rest == "/registrants/fields":
-            return _ok(self._fields())
+            return _ok(self._fields(webinar))
         if method == "POST" and rest == "/registrants":
             return self._create(webinar, body)
         return _error(405 if rest in ("", "/registrants") else 404, "NotFound", "not supported")
@@ -211,12 +259,17 @@ class Sandbox:
             "type": "single_session",
         }
 
-    def _fields(self) -> dict[str, Any]:
+    def _fields(self, webinar: _Webinar) -> dict[str, Any]:
         fields = [
-            {"field": name, "required": name in _REQUIRED, "maxSize": MAX_FIELD, "answers": []}
+            {
+                "field": name,
+                "required": name in _REQUIRED,
+                "maxSize": MAX_FIELD,
+                "answers": EMPLOYEE_COUNTS if name == "numberOfEmployees" else [],
+            }
             for name in _STANDARD_FIELDS
         ]
-        return {"fields": fields, "questions": []}
+        return {"fields": fields, "questions": webinar.questions}
 
     def _list(self, webinar: _Webinar, query: dict[str, str]) -> SandboxResponse:
         entries = [_listed(entry) for entry in webinar.registrants]
@@ -254,6 +307,12 @@ class Sandbox:
             value = payload.get(name)
             if isinstance(value, str) and len(value) > MAX_FIELD:
                 return _error(400, "InvalidParameter", f"{name} is longer than {MAX_FIELD}")
+        problem = _response_problem(webinar, payload)
+        if problem:
+            return _error(400, "InvalidParameter", problem)
+        value = payload.get("numberOfEmployees")
+        if value is not None and value not in EMPLOYEE_COUNTS:
+            return _error(400, "InvalidParameter", f"numberOfEmployees '{value}' is not allowed")
         address = payload["email"].strip()
         local, _, domain = address.rpartition("@")
         if not local or "." not in domain:
@@ -298,6 +357,7 @@ class Sandbox:
             "joinUrl": f"{JOIN_HOST}/join/{webinar.key}/{key}",
             "timeZone": "UTC",
             "fields": {k: v for k, v in fields.items() if k in _STANDARD_FIELDS},
+            "responses": list(fields.get("responses", [])),
         }
         webinar.registrants.append(entry)
         webinar.by_email.setdefault(entry["email"].casefold(), entry)
@@ -312,8 +372,37 @@ class Sandbox:
                 return key
 
 
+def _response_problem(webinar: _Webinar, payload: dict[str, Any]) -> str | None:
+    """Why the ``responses`` of a create call do not fit the webinar's questions, if they don't."""
+    given = payload.get("responses", [])
+    if not isinstance(given, list) or not all(isinstance(r, dict) for r in given):
+        return "responses must be a list of objects"
+    by_key = {question["questionKey"]: question for question in webinar.questions}
+    answered = set()
+    for response in given:
+        question = by_key.get(response.get("questionKey"))
+        if question is None:
+            return f"unknown questionKey {response.get('questionKey')}"
+        answered.add(question["questionKey"])
+        if question["answers"]:
+            allowed = {answer["answerKey"] for answer in question["answers"]}
+            if response.get("answerKey") not in allowed:
+                answer = response.get("answerKey")
+                return f"answerKey {answer} is not an answer to {question['question']}"
+        else:
+            text = response.get("responseText")
+            if not isinstance(text, str) or len(text) > question["maxSize"]:
+                return f"responseText for {question['question']} is missing or too long"
+    missing = [
+        q["question"]
+        for q in webinar.questions
+        if q["required"] and q["questionKey"] not in answered
+    ]
+    return f"an answer to '{missing[0]}' is required" if missing else None
+
+
 def _listed(entry: dict[str, Any]) -> dict[str, Any]:
-    shown = {k: v for k, v in entry.items() if k != "fields"}
+    shown = {k: v for k, v in entry.items() if k not in ("fields", "responses")}
     shown["registrantKey"] = int(entry["registrantKey"])
     return shown
 

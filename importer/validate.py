@@ -9,15 +9,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .columns import REQUIRED, ColumnMap
+from .columns import OPTIONAL, REQUIRED, ColumnMap, fold
 from .errors import InputError, UsageError
-from .models import RawRow, Registrant, RowProblem, Table
+from .models import Form, RawRow, Registrant, Response, RowProblem, Table
 
-#: GoTo's limit for standard registration fields (``maxSize`` in the fields endpoint).
+#: GoTo's limits for standard fields and for answers, where a webinar's form gives none
 MAX_FIELD_LENGTH = 128
+MAX_ANSWER_LENGTH = 1000
 
 # Characters that hide in copied-and-pasted cells. At the edges they are trimmed; inside a value
 # they are reported, because silently dropping them could change a name or address.
@@ -85,6 +86,22 @@ def _email_validator_problem(address: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """How one column is checked and sent: a standard field, or a custom question's answer."""
+
+    name: str  #: the API field name, or the question's key
+    index: int
+    header: str
+    required: bool
+    max_size: int
+    #: allowed answers, case-folded → what is sent (the field's spelling, or the answer key)
+    choices: Mapping[str, str] = field(default_factory=dict)
+    #: the allowed answers as the webinar spells them, for messages
+    shown: tuple[str, ...] = ()
+    question: bool = False
+
+
+@dataclass(frozen=True)
 class Plan:
     """What an import would do: who is sent, which rows are invalid, which repeat an e-mail."""
 
@@ -93,31 +110,28 @@ class Plan:
     registrants: tuple[Registrant, ...]
     problems: Mapping[int, tuple[RowProblem, ...]]
     duplicates: Mapping[int, int]
+    rules: tuple[Rule, ...] = ()
 
     @property
     def ignored_headers(self) -> tuple[str, ...]:
-        """Input columns that map to no API field: kept in the report, not sent."""
-        used = set(self.columns.positions.values())
+        """Input columns that map to no API field or question: kept in the report, not sent."""
+        used = {rule.index for rule in self.rules}
         return tuple(h for i, h in enumerate(self.table.headers) if i not in used)
 
 
-def validate(table: Table) -> Plan:
-    """Check every row of ``table``; :class:`InputError` only when a required column is absent."""
+def validate(table: Table, form: Form | None = None) -> Plan:
+    """Check every row of ``table``, against the webinar's ``form`` when it is known.
+
+    Raises :class:`InputError` only when a column the webinar requires is absent altogether.
+    """
     columns = ColumnMap.from_headers(table.headers)
-    if columns.missing:
-        missing = " and ".join(columns.missing)
-        shown = ", ".join(f"'{h}'" for h in table.headers[:8])
-        raise InputError(
-            f"{table.describe()}: no {missing} column (the header in line {table.header_line} "
-            f"has {shown}); add a column named {missing}, or rename the one that holds it"
-        )
+    rules = _rules(table, columns, form or Form())
     registrants: list[Registrant] = []
     problems: dict[int, tuple[RowProblem, ...]] = {}
     duplicates: dict[int, int] = {}
     first_line_of: dict[str, int] = {}
-    fields = columns.fields(table.headers)
     for row in table.rows:
-        registrant, row_problems = check_row(row, fields)
+        registrant, row_problems = check_row(row, rules)
         if row_problems:
             problems[row.line] = row_problems
             continue
@@ -127,43 +141,106 @@ def validate(table: Table) -> Plan:
             duplicates[row.line] = earlier
             continue
         registrants.append(registrant)
-    return Plan(table, columns, tuple(registrants), problems, duplicates)
+    return Plan(table, columns, tuple(registrants), problems, duplicates, rules)
+
+
+def _rules(table: Table, columns: ColumnMap, form: Form) -> tuple[Rule, ...]:
+    """One rule per column that is sent, required fields first; refuse missing required ones."""
+    rules: list[Rule] = []
+    missing: list[str] = []
+    for name in (*REQUIRED, *OPTIONAL):
+        spec = form.field(name)
+        required = name in REQUIRED or (spec is not None and spec.required)
+        index = columns.positions.get(name)
+        if index is None:
+            if required:
+                missing.append(name)
+            continue
+        answers = spec.answers if spec else ()
+        rules.append(
+            Rule(
+                name,
+                index,
+                table.headers[index],
+                required,
+                (spec.max_size if spec and spec.max_size else MAX_FIELD_LENGTH),
+                {answer.casefold(): answer for answer in answers},
+                answers,
+            )
+        )
+    taken = {rule.index for rule in rules}
+    by_header = {fold(h): i for i, h in enumerate(table.headers) if i not in taken}
+    for question in form.questions:
+        index = by_header.get(fold(question.text))
+        if index is None:
+            if question.required:
+                missing.append(f"'{question.text}'")
+            continue
+        rules.append(
+            Rule(
+                question.key,
+                index,
+                table.headers[index],
+                question.required,
+                question.max_size or MAX_ANSWER_LENGTH,
+                {answer.text.casefold(): answer.key for answer in question.answers},
+                tuple(answer.text for answer in question.answers),
+                question=True,
+            )
+        )
+    if missing:
+        names = " and ".join(missing)
+        shown = ", ".join(f"'{h}'" for h in table.headers[:8])
+        raise InputError(
+            f"{table.describe()}: no {names} column (the header in line {table.header_line} "
+            f"has {shown}); add a column named {names}, or rename the one that holds it"
+        )
+    return tuple(rules)
 
 
 def check_row(
-    row: RawRow, fields: tuple[tuple[str, int, str], ...]
+    row: RawRow, rules: tuple[Rule, ...]
 ) -> tuple[Registrant | None, tuple[RowProblem, ...]]:
-    """Normalise one row into a registrant, or say everything that is wrong with it.
-
-    ``fields`` lists (API field, column index, header), the required fields first.
-    """
+    """Normalise one row into a registrant, or say everything that is wrong with it."""
     problems: list[RowProblem] = []
     values: dict[str, str] = {}
-    for name, index, header in fields:
-        value = normalise(row.cells[index])
-        problem = _field_problem(name, value)
+    responses: list[Response] = []
+    for rule in rules:
+        value = normalise(row.cells[rule.index])
+        problem = _problem(rule, value)
         if problem:
-            problems.append(RowProblem(row.line, header, problem))
+            problems.append(RowProblem(row.line, rule.header, problem))
+        elif value and rule.question:
+            chosen = rule.choices.get(value.casefold())
+            responses.append(
+                Response(rule.name, answer_key=chosen)
+                if rule.choices
+                else Response(rule.name, value)
+            )
         elif value:
-            values[name] = value
+            values[rule.name] = rule.choices.get(value.casefold(), value)
     if problems:
         return None, tuple(problems)
     first, last, email = values.pop("firstName"), values.pop("lastName"), values.pop("email")
-    return Registrant(row.line, first, last, email, values), ()
+    return Registrant(row.line, first, last, email, values, tuple(responses)), ()
 
 
 _WHAT = {"firstName": "the first name", "lastName": "the last name", "email": "the e-mail address"}
 
 
-def _field_problem(name: str, value: str) -> str | None:
+def _problem(rule: Rule, value: str) -> str | None:
     if not value:
-        return f"is empty; fill in {_WHAT[name]}" if name in REQUIRED else None
+        if not rule.required:
+            return None
+        return f"is empty; fill in {_WHAT.get(rule.name, 'an answer: this webinar requires one')}"
     hidden = hidden_character(value)
     if hidden:
         return f"'{_printable(value)}' contains {hidden}; retype the value"
-    if len(value) > MAX_FIELD_LENGTH:
-        return f"is {len(value)} characters long; GoTo accepts at most {MAX_FIELD_LENGTH}"
-    if name == "email":
+    if len(value) > rule.max_size:
+        return f"is {len(value)} characters long; GoTo accepts at most {rule.max_size}"
+    if rule.choices and value.casefold() not in rule.choices:
+        return f"'{value}' is not one of the answers; choose {', '.join(rule.shown)}"
+    if rule.name == "email":
         reason = email_problem(value)
         if reason:
             return f"'{value}' is not a valid e-mail address ({reason})"

@@ -1,0 +1,161 @@
+"""The Excel template people fill in, generated here so that it can be rebuilt and checked.
+
+Three sheets: ``Registrants`` (one column per field, and per custom question of a webinar when
+one is named), ``Settings`` (the webinar key in a text cell, so that Excel cannot round it) and
+``Instructions``. There is deliberately no place for an access token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from .client import Webinar
+from .columns import OPTIONAL, REQUIRED
+from .files import write_atomically
+from .models import Form
+
+#: rows prepared with formats and drop-downs
+ROWS = 1000
+REQUIRED_MARK = " *"
+#: columns people type numbers into that must stay text (leading zeros, a leading +)
+TEXT_COLUMNS = frozenset({"phone", "zipCode"})
+_FIXED_DATE = dt.datetime(2026, 1, 1)  # the same file properties every time it is built
+_HEADER_FILL = "DDEBF7"
+_LIST_LIMIT = 255  # Excel's limit on a drop-down written inline
+
+INSTRUCTIONS = (
+    "How to register people for a GoTo Webinar with this workbook",
+    "",
+    "1. Fill the Registrants sheet: one person per row. Columns marked * are required.",
+    "   Leave a column empty if you have nothing for it; do not rename or reorder the headers.",
+    "2. On the Settings sheet, paste the webinar key (the long number in the webinar's",
+    "   settings) into the cell next to webinarKey. The cell is formatted as text on purpose:",
+    "   Excel would round a 19-digit number.",
+    "3. Save the workbook (keep the .xlsx format) and run:",
+    "       g2w-import register registrants.xlsx",
+    "   Nothing is sent before every row has been checked; rows with problems are listed.",
+    "4. Open the report next to the workbook (registrants-joinurls.xlsx). Its Summary sheet",
+    "   says how it went; the Registrants sheet has every person's status and join URL.",
+    "   Rows that need attention are also in registrants-needs-attention.csv: fix them there",
+    "   and run g2w-import register on that file.",
+    "",
+    "Interrupted, or out of quota? Run the same command again: nobody is registered twice.",
+    "Never type an access token into this workbook: files get mailed around.",
+)
+
+
+def build(path: Path, *, webinar: Webinar | None = None, form: Form | None = None) -> None:
+    """Write the template to ``path``; with a webinar's form, one column per custom question."""
+    write_atomically(path, lambda temp: _build(temp, webinar, form or Form()))
+
+
+def headers(form: Form) -> list[tuple[str, str, bool]]:
+    """(header, field name or question key, required) for each column of the template."""
+    columns: list[tuple[str, str, bool]] = []
+    for name in (*REQUIRED, *OPTIONAL):
+        if name == "source":
+            continue  # where the registration came from: the tool's business, not the person's
+        spec = form.field(name)
+        required = name in REQUIRED or (spec is not None and spec.required)
+        columns.append((name + (REQUIRED_MARK if required else ""), name, required))
+    for question in form.questions:
+        mark = REQUIRED_MARK if question.required else ""
+        columns.append((question.text + mark, question.key, question.required))
+    return columns
+
+
+def _build(path: Path, webinar: Webinar | None, form: Form) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = Workbook()
+    book.properties.creator = "g2w-import"
+    book.properties.created = book.properties.modified = _FIXED_DATE
+    sheet = book.active
+    sheet.title = "Registrants"
+    bold, fill = Font(bold=True), PatternFill("solid", fgColor=_HEADER_FILL)
+    lists = None
+    choices = {name: spec.answers for spec in form.fields if (name := spec.name) and spec.answers}
+    choices.update({q.key: tuple(a.text for a in q.answers) for q in form.questions if q.answers})
+    for column, (title, name, _required) in enumerate(headers(form), start=1):
+        letter = get_column_letter(column)
+        cell = sheet.cell(row=1, column=column, value=title)
+        cell.font, cell.fill = bold, fill
+        cell.alignment = Alignment(vertical="top", wrap_text=True)
+        sheet.column_dimensions[letter].width = max(14, min(40, len(title) + 4))
+        area = f"{letter}2:{letter}{ROWS + 1}"
+        if name in TEXT_COLUMNS:
+            for row in range(2, ROWS + 2):
+                sheet.cell(row=row, column=column).number_format = "@"
+        if name == "email":
+            check = DataValidation(
+                type="custom",
+                formula1=f'ISNUMBER(FIND("@",{letter}2))',
+                allow_blank=True,
+                showInputMessage=True,
+                promptTitle="E-mail address",
+                prompt="The person's e-mail address, e.g. ann@example.com. Each address once.",
+                showErrorMessage=True,
+                errorStyle="warning",
+                errorTitle="E-mail address",
+                error="This does not look like an e-mail address.",
+            )
+            sheet.add_data_validation(check)
+            check.add(area)
+        if name in choices:
+            inline = '"' + ",".join(choices[name]) + '"'
+            if len(inline) > _LIST_LIMIT or any("," in answer for answer in choices[name]):
+                if lists is None:
+                    lists = book.create_sheet("Lists")
+                    lists.sheet_state = "hidden"
+                for row, answer in enumerate(choices[name], start=1):
+                    lists.cell(row=row, column=column, value=answer)
+                inline = f"Lists!${letter}$1:${letter}${len(choices[name])}"
+            drop_down = DataValidation(
+                type="list",
+                formula1=inline,
+                allow_blank=True,
+                showErrorMessage=True,
+                errorTitle=title,
+                error="Choose one of the answers in the list.",
+            )
+            sheet.add_data_validation(drop_down)
+            drop_down.add(area)
+    sheet.freeze_panes = "A2"
+
+    settings = book.create_sheet("Settings")
+    rows = [
+        ("Setting", "Value", "What it is"),
+        (
+            "webinarKey",
+            webinar.key if webinar else "",
+            "The webinar's key: the long number in its settings. Paste it; keep this cell as text.",
+        ),
+        (
+            "resendConfirmation",
+            "FALSE",
+            "TRUE: GoTo e-mails the confirmation again to people already registered.",
+        ),
+    ]
+    if webinar is not None:
+        rows.append(("webinar", webinar.subject, "For your reference; not read by the importer."))
+    for entry in rows:
+        settings.append(entry)
+    for cell in settings[1]:
+        cell.font, cell.fill = bold, fill
+    settings["B2"].number_format = "@"
+    yes_no = DataValidation(type="list", formula1='"TRUE,FALSE"', allow_blank=True)
+    settings.add_data_validation(yes_no)
+    yes_no.add("B3")
+    for letter, width in (("A", 22), ("B", 24), ("C", 80)):
+        settings.column_dimensions[letter].width = width
+
+    instructions = book.create_sheet("Instructions")
+    for line in INSTRUCTIONS:
+        instructions.append([line])
+    instructions["A1"].font = Font(bold=True, size=14)
+    instructions.column_dimensions["A"].width = 100
+    book.save(path)
