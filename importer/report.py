@@ -77,17 +77,24 @@ def attention_path(source: Path, report: Path) -> Path:
     return report.with_name(f"{source.stem}-needs-attention.csv")
 
 
-def build(plan: Plan, results: Mapping[int, Result], webinar_key: str | None = None) -> Report:
+def build(
+    plan: Plan,
+    results: Mapping[int, Result],
+    webinar_key: str | None = None,
+    *,
+    several: bool = False,
+) -> Report:
     """Every input row with its outcome; a row with no result is pending.
 
-    With ``webinar_key`` the rows carry a ``webinarKey`` column after ``row``, as a report over
-    several webinars needs.
+    With ``several`` the rows carry a ``webinarKey`` column after ``row``, as a report over
+    several webinars needs. Rows needing attention always name their webinar, so that the file
+    they go into can be registered again as it is.
     """
     table = plan.table
     lead = [plan.columns.positions[name] for name in REQUIRED]
     others = [i for i in range(len(table.headers)) if i not in lead]
     reserved = set(LEAD) | set(TRAIL) | {"webinarKey"}
-    which = ("webinarKey",) if webinar_key is not None else ()
+    which = ("webinarKey",) if several else ()
     headers = (
         "row",
         *which,
@@ -108,7 +115,7 @@ def build(plan: Plan, results: Mapping[int, Result], webinar_key: str | None = N
         rows.append(
             (
                 raw.line,
-                *((webinar_key,) if webinar_key is not None else ()),
+                *((webinar_key or "",) if several else ()),
                 *(normalise(raw.cells[i]) for i in lead),
                 *(raw.cells[i] for i in others),
                 result.status.value,
@@ -128,7 +135,7 @@ def build_run(record: RunRecord, *, source: Path, command: str) -> Report:
     """The report of a whole run: one row per person and webinar, and its Summary."""
     several = len(record.webinars) > 1
     parts = [
-        build(part.final_plan(), part.results, part.key if several else None)
+        build(part.final_plan(), part.results, part.key, several=several)
         for part in record.webinars
     ]
     first = parts[0]
