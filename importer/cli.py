@@ -68,7 +68,11 @@ def cli() -> None:
 
 def main() -> None:
     """Console entry point."""
-    cli(prog_name="g2w-import")
+    try:
+        cli(prog_name="g2w-import")
+    except KeyboardInterrupt:  # before a run took Ctrl-C over: nothing was sent yet
+        echo("\nInterrupted before anything was sent.", fg="yellow")
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _api_options(*, several: bool) -> Callable[[FC], FC]:

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: how a cell that Excel would take for a formula begins
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
 
 class Status(enum.StrEnum):
     """What became of one input row; the report's ``status`` column."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from .columns import fold, looks_like_header
 from .errors import InputError
-from .models import RawRow, Table
+from .models import FORMULA_STARTS, RawRow, Table
 
 CSV_SUFFIXES = frozenset({".csv", ".txt"})
 EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm"})
@@ -287,9 +287,12 @@ def _table(
     rows: list[RawRow] = []
     blank = 0
     for offset, cells in enumerate(body, start=header_index + 2):
-        if not "".join(cells).strip():
+        joined = "".join(cells)
+        if not joined.strip():
             blank += 1
             continue
+        if sheet is None and "'" in joined:
+            cells = [_unmark(cell) for cell in cells]
         if len(cells) != width:
             cells = cells[:width] + [""] * (width - len(cells))
         rows.append(RawRow(offset, tuple(cells)))
@@ -347,6 +350,11 @@ def _settings(
         elif name in SETTINGS:
             settings.setdefault(SETTINGS[name], cells[1])
     return settings, notes
+
+
+def _unmark(cell: str) -> str:
+    """Drop the apostrophe that keeps a CSV cell from being a formula (as reports write them)."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2].startswith(FORMULA_STARTS) else cell
 
 
 def _used_width(row: Sequence[str]) -> int:

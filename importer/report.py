@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from .columns import REQUIRED, fold
 from .errors import ReportError
 from .files import write_atomically
-from .models import Result, Status
+from .models import FORMULA_STARTS, Result, Status
 from .validate import Plan, normalise
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 LEAD = ("row", *REQUIRED)
 TRAIL = ("status", "registrantKey", "joinUrl", "error")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SUFFIXES = (".xlsx", ".csv")
 _EXCEL_CELL_LIMIT = 32767
 #: row colours by status: green for registered, red for needs attention, yellow for pending
@@ -92,7 +91,10 @@ def build(
     """
     table = plan.table
     lead = [plan.columns.positions[name] for name in REQUIRED]
-    others = [i for i in range(len(table.headers)) if i not in lead]
+    # the input's other columns, but not those left empty in every row (a template's unused
+    # optional fields): they would only push the join URLs off the screen
+    filled = {i for row in table.rows for i, cell in enumerate(row.cells) if cell.strip()}
+    others = [i for i in range(len(table.headers)) if i not in lead and i in filled]
     reserved = set(LEAD) | set(TRAIL) | {"webinarKey"}
     which = ("webinarKey",) if several else ()
     headers = (
@@ -274,7 +276,9 @@ def _write_xlsx(report: Report, path: Path) -> None:
     if report.summary:
         summary = book.create_sheet("Summary")
         summary.column_dimensions["A"].width = 22
-        summary.column_dimensions["B"].width = 100
+        summary.column_dimensions["B"].width = 80
+        summary.page_setup.fitToWidth, summary.page_setup.fitToHeight = 1, 0
+        summary.sheet_properties.pageSetUpPr.fitToPage = True
         title = WriteOnlyCell(summary, value="Registration report")
         title.font = Font(bold=True, size=14)
         summary.append([title])
@@ -287,6 +291,9 @@ def _write_xlsx(report: Report, path: Path) -> None:
             summary.append([name, value])
     sheet = book.create_sheet("Registrants")
     sheet.freeze_panes = "A2"
+    sheet.page_setup.orientation = "landscape"  # printed: as wide as the page, as long as needed
+    sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
     for index, width in enumerate(_widths(report), start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
     header = []
@@ -326,4 +333,4 @@ def _write_xlsx(report: Report, path: Path) -> None:
 def _widths(report: Report) -> Iterator[float]:
     for column, title in enumerate(report.headers):
         longest = max([len(title), *(len(str(row[column])) for row in report.rows[:_WIDTH_SAMPLE])])
-        yield min(60.0, max(8.0, longest + 2.0))
+        yield min(90.0, max(8.0, longest + 2.0))

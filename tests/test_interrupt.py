@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import time
@@ -28,7 +29,7 @@ def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
     argv = command(*register_args(source, server.api_url, "--rate", "40"))
     env = token_env("interrupt-token")
     run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    time.sleep(random.uniform(1.5, 3.5))  # start-up takes under a second: mid-run, at random
     run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, err

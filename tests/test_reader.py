@@ -97,6 +97,14 @@ def test_ragged_rows_are_padded_and_extra_cells_get_a_header(tmp_path: Path) -> 
     assert table.rows[1].cells == ("Bo", "Kim", "bo@example.com", "extra")
 
 
+def test_apostrophe_marking_a_formula_start_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "marked.csv"
+    path.write_text(
+        "firstName,lastName,email,phone,note\nAnn,O'Neil,a@example.com,'+49 1,'quoted\n"
+    )
+    assert read_table(path).rows[0].cells == ("Ann", "O'Neil", "a@example.com", "+49 1", "'quoted")
+
+
 def test_cells_stay_text_in_csv(tmp_path: Path) -> None:
     path = tmp_path / "codes.csv"
     path.write_text("firstName,lastName,email,zip,phone\nNA,NULL,na@example.com,01234,+4930 1\n")
