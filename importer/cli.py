@@ -8,6 +8,8 @@ to continue; 4 the API refused the token or does not know the webinar; 130 inter
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -21,9 +23,11 @@ from urllib.parse import urlsplit
 import click
 from click.decorators import FC
 
-from . import run
+from . import credentials, run
 from .columns import fold
+from .credentials import Credentials, Store
 from .errors import (
+    AuthError,
     ImporterError,
     InputError,
     JournalError,
@@ -249,7 +253,7 @@ def register(
         resend = resend_confirmation
         if resend is None:
             resend = settings.get("resendConfirmation", "").strip().casefold() in _YES
-        _setup_logging(verbose, secrets=[connection.token])
+        _setup_logging(verbose, secrets=connection.secrets)
         options = run.Options(
             rate=rate,
             concurrency=concurrency,
@@ -371,7 +375,7 @@ def _share(name: str, help: str) -> Callable[[FC], FC]:
     "--expire-after",
     type=click.IntRange(min=0),
     metavar="N",
-    help="Refuse the token (403 InvalidToken) from call N+1 on.",
+    help="Refuse each access token (403 InvalidToken) after N calls.",
 )
 @click.option(
     "--quota",
@@ -408,7 +412,7 @@ def sandbox_command(
         drop_rate=drop_rate,
         dedupe=not no_dedupe,
         conflict_keys=conflict_keys,
-        expire_after_calls=expire_after,
+        token_calls=expire_after,
         quota=quota,
         seed=seed,
     )
@@ -545,6 +549,249 @@ def fields(
         _table_out(rows)
 
 
+@cli.command()
+@click.option(
+    "--client-id",
+    envvar="G2W_CLIENT_ID",
+    show_envvar=True,
+    metavar="ID",
+    help="Your GoTo OAuth client's id.",
+)
+@click.option(
+    "--client-secret",
+    envvar="G2W_CLIENT_SECRET",
+    show_envvar=True,
+    metavar="SECRET",
+    help="Your GoTo OAuth client's secret (better in the environment than here).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 for GoTo to send the browser back to; match the redirect "
+    "URI registered for your client (http://127.0.0.1:PORT/callback). 0: any free port.",
+)
+@click.option(
+    "--auth-url",
+    envvar="G2W_AUTH_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="The sign-in server.  [default: https://authentication.logmeininc.com]",
+)
+@click.option(
+    "--api-url",
+    envvar="G2W_API_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="The API's base URL, to look up the organizer key when sign-in does not say.",
+)
+@click.option(
+    "--with-token",
+    is_flag=True,
+    help="Read an access token (e.g. a Personal Access Token) from standard input.",
+)
+@click.option(
+    "--organizer-key",
+    envvar="G2W_ORGANIZER_KEY",
+    show_envvar=True,
+    metavar="KEY",
+    help="The organizer key, if it cannot be looked up.",
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Sign in to a sandbox served for the purpose, to see how it works.",
+)
+@click.option("--no-browser", is_flag=True, help="Only print the sign-in address.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the browser to come back.",
+)
+def login(
+    client_id: str | None,
+    client_secret: str | None,
+    port: int,
+    auth_url: str | None,
+    api_url: str | None,
+    with_token: bool,
+    organizer_key: str | None,
+    sandbox: bool,
+    no_browser: bool,
+    wait: float,
+) -> None:
+    """Sign in once; every later command uses (and renews) the stored login."""
+    from .validate import check_key
+
+    with _errors_translated():
+        place = credentials.store()
+        if with_token:
+            token = sys.stdin.readline().strip()
+            if not token:
+                raise UsageError(
+                    "--with-token reads the token from standard input, and none "
+                    "came; e.g. g2w-import login --with-token < token.txt"
+                )
+            signed = asyncio.run(_sign_in_with_token(token, api_url, organizer_key))
+        else:
+            signed = asyncio.run(
+                _sign_in(
+                    client_id, client_secret, port, auth_url, api_url, sandbox, no_browser, wait
+                )
+            )
+        if signed.organizer_key:
+            check_key("the organizer key", signed.organizer_key)
+        place.save(signed)
+        who = f" as {signed.account}" if signed.account else ""
+        echo(
+            f"Signed in{who} (organizer {signed.organizer_key}); the login is kept in "
+            f"{place.where()}.",
+            fg="green",
+        )
+
+
+def _open_browser(address: str) -> None:
+    import webbrowser
+
+    with contextlib.suppress(Exception):  # no browser here: the address was printed
+        webbrowser.open(address)
+
+
+async def _sign_in_with_token(
+    token: str, api_url: str | None, organizer_key: str | None
+) -> Credentials:
+    import httpx
+
+    from .client import API_URL
+    from .oauth import organizer_of
+
+    account = None
+    if not organizer_key:
+        async with httpx.AsyncClient(timeout=30) as http:
+            organizer_key, account = await organizer_of(http, _api_url(api_url or API_URL), token)
+    return Credentials(token, organizer_key=organizer_key, account=account)
+
+
+async def _sign_in(
+    client_id: str | None,
+    client_secret: str | None,
+    port: int,
+    auth_url: str | None,
+    api_url: str | None,
+    sandbox: bool,
+    no_browser: bool,
+    wait: float,
+) -> Credentials:
+    """The authorization-code flow with PKCE, against GoTo or a sandbox served meanwhile."""
+    import secrets
+
+    import httpx
+
+    from .client import API_URL
+    from .oauth import AUTH_URL, CallbackServer, authorize_url, organizer_of, pkce, token_request
+    from .sandbox import Sandbox, SandboxServer
+
+    async with contextlib.AsyncExitStack() as stack:
+        if sandbox:
+            served = await stack.enter_async_context(SandboxServer(Sandbox(), port=0))
+            auth_url, api_url = served.api_url.split("/G2W/")[0], served.api_url
+            client_id, client_secret = client_id or "sandbox-client", client_secret or "sandbox"
+        if not client_id or not client_secret:
+            raise UsageError(
+                "signing in needs your GoTo OAuth client: set G2W_CLIENT_ID and "
+                "G2W_CLIENT_SECRET (or use --with-token with a Personal Access Token)"
+            )
+        auth_url = (auth_url or AUTH_URL).rstrip("/")
+        callback = CallbackServer(port)
+        await callback.start()
+        verifier, challenge = pkce()
+        state = secrets.token_urlsafe(16)
+        address = authorize_url(auth_url, client_id, callback.redirect_uri, state, challenge)
+        echo("Sign in to GoTo in your browser. If no browser opens, visit this address:")
+        echo(f"  {address}")
+        if not no_browser:
+            # In a thread, unwaited: some browser commands only return once they are closed.
+            asyncio.get_running_loop().run_in_executor(None, _open_browser, address)
+        answer = await callback.wait(wait)
+        if answer.get("state") != state:
+            raise AuthError(
+                "the sign-in answer did not match this request; run g2w-import login again"
+            )
+        if "error" in answer:
+            raise AuthError(f"sign-in was refused ({answer['error']})")
+        async with httpx.AsyncClient(timeout=30) as http:
+            tokens = await token_request(
+                http,
+                auth_url,
+                client_id,
+                client_secret,
+                {
+                    "grant_type": "authorization_code",
+                    "code": answer["code"],
+                    "redirect_uri": callback.redirect_uri,
+                    "code_verifier": verifier,
+                },
+            )
+            organizer, account = tokens.organizer_key, tokens.account
+            if not organizer:
+                organizer, email = await organizer_of(
+                    http, _api_url(api_url or API_URL), tokens.access_token
+                )
+                account = account or email
+        return Credentials(
+            tokens.access_token,
+            organizer_key=organizer,
+            account=account,
+            client_id=client_id,
+            client_secret=client_secret,
+            auth_url=auth_url,
+        ).renewed(tokens.access_token, tokens.refresh_token, tokens.expires_in)
+
+
+@cli.command()
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Check this token file instead of the environment and the stored login.",
+)
+def whoami(token_file: Path | None) -> None:
+    """Show who is signed in, where the login is kept and when the token expires."""
+    with _errors_translated():
+        try:
+            signed, _, source = _credentials(token_file)
+        except UsageError as exc:
+            fail(str(exc), EXIT_API)
+        click.echo(f"Using:     {source}")
+        click.echo(f"Organizer: {signed.organizer_key or 'unknown (pass --organizer-key)'}")
+        if signed.account:
+            click.echo(f"Account:   {signed.account}")
+        left = signed.expires_in()
+        if left is None:
+            click.echo("Expires:   unknown")
+        else:
+            when = dt.datetime.fromtimestamp(signed.expires_at or 0).astimezone()
+            state = "expired" if left <= 0 else f"in {left / 60:.0f} minutes"
+            click.echo(
+                f"Expires:   {when:%Y-%m-%d %H:%M %Z} ({state})"
+                + ("; renewed automatically" if signed.refresh_token else "")
+            )
+
+
+@cli.command()
+def logout() -> None:
+    """Forget the stored login."""
+    with _errors_translated():
+        place = credentials.store()
+        if place.delete():
+            echo(f"Signed out: the login was removed from {place.where()}.")
+        else:
+            echo("Not signed in: nothing to remove.")
+
+
 def _table_out(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for number, row in enumerate(rows):
@@ -623,6 +870,7 @@ def _connection(
     *, sandbox: bool, api_url: str | None, organizer_key: str | None, token_file: Path | None
 ) -> run.Connection:
     from .client import API_URL
+    from .oauth import RefreshingAuth
     from .sandbox import ORGANIZER_KEY, SandboxConfig
     from .validate import check_key
 
@@ -634,12 +882,21 @@ def _connection(
         return run.Connection(
             run.SANDBOX_URL,
             check_key("--organizer-key", organizer_key or ORGANIZER_KEY),
-            "sandbox-token",
+            RefreshingAuth(Credentials("sandbox-token"), None),
             SandboxConfig(rate=10.0, latency=0.25),
         )
+    credentials, store, _ = _credentials(token_file)
+    organizer_key = organizer_key or credentials.organizer_key
     if not organizer_key:
         raise UsageError("no organizer key: pass --organizer-key or set G2W_ORGANIZER_KEY")
-    url = (api_url or API_URL).rstrip("/")
+    url = _api_url(api_url or API_URL)
+    return run.Connection(
+        url, check_key("--organizer-key", organizer_key), RefreshingAuth(credentials, store)
+    )
+
+
+def _api_url(url: str) -> str:
+    url = url.rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UsageError(f"--api-url '{url}' is not a web address; it starts with https://")
@@ -648,7 +905,29 @@ def _connection(
             f"--api-url '{url}' is not encrypted; use https:// so that the "
             "access token is not sent in the clear"
         )
-    return run.Connection(url, check_key("--organizer-key", organizer_key), _token(token_file))
+    return url
+
+
+def _credentials(token_file: Path | None) -> tuple[Credentials, Store | None, str]:
+    """The access token to use, in order: the environment, --token-file, the stored login."""
+    token = os.environ.get("G2W_ACCESS_TOKEN", "").strip()
+    if token:
+        return Credentials(token), None, "the environment variable G2W_ACCESS_TOKEN"
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {token_file}: cannot be read ({exc.strerror})") from exc
+        if not token:
+            raise UsageError(f"--token-file {token_file}: the file is empty")
+        return Credentials(token), None, f"the token file {token_file}"
+    place = credentials.store()
+    stored = place.load()
+    if stored is None:
+        raise UsageError(
+            "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file)"
+        )
+    return stored, place, f"the stored login in {place.where()}"
 
 
 def _webinar_keys(
@@ -664,38 +943,24 @@ def _webinar_keys(
     return (WEBINAR_KEY,) if sandbox else ()
 
 
-def _token(token_file: Path | None) -> str:
-    if token_file is not None:
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UsageError(f"--token-file {token_file}: cannot be read ({exc.strerror})") from exc
-        if not token:
-            raise UsageError(f"--token-file {token_file}: the file is empty")
-        return token
-    token = os.environ.get("G2W_ACCESS_TOKEN", "").strip()
-    if not token:
-        raise UsageError("no access token: set G2W_ACCESS_TOKEN or pass --token-file")
-    return token
-
-
 class _Redact(logging.Filter):
-    """Second line of defence: no secret survives into a log line."""
+    """Second line of defence: no secret survives into a log line, renewed tokens included."""
 
-    def __init__(self, secrets: list[str]) -> None:
+    def __init__(self, secrets: Callable[[], list[str]]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 4]
+        self.secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(secret in message for secret in self.secrets):
-            for secret in self.secrets:
+        hidden = [s for s in self.secrets() if len(s) >= 4 and s in message]
+        if hidden:
+            for secret in hidden:
                 message = message.replace(secret, "<hidden>")
             record.msg, record.args = message, None
         return True
 
 
-def _setup_logging(verbose: bool, *, secrets: list[str]) -> None:
+def _setup_logging(verbose: bool, *, secrets: Callable[[], list[str]]) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_Redact(secrets))
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))

@@ -214,9 +214,8 @@ class G2WClient:
             )
         if status in (401, 403):
             return AuthError(
-                f"the API refused the access token (HTTP {status}: {detail}); "
-                "get a new token, and check that it belongs to organizer "
-                f"{self.organizer_key}",
+                f"the API refused the access token (HTTP {status}: {detail}); sign in again "
+                f"with g2w-import login (or get a new token) for organizer {self.organizer_key}",
                 status=status,
             )
         if status == 404:

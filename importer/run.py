@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .client import Webinar
     from .journal import Journal
+    from .oauth import RefreshingAuth
     from .progress import Progress
     from .register import Preparation, Registrar, RunOutcome
     from .sandbox import SandboxConfig
@@ -54,8 +55,15 @@ class Connection:
 
     api_url: str
     organizer_key: str
-    token: str
+    auth: RefreshingAuth
     sandbox: SandboxConfig | None = None
+
+    def secrets(self) -> list[str]:
+        """Everything that must never be shown, as it stands now (tokens get renewed)."""
+        current = self.auth.credentials
+        return [
+            s for s in (current.access_token, current.refresh_token, current.client_secret) if s
+        ]
 
 
 @dataclass(frozen=True)
@@ -280,13 +288,12 @@ def http_client(connection: Connection, workers: int, timeout: float) -> httpx.A
     import httpx
 
     from . import __version__
-    from .client import BearerToken
     from .sandbox import Sandbox, SandboxTransport
 
     transport = SandboxTransport(Sandbox(connection.sandbox)) if connection.sandbox else None
     return httpx.AsyncClient(
         base_url=connection.api_url,
-        auth=BearerToken(connection.token),
+        auth=connection.auth,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
         limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
         headers={"User-Agent": f"g2w-import/{__version__}"},

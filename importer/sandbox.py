@@ -13,18 +13,21 @@ The same :class:`Sandbox` runs in-process behind :class:`SandboxTransport` (``re
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import random
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import h11
 import httpx
@@ -71,7 +74,9 @@ class SandboxConfig:
     drop_rate: float = 0.0  #: register, then close the connection without an answer
     dedupe: bool = True  #: False: a repeated e-mail creates a second registrant
     conflict_keys: bool = False  #: a 409 body carries the registrantKey and joinUrl
-    expire_after_calls: int | None = None  #: the token is refused after this many calls
+    token_calls: int | None = None  #: each access token is refused after this many calls
+    token_seconds: float = 3600.0  #: the lifetime of tokens issued by the token endpoint
+    reject_refresh: bool = False  #: the token endpoint refuses every refresh
     quota: int | None = None  #: registrations allowed before every call gets a quota 403
     seed: int | None = None
 
@@ -84,6 +89,7 @@ class SandboxResponse:
     body: bytes = b""
     content_type: str = "application/json"
     drop: bool = False
+    location: str | None = None  #: where a redirect points
 
 
 @dataclass
@@ -159,6 +165,10 @@ class Sandbox:
         }
         self._window: collections.deque[float] = collections.deque()
         self._keys: set[str] = set()
+        self._token_uses: dict[str, int] = {}
+        self._issued: dict[str, float] = {}
+        self._codes: dict[str, tuple[str, str]] = {}
+        self._refresh: set[str] = set()
         #: counts of what happened, for tests and benchmarks
         self.stats: collections.Counter[str] = collections.Counter()
 
@@ -173,15 +183,23 @@ class Sandbox:
         self.stats["calls"] += 1
         url = urlsplit(target)
         query = dict(parse_qsl(url.query))
-        if not url.path.startswith(PREFIX):
+        if url.path.startswith("/oauth/"):
+            return self._oauth(method, url.path, query, headers, body)
+        if not url.path.startswith((PREFIX, "/admin/")):
             return _error(404, "NotFound", f"no such path {url.path}")
-        auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or not auth[7:].strip():
+        if not self._token_valid(headers.get("authorization", "")):
+            self.stats["token_refused"] += 1
             return _token_refused()
         self.stats["authorized"] += 1
-        expiry = self.config.expire_after_calls
-        if expiry is not None and self.stats["authorized"] > expiry:
-            return _token_refused()
+        if url.path == "/admin/rest/v1/me":
+            return _ok(
+                {
+                    "key": int(self.organizer_key),
+                    "email": "organizer@sandbox.invalid",
+                    "firstName": "Sandbox",
+                    "lastName": "Organizer",
+                }
+            )
         if self.config.quota is not None and self.stats["created"] >= self.config.quota:
             self.stats["refused"] += 1
             payload = {"int_err_code": "QuotaExceeded", "msg": "Daily request quota exceeded"}
@@ -208,6 +226,75 @@ class Sandbox:
         if self.config.latency:
             await asyncio.sleep(self.config.latency)
         return response
+
+    def _token_valid(self, authorization: str) -> bool:
+        """Any bearer token works, for its first ``token_calls`` calls and, if the sandbox
+        issued it, for ``token_seconds``."""
+        if not authorization.startswith("Bearer ") or not authorization[7:].strip():
+            return False
+        token = authorization[7:].strip()
+        used = self._token_uses[token] = self._token_uses.get(token, 0) + 1
+        limit = self.config.token_calls
+        if limit is not None and used > limit:
+            return False
+        expires = self._issued.get(token)
+        return expires is None or self.clock() < expires
+
+    def _oauth(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> SandboxResponse:
+        """The sign-in server: authorize approves at once, token serves both grants."""
+        if method == "GET" and path == "/oauth/authorize":
+            redirect, challenge = query.get("redirect_uri"), query.get("code_challenge")
+            if not redirect or not query.get("client_id") or not challenge:
+                return _error(
+                    400,
+                    "invalid_request",
+                    "client_id, redirect_uri and code_challenge are required",
+                )
+            code = secrets.token_urlsafe(16)
+            self._codes[code] = (redirect, challenge)
+            separator = "&" if "?" in redirect else "?"
+            state = urlencode({"code": code, "state": query.get("state", "")})
+            return SandboxResponse(302, b"", "text/html", location=f"{redirect}{separator}{state}")
+        if method != "POST" or path != "/oauth/token":
+            return _error(404, "NotFound", f"no such path {path}")
+        basic = headers.get("authorization", "")
+        if not basic.startswith("Basic "):
+            return _oauth_error(401, "invalid_client", "client credentials are required")
+        self.stats["token_requests"] += 1
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            redirect, challenge = self._codes.pop(form.get("code", ""), (None, None))
+            verifier = form.get("code_verifier", "")
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            if (
+                redirect is None
+                or redirect != form.get("redirect_uri")
+                or (digest.rstrip(b"=").decode() != challenge)
+            ):
+                return _oauth_error(400, "invalid_grant", "the code is unknown or does not match")
+        elif grant == "refresh_token":
+            self.stats["refreshes"] += 1
+            if self.config.reject_refresh or form.get("refresh_token") not in self._refresh:
+                return _oauth_error(400, "invalid_grant", "the refresh token is not valid")
+            self._refresh.discard(form["refresh_token"])  # rotated: each one works once
+        else:
+            return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant}")
+        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self._issued[access] = self.clock() + self.config.token_seconds
+        self._refresh.add(refresh)
+        return _ok(
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "refresh_token": refresh,
+                "expires_in": int(self.config.token_seconds),
+                "scope": "collab:",
+                "principal": "organizer@sandbox.invalid",
+            }
+        )
 
     def _admit(self) -> bool:
         """A sliding one-second window: at most ``rate`` calls in any second."""
@@ -420,9 +507,21 @@ def _error(status: int, code: str, description: str) -> SandboxResponse:
     return SandboxResponse(status, json.dumps(payload).encode())
 
 
+def _oauth_error(status: int, code: str, description: str) -> SandboxResponse:
+    payload = {"error": code, "error_description": description}
+    return SandboxResponse(status, json.dumps(payload).encode())
+
+
 def _token_refused() -> SandboxResponse:
     payload = {"int_err_code": "InvalidToken", "msg": "Invalid token passed"}
     return SandboxResponse(403, json.dumps(payload).encode())
+
+
+def _headers(answer: SandboxResponse) -> dict[str, str]:
+    headers = {"Content-Type": answer.content_type}
+    if answer.location:
+        headers["Location"] = answer.location
+    return headers
 
 
 class SandboxTransport(httpx.AsyncBaseTransport):
@@ -446,9 +545,7 @@ class SandboxTransport(httpx.AsyncBaseTransport):
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
             )
-        return httpx.Response(
-            answer.status, headers={"Content-Type": answer.content_type}, content=answer.body
-        )
+        return httpx.Response(answer.status, headers=_headers(answer), content=answer.body)
 
 
 class SandboxServer:
@@ -502,6 +599,9 @@ class SandboxServer:
             await self._serve(reader, writer)
         except (ConnectionError, h11.ProtocolError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # closing the server: end quietly (on 3.11 a cancelled connection task is logged)
+            pass
         finally:
             self._connections.discard(task)
             writer.transport.abort()
@@ -538,7 +638,7 @@ class SandboxServer:
                     h11.Response(
                         status_code=answer.status,
                         headers=[
-                            ("Content-Type", answer.content_type),
+                            *_headers(answer).items(),
                             ("Content-Length", str(len(answer.body))),
                         ],
                     )

@@ -63,6 +63,17 @@ def own_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Journals of every test (and its subprocesses) go into the test's own folder."""
     folder = tmp_path / "user-data"
     monkeypatch.setenv("XDG_DATA_HOME", str(folder))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
+    monkeypatch.setenv("G2W_CREDENTIALS_FILE", str(tmp_path / "user-config" / "credentials.json"))
+    for name in (
+        "G2W_ACCESS_TOKEN",
+        "G2W_ORGANIZER_KEY",
+        "G2W_API_URL",
+        "G2W_CLIENT_ID",
+        "G2W_CLIENT_SECRET",
+        "G2W_AUTH_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
     return folder
 
 

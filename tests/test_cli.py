@@ -82,11 +82,15 @@ def test_dry_run_checks_everything_and_sends_nothing(tmp_path: Path) -> None:
             {"G2W_ORGANIZER_KEY": "1"},
             "--webinar-key '8.32536E+18' is a number rounded by Excel",
         ),
-        (["--webinar-key", "1"], {}, "no organizer key: pass --organizer-key"),
+        (
+            ["--webinar-key", "1"],
+            {"G2W_ACCESS_TOKEN": "t"},
+            "no organizer key: pass --organizer-key",
+        ),
         (
             ["--webinar-key", "1", "--organizer-key", "2"],
             {},
-            "no access token: set G2W_ACCESS_TOKEN or pass --token-file",
+            "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file)",
         ),
         (
             ["--webinar-key", "1", "--organizer-key", "2", "--api-url", "http://example.com/api"],
@@ -166,7 +170,7 @@ def test_loopback_run_with_verbose_logs_never_shows_the_token(
 def test_refused_token_exits_4_before_anything_is_sent(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
-    server = loopback_sandbox(rate=0, expire_after_calls=0)
+    server = loopback_sandbox(rate=0, token_calls=0)
     source = write_csv(tmp_path / "guests.csv", people(3))
     result = run(*real_args(server, source), env={"G2W_ACCESS_TOKEN": CANARY})
     assert result.exit_code == 4
@@ -179,7 +183,7 @@ def test_token_expiring_mid_run_exits_4_with_pending_rows(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
     # the webinar, its form, the registrant list, 3 registrations
-    server = loopback_sandbox(rate=0, expire_after_calls=6)
+    server = loopback_sandbox(rate=0, token_calls=6)
     source = write_csv(tmp_path / "guests.csv", people(20))
     result = run(*real_args(server, source, "--concurrency", "1"), env={"G2W_ACCESS_TOKEN": CANARY})
     assert result.exit_code == 4

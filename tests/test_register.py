@@ -176,7 +176,7 @@ def test_people_already_registered_get_their_existing_keys(
 
 
 def test_expired_token_stops_the_run_and_leaves_rows_pending(run_virtual: Run) -> None:
-    sandbox = virtual_sandbox(rate=0, latency=0.1, expire_after_calls=25)
+    sandbox = virtual_sandbox(rate=0, latency=0.1, token_calls=25)
     recorder = Recorder(sandbox)
     people = registrants(100)
     results, outcome, _ = run_virtual(

@@ -1,0 +1,184 @@
+"""Where the sign-in lives: the system keyring when one works, else a file only the user can read.
+
+The stored record holds the access and refresh tokens, their expiry, the organizer key and the
+OAuth client that issued them (a refresh needs the client's id and secret). Nothing from it is
+ever printed: :meth:`Credentials.__repr__` hides the secrets, and ``whoami`` shows only the
+organizer, the account, the place and the expiry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from .errors import UsageError
+from .files import write_atomically
+
+SERVICE = "g2w-import"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An access token and what is needed to renew it."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: float | None = None  #: seconds since the epoch
+    organizer_key: str | None = None
+    account: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    auth_url: str | None = None
+
+    def expires_in(self, now: float | None = None) -> float | None:
+        """Seconds until the access token expires (negative once it has), if known."""
+        if self.expires_at is None:
+            return None
+        return self.expires_at - (time.time() if now is None else now)
+
+    def renewed(
+        self, access_token: str, refresh_token: str | None, expires_in: float | None
+    ) -> Credentials:
+        """The same sign-in with a new access token (and the refresh token that came with it)."""
+        return replace(
+            self,
+            access_token=access_token,
+            refresh_token=refresh_token or self.refresh_token,
+            expires_at=time.time() + expires_in if expires_in else None,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Credentials:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            raise ValueError("not a credentials record")
+        names = set(cls.__dataclass_fields__)
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+
+class Store(Protocol):
+    """A place for one stored sign-in."""
+
+    def load(self) -> Credentials | None:
+        """The stored sign-in, or None."""
+
+    def save(self, credentials: Credentials) -> None:
+        """Store (replace) the sign-in, atomically."""
+
+    def delete(self) -> bool:
+        """Forget the sign-in; True if there was one."""
+
+    def where(self) -> str:
+        """Where it lives, for people."""
+
+
+class FileStore:
+    """A JSON file created with mode 0600 from the start and replaced atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def where(self) -> str:
+        return str(self.path)
+
+    def load(self) -> Credentials | None:
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return None
+        if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise UsageError(
+                f"{self.path}: other users may read these credentials (mode "
+                f"{stat.S_IMODE(info.st_mode):o}); run: chmod 600 {self.path}"
+            )
+        try:
+            return Credentials.from_json(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError) as exc:
+            raise UsageError(
+                f"{self.path}: the stored sign-in cannot be read; run g2w-import logout, then "
+                "g2w-import login"
+            ) from exc
+
+    def save(self, credentials: Credentials) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+        def write(temp: Path) -> None:
+            os.chmod(temp, 0o600)  # before a single byte of the secret is in it
+            temp.write_text(credentials.to_json(), encoding="utf-8")
+
+        write_atomically(self.path, write)
+
+    def delete(self) -> bool:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+class KeyringStore:
+    """The operating system's keyring (Keychain, Credential Manager, Secret Service)."""
+
+    def where(self) -> str:
+        import keyring
+
+        return f"the system keyring ({type(keyring.get_keyring()).__name__}, service {SERVICE})"
+
+    def load(self) -> Credentials | None:
+        import keyring
+
+        text = keyring.get_password(SERVICE, "credentials")
+        return Credentials.from_json(text) if text else None
+
+    def save(self, credentials: Credentials) -> None:
+        import keyring
+
+        keyring.set_password(SERVICE, "credentials", credentials.to_json())
+
+    def delete(self) -> bool:
+        import keyring
+        from keyring.errors import PasswordDeleteError
+
+        try:
+            keyring.delete_password(SERVICE, "credentials")
+        except PasswordDeleteError:
+            return False
+        return True
+
+
+def default_file() -> Path:
+    """The credentials file in the user's config folder."""
+    import platformdirs
+
+    folder = Path(platformdirs.user_config_dir("g2w-import", appauthor=False))
+    return folder / "credentials.json"
+
+
+def store() -> Store:
+    """The keyring when one is usable here, else the credentials file.
+
+    ``G2W_CREDENTIALS=file`` forces the file (``G2W_CREDENTIALS_FILE`` names it).
+    """
+    forced = os.environ.get("G2W_CREDENTIALS", "").strip().lower()
+    path = os.environ.get("G2W_CREDENTIALS_FILE", "").strip()
+    if forced != "file" and not path and _keyring_usable():
+        return KeyringStore()
+    return FileStore(Path(path) if path else default_file())
+
+
+def _keyring_usable() -> bool:
+    try:
+        import keyring
+        from keyring.backends import fail
+    except ImportError:
+        return False
+    backend = keyring.get_keyring()
+    return not isinstance(backend, fail.Keyring) and getattr(backend, "priority", 0) > 0

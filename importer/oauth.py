@@ -1,0 +1,276 @@
+"""Signing in to GoTo: the OAuth 2.0 authorization-code flow with PKCE, and token refresh.
+
+``login`` opens the browser on GoTo's authorize page; GoTo sends the browser back to a one-shot
+server on 127.0.0.1 with a code, which is exchanged for tokens at the token endpoint (client id
+and secret in a Basic header). :class:`RefreshingAuth` keeps a long run signed in: it renews the
+access token shortly before it expires and when the API refuses it, once for all the workers
+that were refused together, and stores a rotated refresh token before using it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+
+from .credentials import Credentials, Store
+from .errors import AuthError, UsageError
+
+AUTH_URL = "https://authentication.logmeininc.com"
+#: renew this many seconds before the access token runs out
+RENEW_BEFORE = 120.0
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """What the token endpoint answered."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_in: float | None
+    organizer_key: str | None
+    account: str | None
+
+
+def pkce() -> tuple[str, str]:
+    """A PKCE verifier and its S256 challenge."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def authorize_url(
+    auth_url: str, client_id: str, redirect_uri: str, state: str, challenge: str
+) -> str:
+    """The page the person signs in on."""
+    query = urlencode(
+        {
+            "client_id": client_id,
+            "response_type": "code",
+            "redirect_uri": redirect_uri,
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{auth_url.rstrip('/')}/oauth/authorize?{query}"
+
+
+async def token_request(
+    http: httpx.AsyncClient,
+    auth_url: str,
+    client_id: str,
+    client_secret: str,
+    form: dict[str, str],
+) -> Tokens:
+    """POST to the token endpoint; :class:`AuthError` when it refuses."""
+    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+    try:
+        response = await http.post(
+            f"{auth_url.rstrip('/')}/oauth/token",
+            data=form,
+            headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+        )
+    except httpx.TransportError as exc:
+        raise AuthError(f"the sign-in server could not be reached ({type(exc).__name__})") from exc
+    body = _object(response)
+    token = body.get("access_token")
+    if response.status_code != 200 or not isinstance(token, str) or not token:
+        reason = (
+            body.get("error_description") or body.get("error") or f"HTTP {response.status_code}"
+        )
+        raise AuthError(f"the sign-in server refused ({reason})", status=response.status_code)
+    expires = body.get("expires_in")
+    organizer = body.get("organizer_key")
+    return Tokens(
+        token,
+        body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,
+        float(expires) if isinstance(expires, int | float) else None,
+        str(organizer) if organizer is not None else None,
+        body.get("principal") if isinstance(body.get("principal"), str) else None,
+    )
+
+
+async def organizer_of(
+    http: httpx.AsyncClient, api_url: str, access_token: str
+) -> tuple[str, str | None]:
+    """The organizer key (and e-mail) behind a token, from ``/admin/rest/v1/me``."""
+    parts = urlsplit(api_url)
+    try:
+        response = await http.get(
+            f"{parts.scheme}://{parts.netloc}/admin/rest/v1/me",
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+        )
+    except httpx.TransportError as exc:
+        raise AuthError(f"the API could not be reached ({type(exc).__name__})") from exc
+    body = _object(response)
+    if response.status_code != 200 or body.get("key") is None:
+        raise AuthError(
+            f"the API did not say who this token belongs to (HTTP "
+            f"{response.status_code}); pass --organizer-key"
+        )
+    email = body.get("email")
+    return str(body["key"]), email if isinstance(email, str) else None
+
+
+class CallbackServer:
+    """A one-shot HTTP server on 127.0.0.1 that receives the browser coming back with a code."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self._result: asyncio.Future[dict[str, str]] | None = None
+        self._server: asyncio.Server | None = None
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}/callback"
+
+    async def start(self) -> None:
+        self._result = asyncio.get_running_loop().create_future()
+        try:
+            self._server = await asyncio.start_server(self._answer, "127.0.0.1", self.port)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on 127.0.0.1:{self.port} ({exc.strerror}); choose another --port"
+            ) from exc
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def wait(self, seconds: float) -> dict[str, str]:
+        """The callback's query parameters, once the browser has come back."""
+        assert self._result is not None
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._result), seconds)
+        except TimeoutError:
+            raise AuthError(
+                f"no sign-in arrived within {seconds:.0f} s; run g2w-import login again"
+            ) from None
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            writer.close()
+            return
+        target = head.split(b" ", 2)[1].decode("ascii", "replace") if b" " in head else "/"
+        url = urlsplit(target)
+        params = {key: values[0] for key, values in parse_qs(url.query).items()}
+        done = url.path == "/callback" and ("code" in params or "error" in params)
+        page = (
+            b"<html><body><h1>Signed in</h1><p>You can close this window and go back to "
+            b"g2w-import.</p></body></html>"
+            if done and "code" in params
+            else b"<html><body><h1>Sign-in did not complete</h1></body></html>"
+        )
+        writer.write(
+            b"HTTP/1.1 %d OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (200 if done else 404, len(page), page)
+        )
+        await writer.drain()
+        writer.close()
+        if done and self._result is not None and not self._result.done():
+            self._result.set_result(params)
+
+
+class RefreshingAuth(httpx.Auth):
+    """Bearer authentication that renews the access token before it runs out or when refused.
+
+    When several requests are refused at once, the first to get the lock renews; the others
+    find the new token and are sent again with it. A refused request registered nobody, so
+    sending it again is safe. When renewing is impossible (no refresh token, or the sign-in
+    server refuses), the refusal stands and the run stops as for any bad token.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        store: Store | None,
+        client_factory: Callable[[], httpx.AsyncClient] = httpx.AsyncClient,
+    ) -> None:
+        self.credentials = credentials
+        self.store = store
+        self.refreshes = 0
+        self._client_factory = client_factory
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return "RefreshingAuth(<hidden>)"
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = self.credentials.access_token
+        left = self.credentials.expires_in()
+        if left is not None and left < RENEW_BEFORE:
+            token = await self._renew(token) or token
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code in (401, 403):
+            await response.aread()
+        if refused(response):
+            fresh = await self._renew(token)
+            if fresh is not None:
+                request.headers["Authorization"] = f"Bearer {fresh}"
+                yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Any:  # pragma: no cover - async only
+        raise RuntimeError("RefreshingAuth works with httpx.AsyncClient only")
+
+    async def _renew(self, stale: str) -> str | None:
+        """A token newer than ``stale``: renewed now, or by another request meanwhile."""
+        async with self._lock:
+            current = self.credentials
+            if current.access_token != stale:
+                return current.access_token
+            if not (current.refresh_token and current.client_id and current.client_secret):
+                return None
+            async with self._client_factory() as http:
+                try:
+                    tokens = await token_request(
+                        http,
+                        current.auth_url or AUTH_URL,
+                        current.client_id,
+                        current.client_secret,
+                        {"grant_type": "refresh_token", "refresh_token": current.refresh_token},
+                    )
+                except AuthError:
+                    return None
+            renewed = current.renewed(tokens.access_token, tokens.refresh_token, tokens.expires_in)
+            if self.store is not None:
+                self.store.save(renewed)  # a rotated refresh token is kept before it is used
+            self.credentials = renewed
+            self.refreshes += 1
+            return renewed.access_token
+
+
+def refused(response: httpx.Response) -> bool:
+    """Whether the API refused the token itself (401, or 403 ``InvalidToken``)."""
+    if response.status_code == 401:
+        return True
+    if response.status_code != 403:
+        return False
+    body = _object(response)
+    return body.get("int_err_code") == "InvalidToken" or "token" in str(body.get("msg", "")).lower()
+
+
+def _object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
