@@ -26,6 +26,8 @@ from .errors import AuthError, UsageError
 AUTH_URL = "https://authentication.logmeininc.com"
 #: renew this many seconds before the access token runs out
 RENEW_BEFORE = 120.0
+#: how often one request is sent again with a renewed token before its refusal stands
+RETRIES_AFTER_REFUSAL = 3
 
 
 @dataclass(frozen=True)
@@ -218,15 +220,19 @@ class RefreshingAuth(httpx.Auth):
         left = self.credentials.expires_in()
         if left is not None and left < RENEW_BEFORE:
             token = await self._renew(token) or token
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code in (401, 403):
-            await response.aread()
-        if refused(response):
+        for _ in range(RETRIES_AFTER_REFUSAL + 1):
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code in (401, 403):
+                await response.aread()
+            if not refused(response):
+                return
+            # A newer token, if anyone can get one: another request may have renewed it
+            # already, and under load even that one may be used up by the time this is resent.
             fresh = await self._renew(token)
-            if fresh is not None:
-                request.headers["Authorization"] = f"Bearer {fresh}"
-                yield request
+            if fresh is None:
+                return
+            token = fresh
 
     def sync_auth_flow(self, request: httpx.Request) -> Any:  # pragma: no cover - async only
         raise RuntimeError("RefreshingAuth works with httpx.AsyncClient only")
