@@ -24,9 +24,11 @@ from pathlib import Path
 
 import httpx
 
-from importer.client import BearerToken, G2WClient
+from importer.client import G2WClient
+from importer.credentials import Credentials
 from importer.journal import Journal
 from importer.models import Registrant, Status
+from importer.oauth import RefreshingAuth
 from importer.register import Registrar
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
 
@@ -71,7 +73,7 @@ async def measure(api_url: str, rows: int, rate: float, concurrency: int | None)
     ):
         async with httpx.AsyncClient(
             base_url=api_url,
-            auth=BearerToken("benchmark"),
+            auth=RefreshingAuth(Credentials("benchmark"), None),
             timeout=30,
             limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
         ) as http:

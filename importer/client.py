@@ -11,7 +11,6 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,20 +38,6 @@ ACCEPT = "application/json"
 #: a 403 that speaks of these is a quota or rate refusal, not a bad token (GoTo's wording for a
 #: spent daily quota is not documented)
 _QUOTA_WORDS = re.compile(r"\b(rate|quota|limit|limits|exceeded|too many)\b", re.IGNORECASE)
-
-
-class BearerToken(httpx.Auth):
-    """Adds the access token to each request, and keeps it out of every ``repr``."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "BearerToken(<hidden>)"
 
 
 @dataclass(frozen=True)

@@ -276,11 +276,6 @@ class Journal:
             (state, key, url, error, int(retry), body_hash, _now(), email_key),
         )
 
-    def counts(self) -> dict[State, int]:
-        """How many people are in each state."""
-        rows = self._db.execute("SELECT state, COUNT(*) FROM people GROUP BY state")
-        return {State(state): count for state, count in rows}
-
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -50,18 +50,18 @@ def build(path: Path, *, webinar: Webinar | None = None, form: Form | None = Non
     write_atomically(path, lambda temp: _build(temp, webinar, form or Form()))
 
 
-def headers(form: Form) -> list[tuple[str, str, bool]]:
-    """(header, field name or question key, required) for each column of the template."""
-    columns: list[tuple[str, str, bool]] = []
+def headers(form: Form) -> list[tuple[str, str]]:
+    """(header, field name or question key) for each column of the template."""
+    columns: list[tuple[str, str]] = []
     for name in (*REQUIRED, *OPTIONAL):
         if name == "source":
             continue  # where the registration came from: the tool's business, not the person's
         spec = form.field(name)
         required = name in REQUIRED or (spec is not None and spec.required)
-        columns.append((name + (REQUIRED_MARK if required else ""), name, required))
+        columns.append((name + (REQUIRED_MARK if required else ""), name))
     for question in form.questions:
         mark = REQUIRED_MARK if question.required else ""
-        columns.append((question.text + mark, question.key, question.required))
+        columns.append((question.text + mark, question.key))
     return columns
 
 
@@ -80,7 +80,7 @@ def _build(path: Path, webinar: Webinar | None, form: Form) -> None:
     lists = None
     choices = {name: spec.answers for spec in form.fields if (name := spec.name) and spec.answers}
     choices.update({q.key: tuple(a.text for a in q.answers) for q in form.questions if q.answers})
-    for column, (title, name, _required) in enumerate(headers(form), start=1):
+    for column, (title, name) in enumerate(headers(form), start=1):
         letter = get_column_letter(column)
         cell = sheet.cell(row=1, column=column, value=title)
         cell.font, cell.fill = bold, fill

@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from importer.client import BearerToken, G2WClient
+from importer.client import G2WClient
+from importer.credentials import Credentials
+from importer.oauth import RefreshingAuth
 from importer.sandbox import (
     ORGANIZER_KEY,
     PREFIX,
@@ -98,7 +100,7 @@ def sandbox_client(
     """An httpx client wired to ``sandbox`` in-process (or through ``transport``)."""
     return httpx.AsyncClient(
         base_url=f"http://sandbox.invalid{PREFIX}",
-        auth=BearerToken("test-token"),
+        auth=RefreshingAuth(Credentials("test-token"), None),
         transport=transport or SandboxTransport(sandbox),
         timeout=timeout,
     )

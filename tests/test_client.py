@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from importer.client import BearerToken, G2WClient, parse_retry_after
+from importer.client import G2WClient, parse_retry_after
+from importer.credentials import Credentials
 from importer.errors import (
     AuthError,
     ConnectFailed,
@@ -22,6 +23,7 @@ from importer.errors import (
     WebinarNotFound,
 )
 from importer.models import Registrant, Status
+from importer.oauth import RefreshingAuth
 
 ANN = Registrant(2, "Ann", "Lee", "ann@example.com", {"organization": "Acme"})
 BIG_KEY = 8325357307900339981  # > 2**53: a float would turn it into ...339968
@@ -35,7 +37,7 @@ def call(
         async with httpx.AsyncClient(
             base_url="https://api.example.test/G2W/rest/v2",
             transport=transport,
-            auth=BearerToken("secret-token"),
+            auth=RefreshingAuth(Credentials("secret-token"), None),
         ) as http:
             client = G2WClient(http, "111", "222")
             if method == "create":
@@ -130,7 +132,8 @@ def test_refused_token_is_an_auth_error_that_never_shows_the_token(status: int) 
         call(reply(status, {"int_err_code": "InvalidToken", "msg": "Invalid token passed"}))
     assert "Invalid token passed" in str(caught.value)
     assert "secret-token" not in str(caught.value)
-    assert "secret-token" not in repr(BearerToken("secret-token"))
+    assert "secret-token" not in repr(RefreshingAuth(Credentials("secret-token"), None))
+    assert "secret-token" not in repr(Credentials("secret-token", "refresh-secret"))
 
 
 def test_unknown_webinar() -> None:
