@@ -265,7 +265,9 @@ def register(
         )
         record = run.RunRecord([run.WebinarRun(key, part) for key, part in parts.items()])
         with run.journals(connection, list(parts), journal_path) as opened:
-            if not quiet:
+            if not quiet and connection.sandbox is not None and journal_path is None:
+                echo("Journal:  a temporary one (the in-process sandbox starts empty each time)")
+            elif not quiet:
                 for journal in opened.values():
                     echo(f"Journal:  {journal.path}")
             try:

@@ -20,6 +20,8 @@ from .errors import UsageError
 from .files import write_atomically
 
 SERVICE = "g2w-import"
+#: renew at most this many seconds before the access token runs out
+RENEW_BEFORE = 120.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Credentials:
     access_token: str = field(repr=False)
     refresh_token: str | None = field(default=None, repr=False)
     expires_at: float | None = None  #: seconds since the epoch
+    lifetime: float | None = None  #: how long the access token was issued for, in seconds
     organizer_key: str | None = None
     account: str | None = None
     client_id: str | None = None
@@ -50,7 +53,16 @@ class Credentials:
             access_token=access_token,
             refresh_token=refresh_token or self.refresh_token,
             expires_at=time.time() + expires_in if expires_in else None,
+            lifetime=expires_in,
         )
+
+    def due(self, now: float | None = None) -> bool:
+        """Whether to renew before the next call: within a quarter of the token's lifetime of
+        its end, two minutes at most (GoTo's tokens last an hour)."""
+        left = self.expires_in(now)
+        if left is None:
+            return False
+        return left < min(RENEW_BEFORE, (self.lifetime or RENEW_BEFORE * 4) / 4)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -24,8 +24,6 @@ from .credentials import Credentials, Store
 from .errors import AuthError, UsageError
 
 AUTH_URL = "https://authentication.logmeininc.com"
-#: renew this many seconds before the access token runs out
-RENEW_BEFORE = 120.0
 #: how often one request is sent again with a renewed token before its refusal stands
 RETRIES_AFTER_REFUSAL = 3
 
@@ -217,8 +215,7 @@ class RefreshingAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = self.credentials.access_token
-        left = self.credentials.expires_in()
-        if left is not None and left < RENEW_BEFORE:
+        if self.credentials.due():
             token = await self._renew(token) or token
         for _ in range(RETRIES_AFTER_REFUSAL + 1):
             request.headers["Authorization"] = f"Bearer {token}"

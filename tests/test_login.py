@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import stat
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -219,3 +221,60 @@ def test_a_refused_renewal_stops_resumably_and_a_new_login_finishes(
     assert again.exit_code == 0, again.output
     assert f"Resuming: {done} of 200 rows were settled by an earlier run." in again.stderr
     assert len(server.sandbox.registrants()) == 200
+
+
+def test_a_token_near_its_end_is_renewed_before_the_call(tmp_path: Path) -> None:
+    from importer.credentials import Credentials, FileStore
+    from importer.oauth import RefreshingAuth
+
+    sent: list[str] = []
+
+    def sign_in_server(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/oauth/token"
+        assert b"grant_type=refresh_token&refresh_token=r1" in request.content
+        return httpx.Response(
+            200, json={"access_token": "a2", "refresh_token": "r2", "expires_in": 3600}
+        )
+
+    def api(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["Authorization"])
+        return httpx.Response(200, json={})
+
+    store = FileStore(tmp_path / "credentials.json")
+    near_end = Credentials(
+        "a1",
+        "r1",
+        time.time() + 30,
+        lifetime=3600,
+        client_id="c",
+        client_secret="s",
+        auth_url="https://sign-in.test",
+    )
+    fresh = Credentials(
+        "a1",
+        "r1",
+        time.time() + 3000,
+        lifetime=3600,
+        client_id="c",
+        client_secret="s",
+        auth_url="https://sign-in.test",
+    )
+
+    async def call(credentials: Credentials) -> RefreshingAuth:
+        auth = RefreshingAuth(
+            credentials,
+            store,
+            lambda: httpx.AsyncClient(transport=httpx.MockTransport(sign_in_server)),
+        )
+        async with httpx.AsyncClient(transport=httpx.MockTransport(api), auth=auth) as http:
+            await http.get("https://api.test/x")
+        return auth
+
+    renewed = asyncio.run(call(near_end))
+    assert sent == ["Bearer a2"]
+    assert renewed.refreshes == 1
+    stored = store.load()
+    assert stored is not None
+    assert stored.refresh_token == "r2"
+    assert asyncio.run(call(fresh)).refreshes == 0
+    assert sent[-1] == "Bearer a1"
