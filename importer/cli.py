@@ -27,7 +27,6 @@ from . import credentials, run
 from .columns import fold
 from .credentials import Credentials, Store
 from .errors import (
-    AuthError,
     ImporterError,
     InputError,
     JournalError,
@@ -627,6 +626,8 @@ def login(
     wait: float,
 ) -> None:
     """Sign in once; every later command uses (and renews) the stored login."""
+    from .client import API_URL
+    from .oauth import sign_in_with_token
     from .validate import check_key
 
     with _errors_translated():
@@ -638,7 +639,9 @@ def login(
                     "--with-token reads the token from standard input, and none "
                     "came; e.g. g2w-import login --with-token < token.txt"
                 )
-            signed = asyncio.run(_sign_in_with_token(token, api_url, organizer_key))
+            signed = asyncio.run(
+                sign_in_with_token(token, _api_url(api_url or API_URL), organizer_key)
+            )
         else:
             signed = asyncio.run(
                 _sign_in(
@@ -663,21 +666,6 @@ def _open_browser(address: str) -> None:
         webbrowser.open(address)
 
 
-async def _sign_in_with_token(
-    token: str, api_url: str | None, organizer_key: str | None
-) -> Credentials:
-    import httpx
-
-    from .client import API_URL
-    from .oauth import organizer_of
-
-    account = None
-    if not organizer_key:
-        async with httpx.AsyncClient(timeout=30) as http:
-            organizer_key, account = await organizer_of(http, _api_url(api_url or API_URL), token)
-    return Credentials(token, organizer_key=organizer_key, account=account)
-
-
 async def _sign_in(
     client_id: str | None,
     client_secret: str | None,
@@ -688,13 +676,9 @@ async def _sign_in(
     no_browser: bool,
     wait: float,
 ) -> Credentials:
-    """The authorization-code flow with PKCE, against GoTo or a sandbox served meanwhile."""
-    import secrets
-
-    import httpx
-
+    """The browser sign-in, against GoTo or against a sandbox served for the purpose."""
     from .client import API_URL
-    from .oauth import AUTH_URL, CallbackServer, authorize_url, organizer_of, pkce, token_request
+    from .oauth import AUTH_URL, sign_in
     from .sandbox import Sandbox, SandboxServer
 
     async with contextlib.AsyncExitStack() as stack:
@@ -707,51 +691,16 @@ async def _sign_in(
                 "signing in needs your GoTo OAuth client: set G2W_CLIENT_ID and "
                 "G2W_CLIENT_SECRET (or use --with-token with a Personal Access Token)"
             )
-        auth_url = (auth_url or AUTH_URL).rstrip("/")
-        callback = CallbackServer(port)
-        await callback.start()
-        verifier, challenge = pkce()
-        state = secrets.token_urlsafe(16)
-        address = authorize_url(auth_url, client_id, callback.redirect_uri, state, challenge)
-        echo("Sign in to GoTo in your browser. If no browser opens, visit this address:")
-        echo(f"  {address}")
-        if not no_browser:
-            # In a thread, unwaited: some browser commands only return once they are closed.
-            asyncio.get_running_loop().run_in_executor(None, _open_browser, address)
-        answer = await callback.wait(wait)
-        if answer.get("state") != state:
-            raise AuthError(
-                "the sign-in answer did not match this request; run g2w-import login again"
-            )
-        if "error" in answer:
-            raise AuthError(f"sign-in was refused ({answer['error']})")
-        async with httpx.AsyncClient(timeout=30) as http:
-            tokens = await token_request(
-                http,
-                auth_url,
-                client_id,
-                client_secret,
-                {
-                    "grant_type": "authorization_code",
-                    "code": answer["code"],
-                    "redirect_uri": callback.redirect_uri,
-                    "code_verifier": verifier,
-                },
-            )
-            organizer, account = tokens.organizer_key, tokens.account
-            if not organizer:
-                organizer, email = await organizer_of(
-                    http, _api_url(api_url or API_URL), tokens.access_token
-                )
-                account = account or email
-        return Credentials(
-            tokens.access_token,
-            organizer_key=organizer,
-            account=account,
+        return await sign_in(
+            auth_url=(auth_url or AUTH_URL).rstrip("/"),
+            api_url=_api_url(api_url or API_URL),
             client_id=client_id,
             client_secret=client_secret,
-            auth_url=auth_url,
-        ).renewed(tokens.access_token, tokens.refresh_token, tokens.expires_in)
+            port=port,
+            wait=wait,
+            show=echo,
+            open_browser=None if no_browser else _open_browser,
+        )
 
 
 @cli.command()

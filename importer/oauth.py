@@ -277,3 +277,70 @@ def _object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+async def sign_in(
+    *,
+    auth_url: str,
+    api_url: str,
+    client_id: str,
+    client_secret: str,
+    port: int,
+    wait: float,
+    show: Callable[[str], None],
+    open_browser: Callable[[str], None] | None,
+) -> Credentials:
+    """The authorization-code flow with PKCE: browser, callback on 127.0.0.1, code for tokens.
+
+    The organizer key comes from the token answer, or from ``/admin/rest/v1/me`` when absent.
+    """
+    callback = CallbackServer(port)
+    await callback.start()
+    verifier, challenge = pkce()
+    state = secrets.token_urlsafe(16)
+    address = authorize_url(auth_url, client_id, callback.redirect_uri, state, challenge)
+    show("Sign in to GoTo in your browser. If no browser opens, visit this address:")
+    show(f"  {address}")
+    if open_browser is not None:
+        # In a thread, unwaited: some browser commands only return once they are closed.
+        asyncio.get_running_loop().run_in_executor(None, open_browser, address)
+    answer = await callback.wait(wait)
+    if answer.get("state") != state:
+        raise AuthError("the sign-in answer did not match this request; run g2w-import login again")
+    if "error" in answer:
+        raise AuthError(f"sign-in was refused ({answer['error']})")
+    async with httpx.AsyncClient(timeout=30) as http:
+        tokens = await token_request(
+            http,
+            auth_url,
+            client_id,
+            client_secret,
+            {
+                "grant_type": "authorization_code",
+                "code": answer["code"],
+                "redirect_uri": callback.redirect_uri,
+                "code_verifier": verifier,
+            },
+        )
+        organizer, account = tokens.organizer_key, tokens.account
+        if not organizer:
+            organizer, email = await organizer_of(http, api_url, tokens.access_token)
+            account = account or email
+    signed = Credentials(
+        tokens.access_token,
+        organizer_key=organizer,
+        account=account,
+        client_id=client_id,
+        client_secret=client_secret,
+        auth_url=auth_url,
+    )
+    return signed.renewed(tokens.access_token, tokens.refresh_token, tokens.expires_in)
+
+
+async def sign_in_with_token(token: str, api_url: str, organizer_key: str | None) -> Credentials:
+    """A sign-in from a token given by hand (a Personal Access Token): it cannot be renewed."""
+    account = None
+    if not organizer_key:
+        async with httpx.AsyncClient(timeout=30) as http:
+            organizer_key, account = await organizer_of(http, api_url, token)
+    return Credentials(token, organizer_key=organizer_key, account=account)
