@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from .conftest import SandboxProcess, command, people, register_args, token_env, write_csv
@@ -21,16 +22,24 @@ def statuses(report: Path) -> Counter[str]:
     return Counter(str(row[column]) for row in rows[1:])
 
 
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+    ids=["ctrl-c", "sigterm", "ctrl-c-twice"],
+)
 def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
-    tmp_path: Path, sandbox_process: Callable[..., SandboxProcess]
+    tmp_path: Path, sandbox_process: Callable[..., SandboxProcess], signals: list[int]
 ) -> None:
+    """Once: the calls under way finish. Twice: it stops at once. Either way nothing is lost."""
     server = sandbox_process("--rate", "0", "--latency", "0.05", "--no-dedupe")
     source = write_csv(tmp_path / "guests.csv", people(300))
     argv = command(*register_args(source, server.api_url, "--rate", "40"))
     env = token_env("interrupt-token")
     run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(random.uniform(1.5, 3.5))  # start-up takes under a second: mid-run, at random
-    run.send_signal(signal.SIGINT)
+    for number in signals:
+        run.send_signal(number)
+        time.sleep(0.05)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
     assert "Interrupted" in err
