@@ -815,6 +815,13 @@ def _errors_translated() -> Iterator[None]:
         fail(f"{exc}. Nothing more was sent.", EXIT_API)
     except (ReportError, ImporterError) as exc:
         fail(str(exc), EXIT_ROWS)
+    except KeyboardInterrupt:  # outside a run's own handling, e.g. a second Ctrl-C at its end
+        echo(
+            "\nInterrupted. The journal keeps everything settled: run the same command again "
+            "(it also writes the report).",
+            fg="yellow",
+        )
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _connection(

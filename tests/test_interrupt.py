@@ -45,15 +45,19 @@ def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
     assert "Interrupted" in err
     assert "Traceback" not in err
     report = tmp_path / "guests-joinurls.xlsx"
-    assert out == f"Report: {report}\n"
-    first = statuses(report)
-    assert sum(first.values()) == 300
-    assert 0 < first["registered"] < 300
-    assert first["pending"] > 0
+    if len(signals) == 1:
+        assert out == f"Report: {report}\n"
+        first = statuses(report)
+        assert sum(first.values()) == 300
+        assert 0 < first["registered"] < 300
+        assert first["pending"] > 0
+    # twice: stopped at once, the report maybe before it was written; the journal has it all
 
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"Resuming: {first['registered']} of 300 rows were settled" in rerun.stderr
+    assert "Resuming: " in rerun.stderr
+    if len(signals) == 1:
+        assert f"Resuming: {first['registered']} of 300 rows were settled" in rerun.stderr
     assert statuses(report) == {"registered": 300}
     # the sandbox registers a repeated e-mail again: 300 means nobody was sent twice
     assert "it held 300 registrants" in server.stop()
