@@ -74,8 +74,6 @@ class Admission:
     to_send: list[Registrant]
     #: rows settled by an earlier run, by input line
     settled: dict[int, Result]
-    #: how many of the rows to send are of unknown outcome (``sending``)
-    unknown: int
 
 
 def default_path(organizer_key: str, webinar_key: str) -> Path:
@@ -184,7 +182,6 @@ class Journal:
         }
         to_send: list[Registrant] = []
         settled: dict[int, Result] = {}
-        unknown = 0
         now = _now()
         with self._transaction():
             for person in registrants:
@@ -207,13 +204,12 @@ class Journal:
                     self._set(person.email_key, State.TODO, body_hash=fingerprint)
                     to_send.append(person)
                 elif state in (State.TODO, State.SENDING):
-                    unknown += state == State.SENDING
                     to_send.append(person)
                 else:
                     settled[person.line] = Result(
                         person.line, _SETTLED[State(state)], key, url, error
                     )
-        return Admission(to_send, settled, unknown)
+        return Admission(to_send, settled)
 
     def sending(self, registrant: Registrant) -> None:
         """Commit, before the call, that this person is being sent."""

@@ -1,0 +1,92 @@
+"""The journal: states, resume decisions, reconciliation, the lock."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from importer.errors import JournalError
+from importer.journal import Journal
+from importer.models import Registrant, Result, Status
+
+ORG, WEB = "111", "222"
+
+
+def person(i: int, company: str = "") -> Registrant:
+    fields = {"organization": company} if company else {}
+    return Registrant(i + 2, f"F{i}", f"L{i}", f"p{i}@example.com", fields)
+
+
+def open_journal(path: Path) -> Journal:
+    return Journal.open(path, organizer_key=ORG, webinar_key=WEB)
+
+
+def test_settled_rows_are_not_sent_again_and_keep_their_answer(tmp_path: Path) -> None:
+    people = [person(i) for i in range(4)]
+    with open_journal(tmp_path / "j.sqlite3") as journal:
+        assert [p.line for p in journal.admit(people).to_send] == [2, 3, 4, 5]
+        journal.sending(people[0])
+        journal.settle(people[0], Result(2, Status.REGISTERED, "9" * 19, "https://j/0"))
+        journal.sending(people[1])  # killed here: outcome unknown
+        journal.settle(people[2], Result(4, Status.FAILED, error="Invalid phone"))
+        journal.settle(people[3], Result(5, Status.FAILED, error="gave up", retryable=True))
+    with open_journal(tmp_path / "j.sqlite3") as journal:
+        admission = journal.admit(people)
+    assert admission.settled == {
+        2: Result(2, Status.REGISTERED, "9" * 19, "https://j/0"),
+        4: Result(4, Status.FAILED, error="Invalid phone"),
+    }
+    assert [p.line for p in admission.to_send] == [3, 5]
+
+
+def test_a_refused_row_is_sent_again_once_it_changed(tmp_path: Path) -> None:
+    with open_journal(tmp_path / "j.sqlite3") as journal:
+        journal.admit([person(0, "Acme")])
+        journal.settle(person(0, "Acme"), Result(2, Status.FAILED, error="Invalid company"))
+        assert journal.admit([person(0, "Acme")]).to_send == []
+        assert journal.admit([person(0, "Acme GmbH")]).to_send == [person(0, "Acme GmbH")]
+
+
+def test_reconciliation_settles_from_the_registrant_list(tmp_path: Path) -> None:
+    people = [person(i) for i in range(3)]
+    with open_journal(tmp_path / "j.sqlite3") as journal:
+        journal.admit(people)
+        journal.sending(people[0])  # sent, answer lost, found in the list
+        journal.sending(people[1])  # sent, never arrived
+        listed = {
+            "p0@example.com": ("1" * 19, "https://j/0"),
+            "p2@example.com": ("2" * 19, "https://j/2"),
+        }  # registered elsewhere
+        still, found = journal.reconcile(people, listed)
+        assert still == [people[1]]
+        assert found == {
+            2: Result(2, Status.REGISTERED, "1" * 19, "https://j/0"),
+            4: Result(4, Status.ALREADY_REGISTERED, "2" * 19, "https://j/2"),
+        }
+        assert [p.line for p in journal.admit(people).to_send] == [3]
+
+
+def test_one_run_at_a_time_and_private_files(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    with (
+        open_journal(path),
+        pytest.raises(JournalError, match="another import for this webinar is running"),
+    ):
+        open_journal(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with open_journal(path):
+        pass
+
+
+def test_a_journal_of_another_webinar_or_not_a_journal_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    with open_journal(path):
+        pass
+    with pytest.raises(JournalError, match="belongs to webinar 222 of organizer 111"):
+        Journal.open(path, organizer_key=ORG, webinar_key="333")
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JournalError, match="is not a usable journal"):
+        open_journal(junk)
