@@ -90,7 +90,7 @@ class G2WClient:
             json=registrant.body(),
         )
         if response.status_code in (200, 201):
-            body = _json_object(response)
+            body = json_object(response)
             key, url = _text(body.get("registrantKey")), _text(body.get("joinUrl"))
             if key is None:
                 # The person is registered, but the answer does not say as whom: only the
@@ -98,7 +98,7 @@ class G2WClient:
                 raise OutcomeUnknown(f"HTTP {response.status_code} without a registrantKey")
             return Registration(Status.REGISTERED, key, url, _text(body.get("status")))
         if response.status_code == 409:
-            body = _json_object(response)
+            body = json_object(response)
             return Registration(
                 Status.ALREADY_REGISTERED,
                 _text(body.get("registrantKey")),
@@ -133,7 +133,7 @@ class G2WClient:
         response = await self._send("GET", self._webinar_path)
         if response.status_code != 200:
             raise self._error(response)
-        body = _json_object(response)
+        body = json_object(response)
         times = tuple(
             (start, _text(item.get("endTime")))
             for item in _list(body.get("times"))
@@ -152,7 +152,7 @@ class G2WClient:
         response = await self._send("GET", f"{self._webinar_path}/registrants/fields")
         if response.status_code != 200:
             raise self._error(response)
-        body = _json_object(response)
+        body = json_object(response)
         fields = tuple(
             FormField(
                 name,
@@ -264,7 +264,8 @@ def _json(response: httpx.Response) -> Any:
         ) from exc
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object; empty when it is empty, not JSON, or not an object."""
     if not response.content:
         return {}
     try:

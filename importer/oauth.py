@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from .client import json_object
 from .credentials import Credentials, Store
 from .errors import AuthError, UsageError
 
@@ -80,7 +81,7 @@ async def token_request(
         )
     except httpx.TransportError as exc:
         raise AuthError(f"the sign-in server could not be reached ({type(exc).__name__})") from exc
-    body = _object(response)
+    body = json_object(response)
     token = body.get("access_token")
     if response.status_code != 200 or not isinstance(token, str) or not token:
         reason = (
@@ -110,7 +111,7 @@ async def organizer_of(
         )
     except httpx.TransportError as exc:
         raise AuthError(f"the API could not be reached ({type(exc).__name__})") from exc
-    body = _object(response)
+    body = json_object(response)
     if response.status_code != 200 or body.get("key") is None:
         raise AuthError(
             f"the API did not say who this token belongs to (HTTP "
@@ -267,16 +268,8 @@ def refused(response: httpx.Response) -> bool:
         return True
     if response.status_code != 403:
         return False
-    body = _object(response)
+    body = json_object(response)
     return body.get("int_err_code") == "InvalidToken" or "token" in str(body.get("msg", "")).lower()
-
-
-def _object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 async def sign_in(

@@ -241,24 +241,17 @@ def test_a_token_near_its_end_is_renewed_before_the_call(tmp_path: Path) -> None
         return httpx.Response(200, json={})
 
     store = FileStore(tmp_path / "credentials.json")
-    near_end = Credentials(
-        "a1",
-        "r1",
-        time.time() + 30,
-        lifetime=3600,
-        client_id="c",
-        client_secret="s",
-        auth_url="https://sign-in.test",
-    )
-    fresh = Credentials(
-        "a1",
-        "r1",
-        time.time() + 3000,
-        lifetime=3600,
-        client_id="c",
-        client_secret="s",
-        auth_url="https://sign-in.test",
-    )
+
+    def expiring_in(seconds: float) -> Credentials:
+        return Credentials(
+            "a1",
+            "r1",
+            time.time() + seconds,
+            lifetime=3600,
+            client_id="c",
+            client_secret="s",
+            auth_url="https://sign-in.test",
+        )
 
     async def call(credentials: Credentials) -> RefreshingAuth:
         auth = RefreshingAuth(
@@ -270,11 +263,11 @@ def test_a_token_near_its_end_is_renewed_before_the_call(tmp_path: Path) -> None
             await http.get("https://api.test/x")
         return auth
 
-    renewed = asyncio.run(call(near_end))
+    renewed = asyncio.run(call(expiring_in(30)))
     assert sent == ["Bearer a2"]
     assert renewed.refreshes == 1
     stored = store.load()
     assert stored is not None
     assert stored.refresh_token == "r2"
-    assert asyncio.run(call(fresh)).refreshes == 0
+    assert asyncio.run(call(expiring_in(3000))).refreshes == 0
     assert sent[-1] == "Bearer a1"
