@@ -1,8 +1,8 @@
 """The GoTo Webinar REST API (v2), over an ``httpx.AsyncClient`` that the caller builds.
 
-One method per call, one attempt per call: retries, pacing and reconciliation belong to
-``register.py``. Every failure is translated into :mod:`importer.errors`; keys stay strings end to
-end, since they exceed 2**53 and would lose digits as floats.
+One method per call, one attempt per call: pacing and retries belong to ``session.py``,
+reconciliation to ``register.py``. Every failure is translated into :mod:`importer.errors`; keys
+stay strings end to end, since they exceed 2**53 and would lose digits as floats.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import email.utils
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -27,9 +27,8 @@ from .errors import (
     ServerError,
     WebinarNotFound,
 )
-from .models import Answer, Form, FormField, Question, Registrant, Status
+from .models import Answer, Form, FormField, Question, Registrant, Status, Webinar
 
-API_URL = "https://api.getgo.com/G2W/rest/v2"
 #: the largest page the registrant list serves
 PAGE_LIMIT = 200
 #: sent on every call: on v2 the vendor type ``application/vnd.citrix.g2wapi-v1.1+json`` selects
@@ -49,6 +48,10 @@ class Registration:
     join_url: str | None
     approval: str | None = None
 
+    def with_keys(self, registrant_key: str, join_url: str | None) -> Registration:
+        """The same answer, completed from the registrant list."""
+        return replace(self, registrant_key=registrant_key, join_url=join_url)
+
 
 @dataclass(frozen=True)
 class ListedRegistrant:
@@ -58,18 +61,6 @@ class ListedRegistrant:
     email: str
     join_url: str | None
     status: str | None
-
-
-@dataclass(frozen=True)
-class Webinar:
-    """What the run shows about its webinar before sending."""
-
-    key: str
-    subject: str
-    starts: str | None
-    time_zone: str | None
-    #: every session's (start, end), ISO-8601 UTC
-    times: tuple[tuple[str, str | None], ...] = ()
 
 
 class G2WClient:

@@ -19,6 +19,11 @@ from typing import Protocol
 from .errors import UsageError
 from .files import write_atomically
 
+
+class NotSignedIn(UsageError):
+    """No token anywhere: not given, not in the environment, no stored login."""
+
+
 SERVICE = "g2w-import"
 #: renew at most this many seconds before the access token runs out
 RENEW_BEFORE = 120.0
@@ -194,3 +199,34 @@ def _keyring_usable() -> bool:
         return False
     backend = keyring.get_keyring()
     return not isinstance(backend, fail.Keyring) and getattr(backend, "priority", 0) > 0
+
+
+def resolve(
+    token: str | None = None, token_file: Path | None = None
+) -> tuple[Credentials, Store | None, str]:
+    """The access token to use, first found wins, and where it came from (for ``whoami``).
+
+    In order: ``token`` given in Python, the environment variable ``G2W_ACCESS_TOKEN``,
+    ``token_file``, the stored login. Only a stored login can be renewed (it comes with a
+    store to keep the renewed token in).
+    """
+    if token is not None and token.strip():
+        return Credentials(token.strip()), None, "the token given"
+    token = os.environ.get("G2W_ACCESS_TOKEN", "").strip()
+    if token:
+        return Credentials(token), None, "the environment variable G2W_ACCESS_TOKEN"
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {token_file}: cannot be read ({exc.strerror})") from exc
+        if not token:
+            raise UsageError(f"--token-file {token_file}: the file is empty")
+        return Credentials(token), None, f"the token file {token_file}"
+    place = store()
+    stored = place.load()
+    if stored is None:
+        raise NotSignedIn(
+            "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file)"
+        )
+    return stored, place, f"the stored login in {place.where()}"

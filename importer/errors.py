@@ -1,18 +1,23 @@
-"""The importer's exceptions.
+"""The importer's exceptions, each carrying the exit code the command ends with.
 
 Every message is one line written for the person running the import: it names the file, row or
-setting at fault and says what to do. ``cli.py`` turns each class into an exit code.
+setting at fault and says what to do. One handler in ``cli.py`` prints the message and exits with
+:attr:`ImporterError.exit_code`; the Python API reports the same number as
+``Outcome.exit_code``.
 
-    ImporterError
-    ├── UsageError              a setting is missing or malformed (exit 2)
-    ├── InputError              the input file cannot be used (exit 2)
-    ├── ReportError             the report could not be written (exit 1)
-    ├── JournalError            the journal cannot be used, or another import holds it (exit 2)
+    ImporterError                       (1)
+    ├── UsageError              a setting is missing or malformed (2)
+    ├── InputError              the input file cannot be used (2)
+    ├── ReportError             the report could not be written (2)
+    ├── JournalError            the journal cannot be used, or another import holds it (2)
     └── ApiError                the API answered something the run cannot get past
         ├── RunStopped          nothing more may be sent in this run; rows left are pending
-        │   ├── AuthError           token missing, wrong or expired (exit 4)
-        │   ├── WebinarNotFound     unknown or cancelled webinar (exit 4)
-        │   └── LimitReached        a quota, --max-calls, or 429s without end (exit 3)
+        │   ├── AuthError           token missing, wrong or expired (4)
+        │   ├── WebinarNotFound     unknown or cancelled webinar (4)
+        │   ├── LimitReached        a quota, --max-calls, or 429s without end (3)
+        │   ├── ApiUnavailable      only 5xx, or no connection, for --give-up-after (3)
+        │   ├── WebinarRefused      a 403 about the webinar, e.g. it is full (3)
+        │   └── Interrupted         Ctrl-C, SIGTERM or a stop asked for (130)
         ├── RequestRejected     the API refused one registrant (HTTP 400): the row fails
         └── TransientError      worth another try later
             ├── RateLimited         HTTP 429
@@ -25,25 +30,57 @@ Row problems (a bad e-mail in line 7) are not exceptions: ``validate.py`` collec
 
 from __future__ import annotations
 
+#: the exit codes, by meaning
+EXIT_OK = 0
+EXIT_ROWS = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 3
+EXIT_API = 4
+EXIT_INTERRUPTED = 130
+
+#: what each exit code means, for ``--help`` and the README
+EXIT_CODES = (
+    (EXIT_OK, "every row is registered or was already registered"),
+    (EXIT_ROWS, "finished, but some rows are invalid, duplicate, denied, failed or pending"),
+    (EXIT_USAGE, "usage error or unusable input: nothing was sent"),
+    (
+        EXIT_STOPPED,
+        "stopped early, resumable (quota, --max-calls, rate storm, API unavailable, "
+        "webinar full): run the same command again later",
+    ),
+    (EXIT_API, "sign-in or webinar problem: the token was refused or the webinar is unknown"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C): run the same command again to continue"),
+)
+
 
 class ImporterError(Exception):
     """Base class: the message is a complete sentence for the user."""
+
+    exit_code = EXIT_ROWS
 
 
 class UsageError(ImporterError):
     """A command-line setting or environment variable is missing or malformed."""
 
+    exit_code = EXIT_USAGE
+
 
 class InputError(ImporterError):
     """The input file cannot be read or lacks what an import needs."""
+
+    exit_code = EXIT_USAGE
 
 
 class ReportError(ImporterError):
     """The report could not be written where it was asked for."""
 
+    exit_code = EXIT_USAGE
+
 
 class JournalError(ImporterError):
     """The journal cannot be opened, belongs to another webinar, or is in use."""
+
+    exit_code = EXIT_USAGE
 
 
 class ApiError(ImporterError):
@@ -57,17 +94,40 @@ class ApiError(ImporterError):
 class RunStopped(ApiError):
     """An answer that makes every further call pointless: the run stops, rows stay pending."""
 
+    exit_code = EXIT_STOPPED
+
 
 class AuthError(RunStopped):
-    """The access token was refused (HTTP 401/403)."""
+    """The access token was refused (HTTP 401/403), or signing in failed."""
+
+    exit_code = EXIT_API
 
 
 class WebinarNotFound(RunStopped):
     """The organizer has no such webinar, or it was cancelled (HTTP 404)."""
 
+    exit_code = EXIT_API
+
 
 class LimitReached(RunStopped):
     """A call quota or a rate limit that waiting a little will not lift: run again later."""
+
+
+class ApiUnavailable(RunStopped):
+    """The API answered only server errors, or could not be reached, for too long."""
+
+
+class WebinarRefused(RunStopped):
+    """GoTo refused a registration for a reason about the webinar (full, closed)."""
+
+
+class Interrupted(RunStopped):
+    """The run was asked to stop: Ctrl-C, SIGTERM, or a stop from the Python API or page."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str = "interrupted") -> None:
+        super().__init__(message)
 
 
 class RequestRejected(ApiError):

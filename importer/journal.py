@@ -76,11 +76,13 @@ class Admission:
     settled: dict[int, Result]
 
 
-def default_path(organizer_key: str, webinar_key: str) -> Path:
-    """Where the journal of a webinar lives unless ``--journal`` says otherwise."""
-    import platformdirs
+def default_path(organizer_key: str, webinar_key: str, folder: Path | None = None) -> Path:
+    """Where the journal of a webinar lives unless ``--journal`` says otherwise: in ``folder``,
+    or in the user's data folder."""
+    if folder is None:
+        import platformdirs
 
-    folder = Path(platformdirs.user_data_dir("g2w-import", appauthor=False)) / "journals"
+        folder = Path(platformdirs.user_data_dir("g2w-import", appauthor=False)) / "journals"
     return folder / f"{organizer_key}-{webinar_key}.sqlite3"
 
 

@@ -27,6 +27,11 @@ class Status(enum.StrEnum):
         return self in (Status.REGISTERED, Status.ALREADY_REGISTERED)
 
 
+def email_key(address: str) -> str:
+    """An e-mail address as GoTo compares it: one registration per address, ignoring case."""
+    return address.casefold()
+
+
 @dataclass(frozen=True, slots=True)
 class RawRow:
     """One data row as read: every cell as text, and the line Excel shows for it."""
@@ -39,7 +44,8 @@ class RawRow:
 class Table:
     """A whole input sheet: its header, its data rows and what the reader had to say about it."""
 
-    source: Path
+    #: the file read, or None for a DataFrame or records given in Python
+    source: Path | None
     headers: tuple[str, ...]
     header_line: int
     rows: tuple[RawRow, ...]
@@ -50,10 +56,15 @@ class Table:
     #: settings written into the file (a Settings sheet, or name/value rows above the header):
     #: ``webinarKey``, ``organizerKey``, ``resendConfirmation``; never a token
     settings: Mapping[str, str] = field(default_factory=dict)
+    #: how messages name the input: the file's name, or "the DataFrame"
+    name: str = ""
+    #: a DataFrame's index labels, one per data row of the frame (blank ones included)
+    index: tuple[object, ...] | None = None
 
     def describe(self) -> str:
         """``people.xlsx, sheet 'Guests'`` or just the file name, for messages."""
-        return f"{self.source.name}, sheet '{self.sheet}'" if self.sheet else self.source.name
+        name = self.name or (self.source.name if self.source else "the input")
+        return f"{name}, sheet '{self.sheet}'" if self.sheet else name
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +108,7 @@ class Registrant:
     @property
     def email_key(self) -> str:
         """The e-mail as GoTo compares it: one registration per address, ignoring case."""
-        return self.email.casefold()
+        return email_key(self.email)
 
     def body(self) -> dict[str, object]:
         """The JSON body of the create-registrant call."""
@@ -159,6 +170,23 @@ class Question:
     def multiple_choice(self) -> bool:
         """Whether the answer must be one of :attr:`answers`."""
         return bool(self.answers) or self.kind == "multipleChoice"
+
+
+@dataclass(frozen=True)
+class Webinar:
+    """What a run shows about its webinar before sending."""
+
+    key: str
+    subject: str
+    starts: str | None
+    time_zone: str | None
+    #: every session's (start, end), ISO-8601 UTC
+    times: tuple[tuple[str, str | None], ...] = ()
+
+    def describe(self) -> str:
+        """``Product launch (8325357307900339981, starts 2026-12-01T15:00:00Z)``."""
+        when = f", starts {self.starts}" if self.starts else ""
+        return f"{self.subject} ({self.key}{when})"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import httpx
 from .client import json_object
 from .credentials import Credentials, Store
 from .errors import AuthError, UsageError
+from .httpserver import Answer, HttpServer, Request
 
 AUTH_URL = "https://authentication.logmeininc.com"
 #: how often one request is sent again with a renewed token before its refusal stands
@@ -125,9 +126,12 @@ class CallbackServer:
     """A one-shot HTTP server on 127.0.0.1 that receives the browser coming back with a code."""
 
     def __init__(self, port: int = 0) -> None:
-        self.port = port
+        self._http = HttpServer(self._answer, port=port)
         self._result: asyncio.Future[dict[str, str]] | None = None
-        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        return self._http.port
 
     @property
     def redirect_uri(self) -> str:
@@ -136,12 +140,11 @@ class CallbackServer:
     async def start(self) -> None:
         self._result = asyncio.get_running_loop().create_future()
         try:
-            self._server = await asyncio.start_server(self._answer, "127.0.0.1", self.port)
+            await self._http.start()
         except OSError as exc:
             raise UsageError(
                 f"cannot listen on 127.0.0.1:{self.port} ({exc.strerror}); choose another --port"
             ) from exc
-        self.port = self._server.sockets[0].getsockname()[1]
 
     async def wait(self, seconds: float) -> dict[str, str]:
         """The callback's query parameters, once the browser has come back."""
@@ -156,19 +159,10 @@ class CallbackServer:
             await self.close()
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        await self._http.close()
 
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            writer.close()
-            return
-        target = head.split(b" ", 2)[1].decode("ascii", "replace") if b" " in head else "/"
-        url = urlsplit(target)
+    async def _answer(self, request: Request) -> Answer:
+        url = urlsplit(request.target)
         params = {key: values[0] for key, values in parse_qs(url.query).items()}
         done = url.path == "/callback" and ("code" in params or "error" in params)
         page = (
@@ -177,15 +171,9 @@ class CallbackServer:
             if done and "code" in params
             else b"<html><body><h1>Sign-in did not complete</h1></body></html>"
         )
-        writer.write(
-            b"HTTP/1.1 %d OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-            % (200 if done else 404, len(page), page)
-        )
-        await writer.drain()
-        writer.close()
         if done and self._result is not None and not self._result.done():
             self._result.set_result(params)
+        return Answer(200 if done else 404, page, "text/html; charset=utf-8")
 
 
 class RefreshingAuth(httpx.Auth):
@@ -211,6 +199,12 @@ class RefreshingAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "RefreshingAuth(<hidden>)"
+
+    def secrets(self) -> list[str]:
+        """Everything that must never be shown, as it stands now (tokens get renewed)."""
+        current = self.credentials
+        found = (current.access_token, current.refresh_token, current.client_secret)
+        return [secret for secret in found if secret]
 
     async def async_auth_flow(
         self, request: httpx.Request

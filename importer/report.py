@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import collections
 import csv
-import datetime as dt
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .columns import REQUIRED, fold
+from .columns import REQUIRED, ColumnMap, fold
 from .errors import ReportError
 from .files import write_atomically
-from .models import FORMULA_STARTS, Result, Status
-from .validate import Plan, normalise
+from .models import FORMULA_STARTS, Status
+from .text import normalise
 
 if TYPE_CHECKING:
-    from .run import RunRecord
+    from .outcome import Outcome
 
 LEAD = ("row", *REQUIRED)
 TRAIL = ("status", "registrantKey", "joinUrl", "error")
@@ -40,6 +39,7 @@ _COLOURS = {
     Status.PENDING: "FFEB9C",
 }
 _WIDTH_SAMPLE = 2000
+ATTENTION = frozenset({Status.INVALID, Status.DUPLICATE, Status.FAILED})
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,6 @@ class Report:
         return collections.Counter(self.statuses)
 
 
-ATTENTION = frozenset({Status.INVALID, Status.DUPLICATE, Status.FAILED})
-
-
 def default_path(source: Path) -> Path:
     """``people.csv`` → ``people-joinurls.xlsx`` in the same folder."""
     return source.with_name(f"{source.stem}-joinurls.xlsx")
@@ -76,30 +73,25 @@ def attention_path(source: Path, report: Path) -> Path:
     return report.with_name(f"{source.stem}-needs-attention.csv")
 
 
-def build(
-    plan: Plan,
-    results: Mapping[int, Result],
-    webinar_key: str | None = None,
-    *,
-    several: bool = False,
-) -> Report:
-    """Every input row with its outcome; a row with no result is pending.
+def build(outcome: Outcome) -> Report:
+    """Every input row with its outcome, per webinar when there are several, and the Summary.
 
-    With ``several`` the rows carry a ``webinarKey`` column after ``row``, as a report over
-    several webinars needs. Rows needing attention always name their webinar, so that the file
-    they go into can be registered again as it is.
+    With several webinars the rows carry a ``webinarKey`` column after ``row``. Rows needing
+    attention always name their webinar, so that the file they go into can be registered again
+    as it is.
     """
-    table = plan.table
-    lead = [plan.columns.positions[name] for name in REQUIRED]
+    table = outcome.table
+    positions = ColumnMap.from_headers(table.headers).positions
+    lead = [positions.get(name) for name in REQUIRED]
     # the input's other columns, but not those left empty in every row (a template's unused
     # optional fields): they would only push the join URLs off the screen
     filled = {i for row in table.rows for i, cell in enumerate(row.cells) if cell.strip()}
     others = [i for i in range(len(table.headers)) if i not in lead and i in filled]
     reserved = set(LEAD) | set(TRAIL) | {"webinarKey"}
-    which = ("webinarKey",) if several else ()
+    several = len(outcome.webinars) > 1
     headers = (
         "row",
-        *which,
+        *(("webinarKey",) if several else ()),
         *REQUIRED,
         *(
             f"{table.headers[i]} (input)" if table.headers[i] in reserved else table.headers[i]
@@ -109,17 +101,18 @@ def build(
     )
     own_key = any(fold(h) == "webinarkey" for h in table.headers)
     attention_headers = (*table.headers, *(() if own_key else ("webinarKey",)), "error")
+    cells_of = {row.line: row.cells for row in table.rows}
     rows: list[tuple[int | str, ...]] = []
     statuses: list[Status] = []
     attention: list[tuple[str, ...]] = []
-    for raw in table.rows:
-        result = _outcome(plan, results, raw.line)
+    for result in outcome.rows:
+        cells = cells_of[result.line]
         rows.append(
             (
-                raw.line,
-                *((webinar_key or "",) if several else ()),
-                *(normalise(raw.cells[i]) for i in lead),
-                *(raw.cells[i] for i in others),
+                result.line,
+                *((result.webinar_key,) if several else ()),
+                *(normalise(cells[i]) if i is not None else "" for i in lead),
+                *(cells[i] for i in others),
                 result.status.value,
                 result.registrant_key or "",
                 result.join_url or "",
@@ -128,85 +121,53 @@ def build(
         )
         statuses.append(result.status)
         if result.status in ATTENTION:
-            key = () if own_key else (webinar_key or "",)
-            attention.append((*raw.cells, *key, result.error or ""))
-    return Report(headers, rows, statuses, attention_headers=attention_headers, attention=attention)
-
-
-def build_run(record: RunRecord, *, source: Path, command: str) -> Report:
-    """The report of a whole run: one row per person and webinar, and its Summary."""
-    several = len(record.webinars) > 1
-    parts = [
-        build(part.final_plan(), part.results, part.key, several=several)
-        for part in record.webinars
-    ]
-    first = parts[0]
-    order = sorted(
-        (
-            (row[0], number, row, status)
-            for number, part in enumerate(parts)
-            for row, status in zip(part.rows, part.statuses, strict=True)
-        ),
-        key=lambda item: (item[0], item[1]),
+            key = () if own_key else (result.webinar_key,)
+            attention.append((*cells, *key, result.error or ""))
+    made = Report(headers, rows, statuses, attention_headers=attention_headers, attention=attention)
+    return Report(
+        headers,
+        rows,
+        statuses,
+        _summary(outcome, made),
+        attention_headers,
+        attention,
     )
-    merged = Report(
-        first.headers,
-        [item[2] for item in order],
-        [item[3] for item in order],
-        attention_headers=first.attention_headers,
-        attention=[row for part in parts for row in part.attention],
-    )
-    return replace(merged, summary=_summary(record, merged, source, command))
 
 
-def _summary(
-    record: RunRecord, report: Report, source: Path, command: str
-) -> tuple[tuple[str, str], ...]:
-    lines: list[tuple[str, str]] = [("Input file", str(source))]
-    for part in record.webinars:
+def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str], ...]:
+    table = outcome.table
+    lines: list[tuple[str, str]] = [("Input file", str(table.source or table.describe()))]
+    for part in outcome.webinars:
         webinar = part.webinar
         if webinar is None:
             lines.append(("Webinar", f"{part.key} (not reached)"))
             continue
-        when = f", starts {webinar.starts}" if webinar.starts else ""
         zone = f" ({webinar.time_zone})" if webinar.time_zone and webinar.starts else ""
-        lines.append(("Webinar", f"{webinar.subject} ({webinar.key}{when}{zone})"))
-    stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        lines.append(("Webinar", webinar.describe() + zone))
+    stamp = outcome.started.strftime("%Y-%m-%d %H:%M %Z")
     lines.append(("Run at", stamp.strip()))
     counts = report.counts()
     lines.append(("Rows", f"{len(report.rows):,}"))
     for status in Status:
         lines.append((status.value.replace("_", " ").capitalize(), f"{counts[status]:,}"))
     if counts[Status.PENDING]:
-        how = "Interrupted" if record.interrupted else "Stopped early"
+        how = "Interrupted" if outcome.interrupted else "Stopped early"
+        reason = f" ({outcome.stopped})" if outcome.stopped and not outcome.interrupted else ""
         lines.append(
             (
                 how,
-                f"{counts[Status.PENDING]:,} rows are pending. To continue, run "
-                f"the same command again: {command}",
+                f"{counts[Status.PENDING]:,} rows are pending{reason}. To continue, "
+                f"{outcome.resume_hint}",
             )
         )
     if report.attention:
-        lines.append(
-            (
-                "Needs attention",
-                f"{len(report.attention):,} rows: see "
-                f"{source.stem}-needs-attention.csv beside this report",
-            )
+        where = (
+            f"see {table.source.stem}-needs-attention.csv beside this report"
+            if table.source is not None
+            else "see the error column"
         )
+        lines.append(("Needs attention", f"{len(report.attention):,} rows: {where}"))
     return tuple(lines)
-
-
-def _outcome(plan: Plan, results: Mapping[int, Result], line: int) -> Result:
-    problems = plan.problems.get(line)
-    if problems:
-        return Result(line, Status.INVALID, error="; ".join(str(p) for p in problems))
-    earlier = plan.duplicates.get(line)
-    if earlier is not None:
-        return Result(line, Status.DUPLICATE, error=f"same e-mail as row {earlier}; not sent again")
-    return results.get(line) or Result(
-        line, Status.PENDING, error="not sent: the run stopped first; run the command again"
-    )
 
 
 def write_attention(report: Report, path: Path) -> Path | None:

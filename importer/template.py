@@ -10,10 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from .client import Webinar
 from .columns import OPTIONAL, REQUIRED
 from .files import write_atomically
-from .models import Form
+from .models import Form, Webinar
 
 #: rows prepared with formats and drop-downs
 ROWS = 1000

@@ -7,40 +7,18 @@ own column names and line numbers, so that one pass over the sheet fixes them al
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .columns import OPTIONAL, REQUIRED, ColumnMap, fold
-from .errors import InputError, UsageError
+from .errors import InputError
 from .models import Form, RawRow, Registrant, Response, RowProblem, Table
+from .text import hidden_character, normalise, printable
 
 #: GoTo's limits for standard fields and for answers, where a webinar's form gives none
 MAX_FIELD_LENGTH = 128
 MAX_ANSWER_LENGTH = 1000
-
-# Characters that hide in copied-and-pasted cells. At the edges they are trimmed; inside a value
-# they are reported, because silently dropping them could change a name or address.
-_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-_INVISIBLE_INSIDE = {
-    "\u00a0": "a non-breaking space",
-    "\u2007": "a non-breaking space",
-    "\u202f": "a narrow non-breaking space",
-    "\u200b": "a zero-width space",
-    "\u200c": "a zero-width character",
-    "\u200d": "a zero-width character",
-    "\u2060": "a zero-width character",
-    "\ufeff": "a zero-width character",
-    "\u00ad": "a soft hyphen",
-    "\t": "a tab",
-    "\n": "a line break",
-    "\r": "a line break",
-}
-_INSIDE_PATTERN = re.compile(
-    "[" + re.escape("".join(_INVISIBLE_INSIDE)) + r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-)
-_EDGE_CHARACTERS = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + _ZERO_WIDTH
 
 # A plain ASCII address that email-validator is certain to accept; anything else goes through
 # email-validator itself (IDN domains, quoted parts, and every error message).
@@ -49,19 +27,6 @@ _SIMPLE_EMAIL = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 )
 _SPECIAL_USE_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
-
-
-def normalise(value: str) -> str:
-    """Trim whitespace of every kind, and zero-width characters, from both ends of a cell."""
-    return value.strip(_EDGE_CHARACTERS)
-
-
-def hidden_character(value: str) -> str | None:
-    """A description of the first invisible character inside ``value``, or None."""
-    if value.isascii() and value.isprintable():  # the common case, at C speed
-        return None
-    found = _INSIDE_PATTERN.search(value)
-    return _INVISIBLE_INSIDE.get(found.group(), "a control character") if found else None
 
 
 def email_problem(address: str) -> str | None:
@@ -142,6 +107,11 @@ def validate(table: Table, form: Form | None = None) -> Plan:
             continue
         registrants.append(registrant)
     return Plan(table, columns, tuple(registrants), problems, duplicates, rules)
+
+
+def check_columns(table: Table) -> None:
+    """Refuse a table without a first name, last name or e-mail column, before any call."""
+    _rules(table, ColumnMap.from_headers(table.headers), Form())
 
 
 def _rules(table: Table, columns: ColumnMap, form: Form) -> tuple[Rule, ...]:
@@ -235,7 +205,7 @@ def _problem(rule: Rule, value: str) -> str | None:
         return f"is empty; fill in {_WHAT.get(rule.name, 'an answer: this webinar requires one')}"
     hidden = hidden_character(value)
     if hidden:
-        return f"'{_printable(value)}' contains {hidden}; retype the value"
+        return f"'{printable(value)}' contains {hidden}; retype the value"
     if len(value) > rule.max_size:
         return f"is {len(value)} characters long; GoTo accepts at most {rule.max_size}"
     if rule.choices and value.casefold() not in rule.choices:
@@ -245,39 +215,3 @@ def _problem(rule: Rule, value: str) -> str | None:
         if reason:
             return f"'{value}' is not a valid e-mail address ({reason})"
     return None
-
-
-def _printable(value: str) -> str:
-    """``value`` with invisible characters shown as ``<U+00A0>``, so the user can find them."""
-    return "".join(
-        f"<U+{ord(ch):04X}>" if ch in _INVISIBLE_INSIDE or unicodedata.category(ch) == "Cc" else ch
-        for ch in value
-    )
-
-
-_EXCEL_NUMBER = re.compile(r"\d+(?:[.,]\d*)?[eE][+-]?\d+")
-_EXCEL_DIGITS = 15
-
-
-def check_key(what: str, value: str) -> str:
-    """A webinar or organizer key as its exact digits; refuse one that Excel has mangled.
-
-    Keys have up to 19 digits and Excel keeps 15 of a number: ``8.32536E+18`` or a key ending
-    in zeros past the 15th digit has lost digits that nothing can bring back.
-    """
-    text = normalise(value)
-    fix = "format the cell as Text (or type an apostrophe first), paste the key again and rerun"
-    if _EXCEL_NUMBER.fullmatch(text):
-        raise UsageError(f"{what} '{text}' is a number rounded by Excel, not a key; {fix}")
-    if not text.isdigit() or not text.isascii():
-        raise UsageError(
-            f"{what} '{text}' is not a key: a key is a number of up to 19 digits with nothing else"
-        )
-    if len(text) > 19 or int(text) >= 2**63:
-        raise UsageError(f"{what} '{text}' is too long for a key (at most 19 digits)")
-    if len(text) > _EXCEL_DIGITS and not text[_EXCEL_DIGITS:].strip("0"):
-        raise UsageError(
-            f"{what} '{text}' ends in zeros after digit {_EXCEL_DIGITS}, the sign of a key "
-            f"that Excel rounded; {fix}"
-        )
-    return text

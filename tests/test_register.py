@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from importer.client import G2WClient
 from importer.errors import AuthError, LimitReached, WebinarNotFound
 from importer.models import Registrant, Result, Status
-from importer.register import HEADROOM, Pacer, Registrar, RetryPolicy, default_concurrency
+from importer.register import Registrar
 from importer.sandbox import Sandbox, SandboxTransport
+from importer.session import HEADROOM, ApiSession, Pacer, RetryPolicy, default_concurrency
 
 from .conftest import api, sandbox_client, virtual_sandbox
 
@@ -51,22 +52,31 @@ class Recorder(SandboxTransport):
         return sum(1 for _, method, path in self.calls if method == "GET" and "registrants" in path)
 
 
+def session(rate: float = 10.0, **options: Any) -> ApiSession:
+    """A session as a run makes one, with a seeded random source."""
+    return ApiSession(rate=rate, rng=random.Random(1), **options)
+
+
 async def send(
     sandbox: Sandbox,
     people: list[Registrant],
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     read_timeout: float = 30.0,
+    rate: float = 10.0,
+    concurrency: int | None = None,
     **options: Any,
-) -> tuple[dict[int, Result], Any, float]:
-    """Run a Registrar against ``sandbox``; return results by line, the outcome and the time."""
+) -> tuple[dict[int, Result], ApiSession, float]:
+    """Run a Registrar against ``sandbox``; return results by line, the session and the time."""
     results: dict[int, Result] = {}
     loop = asyncio.get_running_loop()
     async with sandbox_client(sandbox, timeout=read_timeout, transport=transport) as http:
-        registrar = Registrar(api(http, sandbox), rng=random.Random(1), **options)
+        shared = session(rate, **options)
+        workers = concurrency or default_concurrency(rate)
+        registrar = Registrar(shared, api(http, sandbox), concurrency=workers)
         started = loop.time()
-        outcome = await registrar.run(people, lambda _, r: results.__setitem__(r.line, r))
-        return results, outcome, loop.time() - started
+        await registrar.run(people, lambda _, r: results.__setitem__(r.line, r))
+        return results, shared, loop.time() - started
 
 
 def max_in_any_second(times: list[float]) -> int:
@@ -195,7 +205,10 @@ def test_unknown_webinar_stops_the_run(run_virtual: Run) -> None:
     async def go() -> Any:
         async with sandbox_client(sandbox) as http:
             client = G2WClient(http, sandbox.organizer_key, "1234567890123456789")
-            return await Registrar(client, rate=50).run(registrants(10), lambda _, r: None)
+            shared = session(50)
+            registrar = Registrar(shared, client, concurrency=default_concurrency(50))
+            await registrar.run(registrants(10), lambda _, r: None)
+            return shared
 
     outcome = run_virtual(go())
     assert isinstance(outcome.stopped, WebinarNotFound)
@@ -203,10 +216,15 @@ def test_unknown_webinar_stops_the_run(run_virtual: Run) -> None:
 
 
 def mock_api(handler: Callable[[httpx.Request, int], httpx.Response]) -> httpx.MockTransport:
-    """A MockTransport whose handler also receives how often this e-mail was sent before."""
+    """A MockTransport whose handler also receives how often this e-mail was sent before.
+
+    The registrant list it serves is empty: nobody the handler answered got registered.
+    """
     seen: collections.Counter[str] = collections.Counter()
 
     def respond(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json=[])
         address = json.loads(request.content)["email"]
         seen[address] += 1
         return handler(request, seen[address])

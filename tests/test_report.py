@@ -12,12 +12,13 @@ from openpyxl import load_workbook
 from importer import report
 from importer.errors import ReportError
 from importer.models import RawRow, Result, Status, Table
+from importer.outcome import Outcome, WebinarOutcome, row_outcomes
 from importer.validate import validate
 
 KEY = "8325357307900339981"
 
 
-def plan_and_results() -> tuple[object, dict[int, Result]]:
+def outcome() -> Outcome:
     headers = ("First Name", "Last Name", "Email", "Phone", "status", "Notes")
     rows = (
         RawRow(2, ("Ann", "Lee", "ann@example.com", "+49 30 123", "x", '=HYPERLINK("http://e")')),
@@ -33,12 +34,15 @@ def plan_and_results() -> tuple[object, dict[int, Result]]:
         5: Result(5, Status.FAILED, error="GoTo refused this row: Invalid phone"),
         6: Result(6, Status.ALREADY_REGISTERED, "1234567890123456789", "https://j/2"),
     }
-    return plan, results
+    rows, problems = row_outcomes(KEY, plan, results, lambda line: PENDING)
+    return Outcome(plan.table, (WebinarOutcome(KEY),), tuple(rows), problems=tuple(problems))
+
+
+PENDING = "not sent: the run stopped first; run the command again"
 
 
 def build() -> report.Report:
-    plan, results = plan_and_results()
-    return report.build(plan, results)  # type: ignore[arg-type]
+    return report.build(outcome())
 
 
 def test_columns_statuses_and_errors() -> None:

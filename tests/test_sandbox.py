@@ -14,6 +14,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
+from importer.httpserver import Request
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
 
 from .conftest import (
@@ -46,7 +47,8 @@ def ask(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     raw = json.dumps(body).encode() if body is not None else b""
-    answer = asyncio.run(sandbox.handle(method, target, AUTH if headers is None else headers, raw))
+    request = Request(method, target, AUTH if headers is None else headers, raw)
+    answer = asyncio.run(sandbox.handle(request))
     return answer.status, json.loads(answer.body) if answer.body.startswith((b"{", b"[")) else None
 
 

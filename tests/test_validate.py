@@ -11,13 +11,9 @@ from hypothesis import strategies as st
 
 from importer.errors import InputError, UsageError
 from importer.models import RawRow, Table
-from importer.validate import (
-    check_key,
-    email_problem,
-    hidden_character,
-    normalise,
-    validate,
-)
+from importer.settings import check_key
+from importer.text import hidden_character, normalise
+from importer.validate import email_problem, validate
 
 
 def table(*rows: tuple[str, ...], headers: tuple[str, ...] = ("First", "Last", "E-Mail")) -> Table:

@@ -1,0 +1,101 @@
+"""Where and as whom the API is called: one :class:`Connection` for a run, from one factory.
+
+:func:`open_connection` resolves the token (``credentials.resolve``), the organizer key and the
+API's address for GoTo itself, or asks the sandbox package for a simulated API behind the same
+kind of connection. Nothing after this point knows which of the two it talks to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from . import __version__, credentials, settings
+from .errors import UsageError
+from .models import Table
+from .oauth import RefreshingAuth
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a front door was told about the API: the sandbox, or a token, an address, a key."""
+
+    sandbox: bool = False
+    api_url: str | None = None
+    token: str | None = None
+    token_file: Path | None = None
+    organizer_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An API to call, as an organizer, with a token that renews itself where it can."""
+
+    api_url: str
+    organizer_key: str
+    auth: RefreshingAuth
+    #: the transport to use instead of the network (the in-process sandbox)
+    transport: httpx.AsyncBaseTransport | None = None
+    #: shown in the plan when this is not GoTo ("the built-in sandbox: nothing reaches GoTo")
+    label: str | None = None
+    #: where journals live when not in the user's data folder (a throwaway sandbox's own)
+    journal_folder: Path | None = None
+    #: where the token came from, for ``whoami``
+    token_source: str = ""
+
+    def http_client(self, workers: int, timeout: float) -> httpx.AsyncClient:
+        """The HTTP client for a run: ``workers`` connections at most, ``timeout`` per answer."""
+        return httpx.AsyncClient(
+            base_url=self.api_url,
+            auth=self.auth,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
+            headers={"User-Agent": f"g2w-import/{__version__}"},
+            transport=self.transport,
+        )
+
+    def secrets(self) -> list[str]:
+        """Everything that must never be shown, as it stands now (tokens get renewed)."""
+        return self.auth.secrets()
+
+
+def default_webinar(access: Access) -> str | None:
+    """The webinar to use when none is named: the sandbox's first; for GoTo, none."""
+    if not access.sandbox:
+        return None
+    from . import sandbox  # the simulator is loaded only when asked for
+
+    return sandbox.WEBINAR_KEY
+
+
+@contextlib.contextmanager
+def open_connection(access: Access, table: Table | None = None) -> Iterator[Connection]:
+    """The connection a front door asked for; ``table`` may name the organizer (old workbook)."""
+    given = access.organizer_key or os.environ.get("G2W_ORGANIZER_KEY", "").strip() or None
+    organizer = settings.organizer_key(given, table)
+    if access.sandbox:
+        if access.api_url or access.token_file or access.token:
+            raise UsageError(
+                "--sandbox runs against the built-in API; leave out --api-url and --token-file"
+            )
+        from . import sandbox  # the simulator is loaded only when asked for
+
+        with sandbox.connect(organizer_key=organizer) as connection:
+            yield connection
+        return
+    url = settings.api_url(access.api_url or os.environ.get("G2W_API_URL"))
+    found, store, source = credentials.resolve(access.token, access.token_file)
+    organizer = organizer or found.organizer_key
+    if not organizer:
+        raise UsageError("no organizer key: pass --organizer-key or set G2W_ORGANIZER_KEY")
+    yield Connection(
+        url,
+        settings.check_key("--organizer-key", organizer),
+        RefreshingAuth(found, store),
+        token_source=source,
+    )

@@ -1,0 +1,180 @@
+"""The terminal side of a run: the plan, the question, progress, the summary, and safe logging.
+
+Everything goes to stderr (stdout carries only the report's path), in colour only on a
+terminal, and nothing but errors with ``quiet``. The log handler hides every secret the run
+knows, renewed tokens included.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TextIO
+
+from .columns import fold
+from .errors import EXIT_API, EXIT_INTERRUPTED, EXIT_STOPPED
+from .events import PlanView
+from .models import Status
+from .outcome import Outcome
+from .progress import Progress
+
+SHOWN_PROBLEMS = 20
+_COLOURS = {"red": 31, "green": 32, "yellow": 33}
+
+
+class Console:
+    """The run's console on a stream (stderr): a :class:`~importer.events.Listener`."""
+
+    def __init__(
+        self, *, quiet: bool = False, stream: TextIO | None = None, ask: bool = True
+    ) -> None:
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.ask = ask
+        self.colour = _is_terminal(self.stream) and not os.environ.get("NO_COLOR")
+        self._progress: Progress | None = None
+        #: whether the question before sending is on the screen (Ctrl-C then stops at once)
+        self.asking = False
+
+    def say(self, message: str = "", colour: str | None = None) -> None:
+        """A line of information (not in quiet mode)."""
+        if not self.quiet:
+            self.line(message, colour)
+
+    def line(self, message: str, colour: str | None = None) -> None:
+        """A line, quiet or not (errors)."""
+        if colour and self.colour:
+            message = f"\x1b[{_COLOURS[colour]}m{message}\x1b[0m"
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+    def error(self, message: str) -> None:
+        """``Error: …`` in red."""
+        self.line(f"Error: {message}", "red")
+
+    # --- the Listener -------------------------------------------------------------------------
+
+    def note(self, message: str) -> None:
+        self.line(f"Warning: {message}", "yellow")
+
+    def confirm(self, question: str) -> bool:
+        if not (self.ask and _is_terminal(sys.stdin) and _is_terminal(self.stream)):
+            return True
+        self.stream.write(f"{question} [Y/n]: ")
+        self.stream.flush()
+        self.asking = True
+        try:
+            answer = sys.stdin.readline().strip().casefold()
+        finally:
+            self.asking = False
+        return answer in ("", "y", "yes")
+
+    def started(self, total: int) -> None:
+        self._progress = Progress(
+            total, self.stream, terminal=_is_terminal(self.stream), enabled=not self.quiet
+        )
+
+    def settled(self, status: Status, line: int) -> None:
+        if self._progress is not None:
+            self._progress.advance()
+
+    def finished(self) -> None:
+        if self._progress is not None:
+            self._progress.finish()
+            self._progress = None
+
+    def plan(self, plan: PlanView) -> None:
+        if self.quiet:
+            return
+        if plan.webinar is not None:
+            label = f" [{plan.connection}]" if plan.connection else ""
+            self.say(f"Webinar:  {plan.webinar.describe().rstrip(')')}){label}")
+        self.say(f"File:     {plan.source} (header in line {plan.header_line}, {plan.rows:,} rows)")
+        if plan.problems:
+            self.say(f"Invalid:  {len(plan.problems):,} rows will not be sent:", "yellow")
+            for line, problems in list(plan.problems.items())[:SHOWN_PROBLEMS]:
+                for problem in problems:
+                    self.say(f"  row {line}, {problem}")
+            if len(plan.problems) > SHOWN_PROBLEMS:
+                more = len(plan.problems) - SHOWN_PROBLEMS
+                self.say(f"  … and {more:,} more rows (see the report)")
+        if plan.duplicates:
+            self.say(
+                f"Repeated: {len(plan.duplicates):,} rows repeat an earlier e-mail and are skipped"
+            )
+        unused = [h for h in plan.unused if h and fold(h) != "webinarkey"]
+        if unused:
+            self.say(
+                "Not sent: columns "
+                + ", ".join(f"'{h}'" for h in unused)
+                + " match no field or question of the webinar (kept in the report)"
+            )
+        if plan.journal is not None:
+            self.say(f"Journal:  {plan.journal}")
+        if plan.to_send is None:
+            return
+        total = plan.to_send + plan.resumed + plan.found
+        if plan.resumed:
+            self.say(
+                f"Resuming: {plan.resumed:,} of {total:,} rows were settled by an earlier run."
+            )
+        if plan.found:
+            self.say(
+                f"Found:    {plan.found:,} already registered in GoTo Webinar; not sent again."
+            )
+        self.say(f"To send:  {plan.to_send:,} registrants")
+
+    # --- the end ------------------------------------------------------------------------------
+
+    def summary(self, outcome: Outcome) -> None:
+        """``Done: 38 registered, 2 invalid.`` and how often the API asked to slow down."""
+        counts = outcome.counts
+        parts = [
+            f"{counts[status]:,} {status.value.replace('_', ' ')}"
+            for status in Status
+            if counts[status]
+        ]
+        colour = "green" if all(status.ok for status in counts) else "yellow"
+        self.say("Done: " + (", ".join(parts) or "no rows") + ".", colour)
+        if outcome.throttled:
+            self.say(
+                f"The API asked to slow down {outcome.throttled:,} times; the pace was adjusted."
+            )
+
+    def ending(self, outcome: Outcome) -> None:
+        """Why the run stopped early, if it did, and how to carry on."""
+        stopped = outcome.stopped
+        if stopped is None:
+            return
+        pending = outcome.counts[Status.PENDING]
+        again = f"{pending:,} rows are pending: {outcome.resume_hint} to continue."
+        code = outcome.exit_code
+        if code == EXIT_INTERRUPTED:
+            self.line(f"Interrupted. {again}", "yellow")
+        elif code == EXIT_STOPPED:
+            self.line(f"Stopped early: {stopped}. {again}", "yellow")
+        elif code == EXIT_API:
+            self.error(f"{stopped}. {again}")
+
+
+def setup_logging(verbose: bool) -> None:
+    """Log to stderr: every API call with ``verbose``, warnings only otherwise. A run hides
+    its secrets from these lines (``redact.hidden_in_logs``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in ("httpx", "httpcore", "h11", "asyncio"):
+        logging.getLogger(name).setLevel(
+            logging.INFO if verbose and name == "httpx" else logging.WARNING
+        )
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False

@@ -1,0 +1,159 @@
+"""A grid of text cells → a :class:`~importer.models.Table`: header, rows with line numbers,
+settings above the header, and what the reader had to say about them. Shared by every reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from .columns import fold, looks_like_header
+from .errors import InputError
+from .models import FORMULA_STARTS, RawRow, Table
+
+HEADER_SEARCH_ROWS = 10
+
+
+def header_index(rows: Sequence[Sequence[str]]) -> int | None:
+    """The index of the header row among the first rows, if one names an e-mail column."""
+    for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        if looks_like_header(row):
+            return index
+    return None
+
+
+def build_table(
+    name: str,
+    source: Path | None,
+    grid: list[list[str]],
+    header_at: int,
+    *,
+    sheet: str | None,
+    notes: tuple[str, ...] = (),
+    settings: Mapping[str, str] | None = None,
+    unmark: bool = False,
+) -> Table:
+    """The table below the header row ``header_at`` of ``grid``, with its settings and notes.
+
+    ``unmark`` drops the apostrophe that a CSV report puts before a cell that starts like a
+    formula, so that a report fed back in reads as it was written.
+    """
+    settings, notes = read_settings(name, grid[:header_at], settings, notes)
+    header = [cell.strip() for cell in grid[header_at]]
+    body = grid[header_at + 1 :]
+    dropped = [i for i, cell in enumerate(header) if fold(cell).startswith("curl")]
+    if dropped:
+        # The old curl workbook builds commands that contain the access token: never keep them.
+        keep = [i for i in range(len(header)) if i not in dropped]
+        header = [header[i] for i in keep]
+        body = [[row[i] for i in keep if i < len(row)] for row in body]
+    # Rows are as wide as the header, except where cells stand beyond it; those columns count
+    # only as far as something is written in them.
+    longest = max(map(len, body), default=0)
+    width = _used_width(header)
+    if longest > width:
+        width = max([width, *(_used_width(row) for row in body if len(row) > width)])
+    headers = tuple(
+        header[i] if i < len(header) and header[i] else f"column {column_letter(i)}"
+        for i in range(width)
+    )
+    rows: list[RawRow] = []
+    blank = 0
+    for line, cells in enumerate(body, start=header_at + 2):
+        joined = "".join(cells)
+        if not joined.strip():
+            blank += 1
+            continue
+        if unmark and "'" in joined:
+            cells = [_unmark(cell) for cell in cells]
+        if len(cells) != width:
+            cells = cells[:width] + [""] * (width - len(cells))
+        rows.append(RawRow(line, tuple(cells)))
+    if not rows:
+        where = f" of sheet '{sheet}'" if sheet is not None else ""
+        raise InputError(
+            f"{name}: has a header in line {header_at + 1}{where} but no rows below it; "
+            "add the people to register and run again"
+        )
+    return Table(
+        source=source,
+        headers=headers,
+        header_line=header_at + 1,
+        rows=tuple(rows),
+        sheet=sheet,
+        notes=notes,
+        blank_rows=blank,
+        settings=settings,
+        name=name,
+    )
+
+
+SETTINGS = {
+    "webinarkey": "webinarKey",
+    "organizerkey": "organizerKey",
+    "resendconfirmation": "resendConfirmation",
+}
+_TOKEN_NAMES = frozenset({"accesstoken", "token", "bearertoken", "authorization"})
+
+
+def read_settings(
+    name: str,
+    rows: Sequence[Sequence[str]],
+    found: Mapping[str, str] | None,
+    notes: tuple[str, ...],
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Name/value pairs from ``rows`` (a Settings sheet, or rows above the header).
+
+    A row naming an access token is noted, and its value is dropped unread: the importer never
+    takes a token from a spreadsheet, which gets mailed around.
+    """
+    settings = dict(found or {})
+    for row in rows:
+        cells = [cell.strip() for cell in row if cell.strip()]
+        if len(cells) < 2:
+            continue
+        key = fold(cells[0])
+        if key in _TOKEN_NAMES:
+            notes = (
+                *notes,
+                (
+                    f"{name}: holds an access token near the top; it is not used. Delete it "
+                    "from the file, and revoke it in GoTo if the file has been shared"
+                ),
+            )
+        elif key in SETTINGS:
+            settings.setdefault(SETTINGS[key], cells[1])
+    return settings, notes
+
+
+def _unmark(cell: str) -> str:
+    """Drop the apostrophe that keeps a CSV cell from being a formula (as reports write them)."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2].startswith(FORMULA_STARTS) else cell
+
+
+def _used_width(row: Sequence[str]) -> int:
+    for index in range(len(row) - 1, -1, -1):
+        if row[index].strip():
+            return index + 1
+    return 0
+
+
+def column_letter(index: int) -> str:
+    """Excel's name for the column at ``index`` (0-based): 0 → A, 26 → AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def no_email_column(name: str, first_row: Iterable[str], *, sheet: str | None = None) -> InputError:
+    """The error for a sheet in which no header row names an e-mail column."""
+    found = [cell.strip() for cell in first_row if cell.strip()][:8]
+    seen = f" (first row: {', '.join(repr(cell) for cell in found)})" if found else ""
+    place = f" of sheet '{sheet}'" if sheet is not None else ""
+    return InputError(
+        f"{name}: no e-mail column found in the first {HEADER_SEARCH_ROWS} rows{place}{seen}; "
+        "add a header row with columns named firstName, lastName and email"
+    )

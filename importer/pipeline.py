@@ -1,0 +1,301 @@
+"""One import, start to end: every front door (command line, Python API, web page) calls
+:func:`run`.
+
+read → check the columns → connect → split by webinar → journals → look up each webinar and its
+form → validate (once per webinar) → prepare (resume, reconcile) → plan → confirm → send →
+:class:`~importer.outcome.Outcome`.
+
+Whatever stops the run after the file was read (the API down or out of reach, a refused token,
+a missing webinar, a quota, Ctrl-C) ends in an outcome with the rows not settled ``pending``,
+never in an exception, so that the report can always be written. Only a file or a setting that
+cannot be used at all raises (:class:`~importer.errors.InputError`, ``UsageError``), before
+anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import reader, settings
+from .client import G2WClient
+from .connection import Access, Connection, default_webinar, open_connection
+from .credentials import NotSignedIn
+from .errors import EXIT_OK, ImporterError, RunStopped, UsageError
+from .events import Listener, PlanView, Silent, StopSignal
+from .journal import Journal, default_path
+from .models import Form, Result, RowProblem, Table, Webinar
+from .outcome import Outcome, RowOutcome, WebinarOutcome, row_outcomes
+from .reader import Source
+from .redact import hidden_in_logs
+from .register import Preparation, Registrar
+from .session import DEFAULT_RATE, ApiSession, default_concurrency
+from .settings import NoWebinar
+from .validate import Plan, check_columns, validate
+
+UNKNOWN_PENDING = (
+    "sent, but GoTo's answer was lost; the next run looks this person up before sending again"
+)
+STOPPED_PENDING = "not sent: the run stopped first; run the command again"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to import, as the front door was told."""
+
+    webinar_keys: tuple[str, ...] = ()
+    sheet: str | None = None
+    rate: float = DEFAULT_RATE
+    concurrency: int | None = None
+    timeout: float = 30.0
+    #: have GoTo e-mail the confirmation again to people already registered (None: the
+    #: Settings sheet says)
+    resend: bool | None = None
+    journal: Path | None = None
+    max_calls: int | None = None
+    give_up_after: float = 60.0
+    #: check only: read-only calls, nothing sent, no journal written
+    dry_run: bool = False
+    #: how to carry on after a stop, in the front door's words (for the report's Summary)
+    resume_hint: str = "run the same import again"
+
+
+class Declined(ImporterError):
+    """The person answered no when asked before sending: nothing was sent."""
+
+    exit_code = EXIT_OK
+
+
+@dataclass
+class _Part:
+    """One webinar's share of the run, filled in as the run goes."""
+
+    key: str
+    table: Table
+    journal: Journal | None = None
+    webinar: Webinar | None = None
+    form: Form | None = None
+    plan: Plan | None = None
+    prepared: Preparation | None = None
+    registrar: Registrar | None = None
+    results: dict[int, Result] = field(default_factory=dict)
+
+
+async def run(
+    source: Source,
+    access: Access,
+    options: RunOptions | None = None,
+    listener: Listener | None = None,
+    stop: StopSignal | None = None,
+) -> Outcome:
+    """Import ``source`` (a file, a DataFrame or records) for the webinars ``options`` name."""
+    options = options or RunOptions()
+    listener = listener or Silent()
+    table = reader.read(source, sheet=options.sheet)
+    for note in table.notes:
+        listener.note(note)
+    check_columns(table)  # a missing name or e-mail column fails here, before any call
+    keys = settings.webinar_keys(options.webinar_keys, table, default_webinar(access))
+    try:
+        parts = [_Part(k, t) for k, t in settings.split_by_webinar(table, keys).items()]
+    except NoWebinar:
+        if not options.dry_run:
+            raise
+        return _offline(table, [_Part("", table)], options, listener)
+    with contextlib.ExitStack() as stack:
+        try:
+            connection = stack.enter_context(open_connection(access, table))
+        except NotSignedIn:
+            if not options.dry_run:
+                raise
+            return _offline(table, parts, options, listener)
+        if not options.dry_run:
+            _open_journals(stack, parts, connection, options.journal)
+        workers = options.concurrency or default_concurrency(options.rate)
+        async with connection.http_client(workers, options.timeout) as http:
+            session = ApiSession(
+                rate=options.rate, max_calls=options.max_calls, give_up_after=options.give_up_after
+            )
+            detach = stop.attach(session.stop) if stop is not None else None
+            stack.enter_context(hidden_in_logs(connection.secrets))
+            try:
+                await _import(parts, http, connection, session, options, listener, table, workers)
+            except RunStopped:
+                pass  # the session holds the reason; rows not settled are pending
+            finally:
+                if detach is not None:
+                    detach()
+        return _outcome(table, parts, options, session)
+
+
+async def _import(
+    parts: list[_Part],
+    http: Any,
+    connection: Connection,
+    session: ApiSession,
+    options: RunOptions,
+    listener: Listener,
+    table: Table,
+    workers: int,
+) -> None:
+    """Look up, validate, prepare, plan, confirm and send; raises :class:`RunStopped`."""
+    clients = {part.key: G2WClient(http, connection.organizer_key, part.key) for part in parts}
+    await _together(*(_look_up(session, clients[part.key], part) for part in parts))
+    for part in parts:
+        part.plan = validate(part.table, part.form)
+    if options.dry_run:
+        for part in parts:
+            listener.plan(_view(part, connection))
+        return
+    resend = settings.resend_confirmation(options.resend, table.settings)
+    for part in parts:
+        part.registrar = Registrar(
+            session, clients[part.key], journal=part.journal, resend=resend, concurrency=workers
+        )
+    await _together(*(_prepare(part) for part in parts))
+    for part in parts:
+        listener.plan(_view(part, connection))
+    total = sum(len(part.prepared.to_send) for part in parts if part.prepared)
+    if not total:
+        return
+    people = "person" if total == 1 else "people"
+    what = f"{total:,} {people}" if len(parts) == 1 else f"{total:,} registrations"
+    if not listener.confirm(f"Send {what}?"):
+        raise Declined("Nothing was sent.")
+    listener.started(total)
+    try:
+        for part in parts:
+            assert part.registrar is not None
+            assert part.prepared is not None
+
+            def settled(_: object, result: Result, part: _Part = part) -> None:
+                part.results[result.line] = result
+                listener.settled(result.status, result.line)
+
+            await part.registrar.run(part.prepared.to_send, settled)
+            if session.stopping:
+                break
+    finally:
+        listener.finished()
+
+
+async def _look_up(session: ApiSession, client: G2WClient, part: _Part) -> None:
+    """The webinar and its registration form, read side by side."""
+
+    async def webinar() -> None:
+        part.webinar = await session.call(client.get_webinar, what=f"reading webinar {part.key}")
+
+    async def form() -> None:
+        part.form = await session.call(client.get_form, what=f"reading the form of {part.key}")
+
+    await _together(webinar(), form())
+
+
+async def _prepare(part: _Part) -> None:
+    assert part.registrar is not None
+    assert part.plan is not None
+    part.prepared = await part.registrar.prepare(list(part.plan.registrants))
+    part.results.update(part.prepared.settled)
+
+
+async def _together(*coroutines: Coroutine[Any, Any, None]) -> None:
+    """Run side by side; the first :class:`RunStopped` cancels the others and is raised."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coroutine in coroutines:
+                group.create_task(coroutine)
+    except* RunStopped as stopped:
+        raise stopped.exceptions[0] from None
+
+
+def _open_journals(
+    stack: contextlib.ExitStack, parts: list[_Part], connection: Connection, path: Path | None
+) -> None:
+    """Each webinar's journal, locked for this run."""
+    if path is not None and len(parts) > 1:
+        raise UsageError(
+            "--journal names one journal, but this run has several webinars; leave --journal out"
+        )
+    for part in parts:
+        where = path or default_path(connection.organizer_key, part.key, connection.journal_folder)
+        part.journal = stack.enter_context(
+            Journal.open(where, organizer_key=connection.organizer_key, webinar_key=part.key)
+        )
+
+
+def _view(part: _Part, connection: Connection | None) -> PlanView:
+    plan = part.plan
+    assert plan is not None
+    prepared = part.prepared
+    return PlanView(
+        webinar_key=part.key,
+        webinar=part.webinar,
+        source=plan.table.describe(),
+        header_line=plan.table.header_line,
+        rows=len(plan.table.rows),
+        problems=plan.problems,
+        duplicates=plan.duplicates,
+        unused=plan.ignored_headers,
+        resumed=prepared.resumed if prepared else 0,
+        found=prepared.found if prepared else 0,
+        to_send=len(prepared.to_send) if prepared else None,
+        journal=part.journal.path if part.journal else None,
+        connection=connection.label if connection else None,
+    )
+
+
+def _offline(table: Table, parts: list[_Part], options: RunOptions, listener: Listener) -> Outcome:
+    """A dry run without credentials or a webinar: the file alone, without the webinar's form."""
+    for part in parts:
+        part.plan = validate(part.table)
+        listener.plan(_view(part, None))
+    return _outcome(table, parts, options, None)
+
+
+def _outcome(
+    table: Table, parts: list[_Part], options: RunOptions, session: ApiSession | None
+) -> Outcome:
+    ordered: list[tuple[int, int, RowOutcome]] = []
+    problems: list[RowProblem] = []
+    for index, part in enumerate(parts):
+        plan = part.plan or validate(part.table)  # stopped before the form was read
+        unknown = part.registrar.unsettled() if part.registrar else set()
+        stopped = None if options.dry_run else STOPPED_PENDING
+
+        def pending(
+            line: int, unknown: set[int] = unknown, stopped: str | None = stopped
+        ) -> str | None:
+            return UNKNOWN_PENDING if line in unknown else stopped
+
+        rows, found = row_outcomes(part.key, plan, part.results, pending)
+        ordered += [(row.line, index, row) for row in rows]
+        problems += found
+    ordered.sort(key=lambda item: item[:2])
+    return Outcome(
+        table=table,
+        webinars=tuple(_webinar_outcome(part) for part in parts),
+        rows=tuple(row for *_, row in ordered),
+        stopped=session.stopped if session is not None else None,
+        resume_hint=options.resume_hint,
+        calls=session.calls if session else 0,
+        throttled=session.throttled if session else 0,
+        retries=session.retries if session else 0,
+        dry_run=options.dry_run,
+        problems=tuple(problems),
+    )
+
+
+def _webinar_outcome(part: _Part) -> WebinarOutcome:
+    prepared = part.prepared
+    return WebinarOutcome(
+        key=part.key,
+        webinar=part.webinar,
+        resumed=prepared.resumed if prepared else 0,
+        found=prepared.found if prepared else 0,
+        to_send=len(prepared.to_send) if prepared else 0,
+        journal=part.journal.path if part.journal else None,
+    )

@@ -1,0 +1,62 @@
+"""How the simulated API misbehaves when asked to: its settings, its rate window, its dice."""
+
+from __future__ import annotations
+
+import collections
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class SandboxConfig:
+    """How the simulated API behaves. Rates are fractions of calls (0.05 = 5 %)."""
+
+    rate: float = 10.0  #: calls allowed in any one-second window; 0 = no limit
+    latency: float = 0.0  #: seconds added to every answer
+    error_rate: float = 0.0  #: answer 503 with an HTML body
+    throttle_rate: float = 0.0  #: answer 429 although the rate is kept
+    slow_rate: float = 0.0  #: register, then answer only after ``slow_seconds``
+    slow_seconds: float = 60.0
+    drop_rate: float = 0.0  #: register, then close the connection without an answer
+    dedupe: bool = True  #: False: a repeated e-mail creates a second registrant
+    conflict_keys: bool = False  #: a 409 body carries the registrantKey and joinUrl
+    token_calls: int | None = None  #: each access token is refused after this many calls
+    token_seconds: float = 3600.0  #: the lifetime of tokens issued by the token endpoint
+    reject_refresh: bool = False  #: the token endpoint refuses every refresh
+    quota: int | None = None  #: registrations allowed before every call gets a quota 403
+    seed: int | None = None
+
+
+class RateWindow:
+    """A sliding one-second window: at most ``rate`` calls in any second (GoTo does not say how
+    it counts its limit; a sliding window is the strictest reading)."""
+
+    def __init__(self, config: SandboxConfig, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.clock = clock
+        self._window: collections.deque[float] = collections.deque()
+
+    def admit(self) -> bool:
+        """Count a call; False when it is one too many."""
+        if self.config.rate <= 0:
+            return True
+        now = self.clock()
+        window = self._window
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= max(1, int(self.config.rate)):
+            return False
+        window.append(now)
+        return True
+
+
+class Dice:
+    """The sandbox's randomness, seeded to repeat a run exactly."""
+
+    def __init__(self, seed: int | None) -> None:
+        self.random = random.Random(seed)
+
+    def chance(self, probability: float) -> bool:
+        """True with the given probability (never for 0)."""
+        return probability > 0 and self.random.random() < probability

@@ -1,0 +1,83 @@
+"""Two ways to reach a :class:`Sandbox`: in-process through httpx, or over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+import httpx
+
+from ..httpserver import HttpServer, Request
+from .state import PREFIX, Sandbox
+
+
+class SandboxTransport(httpx.AsyncBaseTransport):
+    """Serves a :class:`Sandbox` to an ``httpx.AsyncClient`` in-process, timeouts included."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        target = request.url.raw_path.decode("ascii")
+        timeouts = request.extensions.get("timeout", {})
+        try:
+            answer = await asyncio.wait_for(
+                self.sandbox.handle(Request(request.method, target, headers, body)),
+                timeouts.get("read"),
+            )
+        except TimeoutError:
+            raise httpx.ReadTimeout("the sandbox did not answer in time", request=request) from None
+        if answer.drop:
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        return httpx.Response(
+            answer.status,
+            headers=[("Content-Type", answer.content_type), *answer.headers],
+            content=answer.body,
+        )
+
+
+class SandboxServer:
+    """Serves a :class:`Sandbox` over HTTP/1.1 on 127.0.0.1.
+
+    Use as ``async with SandboxServer(sandbox, port=0) as server: ... server.api_url``.
+    """
+
+    def __init__(self, sandbox: Sandbox, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sandbox = sandbox
+        self._http = HttpServer(sandbox.handle, host=host, port=port)
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``: the sign-in server's address."""
+        return f"http://{self._http.host}:{self._http.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The base URL to give the importer as ``--api-url``."""
+        return f"{self.base_url}{PREFIX}"
+
+    async def start(self) -> None:
+        await self._http.start()
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def __aenter__(self) -> SandboxServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,380 @@
+"""The simulated GoTo Webinar API: its webinars, their registrants, and how it answers.
+
+It speaks the same HTTP as the real API (paths, status codes, body shapes, 19-digit keys) and,
+where the real API's behaviour is unconfirmed, models the least convenient answer (see
+``../shared/g2w-api.md``): a 409 without the registrant's keys, a 429 without ``Retry-After``,
+a rate limit counted over any one-second window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ..httpserver import Answer, Request
+from .faults import Dice, RateWindow, SandboxConfig
+from .oauth import SignIn
+
+PREFIX = "/G2W/rest/v2"
+ORGANIZER_KEY = "5071418929213466883"
+WEBINAR_KEY = "8325357307900339981"
+WORKSHOP_KEY = "4617712963571298411"
+JOIN_HOST = "https://sandbox.g2w-import.invalid"
+MAX_FIELD = 128
+
+STANDARD_FIELDS = (
+    "firstName",
+    "lastName",
+    "email",
+    "address",
+    "city",
+    "state",
+    "zipCode",
+    "country",
+    "phone",
+    "organization",
+    "jobTitle",
+    "questionsAndComments",
+    "industry",
+    "numberOfEmployees",
+    "purchasingTimeFrame",
+    "purchasingRole",
+)
+_REQUIRED = ("firstName", "lastName", "email")
+_WEBINAR_PATH = re.compile(r"/organizers/(?P<org>\d+)/webinars/(?P<web>\d+)(?P<rest>/.*)?")
+
+#: the second sandbox webinar asks custom questions: a required multiple-choice one and an
+#: optional short answer, as GoTo's fields endpoint describes them
+WORKSHOP_QUESTIONS: list[dict[str, Any]] = [
+    {
+        "questionKey": 7001,
+        "question": "Your role?",
+        "required": True,
+        "type": "multipleChoice",
+        "maxSize": 1000,
+        "answers": [
+            {"answerKey": 9001, "answer": "Developer"},
+            {"answerKey": 9002, "answer": "Marketing"},
+            {"answerKey": 9003, "answer": "Management"},
+            {"answerKey": 9004, "answer": "Other"},
+        ],
+    },
+    {
+        "questionKey": 7002,
+        "question": "What do you hope to learn?",
+        "required": False,
+        "type": "shortAnswer",
+        "maxSize": 256,
+        "answers": [],
+    },
+]
+EMPLOYEE_COUNTS = [
+    "1-20",
+    "21-50",
+    "51-100",
+    "101-500",
+    "501-1000",
+    "1001-5000",
+    "5001-10000",
+    "10001+",
+]
+
+
+@dataclass
+class SandboxWebinar:
+    """One webinar of the sandbox and everyone registered for it."""
+
+    key: str
+    subject: str
+    start: dt.datetime
+    questions: list[dict[str, Any]] = field(default_factory=list)
+    registrants: list[dict[str, Any]] = field(default_factory=list)
+    by_email: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Sandbox:
+    """The simulated API's state and request handling."""
+
+    def __init__(
+        self, config: SandboxConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config = config or SandboxConfig()
+        self.clock = clock
+        self.organizer_key = ORGANIZER_KEY
+        self.webinar_key = WEBINAR_KEY
+        self.dice = Dice(self.config.seed)
+        self.window = RateWindow(self.config, clock)
+        start = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).replace(
+            hour=15, minute=0, second=0, microsecond=0
+        )
+        self.webinars = {
+            WEBINAR_KEY: SandboxWebinar(WEBINAR_KEY, "Product launch (sandbox)", start),
+            WORKSHOP_KEY: SandboxWebinar(
+                WORKSHOP_KEY,
+                "Customer workshop (sandbox)",
+                start + dt.timedelta(days=7),
+                questions=WORKSHOP_QUESTIONS,
+            ),
+        }
+        self._keys: set[str] = set()
+        #: counts of what happened, for tests and benchmarks
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.sign_in = SignIn(self.config, clock, self.stats)
+
+    def registrants(self, webinar_key: str = WEBINAR_KEY) -> list[dict[str, Any]]:
+        """Everyone registered for a webinar, in order of registration."""
+        return list(self.webinars[webinar_key].registrants)
+
+    async def handle(self, request: Request) -> Answer:
+        """Answer one HTTP request."""
+        self.stats["calls"] += 1
+        url = urlsplit(request.target)
+        query = dict(parse_qsl(url.query))
+        if url.path.startswith("/oauth/"):
+            return self.sign_in.handle(
+                request.method, url.path, query, request.headers, request.body
+            )
+        if not url.path.startswith((PREFIX, "/admin/")):
+            return _error(404, "NotFound", f"no such path {url.path}")
+        if not self.sign_in.token_valid(request.headers.get("authorization", "")):
+            self.stats["token_refused"] += 1
+            return _token_refused()
+        self.stats["authorized"] += 1
+        if url.path == "/admin/rest/v1/me":
+            return _ok(
+                {
+                    "key": int(self.organizer_key),
+                    "email": "organizer@sandbox.invalid",
+                    "firstName": "Sandbox",
+                    "lastName": "Organizer",
+                }
+            )
+        if self.config.quota is not None and self.stats["created"] >= self.config.quota:
+            self.stats["refused"] += 1
+            payload = {"int_err_code": "QuotaExceeded", "msg": "Daily request quota exceeded"}
+            return Answer(403, json.dumps(payload).encode())
+        if not self.window.admit() or self.dice.chance(self.config.throttle_rate):
+            self.stats["throttled"] += 1
+            return _error(429, "TooManyRequests", "Rate limit exceeded")
+        if self.dice.chance(self.config.error_rate):
+            self.stats["errors"] += 1
+            return Answer(503, b"<html><body>Service Unavailable</body></html>", "text/html")
+        answer = self._route(request.method, url.path[len(PREFIX) :], query, request.body)
+        if request.method == "POST" and answer.status == 201:
+            if self.dice.chance(self.config.drop_rate):
+                self.stats["dropped"] += 1
+                return Answer(0, drop=True)
+            if self.dice.chance(self.config.slow_rate):
+                self.stats["slow"] += 1
+                await asyncio.sleep(self.config.slow_seconds)
+        if self.config.latency:
+            await asyncio.sleep(self.config.latency)
+        return answer
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
+        match = _WEBINAR_PATH.fullmatch(path)
+        if not match:
+            return _error(404, "NotFound", f"no such path {path}")
+        if match["org"] != self.organizer_key:
+            return _error(404, "NotFound", "Organizer not found")
+        webinar = self.webinars.get(match["web"])
+        if webinar is None:
+            return _error(404, "NotFound", "Webinar not found")
+        rest = match["rest"] or ""
+        if method == "GET" and rest == "":
+            return _ok(self._webinar_body(webinar))
+        if method == "GET" and rest == "/registrants":
+            return self._list(webinar, query)
+        if method == "GET" and rest == "/registrants/fields":
+            return _ok(self._fields(webinar))
+        if method == "POST" and rest == "/registrants":
+            return self._create(webinar, body)
+        return _error(405 if rest in ("", "/registrants") else 404, "NotFound", "not supported")
+
+    def _webinar_body(self, webinar: SandboxWebinar) -> dict[str, Any]:
+        end = webinar.start + dt.timedelta(hours=1)
+        return {
+            "webinarKey": int(webinar.key),
+            "organizerKey": int(self.organizer_key),
+            "subject": webinar.subject,
+            "description": "A webinar served by the g2w-import sandbox.",
+            "times": [{"startTime": _iso(webinar.start), "endTime": _iso(end)}],
+            "timeZone": "UTC",
+            "registrationUrl": f"{JOIN_HOST}/register/{webinar.key}",
+            "numberOfRegistrants": len(webinar.registrants),
+            "type": "single_session",
+        }
+
+    def _fields(self, webinar: SandboxWebinar) -> dict[str, Any]:
+        fields = [
+            {
+                "field": name,
+                "required": name in _REQUIRED,
+                "maxSize": MAX_FIELD,
+                "answers": EMPLOYEE_COUNTS if name == "numberOfEmployees" else [],
+            }
+            for name in STANDARD_FIELDS
+        ]
+        return {"fields": fields, "questions": webinar.questions}
+
+    def _list(self, webinar: SandboxWebinar, query: dict[str, str]) -> Answer:
+        entries = [_listed(entry) for entry in webinar.registrants]
+        if "page" not in query and "limit" not in query:
+            return _ok(entries)
+        try:
+            page, limit = int(query.get("page", "0")), int(query.get("limit", "20"))
+        except ValueError:
+            return _error(400, "InvalidParameter", "page and limit must be numbers")
+        if page < 0 or not 1 <= limit <= 200:
+            return _error(400, "InvalidParameter", "limit must be between 1 and 200")
+        data = entries[page * limit : (page + 1) * limit]
+        return _ok(
+            {
+                "data": data,
+                "total": len(entries),
+                "page": page,
+                "limit": limit,
+                "pageSize": len(data),
+            }
+        )
+
+    def _create(self, webinar: SandboxWebinar, body: bytes) -> Answer:
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "InvalidRequest", "The request body is not valid JSON")
+        if not isinstance(payload, dict):
+            return _error(400, "InvalidRequest", "The request body must be a JSON object")
+        problem = _body_problem(webinar, payload)
+        if problem:
+            return _error(400, "InvalidParameter", problem)
+        existing = webinar.by_email.get(payload["email"].strip().casefold())
+        if existing is not None and self.config.dedupe:
+            self.stats["conflicts"] += 1
+            conflict: dict[str, Any] = {
+                "errorCode": "DuplicateRegistrant",
+                "description": "The user is already registered",
+                "incident": str(self.dice.random.getrandbits(48)),
+            }
+            if self.config.conflict_keys:
+                conflict["registrantKey"] = int(existing["registrantKey"])
+                conflict["joinUrl"] = existing["joinUrl"]
+            return Answer(409, json.dumps(conflict).encode())
+        entry = self.add_registrant(payload, webinar.key)
+        created = {
+            "registrantKey": int(entry["registrantKey"]),
+            "joinUrl": entry["joinUrl"],
+            "status": "APPROVED",
+        }
+        return Answer(201, json.dumps(created).encode())
+
+    def add_registrant(
+        self, fields: dict[str, Any], webinar_key: str = WEBINAR_KEY
+    ) -> dict[str, Any]:
+        """Register someone directly, as another channel (GoTo's own page) would."""
+        webinar = self.webinars[webinar_key]
+        key = self._new_key()
+        entry = {
+            "registrantKey": key,
+            "firstName": fields["firstName"],
+            "lastName": fields["lastName"],
+            "email": fields["email"].strip(),
+            "status": "APPROVED",
+            "registrationDate": _iso(dt.datetime.now(dt.UTC)),
+            "joinUrl": f"{JOIN_HOST}/join/{webinar.key}/{key}",
+            "timeZone": "UTC",
+            "fields": {k: v for k, v in fields.items() if k in STANDARD_FIELDS},
+            "responses": list(fields.get("responses", [])),
+        }
+        webinar.registrants.append(entry)
+        webinar.by_email.setdefault(entry["email"].casefold(), entry)
+        self.stats["created"] += 1
+        return entry
+
+    def _new_key(self) -> str:
+        while True:
+            key = str(self.dice.random.randrange(10**18, 2**63))
+            if key not in self._keys:
+                self._keys.add(key)
+                return key
+
+
+def _body_problem(webinar: SandboxWebinar, payload: dict[str, Any]) -> str | None:
+    """Why a create call's body would get a 400 from GoTo, if it would."""
+    for name in _REQUIRED:
+        value = payload.get(name)
+        if not isinstance(value, str) or not value.strip():
+            return f"{name} is required"
+    for name in STANDARD_FIELDS:
+        value = payload.get(name)
+        if isinstance(value, str) and len(value) > MAX_FIELD:
+            return f"{name} is longer than {MAX_FIELD}"
+    value = payload.get("numberOfEmployees")
+    if value is not None and value not in EMPLOYEE_COUNTS:
+        return f"numberOfEmployees '{value}' is not allowed"
+    address = payload["email"].strip()
+    local, _, domain = address.rpartition("@")
+    if not local or "." not in domain:
+        return f"Invalid email address: {address}"
+    return _response_problem(webinar, payload)
+
+
+def _response_problem(webinar: SandboxWebinar, payload: dict[str, Any]) -> str | None:
+    """Why the ``responses`` of a create call do not fit the webinar's questions, if they don't."""
+    given = payload.get("responses", [])
+    if not isinstance(given, list) or not all(isinstance(r, dict) for r in given):
+        return "responses must be a list of objects"
+    by_key = {question["questionKey"]: question for question in webinar.questions}
+    answered = set()
+    for response in given:
+        question = by_key.get(response.get("questionKey"))
+        if question is None:
+            return f"unknown questionKey {response.get('questionKey')}"
+        answered.add(question["questionKey"])
+        if question["answers"]:
+            allowed = {answer["answerKey"] for answer in question["answers"]}
+            if response.get("answerKey") not in allowed:
+                answer = response.get("answerKey")
+                return f"answerKey {answer} is not an answer to {question['question']}"
+        else:
+            text = response.get("responseText")
+            if not isinstance(text, str) or len(text) > question["maxSize"]:
+                return f"responseText for {question['question']} is missing or too long"
+    missing = [
+        q["question"]
+        for q in webinar.questions
+        if q["required"] and q["questionKey"] not in answered
+    ]
+    return f"an answer to '{missing[0]}' is required" if missing else None
+
+
+def _listed(entry: dict[str, Any]) -> dict[str, Any]:
+    shown = {k: v for k, v in entry.items() if k not in ("fields", "responses")}
+    shown["registrantKey"] = int(entry["registrantKey"])
+    return shown
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ok(payload: object) -> Answer:
+    return Answer(200, json.dumps(payload).encode())
+
+
+def _error(status: int, code: str, description: str) -> Answer:
+    payload = {"errorCode": code, "description": description, "incident": "sandbox"}
+    return Answer(status, json.dumps(payload).encode())
+
+
+def _token_refused() -> Answer:
+    payload = {"int_err_code": "InvalidToken", "msg": "Invalid token passed"}
+    return Answer(403, json.dumps(payload).encode())

@@ -1,0 +1,279 @@
+"""Every API call of a run goes through one :class:`ApiSession`: pace, retries, budget, stop.
+
+* The pace is a :class:`Pacer`: calls on an evenly spaced schedule just under the rate limit,
+  an ``aiolimiter.AsyncLimiter`` as the ceiling, and an additive-increase /
+  multiplicative-decrease slow-down while 429s keep coming.
+* One retry loop, :meth:`ApiSession.call`, serves every call. Reads are retried on 429, 5xx and
+  connection failures; a create only on 429 and on connections that failed before the request
+  left. Any other failure of a create leaves its outcome unknown, and the caller settles it from
+  the registrant list (GoTo has no idempotency key). Back-off is capped exponential with full
+  jitter, and ``Retry-After`` is honoured.
+* The API answering only 429s, 5xx or nothing at all for ``give_up_after`` seconds stops the
+  run resumably, as do ``max_calls`` and an answer that makes every further call pointless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from .errors import (
+    ApiUnavailable,
+    ConnectFailed,
+    Interrupted,
+    LimitReached,
+    RateLimited,
+    RunStopped,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE = 10.0
+#: Calls are spaced at this fraction of the rate limit. GoTo does not say how it counts "10 calls
+#: a second"; calls evenly spaced 1 % under the limit stay inside it under a token bucket, a fixed
+#: window and a sliding window alike, unless network delays bunch them by more than a hundredth
+#: of a second, and the rare 429 that follows is retried and slows the pace.
+HEADROOM = 0.99
+#: 429s less than this many seconds apart are a storm, not jitter
+STORM_SECONDS = 5.0
+
+
+def default_concurrency(rate: float) -> int:
+    """Enough workers to keep ``rate`` calls a second going at 2 s per answer."""
+    return max(4, min(256, math.ceil(rate * 2)))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how long in all, one call is tried again."""
+
+    attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    #: seconds of back-off one call may spend in all before it is given up
+    max_wait: float = 300.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform between 0 and the capped exponential step."""
+        return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+class Pacer:
+    """The rate cap: calls on an evenly spaced schedule, under an ``AsyncLimiter`` ceiling.
+
+    One caller at a time (in arrival order) waits for the next slot of the schedule, spaced
+    ``1 / rate`` after the previous *slot*, not after the moment the previous caller woke up, so
+    a timer that fires a little late costs nothing. ``AsyncLimiter(limit, 1.0)`` stays as the
+    ceiling no call can pass; on its own it would let ``limit`` calls through at once, and such a
+    burst puts twice the limit into one second under a fixed or sliding window.
+
+    Additive increase, multiplicative decrease: a 429 slows the schedule (at most once a
+    second, so that one burst counts once), each success wins back a fiftieth of the ceiling.
+    A lone 429, as network jitter can cause, costs a tenth of the pace; 429s that keep coming
+    within a few seconds halve it each time, down to the API's real limit.
+    """
+
+    def __init__(self, limit: float) -> None:
+        from aiolimiter import AsyncLimiter
+
+        if limit <= 0:
+            raise ValueError("the rate limit must be positive")
+        self.ceiling = limit * HEADROOM
+        self.rate = self.ceiling
+        self.floor = min(self.ceiling, 0.5)
+        # aiolimiter's capacity is max_rate: below one call a second, a period of several
+        # seconds holds one call
+        self.limiter: AsyncLimiter = (
+            AsyncLimiter(limit, 1.0) if limit >= 1 else AsyncLimiter(1, 1.0 / limit)
+        )
+        self._loop = asyncio.get_running_loop()
+        self._turn = asyncio.Lock()
+        self._last_slot = -math.inf
+        self._last_cut = -math.inf
+
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        """Wait for this call's slot; False, at once, if ``stop`` is set meanwhile."""
+        async with self._turn:
+            now = self._loop.time()
+            slot = max(now, self._last_slot + 1.0 / self.rate)
+            if slot > now:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), slot - now)
+            if stop.is_set():
+                return False
+            self._last_slot = slot
+        await self.limiter.acquire()
+        return True
+
+    def throttled(self) -> None:
+        """A 429: slow down, by a tenth after a quiet spell and by half while they persist."""
+        now = self._loop.time()
+        since = now - self._last_cut
+        if since < 1.0:
+            return
+        self._last_cut = now
+        self.rate = max(self.floor, self.rate * (0.5 if since < STORM_SECONDS else 0.9))
+
+    def succeeded(self) -> None:
+        """A call went through: win back a fiftieth of the ceiling."""
+        if self.rate < self.ceiling:
+            self.rate = min(self.ceiling, self.rate + self.ceiling / 50)
+
+
+class ApiSession:
+    """The pace, the retry policy, the call budget and the stop that every call of a run shares.
+
+    Create it inside the running event loop. Once stopped (Ctrl-C, a quota, a refused token,
+    the API gone) it starts no call and no attempt: :meth:`call` raises the reason, a
+    :class:`RunStopped`, and calls already under way finish and are recorded by their callers.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float = DEFAULT_RATE,
+        policy: RetryPolicy | None = None,
+        max_calls: int | None = None,
+        give_up_after: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.pacer = Pacer(rate)
+        self.policy = policy or RetryPolicy()
+        self.max_calls = max_calls
+        self.give_up_after = give_up_after
+        self.rng = rng or random.Random()
+        self.calls = 0
+        self.throttled = 0
+        self.retries = 0
+        self._loop = asyncio.get_running_loop()
+        self._last_success = self._loop.time()
+        #: whether every failure since the last success was a 429
+        self._only_429 = True
+        self._stopping = asyncio.Event()
+        self._stopped: RunStopped | None = None
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the run takes no new calls any more."""
+        return self._stopping.is_set()
+
+    @property
+    def stopped(self) -> RunStopped | None:
+        """Why the run stopped, once it has."""
+        return self._stopped
+
+    def stop(self, reason: RunStopped | None = None) -> None:
+        """Start no new call or attempt; calls under way finish. The first reason stands."""
+        if self._stopped is None:
+            self._stopped = reason or Interrupted()
+        self._stopping.set()
+
+    async def call(
+        self, operation: Callable[[], Awaitable[T]], *, what: str, create: bool = False
+    ) -> T:
+        """Make one API call through the pace, retrying what is safe to retry.
+
+        ``what`` names the call in messages ("reading the webinar"). Raises
+        :class:`RunStopped` once the run stops. A ``create`` raises any failure whose outcome
+        is unknown (:class:`~importer.errors.OutcomeUnknown`, a 5xx) at once, for the caller to
+        settle from the registrant list, and its last 429 or connection failure when retries
+        run out. A read that keeps failing stops the run: :class:`ApiUnavailable`.
+        """
+        tries = 0
+        waited = 0.0
+        while True:
+            await self._slot()
+            try:
+                answer = await operation()
+            except RunStopped as exc:
+                self.stop(exc)
+                raise
+            except TransientError as exc:
+                if create and not isinstance(exc, RateLimited | ConnectFailed):
+                    self._failed(exc)
+                    raise
+                tries += 1
+                delay = self._retry_delay(exc, tries, waited, what)
+                if delay is None:
+                    if self._stopped is None and create:
+                        raise
+                    if self._stopped is None:
+                        self.stop(_unavailable(exc, f"{what} failed {tries} times"))
+                    assert self._stopped is not None
+                    raise self._stopped from exc
+                waited += delay
+            else:
+                self._last_success = self._loop.time()
+                self._only_429 = True
+                self.pacer.succeeded()
+                return answer
+            await self.pause(delay)
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, waking early if the run stops (and then raising why)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        if self._stopped is not None:
+            raise self._stopped
+
+    async def _slot(self) -> None:
+        """Wait for the pace to allow a call and count it; raise when no call may be made."""
+        if self._stopped is None:
+            await self.pacer.acquire(self._stopping)
+        if self._stopped is None and self.max_calls is not None and self.calls >= self.max_calls:
+            self.stop(LimitReached(f"the run made the {self.max_calls:,} calls --max-calls allows"))
+        if self._stopped is not None:
+            raise self._stopped
+        self.calls += 1
+
+    def _failed(self, error: TransientError) -> None:
+        """Count a failure towards giving up on the API altogether."""
+        if isinstance(error, RateLimited):
+            self.throttled += 1
+            self.pacer.throttled()
+        else:
+            self._only_429 = False
+        quiet = self._loop.time() - self._last_success
+        if quiet >= self.give_up_after:
+            if self._only_429:
+                self.stop(
+                    LimitReached(
+                        f"the API has answered only 429 (too many requests) for {quiet:.0f} s"
+                    )
+                )
+            else:
+                self.stop(_unavailable(error, f"it has answered nothing else for {quiet:.0f} s"))
+
+    def _retry_delay(
+        self, error: TransientError, tries: int, waited: float, what: str
+    ) -> float | None:
+        """The seconds to wait before the next attempt, or None to give up."""
+        self._failed(error)
+        if self._stopped is not None or tries >= self.policy.attempts:
+            return None
+        delay = self.policy.backoff(tries - 1, self.rng)
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        if waited + delay > self.policy.max_wait:
+            return None
+        self.retries += 1
+        log.debug("%s: %s; attempt %d in %.1f s", what, error, tries + 1, delay)
+        return delay
+
+
+def _unavailable(error: TransientError, detail: str) -> RunStopped:
+    """The stop for an API that keeps failing: 429s stay a limit, the rest is unavailability."""
+    if isinstance(error, RateLimited):
+        return LimitReached(f"the API kept answering 429 (too many requests): {detail}")
+    return ApiUnavailable(f"the API is unavailable: {detail} (last: {error})")

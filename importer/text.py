@@ -1,0 +1,53 @@
+"""Text as people type and paste it: trimming, invisible characters, and safe display.
+
+Normalising happens here and only here, so that the reader, the checks, the journal and the
+report all agree on what a cell says.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters that hide in copied-and-pasted cells. At the edges they are trimmed; inside a value
+# they are reported, because silently dropping them could change a name or address.
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+INVISIBLE_INSIDE = {
+    "\u00a0": "a non-breaking space",
+    "\u2007": "a non-breaking space",
+    "\u202f": "a narrow non-breaking space",
+    "\u200b": "a zero-width space",
+    "\u200c": "a zero-width character",
+    "\u200d": "a zero-width character",
+    "\u2060": "a zero-width character",
+    "\ufeff": "a zero-width character",
+    "\u00ad": "a soft hyphen",
+    "\t": "a tab",
+    "\n": "a line break",
+    "\r": "a line break",
+}
+_INSIDE_PATTERN = re.compile(
+    "[" + re.escape("".join(INVISIBLE_INSIDE)) + r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+)
+_EDGE_CHARACTERS = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + _ZERO_WIDTH
+
+
+def normalise(value: str) -> str:
+    """Trim whitespace of every kind, and zero-width characters, from both ends of a cell."""
+    return value.strip(_EDGE_CHARACTERS)
+
+
+def hidden_character(value: str) -> str | None:
+    """A description of the first invisible character inside ``value``, or None."""
+    if value.isascii() and value.isprintable():  # the common case, at C speed
+        return None
+    found = _INSIDE_PATTERN.search(value)
+    return INVISIBLE_INSIDE.get(found.group(), "a control character") if found else None
+
+
+def printable(value: str) -> str:
+    """``value`` with invisible characters shown as ``<U+00A0>``, so the user can find them."""
+    return "".join(
+        f"<U+{ord(ch):04X}>" if ch in INVISIBLE_INSIDE or unicodedata.category(ch) == "Cc" else ch
+        for ch in value
+    )
