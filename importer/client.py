@@ -177,7 +177,11 @@ class G2WClient:
         try:
             return await self.http.request(method, url, headers={"Accept": ACCEPT}, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise ConnectFailed(f"could not connect to the API ({_reason(exc)})") from exc
+            host = self.http.base_url.netloc.decode("ascii", "replace") or "?"
+            raise ConnectFailed(
+                f"could not connect to the API at {host} ({_reason(exc)}); check --api-url, "
+                "the network and any proxy (or try --sandbox)"
+            ) from exc
         except httpx.TransportError as exc:
             raise OutcomeUnknown(f"no answer from the API ({_reason(exc)})") from exc
 
@@ -207,7 +211,8 @@ class G2WClient:
             )
         if 400 <= status < 500:
             return RequestRejected(detail, status=status)
-        return ServerError(f"the API failed (HTTP {status}: {detail})", status=status)
+        said = detail if detail.startswith(f"HTTP {status}") else f"HTTP {status}: {detail}"
+        return ServerError(f"the API failed ({said})", status=status)
 
 
 def describe(response: httpx.Response) -> str:

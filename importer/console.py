@@ -148,7 +148,7 @@ class Console:
         if stopped is None:
             return
         pending = outcome.counts[Status.PENDING]
-        again = f"{pending:,} rows are pending: {outcome.resume_hint} to continue."
+        again = f"{pending:,} rows are pending: run the same command again to continue."
         code = outcome.exit_code
         if code == EXIT_INTERRUPTED:
             self.line(f"Interrupted. {again}", "yellow")

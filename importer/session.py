@@ -253,7 +253,7 @@ class ApiSession:
                     )
                 )
             else:
-                self.stop(_unavailable(error, f"it has answered nothing else for {quiet:.0f} s"))
+                self.stop(_unavailable(error, f"nothing but errors for {quiet:.0f} s"))
 
     def _retry_delay(
         self, error: TransientError, tries: int, waited: float, what: str

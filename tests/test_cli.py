@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -229,3 +230,33 @@ def test_python_dash_m_runs_the_command() -> None:
     )
     assert done.returncode == 0
     assert "register" in done.stdout
+
+
+def test_api_down_stops_resumably_and_writes_the_report(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0, error_rate=1.0)
+    source = write_csv(tmp_path / "guests.csv", people(3))
+    result = run(*real_args(server, source, "--give-up-after", "5"), env={"G2W_ACCESS_TOKEN": "t"})
+    assert result.exit_code == 3, result.output
+    assert "Stopped early: the API is unavailable" in result.stderr
+    assert "HTTP 503" in result.stderr
+    assert "3 rows are pending: run the same command again to continue." in result.stderr
+    assert "Traceback" not in result.output
+    rows = report_rows(tmp_path / "guests-joinurls.xlsx")
+    assert [row["status"] for row in rows] == ["pending"] * 3
+    assert server.sandbox.stats["created"] == 0
+
+
+def test_api_unreachable_stops_resumably_and_names_the_host(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    url = f"http://127.0.0.1:{port}/G2W/rest/v2"
+    result = run(*register_args(source, url, "--give-up-after", "5"), env={"G2W_ACCESS_TOKEN": "t"})
+    assert result.exit_code == 3, result.output
+    assert f"could not connect to the API at 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.output
+    rows = report_rows(tmp_path / "guests-joinurls.xlsx")
+    assert [row["status"] for row in rows] == ["pending"] * 2

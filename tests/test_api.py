@@ -1,0 +1,165 @@
+"""The Python API: DataFrames and records in, the same outcome and report as the command."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+import importer
+from importer.errors import EXIT_API, EXIT_CODES, EXIT_ROWS, EXIT_STOPPED, InputError
+from importer.frames import text
+from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
+
+from .conftest import ThreadedServer, people, write_csv
+
+
+def frame() -> pd.DataFrame:
+    """A DataFrame as a CRM export gives one: ints, gaps, phone numbers, a 19-digit key."""
+    return pd.DataFrame(
+        {
+            "First Name": ["Ann", "Bo", "Cy", None],
+            "Last Name": ["Lee", "Kim", "Orr", "Ng"],
+            "E-Mail": ["ann@example.com", "bo@example.com", "cy@example.com", "di@example.com"],
+            "Phone": ["0049 30 1234", "01234", None, "+44 20 7946"],
+            "Headcount": [12, None, 300, 7],  # a float column: 12.0, NaN, 300.0, 7.0
+            "Score": pd.array([1, pd.NA, 3, 4], dtype="Int64"),
+            "Member id": pd.Series(
+                [8325357307900339981, 1234567890123456789, None, 42],
+                dtype=object,
+                index=list("abcd"),
+            ),
+        },
+        index=["a", "b", "c", "d"],
+    )
+
+
+def test_dataframe_values_become_the_text_a_person_typed() -> None:
+    values = [text(v) for v in (12.0, math.nan, None, pd.NA, pd.NaT, True, 2**63 - 1, 0.5)]
+    assert values == ["12", "", "", "", "", "TRUE", "9223372036854775807", "0.5"]
+    outcome = importer.check(frame())
+    assert outcome.exit_code == EXIT_ROWS  # row 5 has no first name
+    problem = outcome.problems[0]
+    assert (problem.line, problem.column) == (5, "First Name")
+    report = outcome.to_pandas()
+    assert list(report.index) == ["a", "b", "c", "d"]
+    row = report.loc["a"]
+    assert (row["Phone"], row["Headcount"], row["Score"]) == ("0049 30 1234", "12", "1")
+    assert row["Member id"] == "8325357307900339981"
+    assert report.loc["b"]["Phone"] == "01234"
+    assert report.loc["b"]["Headcount"] == ""
+    assert report.loc["b"]["Score"] == ""
+    assert report.loc["c"]["Phone"] == ""
+    assert "nan" not in report.to_string().lower()
+
+
+def test_register_a_dataframe_on_the_sandbox_and_write_the_report(tmp_path: Path) -> None:
+    seen: list[importer.ProgressReport] = []
+    result = importer.register(frame().iloc[:3], sandbox=True, progress=seen.append)
+    assert result.exit_code == 0
+    assert result.counts == Counter({importer.Status.REGISTERED: 3})
+    assert [row.line for row in result.rows] == [2, 3, 4]
+    assert all(len(row.registrant_key or "") == 19 for row in result.rows)
+    assert seen[-1].done == seen[-1].total == 3
+    report = result.to_pandas()
+    assert list(report.columns[:4]) == ["row", "firstName", "lastName", "email"]
+    assert list(report["status"]) == ["registered"] * 3
+    assert list(report["joinUrl"]) == [row.join_url for row in result.rows]
+    written = result.write(tmp_path / "report.xlsx")
+    sheet = load_workbook(written)["Registrants"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert [r[rows[0].index("joinUrl")] for r in rows[1:]] == list(report["joinUrl"])
+    assert rows[1][rows[0].index("Member id")] == "8325357307900339981"
+    csv_written = result.write(tmp_path / "report.csv")
+    assert csv_written.read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_records_and_several_webinars() -> None:
+    records = [
+        {"firstName": "Ann", "lastName": "Lee", "email": "ann@example.com", "Your role?": "Other"},
+        {"firstName": "Bo", "lastName": "Kim", "email": "bo@example.com", "Your role?": "x"},
+    ]
+    result = importer.register(records, [WEBINAR_KEY, WORKSHOP_KEY], sandbox=True)
+    statuses = [(row.line, row.webinar_key, row.status.value) for row in result.rows]
+    assert statuses == [
+        (2, WEBINAR_KEY, "registered"),
+        (2, WORKSHOP_KEY, "registered"),
+        (3, WEBINAR_KEY, "registered"),
+        (3, WORKSHOP_KEY, "invalid"),
+    ]
+    assert result.exit_code == EXIT_ROWS
+
+
+def test_register_works_inside_a_running_event_loop() -> None:
+    async def in_a_notebook() -> importer.Outcome:
+        return importer.register(frame().iloc[:2], sandbox=True)
+
+    outcome = asyncio.run(in_a_notebook())
+    assert outcome.counts[importer.Status.REGISTERED] == 2
+
+    async def awaited() -> importer.Outcome:
+        return await importer.register_async(frame().iloc[:2], sandbox=True)
+
+    assert asyncio.run(awaited()).exit_code == 0
+
+
+def test_two_calls_do_not_share_state(
+    loopback_sandbox: Callable[..., ThreadedServer], tmp_path: Path
+) -> None:
+    server = loopback_sandbox(rate=0)
+    source = write_csv(tmp_path / "guests.csv", people(3))
+    first = importer.register(
+        source,
+        WEBINAR_KEY,
+        token="first-token",
+        organizer_key=ORGANIZER_KEY,
+        api_url=server.api_url,
+    )
+    refused = loopback_sandbox(rate=0, token_calls=0)
+    second = importer.register(
+        source,
+        WEBINAR_KEY,
+        token="second-token",
+        organizer_key=ORGANIZER_KEY,
+        api_url=refused.api_url,
+        journal=tmp_path / "other.sqlite3",
+    )
+    assert first.exit_code == 0
+    assert second.exit_code == EXIT_API
+    assert second.counts == Counter({importer.Status.PENDING: 3})
+    again = importer.register(
+        source,
+        WEBINAR_KEY,
+        token="first-token",
+        organizer_key=ORGANIZER_KEY,
+        api_url=server.api_url,
+    )
+    assert again.counts == Counter({importer.Status.REGISTERED: 3})  # from its own journal
+    assert len(server.sandbox.registrants()) == 3
+
+
+def test_unusable_input_raises_with_the_exit_code() -> None:
+    with pytest.raises(InputError, match="no e-mail column") as caught:
+        importer.check(pd.DataFrame({"name": ["Ann"]}))
+    assert caught.value.exit_code == 2
+    with pytest.raises(InputError, match="give a file path, a pandas DataFrame"):
+        importer.check(42)
+
+
+def test_every_exit_code_is_documented_in_help_and_readme() -> None:
+    from click.testing import CliRunner
+
+    from importer.cli import cli
+
+    shown = CliRunner().invoke(cli, ["register", "--help"]).output
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for code, meaning in EXIT_CODES:
+        assert f"  {code:<4} {meaning}" in shown
+        assert f"| {code} |" in readme
+    assert EXIT_STOPPED == 3
