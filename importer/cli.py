@@ -119,19 +119,22 @@ class _Interrupts:
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _api_options(*, several: bool) -> Callable[[FC], FC]:
+def _api_options(*, several: bool = False, webinar: bool = True) -> Callable[[FC], FC]:
     """The options that say which webinar, as whom, and where the API is."""
 
     def apply(command: FC) -> FC:
         options = [
-            click.option(
-                "--webinar-key",
-                "webinar_keys",
-                metavar="KEY",
-                multiple=several,
-                help="The webinar's key: the long number in its settings."
-                + (" Repeat it to register everyone for several webinars." if several else ""),
-            ),
+            *[
+                click.option(
+                    "--webinar-key",
+                    "webinar_keys",
+                    metavar="KEY",
+                    multiple=several,
+                    help="The webinar's key: the long number in its settings (see g2w-import "
+                    "webinars)."
+                    + (" Repeat it to register everyone for several webinars." if several else ""),
+                )
+            ][:webinar],
             click.option(
                 "--organizer-key",
                 metavar="KEY",
@@ -457,7 +460,7 @@ def sandbox_command(
     default="registrants.xlsx",
     required=False,
 )
-@_api_options(several=False)
+@_api_options()
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 def template_command(
     path: Path,
@@ -494,7 +497,7 @@ def template_command(
 
 
 @cli.command()
-@_api_options(several=False)
+@_api_options()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")
 def fields(
     webinar_keys: str | None,
@@ -553,10 +556,7 @@ def _table_out(rows: list[tuple[str, ...]]) -> None:
 
 def _form_json(webinar: Webinar, form: Form) -> dict[str, object]:
     return {
-        "webinarKey": webinar.key,
-        "subject": webinar.subject,
-        "times": [{"startTime": start, "endTime": end} for start, end in webinar.times],
-        "timeZone": webinar.time_zone,
+        **_webinar_json(webinar),
         "fields": [
             {
                 "field": f.name,
@@ -750,6 +750,60 @@ def whoami(token_file: Path | None) -> None:
     state = "expired" if left <= 0 else f"in {left / 60:.0f} minutes"
     renewed = "; renewed automatically" if signed.refresh_token else ""
     click.echo(f"Expires:   {when:%Y-%m-%d %H:%M %Z} ({state}){renewed}")
+
+
+@cli.command()
+@_api_options(webinar=False)
+@click.option(
+    "--from",
+    "start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The first day, YYYY-MM-DD.  [default: today]",
+)
+@click.option(
+    "--to",
+    "end",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The last day, YYYY-MM-DD.  [default: a year after --from]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")
+def webinars(
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    as_json: bool,
+) -> None:
+    """List your webinars with their keys, subjects and first start times."""
+    first = start.date() if start else dt.date.today()
+    last = end.date() if end else first + dt.timedelta(days=365)
+    with _errors():
+        if last < first:
+            raise UsageError(f"--to {last} is before --from {first}")
+        access = Access(
+            sandbox=sandbox, api_url=api_url, token_file=token_file, organizer_key=organizer_key
+        )
+        found = asyncio.run(lookup.webinars(access, first, last))
+    if as_json:
+        click.echo(json.dumps([_webinar_json(w) for w in found], indent=2, ensure_ascii=False))
+        return
+    if not found:
+        echo(f"No webinars between {first} and {last}.")
+        return
+    rows: list[tuple[str, ...]] = [("key", "starts", "time zone", "subject")]
+    rows += [(w.key, w.starts or "", w.time_zone or "", w.subject) for w in found]
+    _table_out(rows)
+
+
+def _webinar_json(webinar: Webinar) -> dict[str, object]:
+    return {
+        "webinarKey": webinar.key,
+        "subject": webinar.subject,
+        "times": [{"startTime": start, "endTime": end} for start, end in webinar.times],
+        "timeZone": webinar.time_zone,
+    }
 
 
 @cli.command()

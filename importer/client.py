@@ -7,6 +7,7 @@ stay strings end to end, since they exceed 2**53 and would lose digits as floats
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import json
 import re
@@ -60,16 +61,71 @@ class ListedRegistrant:
     registrant_key: str
     email: str
     join_url: str | None
+    #: ``APPROVED``, ``WAITING`` or ``DENIED`` (the spec's Registrant.status)
     status: str | None
+    first_name: str = ""
+    last_name: str = ""
+    registered_at: str | None = None
+    #: answers to custom questions as (question, answer); only one registrant's GET has them
+    responses: tuple[tuple[str, str], ...] = ()
 
 
-class G2WClient:
-    """Calls for one organizer's webinar."""
+class _Api:
+    """One organizer's side of the API: sending a request, and translating a refusal."""
 
-    def __init__(self, http: httpx.AsyncClient, organizer_key: str, webinar_key: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, organizer_key: str, webinar_key: str = "") -> None:
         self.http = http
         self.organizer_key = organizer_key
         self.webinar_key = webinar_key
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self.http.request(method, url, headers={"Accept": ACCEPT}, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            host = self.http.base_url.netloc.decode("ascii", "replace") or "?"
+            raise ConnectFailed(
+                f"could not connect to the API at {host} ({_reason(exc)}); check --api-url, "
+                "the network and any proxy (or try --sandbox)"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise OutcomeUnknown(f"no answer from the API ({_reason(exc)})") from exc
+
+    def _error(self, response: httpx.Response) -> ApiError:
+        status = response.status_code
+        detail = describe(response)
+        if status == 403 and _QUOTA_WORDS.search(detail):
+            return LimitReached(
+                f"the API refuses further calls for now (HTTP 403: {detail})", status=status
+            )
+        if status in (401, 403):
+            return AuthError(
+                f"the API refused the access token (HTTP {status}: {detail}); sign in again "
+                f"with g2w-import login (or get a new token) for organizer {self.organizer_key}",
+                status=status,
+            )
+        if status == 404:
+            what = f"webinar {self.webinar_key}" if self.webinar_key else "the organizer"
+            return WebinarNotFound(
+                f"{what} was not found for organizer {self.organizer_key} "
+                "(cancelled, or a wrong key); check --webinar-key and --organizer-key",
+                status=status,
+            )
+        if status == 429:
+            return RateLimited(
+                "the API is rate limiting (HTTP 429)",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if 400 <= status < 500:
+            return RequestRejected(detail, status=status)
+        said = detail if detail.startswith(f"HTTP {status}") else f"HTTP {status}: {detail}"
+        return ServerError(f"the API failed ({said})", status=status)
+
+
+class G2WClient(_Api):
+    """Calls for one organizer's webinar."""
+
+    def __init__(self, http: httpx.AsyncClient, organizer_key: str, webinar_key: str) -> None:
+        super().__init__(http, organizer_key, webinar_key)
         self._webinar_path = f"organizers/{organizer_key}/webinars/{webinar_key}"
 
     async def create_registrant(self, registrant: Registrant, *, resend: bool) -> Registration:
@@ -98,6 +154,16 @@ class G2WClient:
             )
         raise self._error(response)
 
+    async def get_registrant(self, registrant_key: str) -> ListedRegistrant | None:
+        """One registrant, with the answers to custom questions; None if there is none."""
+        response = await self._send("GET", f"{self._webinar_path}/registrants/{registrant_key}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(response)
+        found = _registrants([json_object(response)])
+        return found[0] if found else None
+
     async def list_registrants_page(
         self, page: int, limit: int = PAGE_LIMIT
     ) -> tuple[list[ListedRegistrant], int | None]:
@@ -124,19 +190,7 @@ class G2WClient:
         response = await self._send("GET", self._webinar_path)
         if response.status_code != 200:
             raise self._error(response)
-        body = json_object(response)
-        times = tuple(
-            (start, _text(item.get("endTime")))
-            for item in _list(body.get("times"))
-            if (start := _text(item.get("startTime")))
-        )
-        return Webinar(
-            key=self.webinar_key,
-            subject=_text(body.get("subject")) or "(no subject)",
-            starts=times[0][0] if times else None,
-            time_zone=_text(body.get("timeZone")),
-            times=times,
-        )
+        return parse_webinar(json_object(response), self.webinar_key)
 
     async def get_form(self) -> Form:
         """The webinar's registration fields and custom questions."""
@@ -173,46 +227,71 @@ class G2WClient:
         )
         return Form(fields, questions)
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self.http.request(method, url, headers={"Accept": ACCEPT}, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            host = self.http.base_url.netloc.decode("ascii", "replace") or "?"
-            raise ConnectFailed(
-                f"could not connect to the API at {host} ({_reason(exc)}); check --api-url, "
-                "the network and any proxy (or try --sandbox)"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise OutcomeUnknown(f"no answer from the API ({_reason(exc)})") from exc
 
-    def _error(self, response: httpx.Response) -> ApiError:
-        status = response.status_code
-        detail = describe(response)
-        if status == 403 and _QUOTA_WORDS.search(detail):
-            return LimitReached(
-                f"the API refuses further calls for now (HTTP 403: {detail})", status=status
-            )
-        if status in (401, 403):
-            return AuthError(
-                f"the API refused the access token (HTTP {status}: {detail}); sign in again "
-                f"with g2w-import login (or get a new token) for organizer {self.organizer_key}",
-                status=status,
-            )
-        if status == 404:
-            return WebinarNotFound(
-                f"webinar {self.webinar_key} was not found for organizer {self.organizer_key} "
-                "(cancelled, or a wrong key); check --webinar-key and --organizer-key",
-                status=status,
-            )
-        if status == 429:
-            return RateLimited(
-                "the API is rate limiting (HTTP 429)",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        if 400 <= status < 500:
-            return RequestRejected(detail, status=status)
-        said = detail if detail.startswith(f"HTTP {status}") else f"HTTP {status}: {detail}"
-        return ServerError(f"the API failed ({said})", status=status)
+class OrganizerClient(_Api):
+    """Calls about an organizer rather than one webinar: the list of their webinars."""
+
+    async def webinars_page(
+        self, start: str, end: str, page: int, size: int = PAGE_LIMIT
+    ) -> tuple[list[Webinar], int | None]:
+        """One page of the organizer's webinars between two ISO-8601 times, and how many
+        pages there are (None when the server does not page)."""
+        response = await self._send(
+            "GET",
+            f"organizers/{self.organizer_key}/webinars",
+            params={"fromTime": start, "toTime": end, "page": page, "size": size},
+        )
+        if response.status_code != 200:
+            raise self._error(response)
+        body = _json(response)
+        items: object
+        if isinstance(body, list):
+            items, pages = body, None
+        elif isinstance(body, dict):
+            embedded = body.get("_embedded")
+            items = embedded.get("webinars") if isinstance(embedded, dict) else []
+            paging = body.get("page")
+            total = paging.get("totalPages") if isinstance(paging, dict) else None
+            pages = total if isinstance(total, int) and not isinstance(total, bool) else None
+        else:
+            raise ServerError("the list of webinars came back in an unknown shape", status=200)
+        webinars = [
+            parse_webinar(item, key)
+            for item in _list(items)
+            if (key := _text(item.get("webinarKey")))
+        ]
+        return webinars, pages
+
+
+def parse_webinar(body: dict[str, Any], key: str) -> Webinar:
+    """A webinar from its JSON; ``starts`` is the earliest session (the spec does not order
+    ``times``)."""
+    times = sorted(
+        (
+            (start, _text(item.get("endTime")))
+            for item in _list(body.get("times"))
+            if (start := _text(item.get("startTime")))
+        ),
+        key=lambda pair: _moment(pair[0]),
+    )
+    return Webinar(
+        key=key,
+        subject=_text(body.get("subject")) or "(no subject)",
+        starts=times[0][0] if times else None,
+        time_zone=_text(body.get("timeZone")),
+        times=tuple(times),
+    )
+
+
+def _moment(text: str) -> float:
+    """Seconds since the epoch of an ISO-8601 time, for ordering; unreadable ones last."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return float("inf")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
 
 
 def describe(response: httpx.Response) -> str:
@@ -279,8 +358,22 @@ def _registrants(items: list[Any]) -> list[ListedRegistrant]:
         key, address = _text(item.get("registrantKey")), _text(item.get("email"))
         if key is None or address is None:
             continue
+        answers = tuple(
+            (question, _text(entry.get("answer")) or "")
+            for entry in _list(item.get("responses"))
+            if (question := _text(entry.get("question")))
+        )
         listed.append(
-            ListedRegistrant(key, address, _text(item.get("joinUrl")), _text(item.get("status")))
+            ListedRegistrant(
+                key,
+                address,
+                _text(item.get("joinUrl")),
+                _text(item.get("status")),
+                _text(item.get("firstName")) or "",
+                _text(item.get("lastName")) or "",
+                _text(item.get("registrationDate")),
+                answers,
+            )
         )
     return listed
 

@@ -29,7 +29,7 @@ from typing import IO
 from .errors import JournalError
 from .models import Registrant, Result, Status
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS people (
@@ -42,9 +42,12 @@ CREATE TABLE IF NOT EXISTS people (
     error           TEXT,
     retry           INTEGER NOT NULL DEFAULT 0,
     body_hash       TEXT NOT NULL,
-    updated         TEXT NOT NULL
+    updated         TEXT NOT NULL,
+    approval        TEXT
 );
 """
+#: columns added since schema 1, added to an older journal when it is opened
+_ADDED = {"approval": "TEXT"}
 
 
 class State(enum.StrEnum):
@@ -55,6 +58,9 @@ class State(enum.StrEnum):
     REGISTERED = "registered"
     ALREADY_REGISTERED = "already_registered"
     FAILED = "failed"
+    #: a cancellation committed before its DELETE call, and one that went through
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
 
 
 _SETTLED = {
@@ -153,11 +159,22 @@ class Journal:
             with self._transaction():
                 self._db.executemany("INSERT INTO meta VALUES (?, ?)", wanted.items())
             return
-        if found != wanted:
+        if (found.get("organizer"), found.get("webinar")) != (organizer_key, webinar_key):
             raise JournalError(
                 f"{self.path}: this journal belongs to webinar {found.get('webinar')} of "
                 f"organizer {found.get('organizer')}; name another with --journal"
             )
+        if found.get("schema") != SCHEMA_VERSION:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring a journal written by an earlier version up to this schema."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(people)")}
+        with self._transaction():
+            for name, kind in _ADDED.items():
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE people ADD COLUMN {name} {kind}")
+            self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (SCHEMA_VERSION,))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -273,3 +273,20 @@ def test_several_webinars_in_one_run(
         assert [row["row"] for row in report] == [2, 2, 3, 3, 4, 4, 5, 5]
         assert len(server.sandbox.registrants(WORKSHOP_KEY)) == 4
         assert len(server.sandbox.registrants(WEBINAR_KEY)) == 4
+
+
+def test_webinars_lists_keys_subjects_and_starts() -> None:
+    table = invoke("webinars", "--sandbox")
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["key", "starts", "time", "zone", "subject"]
+    assert lines[2].startswith(WEBINAR_KEY)
+    assert lines[2].endswith("Product launch (sandbox)")
+    assert lines[3].startswith(WORKSHOP_KEY)
+    data = json.loads(invoke("webinars", "--sandbox", "--json").stdout)
+    assert [w["webinarKey"] for w in data] == [WEBINAR_KEY, WORKSHOP_KEY]
+    assert data[1]["times"][0]["startTime"] > data[0]["times"][0]["startTime"]
+    later = invoke("webinars", "--sandbox", "--from", "2099-01-01")
+    assert "No webinars between 2099-01-01 and 2100-01-01." in later.stderr
+    wrong = invoke("webinars", "--sandbox", "--from", "2099-01-01", "--to", "2098-01-01")
+    assert wrong.exit_code == 2

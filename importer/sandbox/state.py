@@ -50,6 +50,7 @@ STANDARD_FIELDS = (
 )
 _REQUIRED = ("firstName", "lastName", "email")
 _WEBINAR_PATH = re.compile(r"/organizers/(?P<org>\d+)/webinars/(?P<web>\d+)(?P<rest>/.*)?")
+_WEBINARS_PATH = re.compile(r"/organizers/(?P<org>\d+)/webinars")
 
 #: the second sandbox webinar asks custom questions: a required multiple-choice one and an
 #: optional short answer, as GoTo's fields endpoint describes them
@@ -180,6 +181,11 @@ class Sandbox:
         return answer
 
     def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
+        listing = _WEBINARS_PATH.fullmatch(path)
+        if listing and method == "GET":
+            if listing["org"] != self.organizer_key:
+                return _error(404, "NotFound", "Organizer not found")
+            return self._webinars(query)
         match = _WEBINAR_PATH.fullmatch(path)
         if not match:
             return _error(404, "NotFound", f"no such path {path}")
@@ -197,6 +203,9 @@ class Sandbox:
             return _ok(self._fields(webinar))
         if method == "POST" and rest == "/registrants":
             return self._create(webinar, body)
+        one = re.fullmatch(r"/registrants/(\d+)", rest)
+        if one and method == "GET":
+            return self._one(webinar, one[1])
         return _error(405 if rest in ("", "/registrants") else 404, "NotFound", "not supported")
 
     def _webinar_body(self, webinar: SandboxWebinar) -> dict[str, Any]:
@@ -212,6 +221,35 @@ class Sandbox:
             "numberOfRegistrants": len(webinar.registrants),
             "type": "single_session",
         }
+
+    def _webinars(self, query: dict[str, str]) -> Answer:
+        """The organizer's webinars with a session between ``fromTime`` and ``toTime`` (both
+        required), paged as the API pages lists: ``_embedded`` and a ``page`` object."""
+        try:
+            start = _parse_time(query["fromTime"])
+            end = _parse_time(query["toTime"])
+            page, size = int(query.get("page", "0")), int(query.get("size", "20"))
+        except (KeyError, ValueError):
+            return _error(400, "InvalidParameter", "fromTime and toTime are required ISO times")
+        if page < 0 or not 1 <= size <= 200:
+            return _error(400, "InvalidParameter", "size must be between 1 and 200")
+        chosen = [
+            self._webinar_body(webinar)
+            for webinar in sorted(self.webinars.values(), key=lambda w: w.start)
+            if start <= webinar.start + dt.timedelta(hours=1) and webinar.start <= end
+        ]
+        shown = chosen[page * size : (page + 1) * size]
+        return _ok(
+            {
+                "_embedded": {"webinars": shown},
+                "page": {
+                    "size": size,
+                    "totalElements": len(chosen),
+                    "totalPages": -(-len(chosen) // size),
+                    "number": page,
+                },
+            }
+        )
 
     def _fields(self, webinar: SandboxWebinar) -> dict[str, Any]:
         fields = [
@@ -245,6 +283,23 @@ class Sandbox:
                 "pageSize": len(data),
             }
         )
+
+    def _one(self, webinar: SandboxWebinar, registrant_key: str) -> Answer:
+        """One registrant as ``GET …/registrants/{registrantKey}`` shows it: the optional
+        fields, and the answers as ``{"question", "answer"}`` pairs (not the create shape)."""
+        entry = next((e for e in webinar.registrants if e["registrantKey"] == registrant_key), None)
+        if entry is None:
+            return _error(404, "NotFound", "Registrant not found")
+        questions = {q["questionKey"]: q for q in webinar.questions}
+        answers = []
+        for given in entry["responses"]:
+            question = questions.get(given.get("questionKey"))
+            if question is None:
+                continue
+            chosen = {a["answerKey"]: a["answer"] for a in question["answers"]}
+            text = chosen.get(given.get("answerKey"), given.get("responseText", ""))
+            answers.append({"question": question["question"], "answer": text})
+        return _ok({**_listed(entry), **entry["fields"], "responses": answers})
 
     def _create(self, webinar: SandboxWebinar, body: bytes) -> Answer:
         try:
@@ -360,6 +415,11 @@ def _listed(entry: dict[str, Any]) -> dict[str, Any]:
     shown = {k: v for k, v in entry.items() if k not in ("fields", "responses")}
     shown["registrantKey"] = int(entry["registrantKey"])
     return shown
+
+
+def _parse_time(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _iso(moment: dt.datetime) -> str:
