@@ -7,12 +7,13 @@ import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from click.decorators import FC
@@ -23,7 +24,7 @@ from .console import Console, setup_logging
 from .errors import EXIT_API, EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, ImporterError, UsageError
 from .events import StopSignal
 from .models import Form, Webinar
-from .sandbox import Sandbox, SandboxConfig, SandboxServer
+from .sandbox import Sandbox, SandboxConfig, SandboxServer, serve
 from .settings import API_URL, check_key
 
 EXIT_EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES)
@@ -324,16 +325,30 @@ def _command_line() -> str:
     return " ".join(["g2w-import", *sys.argv[1:]])
 
 
-def _share(name: str, help: str) -> Callable[[FC], FC]:
-    """An option for a share of calls, from 0 to 1."""
-    return click.option(
-        name,
-        type=click.FloatRange(0, 1),
-        metavar="SHARE",
-        default=0.0,
-        show_default=True,
-        help=help,
-    )
+#: the sandbox's faults, each a share of calls from 0 to 1: option, SandboxConfig field, help
+_FAULTS = (
+    ("--error-rate", "error_rate", "Share of calls answered with HTTP 503."),
+    ("--throttle-rate", "throttle_rate", "Share of calls answered 429 although within the rate."),
+    ("--slow-rate", "slow_rate", "Share of registrations answered only after --slow-seconds."),
+    (
+        "--drop-rate",
+        "drop_rate",
+        "Share of registrations whose answer is lost (connection closed).",
+    ),
+    (
+        "--gateway-timeout-rate",
+        "gateway_timeout_rate",
+        "Share of registrations that go through and are then answered 504, as GoTo's gateway does.",
+    ),
+)
+
+
+def _faults(command: FC) -> FC:
+    for name, dest, help in reversed(_FAULTS):
+        command = click.option(
+            name, dest, type=click.FloatRange(0, 1), metavar="SHARE", default=0.0, help=help
+        )(command)
+    return command
 
 
 @cli.command("sandbox")
@@ -360,9 +375,7 @@ def _share(name: str, help: str) -> Callable[[FC], FC]:
     show_default=True,
     help="Seconds added to every answer.",
 )
-@_share("--error-rate", "Share of calls answered with HTTP 503.")
-@_share("--throttle-rate", "Share of calls answered with HTTP 429 although within the rate.")
-@_share("--slow-rate", "Share of registrations answered only after --slow-seconds.")
+@_faults
 @click.option(
     "--slow-seconds",
     type=click.FloatRange(min=0),
@@ -371,13 +384,8 @@ def _share(name: str, help: str) -> Callable[[FC], FC]:
     show_default=True,
     help="How late a slow answer comes.",
 )
-@_share("--drop-rate", "Share of registrations whose answer is lost (connection closed).")
-@click.option(
-    "--no-dedupe", is_flag=True, help="Register a repeated e-mail again instead of answering 409."
-)
-@click.option(
-    "--conflict-keys", is_flag=True, help="Put registrantKey and joinUrl into 409 answers."
-)
+@click.option("--no-dedupe", is_flag=True, help="Register a repeated e-mail again, not 409.")
+@click.option("--conflict-keys", is_flag=True, help="Put registrantKey and joinUrl into 409s.")
 @click.option(
     "--expire-after",
     type=click.IntRange(min=0),
@@ -390,57 +398,65 @@ def _share(name: str, help: str) -> Callable[[FC], FC]:
     metavar="N",
     help="Refuse every call (403, quota exceeded) once N people are registered.",
 )
+@click.option(
+    "--registration-limit",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Each webinar is full (403) once it has N registrants.",
+)
+@click.option(
+    "--list-style",
+    type=click.Choice(["array", "data", "spec", "plain"]),
+    default="array",
+    show_default=True,
+    help="How the registrant list pages: bare arrays, {data, total}, {_embedded, page}, or "
+    "not at all.",
+)
+@click.option("--drop-answers", is_flag=True, help="Store no answers to custom questions.")
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    metavar="TOKEN",
+    help="Accept this access token (repeatable).  [default: one is made up and printed]",
+)
+@click.option(
+    "--pat", "pats", multiple=True, metavar="PAT", help="Exchange this personal access token."
+)
 @click.option("--seed", type=int, help="Seed for keys and faults, to repeat a run exactly.")
 def sandbox_command(
     port: int,
-    rate: float,
-    latency: float,
-    error_rate: float,
-    throttle_rate: float,
-    slow_rate: float,
-    slow_seconds: float,
-    drop_rate: float,
+    tokens: tuple[str, ...],
+    pats: tuple[str, ...],
     no_dedupe: bool,
-    conflict_keys: bool,
     expire_after: int | None,
-    quota: int | None,
-    seed: int | None,
+    **settings_: Any,
 ) -> None:
     """Serve the simulated GoTo Webinar API on 127.0.0.1 until Ctrl-C."""
-    config = SandboxConfig(
-        rate=rate,
-        latency=latency,
-        error_rate=error_rate,
-        throttle_rate=throttle_rate,
-        slow_rate=slow_rate,
-        slow_seconds=slow_seconds,
-        drop_rate=drop_rate,
-        dedupe=not no_dedupe,
-        conflict_keys=conflict_keys,
-        token_calls=expire_after,
-        quota=quota,
-        seed=seed,
+    tokens = tokens or (secrets.token_urlsafe(16),)
+    state = Sandbox(
+        SandboxConfig(
+            dedupe=not no_dedupe,
+            token_calls=expire_after,
+            tokens=tokens,
+            pats=pats or ("sandbox-pat",),
+            **settings_,
+        )
     )
-    state = Sandbox(config)
 
-    async def serve() -> None:
-        async with SandboxServer(state, port=port) as server:
-            click.echo(f"Sandbox API on {server.api_url}")
-            echo(
-                f"  organizer key {state.organizer_key}, webinar key {state.webinar_key}; "
-                "any access token is accepted"
-            )
-            echo(
-                f"  try: G2W_ACCESS_TOKEN=demo g2w-import register samples/registrants.csv "
-                f"--api-url {server.api_url} --organizer-key {state.organizer_key} "
-                f"--webinar-key {state.webinar_key}"
-            )
-            echo("  Press Ctrl-C to stop.")
-            sys.stdout.flush()
-            await asyncio.Event().wait()
+    def ready(server: SandboxServer) -> None:
+        click.echo(f"Sandbox API on {server.api_url}")
+        echo(f"  organizer key {state.organizer_key}, webinar key {state.webinar_key}")
+        echo(f"  access token {tokens[0]} (an hour); personal access token {state.config.pats[0]}")
+        echo(
+            f"  try: G2W_ACCESS_TOKEN={tokens[0]} g2w-import register samples/registrants.csv "
+            f"--api-url {server.api_url} --webinar-key {state.webinar_key}"
+        )
+        echo("  Press Ctrl-C to stop.")
+        sys.stdout.flush()
 
     try:
-        asyncio.run(serve())
+        asyncio.run(serve(state, port, ready))
     except KeyboardInterrupt:
         stats = state.stats
         echo(
@@ -449,7 +465,8 @@ def sandbox_command(
         )
     except OSError as exc:
         fail(
-            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port", EXIT_USAGE
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port",
+            EXIT_USAGE,
         )
 
 
@@ -586,22 +603,16 @@ def _form_json(webinar: Webinar, form: Form) -> dict[str, object]:
     envvar="G2W_CLIENT_ID",
     show_envvar=True,
     metavar="ID",
-    help="Your GoTo OAuth client's id.",
-)
-@click.option(
-    "--client-secret",
-    envvar="G2W_CLIENT_SECRET",
-    show_envvar=True,
-    metavar="SECRET",
-    help="Your GoTo OAuth client's secret (better in the environment than here).",
+    help="Your GoTo OAuth client's id. Its secret is read from $G2W_CLIENT_SECRET, or asked "
+    "for; never give it on the command line.",
 )
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
-    default=0,
+    type=click.IntRange(1, 65535),
+    default=oauth.CALLBACK_PORT,
     show_default=True,
-    help="Port on 127.0.0.1 for GoTo to send the browser back to; match the redirect "
-    "URI registered for your client (http://127.0.0.1:PORT/callback). 0: any free port.",
+    help="Port on 127.0.0.1 that GoTo sends the browser back to: register "
+    "http://127.0.0.1:PORT/callback as your client's redirect URI.",
 )
 @click.option(
     "--auth-url",
@@ -615,24 +626,31 @@ def _form_json(webinar: Webinar, form: Form) -> dict[str, object]:
     envvar="G2W_API_URL",
     show_envvar=True,
     metavar="URL",
-    help="The API's base URL, to look up the organizer key when sign-in does not say.",
+    help="The API's base URL, to ask whose token it is.",
+)
+@click.option(
+    "--with-pat",
+    is_flag=True,
+    help="Sign in with a personal access token read from standard input; it is exchanged "
+    "for access tokens whenever one runs out.",
 )
 @click.option(
     "--with-token",
     is_flag=True,
-    help="Read an access token (e.g. a Personal Access Token) from standard input.",
+    help="Read a bare access token from standard input (it lasts about an hour and cannot be "
+    "renewed).",
 )
 @click.option(
     "--organizer-key",
     envvar="G2W_ORGANIZER_KEY",
     show_envvar=True,
     metavar="KEY",
-    help="The organizer key, if it cannot be looked up.",
+    help="The organizer key, if the API does not say whose token it is.",
 )
 @click.option(
     "--sandbox",
     is_flag=True,
-    help="Sign in to a sandbox served for the purpose, to see how it works.",
+    help="Sign in to a sandbox served for the purpose, to see how it works (nothing is kept).",
 )
 @click.option("--no-browser", is_flag=True, help="Only print the sign-in address.")
 @click.option(
@@ -645,10 +663,10 @@ def _form_json(webinar: Webinar, form: Form) -> dict[str, object]:
 )
 def login(
     client_id: str | None,
-    client_secret: str | None,
     port: int,
     auth_url: str | None,
     api_url: str | None,
+    with_pat: bool,
     with_token: bool,
     organizer_key: str | None,
     sandbox: bool,
@@ -657,32 +675,50 @@ def login(
 ) -> None:
     """Sign in once; every later command uses (and renews) the stored login."""
     with _errors():
-        place = credentials.store()
-        if with_token:
-            token = sys.stdin.readline().strip()
-            if not token:
-                raise UsageError(
-                    "--with-token reads the token from standard input, and none "
-                    "came; e.g. g2w-import login --with-token < token.txt"
-                )
-            signed = asyncio.run(
-                oauth.sign_in_with_token(token, settings.api_url(api_url), organizer_key)
+        if with_pat and with_token:
+            raise UsageError("--with-pat and --with-token cannot go together; choose one")
+        place = None if sandbox else credentials.store()
+        if organizer_key:
+            organizer_key = check_key("--organizer-key", organizer_key)
+        signed = asyncio.run(
+            _sign_in(
+                client_id,
+                port,
+                auth_url,
+                api_url,
+                with_pat,
+                with_token,
+                organizer_key,
+                sandbox,
+                no_browser,
+                wait,
             )
-        else:
-            signed = asyncio.run(
-                _sign_in(
-                    client_id, client_secret, port, auth_url, api_url, sandbox, no_browser, wait
-                )
+        )
+        if not signed.organizer_key:
+            raise UsageError(
+                "the API did not say whose token this is; run login again with --organizer-key"
             )
-        if signed.organizer_key:
-            check_key("the organizer key", signed.organizer_key)
-        place.save(signed)
+        check_key("the organizer key", signed.organizer_key)
         who = f" as {signed.account}" if signed.account else ""
+        if place is None:
+            echo(
+                f"Signed in to the sandbox{who} (organizer {signed.organizer_key}); nothing was "
+                "kept, since the sandbox stops with this command.",
+                colour="green",
+            )
+            return
+        place.save(signed)
         echo(
-            f"Signed in{who} (organizer {signed.organizer_key}); the login is kept in "
-            f"{place.where()}.",
+            f"Signed in{who} (organizer {signed.organizer_key}) with a {signed.kind}; the "
+            f"login is kept in {place.where()}.",
             colour="green",
         )
+        if with_token:
+            echo(
+                "Warning: an access token lasts about an hour and cannot be renewed; for long or "
+                "repeated imports sign in with g2w-import login or --with-pat.",
+                colour="yellow",
+            )
 
 
 def _open_browser(address: str) -> None:
@@ -692,30 +728,66 @@ def _open_browser(address: str) -> None:
         webbrowser.open(address)
 
 
+def _read_secret(what: str, example: str) -> str:
+    """A secret from standard input (never the command line, where ``ps`` shows it)."""
+    value = sys.stdin.readline().strip()
+    if not value:
+        raise UsageError(f"{what} is read from standard input, and none came; e.g. {example}")
+    return value
+
+
 async def _sign_in(
     client_id: str | None,
-    client_secret: str | None,
     port: int,
     auth_url: str | None,
     api_url: str | None,
+    with_pat: bool,
+    with_token: bool,
+    organizer_key: str | None,
     sandbox: bool,
     no_browser: bool,
     wait: float,
 ) -> credentials.Credentials:
-    """The browser sign-in, against GoTo or against a sandbox served for the purpose."""
+    """The sign-in asked for, against GoTo or against a sandbox served for the purpose."""
+    client_secret = os.environ.get("G2W_CLIENT_SECRET", "").strip() or None
     async with contextlib.AsyncExitStack() as stack:
         if sandbox:
-            served = await stack.enter_async_context(SandboxServer(Sandbox(), port=0))
+            config = SandboxConfig(redirect_uri=oauth.redirect_uri(port), pats=("sandbox-pat",))
+            served = await stack.enter_async_context(SandboxServer(Sandbox(config), port=0))
             auth_url, api_url = served.base_url, served.api_url
             client_id, client_secret = client_id or "sandbox-client", client_secret or "sandbox"
-        if not client_id or not client_secret:
+        url = settings.api_url(api_url)
+        if with_token:
+            token = _read_secret("--with-token", "g2w-import login --with-token < token.txt")
+            return await oauth.sign_in_with_token(token, url, organizer_key)
+        pat = (
+            _read_secret("--with-pat", "g2w-import login --with-pat < pat.txt")
+            if with_pat
+            else None
+        )
+        if not client_id:
             raise UsageError(
                 "signing in needs your GoTo OAuth client: set G2W_CLIENT_ID and "
-                "G2W_CLIENT_SECRET (or use --with-token with a Personal Access Token)"
+                "G2W_CLIENT_SECRET (or pass --client-id); see the README's Sign in"
             )
+        if not client_secret and not with_pat and sys.stdin.isatty():
+            client_secret = click.prompt("Client secret", hide_input=True, err=True).strip()
+        if not client_secret:
+            raise UsageError("set G2W_CLIENT_SECRET to your OAuth client's secret")
+        sign_in_url = (auth_url or oauth.AUTH_URL).rstrip("/")
+        if pat is not None:
+            return await oauth.sign_in_with_pat(
+                pat,
+                client_id=client_id,
+                client_secret=client_secret,
+                auth_url=sign_in_url,
+                api_url=url,
+                organizer_key=organizer_key,
+            )
+        echo(f"Redirect URI: {oauth.redirect_uri(port)} (register exactly this on your client)")
         return await oauth.sign_in(
-            auth_url=(auth_url or oauth.AUTH_URL).rstrip("/"),
-            api_url=settings.api_url(api_url),
+            auth_url=sign_in_url,
+            api_url=url,
             client_id=client_id,
             client_secret=client_secret,
             port=port,
@@ -738,8 +810,8 @@ def whoami(token_file: Path | None) -> None:
             signed, _, source = credentials.resolve(token_file=token_file)
         except UsageError as exc:
             fail(str(exc), EXIT_API)
-    click.echo(f"Using:     {source}")
-    click.echo(f"Organizer: {signed.organizer_key or 'unknown (pass --organizer-key)'}")
+    click.echo(f"Using:     {source} ({signed.kind})")
+    click.echo(f"Organizer: {signed.organizer_key or 'asked of the API at each run'}")
     if signed.account:
         click.echo(f"Account:   {signed.account}")
     left = signed.expires_in()
@@ -748,7 +820,7 @@ def whoami(token_file: Path | None) -> None:
         return
     when = dt.datetime.fromtimestamp(signed.expires_at or 0).astimezone()
     state = "expired" if left <= 0 else f"in {left / 60:.0f} minutes"
-    renewed = "; renewed automatically" if signed.refresh_token else ""
+    renewed = "; renewed automatically" if signed.renewable else "; cannot be renewed"
     click.echo(f"Expires:   {when:%Y-%m-%d %H:%M %Z} ({state}){renewed}")
 
 

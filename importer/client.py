@@ -7,6 +7,8 @@ stay strings end to end, since they exceed 2**53 and would lose digits as floats
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as dt
 import email.utils
 import json
@@ -27,8 +29,11 @@ from .errors import (
     RequestRejected,
     ServerError,
     WebinarNotFound,
+    WebinarRefused,
 )
 from .models import Answer, Form, FormField, Question, Registrant, Status, Webinar
+from .redact import scrub
+from .text import clean
 
 #: the largest page the registrant list serves
 PAGE_LIMIT = 200
@@ -37,7 +42,22 @@ PAGE_LIMIT = 200
 ACCEPT = "application/json"
 #: a 403 that speaks of these is a quota or rate refusal, not a bad token (GoTo's wording for a
 #: spent daily quota is not documented)
-_QUOTA_WORDS = re.compile(r"\b(rate|quota|limit|limits|exceeded|too many)\b", re.IGNORECASE)
+_QUOTA_WORDS = re.compile(
+    r"\b(quota|qps|rate limit|rate-limit|too many requests|request limit)", re.IGNORECASE
+)
+#: where error bodies put their message: GoTo's, the gateway's, problem+json's, OAuth's
+_MESSAGE_KEYS = (
+    "description",
+    "msg",
+    "message",
+    "detail",
+    "title",
+    "error_description",
+    "errorCode",
+    "int_err_code",
+    "error",
+)
+_TAGS = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,19 @@ class ListedRegistrant:
     responses: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of the registrant list and what its shape says about the others."""
+
+    entries: list[ListedRegistrant]
+    #: "array" (a bare array), "data" (``{data, total}``) or "spec" (``{_embedded, page}``)
+    style: str
+    total: int | None = None
+    pages: int | None = None
+    #: the page size the server used (spec style)
+    size: int | None = None
+
+
 class _Api:
     """One organizer's side of the API: sending a request, and translating a refusal."""
 
@@ -93,14 +126,27 @@ class _Api:
     def _error(self, response: httpx.Response) -> ApiError:
         status = response.status_code
         detail = describe(response)
+        if status == 401 or (status == 403 and token_refused(response)):
+            return AuthError(
+                f"the API refused the access token (HTTP {status}: {detail}); sign in again "
+                f"with g2w-import login (or get a new token) for organizer {self.organizer_key}",
+                status=status,
+            )
         if status == 403 and _QUOTA_WORDS.search(detail):
             return LimitReached(
                 f"the API refuses further calls for now (HTTP 403: {detail})", status=status
             )
-        if status in (401, 403):
+        if status == 403 and response.request.method == "POST":
+            # not about the token: about the webinar (full, closed); the same command can go on
+            # once it is fixed in GoTo Webinar
+            return WebinarRefused(
+                f"GoTo refused the registration for webinar {self.webinar_key}: {detail}",
+                status=status,
+            )
+        if status == 403:
             return AuthError(
-                f"the API refused the access token (HTTP {status}: {detail}); sign in again "
-                f"with g2w-import login (or get a new token) for organizer {self.organizer_key}",
+                f"the API refused access (HTTP 403: {detail}); check that organizer "
+                f"{self.organizer_key} owns this webinar and that the token is theirs",
                 status=status,
             )
         if status == 404:
@@ -165,24 +211,37 @@ class G2WClient(_Api):
         return found[0] if found else None
 
     async def list_registrants_page(
-        self, page: int, limit: int = PAGE_LIMIT
-    ) -> tuple[list[ListedRegistrant], int | None]:
-        """One page of the registrant list, and the total when the server pages at all.
+        self, page: int, size: int = PAGE_LIMIT, *, style: str | None = None
+    ) -> Page:
+        """One page of the registrant list, in whichever shape the server answers.
 
-        A server that ignores paging answers with the whole list as a plain array; the total is
-        then None and there is no next page.
+        The first request (``style`` None) sends ``page`` and ``limit``; once the answer's
+        shape is known, only the parameters that shape's server reads are sent: ``page`` and
+        ``size`` for the spec's ``{_embedded, page}`` style, ``page`` and ``limit`` otherwise.
         """
+        name = "size" if style == "spec" else "limit"
         response = await self._send(
-            "GET", f"{self._webinar_path}/registrants", params={"page": page, "limit": limit}
+            "GET", f"{self._webinar_path}/registrants", params={"page": page, name: size}
         )
         if response.status_code != 200:
             raise self._error(response)
         body = _json(response)
         if isinstance(body, list):
-            return _registrants(body), None
+            return Page(_registrants(body), "array")
         if isinstance(body, dict) and isinstance(body.get("data"), list):
-            total = body.get("total")
-            return _registrants(body["data"]), total if isinstance(total, int) else None
+            return Page(_registrants(body["data"]), "data", total=_count(body.get("total")))
+        embedded = body.get("_embedded") if isinstance(body, dict) else None
+        if isinstance(embedded, dict):
+            items = next((v for v in embedded.values() if isinstance(v, list)), [])
+            paging = body.get("page")
+            paging = paging if isinstance(paging, dict) else {}
+            return Page(
+                _registrants(items),
+                "spec",
+                total=_count(paging.get("totalElements")),
+                pages=_count(paging.get("totalPages")),
+                size=_count(paging.get("size")),
+            )
         raise ServerError("the registrant list came back in an unknown shape", status=200)
 
     async def get_webinar(self) -> Webinar:
@@ -295,20 +354,48 @@ def _moment(text: str) -> float:
 
 
 def describe(response: httpx.Response) -> str:
-    """The API's own one-line explanation of an error answer, whatever its shape."""
+    """The API's own one-line explanation of an error answer, whatever its shape: a JSON
+    message (GoTo's, the gateway's, or problem+json), else the first line of a text or HTML
+    body. The credentials the request carried are never part of it, even when echoed back."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
+    said = ""
     if isinstance(body, dict):
-        for key in ("description", "msg", "message", "errorCode", "int_err_code"):
-            value = body.get(key)
-            if isinstance(value, str) and value.strip():
-                return " ".join(value.split())
-    text = " ".join(response.text.split()) if response.content else ""
-    if text and not text.startswith("<"):
-        return text[:200]
-    return f"HTTP {response.status_code} {response.reason_phrase}".strip()
+        said = next(
+            (
+                " ".join(value.split())
+                for key in _MESSAGE_KEYS
+                if isinstance(value := body.get(key), str) and value.strip()
+            ),
+            "",
+        )
+    elif response.content:
+        text = _TAGS.sub("\n", response.text)
+        said = next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
+    said = scrub(said[:200], _credentials_of(response.request))
+    return clean(said) or f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+
+def token_refused(response: httpx.Response) -> bool:
+    """Whether a 403 is the gateway refusing the token itself (``InvalidToken``)."""
+    body = json_object(response)
+    if body.get("int_err_code") == "InvalidToken":
+        return True
+    message = str(body.get("msg") or body.get("description") or "").lower()
+    return "invalid token" in message or "token expired" in message
+
+
+def _credentials_of(request: httpx.Request) -> list[str]:
+    """The secrets a request carried in its Authorization header."""
+    value = request.headers.get("Authorization", "")
+    scheme, _, secret = value.partition(" ")
+    found = [secret.strip()] if secret.strip() else []
+    if scheme.lower() == "basic" and found:
+        with contextlib.suppress(ValueError):
+            found += base64.b64decode(found[0]).decode("utf-8", "replace").split(":", 1)
+    return found
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -383,6 +470,10 @@ def _list(value: object, *, dict_only: bool = True) -> list[Any]:
     if not isinstance(value, list):
         return []
     return [item for item in value if isinstance(item, dict) or not dict_only]
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _size(value: object) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,8 @@ class Connection:
     """An API to call, as an organizer, with a token that renews itself where it can."""
 
     api_url: str
-    organizer_key: str
+    #: None until the API has been asked whose token this is (see ``lookup.organizer``)
+    organizer_key: str | None
     auth: RefreshingAuth
     #: the transport to use instead of the network (the in-process sandbox)
     transport: httpx.AsyncBaseTransport | None = None
@@ -73,9 +74,13 @@ def default_webinar(access: Access) -> str | None:
     return sandbox.WEBINAR_KEY
 
 
-@contextlib.contextmanager
-def open_connection(access: Access, table: Table | None = None) -> Iterator[Connection]:
-    """The connection a front door asked for; ``table`` may name the organizer (old workbook)."""
+@contextlib.asynccontextmanager
+async def open_connection(access: Access, table: Table | None = None) -> AsyncIterator[Connection]:
+    """The connection a front door asked for; ``table`` may name the organizer (old workbook).
+
+    The organizer key comes from the front door, the file or the stored login; without one the
+    connection's ``organizer_key`` is None, and the run asks the API (``lookup.organizer``).
+    """
     given = access.organizer_key or os.environ.get("G2W_ORGANIZER_KEY", "").strip() or None
     organizer = settings.organizer_key(given, table)
     if access.sandbox:
@@ -91,11 +96,9 @@ def open_connection(access: Access, table: Table | None = None) -> Iterator[Conn
     url = settings.api_url(access.api_url or os.environ.get("G2W_API_URL"))
     found, store, source = credentials.resolve(access.token, access.token_file)
     organizer = organizer or found.organizer_key
-    if not organizer:
-        raise UsageError("no organizer key: pass --organizer-key or set G2W_ORGANIZER_KEY")
     yield Connection(
         url,
-        settings.check_key("--organizer-key", organizer),
+        settings.check_key("--organizer-key", organizer) if organizer else None,
         RefreshingAuth(found, store),
         token_source=source,
     )

@@ -31,7 +31,8 @@ RENEW_BEFORE = 120.0
 
 @dataclass(frozen=True)
 class Credentials:
-    """An access token and what is needed to renew it."""
+    """An access token and what is needed to renew it: a refresh token, or a personal access
+    token (PAT) to exchange again, with the OAuth client that may do either."""
 
     access_token: str = field(repr=False)
     refresh_token: str | None = field(default=None, repr=False)
@@ -42,6 +43,25 @@ class Credentials:
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     auth_url: str | None = None
+    #: a personal access token: exchanged for access tokens, never sent as one
+    pat: str | None = field(default=None, repr=False)
+
+    @property
+    def renewable(self) -> bool:
+        """Whether a new access token can be had without the person."""
+        return bool((self.refresh_token or self.pat) and self.client_id and self.client_secret)
+
+    @property
+    def kind(self) -> str:
+        """What signs this login in, in words: for ``whoami``."""
+        if self.pat:
+            return "personal access token"
+        return "OAuth sign-in" if self.refresh_token else "access token"
+
+    def secrets(self) -> list[str]:
+        """Everything in it that must never be shown."""
+        found = (self.access_token, self.refresh_token, self.client_secret, self.pat)
+        return [secret for secret in found if secret]
 
     def expires_in(self, now: float | None = None) -> float | None:
         """Seconds until the access token expires (negative once it has), if known."""
@@ -62,8 +82,11 @@ class Credentials:
         )
 
     def due(self, now: float | None = None) -> bool:
-        """Whether to renew before the next call: within a quarter of the token's lifetime of
-        its end, two minutes at most (GoTo's tokens last an hour)."""
+        """Whether to renew before the next call: there is no access token yet (a PAT not yet
+        exchanged), or it is within a quarter of its lifetime of its end, two minutes at most
+        (GoTo's tokens last an hour)."""
+        if not self.access_token:
+            return True
         left = self.expires_in(now)
         if left is None:
             return False
@@ -204,25 +227,37 @@ def _keyring_usable() -> bool:
 def resolve(
     token: str | None = None, token_file: Path | None = None
 ) -> tuple[Credentials, Store | None, str]:
-    """The access token to use, first found wins, and where it came from (for ``whoami``).
+    """The credentials to use, first found wins, and where they came from (for ``whoami``).
 
-    In order: ``token`` given in Python, the environment variable ``G2W_ACCESS_TOKEN``,
-    ``token_file``, the stored login. Only a stored login can be renewed (it comes with a
-    store to keep the renewed token in).
+    In order: ``token`` given in Python; the environment variable ``G2W_ACCESS_TOKEN``;
+    ``G2W_PAT`` with ``G2W_CLIENT_ID`` and ``G2W_CLIENT_SECRET`` (for automation: exchanged,
+    and exchanged again when it runs out); ``token_file``; the stored login. Only a stored
+    login comes with a store to keep renewed tokens in.
     """
     if token is not None and token.strip():
         return Credentials(token.strip()), None, "the token given"
     token = os.environ.get("G2W_ACCESS_TOKEN", "").strip()
     if token:
         return Credentials(token), None, "the environment variable G2W_ACCESS_TOKEN"
+    pat = os.environ.get("G2W_PAT", "").strip()
+    if pat:
+        client_id = os.environ.get("G2W_CLIENT_ID", "").strip()
+        client_secret = os.environ.get("G2W_CLIENT_SECRET", "").strip()
+        if not (client_id and client_secret):
+            raise UsageError(
+                "G2W_PAT is set, but a personal access token is exchanged by your OAuth "
+                "client: set G2W_CLIENT_ID and G2W_CLIENT_SECRET too"
+            )
+        found = Credentials(
+            "",
+            client_id=client_id,
+            client_secret=client_secret,
+            auth_url=os.environ.get("G2W_AUTH_URL", "").strip() or None,
+            pat=pat,
+        )
+        return found, None, "the personal access token in G2W_PAT"
     if token_file is not None:
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UsageError(f"--token-file {token_file}: cannot be read ({exc.strerror})") from exc
-        if not token:
-            raise UsageError(f"--token-file {token_file}: the file is empty")
-        return Credentials(token), None, f"the token file {token_file}"
+        return Credentials(read_token_file(token_file)), None, f"the token file {token_file}"
     place = store()
     stored = place.load()
     if stored is None:
@@ -230,3 +265,33 @@ def resolve(
             "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file)"
         )
     return stored, place, f"the stored login in {place.where()}"
+
+
+def token_file_warning(path: Path) -> str | None:
+    """A warning when others may read a token file (as ssh warns about keys), else None."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if os.name != "posix" or not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return (
+        f"--token-file {path}: other users may read this token (mode {mode:o}); "
+        f"run: chmod 600 {path}"
+    )
+
+
+def read_token_file(path: Path) -> str:
+    """The token in a file: one line, a byte-order mark or spaces around it dropped."""
+    try:
+        token = path.read_text(encoding="utf-8-sig").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise UsageError(f"--token-file {path}: cannot be read ({reason})") from exc
+    if not token:
+        raise UsageError(f"--token-file {path}: the file is empty")
+    if len(token.split()) != 1:
+        raise UsageError(
+            f"--token-file {path}: holds more than one word; put the token alone in it"
+        )
+    return token

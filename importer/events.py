@@ -44,6 +44,8 @@ class PlanView:
     warnings: tuple[str, ...] = ()
     #: what the connection is, when it is not GoTo itself ("the built-in sandbox")
     connection: str | None = None
+    #: whose token this is, when the API said (a dry run asks)
+    account: str | None = None
 
 
 class Listener(Protocol):

@@ -20,12 +20,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from .client import json_object
+from .client import json_object, token_refused
 from .credentials import Credentials, Store
-from .errors import AuthError, UsageError
+from .errors import AuthError, ConnectFailed, RateLimited, ServerError, UsageError
 from .httpserver import Answer, HttpServer, Request
+from .redact import scrub
+from .text import clean
 
 AUTH_URL = "https://authentication.logmeininc.com"
+#: where GoTo sends the browser back after sign-in; the redirect URI registered on the OAuth
+#: client must be identical, so the port is fixed (``login --port`` changes it)
+CALLBACK_PORT = 51123
 #: how often one request is sent again with a renewed token before its refusal stands
 RETRIES_AFTER_REFUSAL = 3
 
@@ -85,9 +90,11 @@ async def token_request(
     body = json_object(response)
     token = body.get("access_token")
     if response.status_code != 200 or not isinstance(token, str) or not token:
-        reason = (
+        reason = str(
             body.get("error_description") or body.get("error") or f"HTTP {response.status_code}"
         )
+        secret = [client_secret, *(v for k, v in form.items() if k != "grant_type")]
+        reason = clean(scrub(reason, secret))
         raise AuthError(f"the sign-in server refused ({reason})", status=response.status_code)
     expires = body.get("expires_in")
     organizer = body.get("organizer_key")
@@ -100,32 +107,58 @@ async def token_request(
     )
 
 
-async def organizer_of(
-    http: httpx.AsyncClient, api_url: str, access_token: str
-) -> tuple[str, str | None]:
-    """The organizer key (and e-mail) behind a token, from ``/admin/rest/v1/me``."""
+async def identify(
+    http: httpx.AsyncClient, api_url: str, access_token: str | None = None
+) -> tuple[str | None, str | None]:
+    """The organizer key and e-mail behind a token, as far as the API says.
+
+    The current token host no longer puts ``organizer_key`` in its answer, and
+    ``/admin/rest/v1/me`` may refuse a token with only the webinar scope; the identity API's
+    ``/Users/me`` then says who it is (GoTo's v2 reference: the user key is the organizer key).
+    A refused token is an :class:`AuthError`; an API that says nothing gives (None, None).
+    Without ``access_token``, ``http`` authenticates the calls itself.
+    """
     parts = urlsplit(api_url)
-    try:
-        response = await http.get(
-            f"{parts.scheme}://{parts.netloc}/admin/rest/v1/me",
-            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-        )
-    except httpx.TransportError as exc:
-        raise AuthError(f"the API could not be reached ({type(exc).__name__})") from exc
-    body = json_object(response)
-    if response.status_code != 200 or body.get("key") is None:
-        raise AuthError(
-            f"the API did not say who this token belongs to (HTTP "
-            f"{response.status_code}); pass --organizer-key"
-        )
-    email = body.get("email")
-    return str(body["key"]), email if isinstance(email, str) else None
+    base = f"{parts.scheme}://{parts.netloc}"
+    headers = {"Accept": "application/json"}
+    if access_token is not None:
+        headers["Authorization"] = f"Bearer {access_token}"
+    for path, key_name, mail_name in (
+        ("/admin/rest/v1/me", "key", "email"),
+        ("/identity/v1/Users/me", "id", "userName"),
+    ):
+        try:
+            response = await http.get(base + path, headers=headers)
+        except httpx.TransportError as exc:
+            raise ConnectFailed(
+                f"could not connect to the API at {parts.netloc} ({type(exc).__name__}); "
+                "check --api-url, the network and any proxy (or try --sandbox)"
+            ) from exc
+        if refused(response):
+            raise AuthError(
+                f"the API refused the access token (HTTP {response.status_code}); "
+                "sign in again with g2w-import login"
+            )
+        if response.status_code == 429:
+            raise RateLimited("the API is rate limiting (HTTP 429)")
+        if response.status_code >= 500:
+            raise ServerError(f"the API failed (HTTP {response.status_code})")
+        body = json_object(response)
+        key, mail = body.get(key_name), body.get(mail_name)
+        if response.status_code == 200 and isinstance(key, str | int) and str(key).isdigit():
+            return str(key), mail if isinstance(mail, str) else None
+    return None, None
+
+
+def redirect_uri(port: int) -> str:
+    """The redirect URI for a callback on this port."""
+    return f"http://127.0.0.1:{port}/callback"
 
 
 class CallbackServer:
     """A one-shot HTTP server on 127.0.0.1 that receives the browser coming back with a code."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = CALLBACK_PORT) -> None:
         self._http = HttpServer(self._answer, port=port)
         self._result: asyncio.Future[dict[str, str]] | None = None
 
@@ -135,7 +168,7 @@ class CallbackServer:
 
     @property
     def redirect_uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}/callback"
+        return redirect_uri(self.port)
 
     async def start(self) -> None:
         self._result = asyncio.get_running_loop().create_future()
@@ -143,7 +176,10 @@ class CallbackServer:
             await self._http.start()
         except OSError as exc:
             raise UsageError(
-                f"cannot listen on 127.0.0.1:{self.port} ({exc.strerror}); choose another --port"
+                f"cannot listen on 127.0.0.1:{self.port} ({exc.strerror}): another program "
+                "holds the port; close it, or pass --port N and register "
+                f"{redirect_uri(self.port).replace(str(self.port), 'N')} as your client's "
+                "redirect URI"
             ) from exc
 
     async def wait(self, seconds: float) -> dict[str, str]:
@@ -202,9 +238,7 @@ class RefreshingAuth(httpx.Auth):
 
     def secrets(self) -> list[str]:
         """Everything that must never be shown, as it stands now (tokens get renewed)."""
-        current = self.credentials
-        found = (current.access_token, current.refresh_token, current.client_secret)
-        return [secret for secret in found if secret]
+        return self.credentials.secrets()
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -235,8 +269,15 @@ class RefreshingAuth(httpx.Auth):
             current = self.credentials
             if current.access_token != stale:
                 return current.access_token
-            if not (current.refresh_token and current.client_id and current.client_secret):
+            if not current.renewable:
                 return None
+            assert current.client_id is not None
+            assert current.client_secret is not None
+            form = (
+                {"grant_type": "personal_access_token", "pat": current.pat}
+                if current.pat
+                else {"grant_type": "refresh_token", "refresh_token": current.refresh_token or ""}
+            )
             async with self._client_factory() as http:
                 try:
                     tokens = await token_request(
@@ -244,7 +285,7 @@ class RefreshingAuth(httpx.Auth):
                         current.auth_url or AUTH_URL,
                         current.client_id,
                         current.client_secret,
-                        {"grant_type": "refresh_token", "refresh_token": current.refresh_token},
+                        form,
                     )
                 except AuthError:
                     return None
@@ -258,12 +299,7 @@ class RefreshingAuth(httpx.Auth):
 
 def refused(response: httpx.Response) -> bool:
     """Whether the API refused the token itself (401, or 403 ``InvalidToken``)."""
-    if response.status_code == 401:
-        return True
-    if response.status_code != 403:
-        return False
-    body = json_object(response)
-    return body.get("int_err_code") == "InvalidToken" or "token" in str(body.get("msg", "")).lower()
+    return response.status_code == 401 or (response.status_code == 403 and token_refused(response))
 
 
 async def sign_in(
@@ -311,7 +347,7 @@ async def sign_in(
         )
         organizer, account = tokens.organizer_key, tokens.account
         if not organizer:
-            organizer, email = await organizer_of(http, api_url, tokens.access_token)
+            organizer, email = await identify(http, api_url, tokens.access_token)
             account = account or email
     signed = Credentials(
         tokens.access_token,
@@ -325,9 +361,46 @@ async def sign_in(
 
 
 async def sign_in_with_token(token: str, api_url: str, organizer_key: str | None) -> Credentials:
-    """A sign-in from a token given by hand (a Personal Access Token): it cannot be renewed."""
+    """A sign-in from a bare access token given by hand: it lasts about an hour and cannot be
+    renewed."""
     account = None
     if not organizer_key:
         async with httpx.AsyncClient(timeout=30) as http:
-            organizer_key, account = await organizer_of(http, api_url, token)
+            organizer_key, account = await identify(http, api_url, token)
     return Credentials(token, organizer_key=organizer_key, account=account)
+
+
+async def sign_in_with_pat(
+    pat: str,
+    *,
+    client_id: str,
+    client_secret: str,
+    auth_url: str,
+    api_url: str,
+    organizer_key: str | None,
+) -> Credentials:
+    """A sign-in with a personal access token (GoTo's guide "How to obtain an OAuth access
+    token using a Personal Access Token"): the PAT is exchanged at the token endpoint with the
+    OAuth client's credentials, and kept to be exchanged again whenever the token runs out."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        tokens = await token_request(
+            http,
+            auth_url,
+            client_id,
+            client_secret,
+            {"grant_type": "personal_access_token", "pat": pat},
+        )
+        organizer, account = organizer_key or tokens.organizer_key, tokens.account
+        if not organizer:
+            organizer, email = await identify(http, api_url, tokens.access_token)
+            account = account or email
+    signed = Credentials(
+        tokens.access_token,
+        organizer_key=organizer,
+        account=account,
+        client_id=client_id,
+        client_secret=client_secret,
+        auth_url=auth_url,
+        pat=pat,
+    )
+    return signed.renewed(tokens.access_token, None, tokens.expires_in)

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import reader, settings
+import httpx
+
+from . import lookup, reader, settings
 from .client import G2WClient
 from .connection import Access, Connection, default_webinar, open_connection
 from .credentials import NotSignedIn
@@ -106,93 +108,131 @@ async def run(
         if not options.dry_run:
             raise
         return _offline(table, [_Part("", table)], options, listener)
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         try:
-            connection = stack.enter_context(open_connection(access, table))
+            connection = await stack.enter_async_context(open_connection(access, table))
         except NotSignedIn:
             if not options.dry_run:
                 raise
             return _offline(table, parts, options, listener)
-        if not options.dry_run:
-            _open_journals(stack, parts, connection, options.journal)
         workers = options.concurrency or default_concurrency(options.rate)
-        async with connection.http_client(workers, options.timeout) as http:
-            session = ApiSession(
-                rate=options.rate, max_calls=options.max_calls, give_up_after=options.give_up_after
-            )
-            detach = stop.attach(session.stop) if stop is not None else None
-            stack.enter_context(hidden_in_logs(connection.secrets))
-            try:
-                await _import(parts, http, connection, session, options, listener, table, workers)
-            except RunStopped:
-                pass  # the session holds the reason; rows not settled are pending
-            finally:
-                if detach is not None:
-                    detach()
+        http = await stack.enter_async_context(connection.http_client(workers, options.timeout))
+        session = ApiSession(
+            rate=options.rate, max_calls=options.max_calls, give_up_after=options.give_up_after
+        )
+        if stop is not None:
+            stack.callback(stop.attach(session.stop))
+        stack.enter_context(hidden_in_logs(connection.secrets))
+        run = _Run(parts, http, connection, session, options, listener, table, workers)
+        try:
+            await run.look_up(stack)
+            await run.send()
+        except RunStopped:
+            pass  # the session holds the reason; rows not settled are pending
         return _outcome(table, parts, options, session)
 
 
-async def _import(
-    parts: list[_Part],
-    http: Any,
-    connection: Connection,
-    session: ApiSession,
-    options: RunOptions,
-    listener: Listener,
-    table: Table,
-    workers: int,
-) -> None:
-    """Look up, validate, prepare, plan, confirm and send; raises :class:`RunStopped`."""
-    clients = {part.key: G2WClient(http, connection.organizer_key, part.key) for part in parts}
-    await _together(*(_look_up(session, clients[part.key], part) for part in parts))
-    for part in parts:
-        part.plan = validate(part.table, part.form)
-    if options.dry_run:
-        for part in parts:
-            listener.plan(_view(part, connection))
-        return
-    resend = settings.resend_confirmation(options.resend, table.settings)
-    for part in parts:
-        part.registrar = Registrar(
-            session, clients[part.key], journal=part.journal, resend=resend, concurrency=workers
+class _Run:
+    """One import once connected: what it needs at hand, and its two halves."""
+
+    def __init__(
+        self,
+        parts: list[_Part],
+        http: httpx.AsyncClient,
+        connection: Connection,
+        session: ApiSession,
+        options: RunOptions,
+        listener: Listener,
+        table: Table,
+        workers: int,
+    ) -> None:
+        self.parts = parts
+        self.http = http
+        self.connection = connection
+        self.session = session
+        self.options = options
+        self.listener = listener
+        self.table = table
+        self.workers = workers
+        #: whose token this is, when the API said (a dry run asks)
+        self.account: str | None = None
+        self.clients: dict[str, G2WClient] = {}
+
+    async def look_up(self, stack: contextlib.AsyncExitStack) -> None:
+        """Whose token, the journals, every webinar and its form (side by side), the checks.
+
+        Every webinar of the run is read before anything is sent: one that is missing stops
+        the run before its first registration.
+        """
+        dry = self.options.dry_run
+        organizer, self.account = await lookup.organizer(
+            self.connection, self.http, self.session, ask=dry
         )
-    await _together(*(_prepare(part) for part in parts))
-    for part in parts:
-        listener.plan(_view(part, connection))
-    total = sum(len(part.prepared.to_send) for part in parts if part.prepared)
-    if not total:
-        return
-    people = "person" if total == 1 else "people"
-    what = f"{total:,} {people}" if len(parts) == 1 else f"{total:,} registrations"
-    if not listener.confirm(f"Send {what}?"):
-        raise Declined("Nothing was sent.")
-    listener.started(total)
-    try:
-        for part in parts:
-            assert part.registrar is not None
-            assert part.prepared is not None
+        if not dry:
+            _open_journals(stack, self.parts, organizer, self.connection, self.options.journal)
+        self.clients = {part.key: G2WClient(self.http, organizer, part.key) for part in self.parts}
+        await _together(*(self._look_up(part) for part in self.parts))
+        for part in self.parts:
+            part.plan = validate(part.table, part.form)
+        if dry:
+            for part in self.parts:
+                self.listener.plan(self._view(part))
 
-            def settled(_: object, result: Result, part: _Part = part) -> None:
-                part.results[result.line] = result
-                listener.settled(result.status, result.line)
+    async def _look_up(self, part: _Part) -> None:
+        client = self.clients[part.key]
 
-            await part.registrar.run(part.prepared.to_send, settled)
-            if session.stopping:
-                break
-    finally:
-        listener.finished()
+        async def webinar() -> None:
+            what = f"reading webinar {part.key}"
+            part.webinar = await self.session.call(client.get_webinar, what=what)
 
+        async def form() -> None:
+            what = f"reading the form of webinar {part.key}"
+            part.form = await self.session.call(client.get_form, what=what)
 
-async def _look_up(session: ApiSession, client: G2WClient, part: _Part) -> None:
-    """The webinar and its registration form, read side by side."""
+        await _together(webinar(), form())
 
-    async def webinar() -> None:
-        part.webinar = await session.call(client.get_webinar, what=f"reading webinar {part.key}")
+    async def send(self) -> None:
+        """Prepare (resume, reconcile), show the plan, confirm, and register; raises
+        :class:`RunStopped` when the run stops early."""
+        if self.options.dry_run:
+            return
+        resend = settings.resend_confirmation(self.options.resend, self.table.settings)
+        for part in self.parts:
+            part.registrar = Registrar(
+                self.session,
+                self.clients[part.key],
+                journal=part.journal,
+                resend=resend,
+                concurrency=self.workers,
+            )
+        await _together(*(_prepare(part) for part in self.parts))
+        for part in self.parts:
+            self.listener.plan(self._view(part))
+        total = sum(len(part.prepared.to_send) for part in self.parts if part.prepared)
+        if not total:
+            return
+        people = "person" if total == 1 else "people"
+        what = f"{total:,} {people}" if len(self.parts) == 1 else f"{total:,} registrations"
+        if not self.listener.confirm(f"Send {what}?"):
+            raise Declined("Nothing was sent.")
+        self.listener.started(total)
+        try:
+            for part in self.parts:
+                assert part.registrar is not None
+                assert part.prepared is not None
 
-    async def form() -> None:
-        part.form = await session.call(client.get_form, what=f"reading the form of {part.key}")
+                def settled(_: object, result: Result, part: _Part = part) -> None:
+                    part.results[result.line] = result
+                    self.listener.settled(result.status, result.line)
 
-    await _together(webinar(), form())
+                await part.registrar.run(part.prepared.to_send, settled)
+                if self.session.stopping:
+                    break
+        finally:
+            self.listener.finished()
+
+    def _view(self, part: _Part) -> PlanView:
+        return _view(part, self.connection, self.account)
 
 
 async def _prepare(part: _Part) -> None:
@@ -213,7 +253,11 @@ async def _together(*coroutines: Coroutine[Any, Any, None]) -> None:
 
 
 def _open_journals(
-    stack: contextlib.ExitStack, parts: list[_Part], connection: Connection, path: Path | None
+    stack: contextlib.AsyncExitStack,
+    parts: list[_Part],
+    organizer: str,
+    connection: Connection,
+    path: Path | None,
 ) -> None:
     """Each webinar's journal, locked for this run."""
     if path is not None and len(parts) > 1:
@@ -221,13 +265,13 @@ def _open_journals(
             "--journal names one journal, but this run has several webinars; leave --journal out"
         )
     for part in parts:
-        where = path or default_path(connection.organizer_key, part.key, connection.journal_folder)
+        where = path or default_path(organizer, part.key, connection.journal_folder)
         part.journal = stack.enter_context(
-            Journal.open(where, organizer_key=connection.organizer_key, webinar_key=part.key)
+            Journal.open(where, organizer_key=organizer, webinar_key=part.key)
         )
 
 
-def _view(part: _Part, connection: Connection | None) -> PlanView:
+def _view(part: _Part, connection: Connection | None, account: str | None = None) -> PlanView:
     plan = part.plan
     assert plan is not None
     prepared = part.prepared
@@ -245,6 +289,7 @@ def _view(part: _Part, connection: Connection | None) -> PlanView:
         to_send=len(prepared.to_send) if prepared else None,
         journal=part.journal.path if part.journal else None,
         connection=connection.label if connection else None,
+        account=account,
     )
 
 
@@ -257,7 +302,10 @@ def _offline(table: Table, parts: list[_Part], options: RunOptions, listener: Li
 
 
 def _outcome(
-    table: Table, parts: list[_Part], options: RunOptions, session: ApiSession | None
+    table: Table,
+    parts: list[_Part],
+    options: RunOptions,
+    session: ApiSession | None,
 ) -> Outcome:
     ordered: list[tuple[int, int, RowOutcome]] = []
     problems: list[RowProblem] = []

@@ -22,14 +22,23 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .client import G2WClient, ListedRegistrant
-from .errors import OutcomeUnknown, RequestRejected, RunStopped, ServerError, TransientError
+from .client import PAGE_LIMIT, G2WClient, ListedRegistrant, Page
+from .errors import (
+    ApiUnavailable,
+    OutcomeUnknown,
+    RequestRejected,
+    RunStopped,
+    ServerError,
+    TransientError,
+)
 from .journal import Journal
 from .models import Registrant, Result, Status, email_key
 from .session import ApiSession
 
 log = logging.getLogger(__name__)
 
+#: the most pages of the registrant list read at once: 200,000 people, more than a webinar holds
+MAX_PAGES = 1000
 #: seconds to let a request whose answer was lost reach the API before the list is read
 SETTLE_DELAY = 2.0
 WAITING_NOTE = "awaits the organizer's approval in GoTo Webinar"
@@ -59,22 +68,66 @@ class Directory:
         self.known: dict[str, ListedRegistrant] = {}
 
     async def read(self) -> dict[str, ListedRegistrant]:
-        """Everyone registered now, by e-mail key (the first entry of a repeated address)."""
+        """Everyone registered now, by e-mail key (the first entry of a repeated address).
+
+        Pages are read until the answer's own shape says the list is over: the total of a
+        ``{data, total}`` answer, the page count of a ``{_embedded, page}`` one, and for bare
+        arrays a page shorter than asked for, or one with nobody new (a server that ignores
+        paging sends the same people again). Entries are told apart by registrant key; the
+        reading is bounded, and stops with the run.
+        """
         log.debug("reading the webinar's registrant list")
-        found: dict[str, ListedRegistrant] = {}
-        page = seen = 0
-        while True:
-            entries, total = await self._session.call(
-                functools.partial(self._client.list_registrants_page, page),
+        by_key: dict[str, ListedRegistrant] = {}
+        style: str | None = None
+        page = 0
+        for _ in range(MAX_PAGES + 1):
+            answer = await self._session.call(
+                functools.partial(
+                    self._client.list_registrants_page, page, PAGE_LIMIT, style=style
+                ),
                 what="reading the registrant list",
             )
-            for entry in entries:
-                found.setdefault(email_key(entry.email), entry)
-            page, seen = page + 1, seen + len(entries)
-            if total is None or not entries or seen >= total:
+            if style is None and answer.style == "spec" and answer.size not in (None, PAGE_LIMIT):
+                style = "spec"  # it ignored "limit": start again, asking for full pages
+                continue
+            style = answer.style
+            new = [entry for entry in answer.entries if entry.registrant_key not in by_key]
+            by_key.update((entry.registrant_key, entry) for entry in new)
+            _check_size(answer.total, answer.pages)
+            if _last_page(answer, page, len(by_key), bool(new)):
                 break
+            page += 1
+        else:
+            raise ApiUnavailable(
+                f"the registrant list did not end after {MAX_PAGES:,} pages; run again later"
+            )
+        found: dict[str, ListedRegistrant] = {}
+        for entry in by_key.values():
+            found.setdefault(email_key(entry.email), entry)
         self.known = found
         return found
+
+
+def _last_page(answer: Page, page: int, seen: int, anything_new: bool) -> bool:
+    """Whether this page of the registrant list is its last."""
+    if not answer.entries or not anything_new:
+        return True
+    if answer.style == "data":
+        return len(answer.entries) < PAGE_LIMIT or (
+            answer.total is not None and seen >= answer.total
+        )
+    if answer.style == "spec":
+        return answer.pages is None or page + 1 >= answer.pages
+    return len(answer.entries) != PAGE_LIMIT  # a bare array: a full page means ask for more
+
+
+def _check_size(total: int | None, pages: int | None) -> None:
+    """Refuse a list that claims more registrants than any webinar can hold."""
+    if (total is not None and total > MAX_PAGES * PAGE_LIMIT) or (pages or 0) > MAX_PAGES:
+        raise ApiUnavailable(
+            f"the registrant list claims {total or pages:,} entries or pages, more than a "
+            "webinar holds; run again later, and report it to GoTo if it persists"
+        )
 
 
 @dataclass

@@ -51,3 +51,15 @@ def printable(value: str) -> str:
         f"<U+{ord(ch):04X}>" if ch in INVISIBLE_INSIDE or unicodedata.category(ch) == "Cc" else ch
         for ch in value
     )
+
+
+# C0 and C1 controls (ESC starts the terminal's escape sequences) and the bidirectional
+# embeddings, overrides and isolates that can make text read differently from what it is
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str) -> str:
+    """``text`` safe to show on a terminal or a page: control characters (escape sequences
+    among them) and bidirectional overrides removed, so it cannot clear a screen, set a window
+    title, or read differently from what it is."""
+    return _UNSAFE.sub("", text)

@@ -33,6 +33,8 @@ from importer.sandbox import (
 
 T = TypeVar("T")
 DATA = Path(__file__).parent / "data"
+#: the access token the tests' sandboxes accept (a sandbox accepts only tokens it issued)
+TOKEN = "sandbox-test-token"
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -100,7 +102,7 @@ def sandbox_client(
     """An httpx client wired to ``sandbox`` in-process (or through ``transport``)."""
     return httpx.AsyncClient(
         base_url=f"http://sandbox.invalid{PREFIX}",
-        auth=RefreshingAuth(Credentials("test-token"), None),
+        auth=RefreshingAuth(Credentials(TOKEN), None),
         transport=transport or SandboxTransport(sandbox),
         timeout=timeout,
     )
@@ -113,7 +115,10 @@ def api(http: httpx.AsyncClient, sandbox: Sandbox) -> G2WClient:
 
 def virtual_sandbox(**config: Any) -> Sandbox:
     """A sandbox whose rate window reads the running (virtual) loop's clock."""
-    return Sandbox(SandboxConfig(**config), clock=lambda: asyncio.get_running_loop().time())
+    return Sandbox(
+        SandboxConfig(**{"tokens": (TOKEN,), **config}),
+        clock=lambda: asyncio.get_running_loop().time(),
+    )
 
 
 class ThreadedServer:
@@ -150,13 +155,23 @@ def loopback_sandbox() -> Iterator[Callable[..., ThreadedServer]]:
     started: list[ThreadedServer] = []
 
     def start(**config: Any) -> ThreadedServer:
-        server = ThreadedServer(Sandbox(SandboxConfig(**config)))
+        server = ThreadedServer(Sandbox(SandboxConfig(**{"tokens": (TOKEN,), **config})))
         started.append(server.__enter__())
         return server
 
     yield start
     for server in started:
         server.__exit__(None, None, None)
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nobody listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def register_args(source: Path, api_url: str, *extra: str) -> list[str]:
@@ -179,7 +194,7 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "importer", *args]
 
 
-def token_env(token: str) -> dict[str, str]:
+def token_env(token: str = TOKEN) -> dict[str, str]:
     """This process's environment with ``G2W_ACCESS_TOKEN`` set."""
     return {**os.environ, "G2W_ACCESS_TOKEN": token}
 
@@ -205,7 +220,7 @@ class SandboxProcess:
 
     def __init__(self, *options: str) -> None:
         self.process = subprocess.Popen(
-            command("sandbox", "--port", "0", *options),
+            command("sandbox", "--port", "0", "--token", TOKEN, *options),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

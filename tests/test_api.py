@@ -17,7 +17,7 @@ from importer.errors import EXIT_API, EXIT_CODES, EXIT_ROWS, EXIT_STOPPED, Input
 from importer.frames import text
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
 
-from .conftest import ThreadedServer, people, write_csv
+from .conftest import TOKEN, ThreadedServer, people, write_csv
 
 
 def frame() -> pd.DataFrame:
@@ -117,7 +117,7 @@ def test_two_calls_do_not_share_state(
     first = importer.register(
         source,
         WEBINAR_KEY,
-        token="first-token",
+        token=TOKEN,
         organizer_key=ORGANIZER_KEY,
         api_url=server.api_url,
     )
@@ -125,7 +125,7 @@ def test_two_calls_do_not_share_state(
     second = importer.register(
         source,
         WEBINAR_KEY,
-        token="second-token",
+        token=TOKEN,
         organizer_key=ORGANIZER_KEY,
         api_url=refused.api_url,
         journal=tmp_path / "other.sqlite3",
@@ -136,7 +136,7 @@ def test_two_calls_do_not_share_state(
     again = importer.register(
         source,
         WEBINAR_KEY,
-        token="first-token",
+        token=TOKEN,
         organizer_key=ORGANIZER_KEY,
         api_url=server.api_url,
     )

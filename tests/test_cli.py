@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from importer.cli import cli
 from importer.sandbox import WEBINAR_KEY
 
-from .conftest import ThreadedServer, people, register_args, write_csv
+from .conftest import TOKEN, ThreadedServer, people, register_args, write_csv
 
 CANARY = "canary-token-5f1e9c0d7a"
 
@@ -84,18 +84,13 @@ def test_dry_run_checks_everything_and_sends_nothing(tmp_path: Path) -> None:
             "--webinar-key '8.32536E+18' is a number rounded by Excel",
         ),
         (
-            ["--webinar-key", "1"],
-            {"G2W_ACCESS_TOKEN": "t"},
-            "no organizer key: pass --organizer-key",
-        ),
-        (
             ["--webinar-key", "1", "--organizer-key", "2"],
             {},
             "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file)",
         ),
         (
             ["--webinar-key", "1", "--organizer-key", "2", "--api-url", "http://example.com/api"],
-            {"G2W_ACCESS_TOKEN": "t"},
+            {"G2W_ACCESS_TOKEN": TOKEN},
             "is not encrypted; use https://",
         ),
         (["--sandbox", "--out", "x.json"], {}, "the report must end in .xlsx or .csv"),
@@ -143,7 +138,7 @@ def real_args(server: ThreadedServer, source: Path, *extra: str) -> list[str]:
 def test_loopback_run_with_verbose_logs_never_shows_the_token(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
-    server = loopback_sandbox(rate=0)
+    server = loopback_sandbox(rate=0, tokens=(CANARY,))
     source = write_csv(tmp_path / "guests.csv", people(12))
     token_file = tmp_path / "token.txt"
     token_file.write_text(CANARY + "\n")
@@ -184,7 +179,7 @@ def test_token_expiring_mid_run_exits_4_with_pending_rows(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
     # the webinar, its form, the registrant list, 3 registrations
-    server = loopback_sandbox(rate=0, token_calls=6)
+    server = loopback_sandbox(rate=0, token_calls=6, tokens=(CANARY,))
     source = write_csv(tmp_path / "guests.csv", people(20))
     result = run(*real_args(server, source, "--concurrency", "1"), env={"G2W_ACCESS_TOKEN": CANARY})
     assert result.exit_code == 4
@@ -200,7 +195,7 @@ def test_unknown_webinar_exits_4(
     source = write_csv(tmp_path / "guests.csv", people(1))
     args = real_args(server, source)
     args[args.index(WEBINAR_KEY)] = "1111111111111111111"
-    result = run(*args, env={"G2W_ACCESS_TOKEN": "t"})
+    result = run(*args, env={"G2W_ACCESS_TOKEN": TOKEN})
     assert result.exit_code == 4
     assert "webinar 1111111111111111111 was not found" in result.stderr
 
@@ -237,7 +232,9 @@ def test_api_down_stops_resumably_and_writes_the_report(
 ) -> None:
     server = loopback_sandbox(rate=0, error_rate=1.0)
     source = write_csv(tmp_path / "guests.csv", people(3))
-    result = run(*real_args(server, source, "--give-up-after", "5"), env={"G2W_ACCESS_TOKEN": "t"})
+    result = run(
+        *real_args(server, source, "--give-up-after", "5"), env={"G2W_ACCESS_TOKEN": TOKEN}
+    )
     assert result.exit_code == 3, result.output
     assert "Stopped early: the API is unavailable" in result.stderr
     assert "HTTP 503" in result.stderr
@@ -254,7 +251,9 @@ def test_api_unreachable_stops_resumably_and_names_the_host(tmp_path: Path) -> N
         port = probe.getsockname()[1]
     source = write_csv(tmp_path / "guests.csv", people(2))
     url = f"http://127.0.0.1:{port}/G2W/rest/v2"
-    result = run(*register_args(source, url, "--give-up-after", "5"), env={"G2W_ACCESS_TOKEN": "t"})
+    result = run(
+        *register_args(source, url, "--give-up-after", "5"), env={"G2W_ACCESS_TOKEN": TOKEN}
+    )
     assert result.exit_code == 3, result.output
     assert f"could not connect to the API at 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.output

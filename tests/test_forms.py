@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from collections import Counter
@@ -15,12 +16,12 @@ from openpyxl import Workbook, load_workbook
 
 from importer import template
 from importer.cli import cli
-from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
+from importer.sandbox import KICKOFF_KEY, ORGANIZER_KEY, SUMMIT_KEY, WEBINAR_KEY, WORKSHOP_KEY
 
-from .conftest import ThreadedServer, people, write_csv
+from .conftest import TOKEN, ThreadedServer, people, write_csv
 
 ROOT = Path(__file__).parent.parent
-ENV = {"G2W_ACCESS_TOKEN": "forms-token", "G2W_ORGANIZER_KEY": ORGANIZER_KEY}
+ENV = {"G2W_ACCESS_TOKEN": TOKEN, "G2W_ORGANIZER_KEY": ORGANIZER_KEY}
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -201,7 +202,7 @@ def test_the_old_curl_workbook_is_read_and_its_token_never_used(
         str(path),
         "--api-url",
         server.api_url,
-        env={"G2W_ACCESS_TOKEN": "the-real-token"},
+        env={"G2W_ACCESS_TOKEN": TOKEN},
     )
     assert result.exit_code == 0, result.output
     assert "holds an access token near the top; it is not used" in result.stderr
@@ -284,8 +285,11 @@ def test_webinars_lists_keys_subjects_and_starts() -> None:
     assert lines[2].endswith("Product launch (sandbox)")
     assert lines[3].startswith(WORKSHOP_KEY)
     data = json.loads(invoke("webinars", "--sandbox", "--json").stdout)
-    assert [w["webinarKey"] for w in data] == [WEBINAR_KEY, WORKSHOP_KEY]
+    assert [w["webinarKey"] for w in data] == [WEBINAR_KEY, WORKSHOP_KEY, SUMMIT_KEY]
     assert data[1]["times"][0]["startTime"] > data[0]["times"][0]["startTime"]
+    since = (dt.date.today() - dt.timedelta(days=60)).isoformat()
+    past = json.loads(invoke("webinars", "--sandbox", "--json", "--from", since).stdout)
+    assert past[0]["webinarKey"] == KICKOFF_KEY  # over, and listed when asked for
     later = invoke("webinars", "--sandbox", "--from", "2099-01-01")
     assert "No webinars between 2099-01-01 and 2100-01-01." in later.stderr
     wrong = invoke("webinars", "--sandbox", "--from", "2099-01-01", "--to", "2098-01-01")

@@ -34,7 +34,7 @@ def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
     server = sandbox_process("--rate", "0", "--latency", "0.05", "--no-dedupe")
     source = write_csv(tmp_path / "guests.csv", people(300))
     argv = command(*register_args(source, server.api_url, "--rate", "40"))
-    env = token_env("interrupt-token")
+    env = token_env()
     run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(random.uniform(1.5, 3.5))  # start-up takes under a second: mid-run, at random
     for number in signals:

@@ -6,11 +6,13 @@ import asyncio
 import json
 import math
 import os
+import socket
 import stat
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,9 +23,10 @@ from importer import cli as cli_module
 from importer.cli import cli
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
 
-from .conftest import ThreadedServer, people, write_csv
+from .conftest import TOKEN, ThreadedServer, free_port, people, write_csv
 
 SECRET = "client-secret-canary-93b1"
+PAT = "personal-access-token-canary-5e77"
 
 
 def invoke(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
@@ -48,20 +51,32 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return visited
 
 
-def sign_in(server: ThreadedServer) -> Result:
-    env = {
+def login_server(start: Callable[..., ThreadedServer], **config: Any) -> ThreadedServer:
+    """A sandbox whose OAuth client has a redirect URI on a free port (``server.port``)."""
+    port = free_port()
+    server = start(rate=0, redirect_uri=f"http://127.0.0.1:{port}/callback", **config)
+    server.callback_port = port  # type: ignore[attr-defined]
+    return server
+
+
+def client_env(server: ThreadedServer) -> dict[str, str]:
+    return {
         "G2W_AUTH_URL": server.api_url.split("/G2W/")[0],
         "G2W_API_URL": server.api_url,
         "G2W_CLIENT_ID": "my-client",
         "G2W_CLIENT_SECRET": SECRET,
     }
-    return invoke("login", env=env)
+
+
+def sign_in(server: ThreadedServer) -> Result:
+    port = str(server.callback_port)  # type: ignore[attr-defined]
+    return invoke("login", "--port", port, env=client_env(server))
 
 
 def test_login_flow_stores_the_tokens_privately_and_whoami_tells_who(
     loopback_sandbox: Callable[..., ThreadedServer], browser: list[str]
 ) -> None:
-    server = loopback_sandbox(rate=0)
+    server = login_server(loopback_sandbox)
     result = sign_in(server)
     assert result.exit_code == 0, result.output
     assert "Signed in as organizer@sandbox.invalid (organizer 5071418929213466883)" in (
@@ -71,14 +86,15 @@ def test_login_flow_stores_the_tokens_privately_and_whoami_tells_who(
     stored = credentials_file()
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     record = json.loads(stored.read_text())
-    assert record["organizer_key"] == ORGANIZER_KEY  # looked up at /admin/rest/v1/me
+    # not in the token answer, and /admin/rest/v1/me refuses: the identity API said
+    assert record["organizer_key"] == ORGANIZER_KEY
     assert record["refresh_token"]
     assert record["client_secret"] == SECRET
     for secret in (record["access_token"], record["refresh_token"], SECRET):
         assert secret not in result.output
     who = invoke("whoami")
     assert who.exit_code == 0
-    assert f"Using:     the stored login in {stored}" in who.stdout
+    assert f"Using:     the stored login in {stored} (OAuth sign-in)" in who.stdout
     assert f"Organizer: {ORGANIZER_KEY}" in who.stdout
     assert "(in 60 minutes); renewed automatically" in who.stdout
     assert record["access_token"] not in who.output
@@ -90,7 +106,7 @@ def test_login_flow_stores_the_tokens_privately_and_whoami_tells_who(
 def test_login_refuses_an_answer_for_another_request(
     loopback_sandbox: Callable[..., ThreadedServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = loopback_sandbox(rate=0)
+    server = login_server(loopback_sandbox)
 
     def forged(address: str) -> None:
         redirect = httpx.get(address).headers["Location"]
@@ -107,15 +123,13 @@ def test_login_with_a_token_from_standard_input_and_the_order_of_sources(
     loopback_sandbox: Callable[..., ThreadedServer], tmp_path: Path
 ) -> None:
     server = loopback_sandbox(rate=0)
-    result = invoke(
-        "login",
-        "--with-token",
-        env={"G2W_API_URL": server.api_url},
-        stdin="personal-access-token-1\n",
-    )
+    result = invoke("login", "--with-token", env={"G2W_API_URL": server.api_url}, stdin=TOKEN)
     assert result.exit_code == 0, result.output
-    assert "personal-access-token-1" not in result.output
-    assert "the stored login" in invoke("whoami").stdout
+    assert TOKEN not in result.output
+    assert "lasts about an hour and cannot be renewed" in result.stderr
+    who = invoke("whoami").stdout
+    assert "the stored login" in who
+    assert "(access token)" in who
     token_file = tmp_path / "token.txt"
     token_file.write_text("from-a-file")
     assert (
@@ -130,11 +144,107 @@ def test_login_with_a_token_from_standard_input_and_the_order_of_sources(
     assert empty.exit_code == 2
 
 
+def test_a_personal_access_token_is_refused_as_a_bearer_token(
+    loopback_sandbox: Callable[..., ThreadedServer],
+) -> None:
+    server = loopback_sandbox(rate=0, pats=(PAT,))
+    result = invoke("login", "--with-token", env={"G2W_API_URL": server.api_url}, stdin=PAT)
+    assert result.exit_code == 4
+    assert "the API refused the access token (HTTP 403)" in result.stderr
+    assert not credentials_file().exists()
+
+
+def test_login_with_a_pat_exchanges_it_and_renews_from_it(
+    loopback_sandbox: Callable[..., ThreadedServer], tmp_path: Path
+) -> None:
+    server = loopback_sandbox(rate=0, pats=(PAT,), token_calls=40)
+    env = client_env(server)
+    result = invoke("login", "--with-pat", env=env, stdin=PAT + "\n")
+    assert result.exit_code == 0, result.output
+    assert "with a personal access token" in result.stderr
+    stored = json.loads(credentials_file().read_text())
+    assert stored["pat"] == PAT
+    assert stored["refresh_token"] is None
+    assert stored["organizer_key"] == ORGANIZER_KEY
+    assert "(personal access token)" in invoke("whoami").stdout
+    source = write_csv(tmp_path / "guests.csv", people(150))
+    done = invoke(
+        "register",
+        str(source),
+        "--api-url",
+        server.api_url,
+        "--webinar-key",
+        WEBINAR_KEY,
+        "--rate",
+        "200",
+    )
+    assert done.exit_code == 0, done.output
+    stats = server.sandbox.stats
+    assert len(server.sandbox.registrants()) == 150
+    # each token served 40 calls; the PAT was exchanged again for every new one
+    assert stats["pat_exchanges"] == math.ceil(stats["authorized"] / 40)
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path != credentials_file():
+            assert PAT.encode() not in path.read_bytes(), path
+    assert PAT not in done.output
+
+
+def test_a_pat_from_the_environment_needs_the_client(
+    loopback_sandbox: Callable[..., ThreadedServer], tmp_path: Path
+) -> None:
+    server = loopback_sandbox(rate=0, pats=(PAT,))
+    source = write_csv(tmp_path / "guests.csv", people(3))
+    args = ["register", str(source), "--api-url", server.api_url, "--webinar-key", WEBINAR_KEY]
+    alone = invoke(*args, env={"G2W_PAT": PAT})
+    assert alone.exit_code == 2
+    assert "set G2W_CLIENT_ID and G2W_CLIENT_SECRET too" in alone.stderr
+    automated = invoke(*args, env={**client_env(server), "G2W_PAT": PAT})
+    assert automated.exit_code == 0, automated.output
+    assert server.sandbox.stats["pat_exchanges"] == 1
+    assert not credentials_file().exists()  # automation keeps nothing
+
+
+def test_the_redirect_uri_is_fixed_and_printed_and_a_busy_port_is_one_line(
+    loopback_sandbox: Callable[..., ThreadedServer], browser: list[str]
+) -> None:
+    server = login_server(loopback_sandbox)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", server.callback_port))  # type: ignore[attr-defined]
+    taken.listen()
+    with taken:
+        busy = sign_in(server)
+    assert busy.exit_code == 2
+    assert busy.stderr.count("\n") == 2  # the redirect URI, then the one error line
+    assert "another program holds the port; close it, or pass --port N" in busy.stderr
+    other = free_port()
+    wrong = invoke("login", "--port", str(other), "--wait", "1", env=client_env(server))
+    assert wrong.exit_code == 4  # GoTo sends nobody back to an unregistered redirect URI
+    assert "no sign-in arrived within 1 s" in wrong.stderr
+    assert f"Redirect URI: http://127.0.0.1:{other}/callback" in wrong.stderr
+    assert not credentials_file().exists()
+    default = invoke("login", "--help").stdout
+    assert "51123" in default
+
+
+def test_without_any_organizer_key_the_run_says_how_to_give_one(
+    loopback_sandbox: Callable[..., ThreadedServer], tmp_path: Path
+) -> None:
+    server = loopback_sandbox(rate=0, identity_refuses=True)
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    args = ["register", str(source), "--api-url", server.api_url, "--webinar-key", WEBINAR_KEY]
+    result = invoke(*args, env={"G2W_ACCESS_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    assert "no organizer key: the API did not say whose token this is" in result.stderr
+    assert server.sandbox.stats["created"] == 0
+    given = invoke(*args, "--organizer-key", ORGANIZER_KEY, env={"G2W_ACCESS_TOKEN": TOKEN})
+    assert given.exit_code == 0
+
+
 def test_a_credentials_file_others_can_read_is_refused(
     loopback_sandbox: Callable[..., ThreadedServer], tmp_path: Path
 ) -> None:
     server = loopback_sandbox(rate=0)
-    invoke("login", "--with-token", "--organizer-key", ORGANIZER_KEY, stdin="t0ken\n")
+    invoke("login", "--with-token", "--organizer-key", ORGANIZER_KEY, stdin=TOKEN)
     credentials_file().chmod(0o644)
     source = write_csv(tmp_path / "guests.csv", people(1))
     result = invoke(
@@ -148,7 +258,7 @@ def test_a_credentials_file_others_can_read_is_refused(
 def test_a_long_import_renews_the_token_once_per_expiry(
     loopback_sandbox: Callable[..., ThreadedServer], browser: list[str], tmp_path: Path
 ) -> None:
-    server = loopback_sandbox(rate=0, token_calls=300)
+    server = login_server(loopback_sandbox, token_calls=300)
     assert sign_in(server).exit_code == 0
     first = json.loads(credentials_file().read_text())
     source = write_csv(tmp_path / "guests.csv", people(2000))
@@ -195,7 +305,7 @@ def test_a_long_import_renews_the_token_once_per_expiry(
 def test_a_refused_renewal_stops_resumably_and_a_new_login_finishes(
     loopback_sandbox: Callable[..., ThreadedServer], browser: list[str], tmp_path: Path
 ) -> None:
-    server = loopback_sandbox(rate=0, token_calls=40, reject_refresh=True)
+    server = login_server(loopback_sandbox, token_calls=40, reject_refresh=True)
     assert sign_in(server).exit_code == 0
     source = write_csv(tmp_path / "guests.csv", people(200))
     args = (

@@ -20,6 +20,7 @@ from importer.journal import Journal
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
 
 from .conftest import (
+    TOKEN,
     SandboxProcess,
     ThreadedServer,
     command,
@@ -29,7 +30,7 @@ from .conftest import (
     write_csv,
 )
 
-ENV = {"G2W_ACCESS_TOKEN": "reliability-token"}
+ENV = {"G2W_ACCESS_TOKEN": TOKEN}
 
 
 def register(api_url: str, source: Path, *extra: str) -> Result:
@@ -44,7 +45,7 @@ def report(path: Path) -> list[dict[str, Any]]:
 
 def server_registrants(api_url: str) -> list[dict[str, Any]]:
     path = f"{api_url}/organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}/registrants"
-    answer = httpx.get(path, headers={"Authorization": "Bearer check"}, timeout=30)
+    answer = httpx.get(path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
     answer.raise_for_status()
     entries: list[dict[str, Any]] = answer.json()
     return entries

@@ -18,6 +18,7 @@ from importer.httpserver import Request
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
 
 from .conftest import (
+    TOKEN,
     SandboxProcess,
     ThreadedServer,
     command,
@@ -28,7 +29,7 @@ from .conftest import (
 )
 
 BASE = f"{PREFIX}/organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}"
-AUTH = {"authorization": "Bearer t"}
+AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 class Clock:
@@ -57,7 +58,7 @@ def person(i: int) -> dict[str, str]:
 
 
 def test_create_issues_19_digit_keys_and_sandbox_join_urls() -> None:
-    sandbox = Sandbox(SandboxConfig(rate=0))
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0))
     status, body = ask(sandbox, "POST", f"{BASE}/registrants", person(1))
     assert status == 201
     assert body["registrantKey"] > 2**53
@@ -66,7 +67,7 @@ def test_create_issues_19_digit_keys_and_sandbox_join_urls() -> None:
 
 
 def test_repeated_email_conflicts_without_keys_unless_asked() -> None:
-    sandbox = Sandbox(SandboxConfig(rate=0))
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0))
     ask(sandbox, "POST", f"{BASE}/registrants", person(1))
     status, body = ask(
         sandbox, "POST", f"{BASE}/registrants", {**person(1), "email": "P1@Example.com"}
@@ -79,7 +80,7 @@ def test_repeated_email_conflicts_without_keys_unless_asked() -> None:
 
 
 def test_without_dedupe_a_repeated_email_is_registered_again() -> None:
-    sandbox = Sandbox(SandboxConfig(rate=0, dedupe=False))
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0, dedupe=False))
     for _ in range(2):
         assert ask(sandbox, "POST", f"{BASE}/registrants", person(1))[0] == 201
     assert len(sandbox.registrants()) == 2
@@ -94,24 +95,26 @@ def test_without_dedupe_a_repeated_email_is_registered_again() -> None:
     ],
 )
 def test_bad_bodies_get_400_with_a_description(body: dict[str, str], message: str) -> None:
-    status, answer = ask(Sandbox(SandboxConfig(rate=0)), "POST", f"{BASE}/registrants", body)
+    status, answer = ask(
+        Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0)), "POST", f"{BASE}/registrants", body
+    )
     assert status == 400
     assert message in answer["description"]
 
 
 def test_missing_token_is_403_invalid_token() -> None:
-    status, body = ask(Sandbox(), "GET", BASE, headers={})
+    status, body = ask(Sandbox(SandboxConfig(tokens=(TOKEN,))), "GET", BASE, headers={})
     assert (status, body["int_err_code"]) == (403, "InvalidToken")
 
 
 def test_unknown_webinar_is_404() -> None:
     target = f"{PREFIX}/organizers/{ORGANIZER_KEY}/webinars/42"
-    assert ask(Sandbox(), "GET", target)[0] == 404
+    assert ask(Sandbox(SandboxConfig(tokens=(TOKEN,))), "GET", target)[0] == 404
 
 
 def test_rate_limit_counts_calls_in_any_one_second_window() -> None:
     clock = Clock()
-    sandbox = Sandbox(SandboxConfig(rate=3), clock=clock)
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=3), clock=clock)
     statuses = []
     for moment in (0.0, 0.1, 0.2, 0.3, 0.99, 1.0, 1.05, 1.15, 1.25):
         clock.now = moment
@@ -119,30 +122,43 @@ def test_rate_limit_counts_calls_in_any_one_second_window() -> None:
     assert statuses == [200, 200, 200, 429, 429, 200, 429, 200, 200]
 
 
-def test_registrant_list_plain_and_paged() -> None:
-    sandbox = Sandbox(SandboxConfig(rate=0))
+@pytest.mark.parametrize("style", ["array", "data", "spec", "plain"])
+def test_registrant_list_pages_in_each_style(style: str) -> None:
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0, list_style=style))
     for i in range(5):
         sandbox.add_registrant(person(i))
-    status, plain = ask(sandbox, "GET", f"{BASE}/registrants")
+    everyone = [f"p{i}@example.com" for i in range(5)]
+    size = "size" if style == "spec" else "limit"
+    status, page = ask(sandbox, "GET", f"{BASE}/registrants?page=1&{size}=2")
     assert status == 200
-    assert [entry["email"] for entry in plain] == [f"p{i}@example.com" for i in range(5)]
-    status, page = ask(sandbox, "GET", f"{BASE}/registrants?page=1&limit=2")
-    assert (page["total"], page["page"], page["pageSize"]) == (5, 1, 2)
-    assert [entry["email"] for entry in page["data"]] == ["p2@example.com", "p3@example.com"]
-    assert ask(sandbox, "GET", f"{BASE}/registrants?page=0&limit=201")[0] == 400
+    if style == "array":
+        assert [entry["email"] for entry in page] == everyone[2:4]
+    elif style == "data":
+        assert (page["total"], page["page"], page["pageSize"]) == (5, 1, 2)
+        assert [entry["email"] for entry in page["data"]] == everyone[2:4]
+    elif style == "spec":
+        assert page["page"] == {"size": 2, "totalElements": 5, "totalPages": 3, "number": 1}
+        assert [e["email"] for e in page["_embedded"]["registrants"]] == everyone[2:4]
+    else:
+        assert [entry["email"] for entry in page] == everyone  # paging ignored
+    assert ask(sandbox, "GET", f"{BASE}/registrants?page=0&{size}=201")[0] in (
+        (200,) if style == "plain" else (400,)
+    )
 
 
 def test_fields_and_webinar() -> None:
-    status, fields = ask(Sandbox(), "GET", f"{BASE}/registrants/fields")
+    status, fields = ask(
+        Sandbox(SandboxConfig(tokens=(TOKEN,))), "GET", f"{BASE}/registrants/fields"
+    )
     required = {f["field"] for f in fields["fields"] if f["required"]}
     assert (status, required) == (200, {"firstName", "lastName", "email"})
-    status, webinar = ask(Sandbox(), "GET", BASE)
+    status, webinar = ask(Sandbox(SandboxConfig(tokens=(TOKEN,))), "GET", BASE)
     assert webinar["subject"] == "Product launch (sandbox)"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT15:00:00Z", webinar["times"][0]["startTime"])
 
 
 def test_loopback_server_drops_connections_after_registering() -> None:
-    sandbox = Sandbox(SandboxConfig(rate=0, drop_rate=1.0))
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0, drop_rate=1.0))
     with ThreadedServer(sandbox) as server, httpx.Client(base_url=server.api_url) as http:
         with pytest.raises(httpx.RemoteProtocolError):
             http.post(f"{BASE[len(PREFIX) :]}/registrants", json=person(1), headers=AUTH)
@@ -164,7 +180,7 @@ def test_sandbox_command_serves_a_real_import_between_two_processes(
         text=True,
         timeout=120,
         check=False,
-        env=token_env("loopback-token"),
+        env=token_env(),
     )
     assert done.returncode == 0, done.stderr
     assert "Done: 25 registered" in done.stderr

@@ -14,9 +14,10 @@ time). ``g2w-import sandbox`` serves the same simulator on a loopback socket
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..connection import Connection
@@ -26,8 +27,10 @@ from .faults import SandboxConfig
 from .server import SandboxServer, SandboxTransport
 from .state import (
     JOIN_HOST,
+    KICKOFF_KEY,
     ORGANIZER_KEY,
     PREFIX,
+    SUMMIT_KEY,
     WEBINAR_KEY,
     WORKSHOP_KEY,
     WORKSHOP_QUESTIONS,
@@ -36,8 +39,10 @@ from .state import (
 
 __all__ = [
     "JOIN_HOST",
+    "KICKOFF_KEY",
     "ORGANIZER_KEY",
     "PREFIX",
+    "SUMMIT_KEY",
     "WEBINAR_KEY",
     "WORKSHOP_KEY",
     "WORKSHOP_QUESTIONS",
@@ -46,6 +51,7 @@ __all__ = [
     "SandboxServer",
     "SandboxTransport",
     "connect",
+    "serve",
 ]
 
 #: the in-process sandbox's address; never resolved, since its transport answers every call
@@ -70,3 +76,10 @@ def connect(
             journal_folder=Path(folder),
             token_source="the built-in sandbox",
         )
+
+
+async def serve(sandbox: Sandbox, port: int, ready: Callable[[SandboxServer], None]) -> None:
+    """Serve ``sandbox`` on 127.0.0.1:``port`` until cancelled; ``ready`` hears when it listens."""
+    async with SandboxServer(sandbox, port=port) as server:
+        ready(server)
+        await asyncio.Event().wait()

@@ -7,6 +7,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..oauth import CALLBACK_PORT, redirect_uri
+
 
 @dataclass
 class SandboxConfig:
@@ -26,6 +28,28 @@ class SandboxConfig:
     reject_refresh: bool = False  #: the token endpoint refuses every refresh
     quota: int | None = None  #: registrations allowed before every call gets a quota 403
     seed: int | None = None
+    #: access tokens accepted as if issued (for scripts and tests; they do not expire, though
+    #: ``token_calls`` holds); any other bearer token must come from the sign-in server
+    tokens: tuple[str, ...] = ()
+    #: personal access tokens the sign-in server exchanges (``grant_type=personal_access_token``)
+    pats: tuple[str, ...] = ()
+    #: the redirect URI registered on the OAuth client: authorize refuses any other
+    redirect_uri: str = redirect_uri(CALLBACK_PORT)
+    #: ``/admin/rest/v1/me`` refuses tokens with only the webinar scope (the identity API does
+    #: not); GoTo's answer here is unconfirmed, so the sandbox refuses
+    me_refuses: bool = True
+    #: the identity API refuses too (the importer then needs --organizer-key)
+    identity_refuses: bool = False
+    #: register, then answer 504 as GoTo's gateway does after its ~29 s timeout
+    gateway_timeout_rate: float = 0.0
+    #: each webinar takes at most this many registrants; then 403 "the webinar is full"
+    registration_limit: int | None = None
+    #: how the registrant list pages: "array" (bare arrays of ``limit``, no total), "data"
+    #: (``{data, total}`` with page/limit), "spec" (``{_embedded, page}`` with page/size) or
+    #: "plain" (one array of everyone, paging parameters ignored)
+    list_style: str = "array"
+    #: store no answers to custom questions (as GoTo's basic create does)
+    drop_answers: bool = False
 
 
 class RateWindow:

@@ -1,9 +1,11 @@
 """The sandbox's sign-in server: GoTo's authorize and token endpoints, and its token checks.
 
 It follows GoTo's documented OAuth flow (``../shared/g2w-api.md``, "Authentication"): the
-authorization code with PKCE S256, a redirect URI that must be identical in the authorize and
-token requests, client credentials in a Basic header, refresh tokens that rotate. The API side
-checks each token's lifetime and how many calls it may still make.
+authorization code with PKCE S256; a redirect URI that must be identical to the one registered
+on the OAuth client, in the authorize and the token request alike; client credentials in a
+Basic header; refresh tokens that rotate; personal access tokens that are *exchanged* for an
+access token (``grant_type=personal_access_token``), never accepted as one. The API side accepts
+only access tokens this server issued, while they last and have calls left.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import collections
 import hashlib
 import json
+import math
 import secrets
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
@@ -33,6 +36,8 @@ class SignIn:
         self._expires: dict[str, float] = {}
         self._codes: dict[str, tuple[str, str]] = {}
         self._refresh: set[str] = set()
+        for token in config.tokens:  # given by hand: they last as long as the sandbox
+            self._expires[token] = math.inf
 
     def issue(self) -> str:
         """A new access token (as a sign-in would give), valid for ``token_seconds``."""
@@ -41,17 +46,16 @@ class SignIn:
         return token
 
     def token_valid(self, authorization: str) -> bool:
-        """Any bearer token works, for its first ``token_calls`` calls and, if it was issued
-        here, for ``token_seconds``."""
-        if not authorization.startswith("Bearer ") or not authorization[7:].strip():
+        """Whether a bearer token was issued here, is unexpired, and has calls left."""
+        if not authorization.startswith("Bearer "):
             return False
         token = authorization[7:].strip()
+        expires = self._expires.get(token)
+        if expires is None or self.clock() >= expires:
+            return False
         used = self._uses[token] = self._uses.get(token, 0) + 1
         limit = self.config.token_calls
-        if limit is not None and used > limit:
-            return False
-        expires = self._expires.get(token)
-        return expires is None or self.clock() < expires
+        return limit is None or used <= limit
 
     def handle(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
@@ -61,7 +65,7 @@ class SignIn:
             return self._authorize(query)
         if method != "POST" or path != "/oauth/token":
             return error(404, "not_found", f"no such path {path}")
-        if not headers.get("authorization", "").startswith("Basic "):
+        if not _client_credentials(headers.get("authorization", "")):
             return error(401, "invalid_client", "client credentials are required")
         self.stats["token_requests"] += 1
         return self._token(dict(parse_qsl(body.decode("utf-8", "replace"))))
@@ -72,6 +76,13 @@ class SignIn:
             return error(
                 400, "invalid_request", "client_id, redirect_uri and code_challenge are required"
             )
+        if redirect != self.config.redirect_uri:
+            # GoTo sends the browser nowhere when the URI differs from the registered one
+            return error(
+                400,
+                "invalid_request",
+                f"redirect_uri {redirect} is not the one registered for this client",
+            )
         code = secrets.token_urlsafe(16)
         self._codes[code] = (redirect, challenge)
         separator = "&" if "?" in redirect else "?"
@@ -81,6 +92,7 @@ class SignIn:
 
     def _token(self, form: dict[str, str]) -> Answer:
         grant = form.get("grant_type")
+        refresh: str | None = secrets.token_urlsafe(24)
         if grant == "authorization_code":
             redirect, challenge = self._codes.pop(form.get("code", ""), (None, None))
             verifier = form.get("code_verifier", "")
@@ -96,19 +108,36 @@ class SignIn:
             if self.config.reject_refresh or form.get("refresh_token") not in self._refresh:
                 return error(400, "invalid_grant", "the refresh token is not valid")
             self._refresh.discard(form["refresh_token"])  # rotated: each one works once
+        elif grant == "personal_access_token":
+            self.stats["pat_exchanges"] += 1
+            if form.get("pat") not in self.config.pats:
+                return error(400, "invalid_grant", "the personal access token is not valid")
+            refresh = None  # GoTo's guide: the answer carries no refresh token
         else:
             return error(400, "unsupported_grant_type", f"grant_type {grant}")
-        refresh = secrets.token_urlsafe(24)
-        self._refresh.add(refresh)
-        answer = {
+        answer: dict[str, object] = {
             "access_token": self.issue(),
             "token_type": "Bearer",
-            "refresh_token": refresh,
             "expires_in": int(self.config.token_seconds),
             "scope": "collab:",
             "principal": "organizer@sandbox.invalid",
         }
+        if refresh is not None:
+            self._refresh.add(refresh)
+            answer["refresh_token"] = refresh
         return Answer(200, json.dumps(answer).encode())
+
+
+def _client_credentials(authorization: str) -> bool:
+    """Whether a Basic header carries ``client_id:client_secret``."""
+    if not authorization.startswith("Basic "):
+        return False
+    try:
+        decoded = base64.b64decode(authorization[6:], validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return False
+    client, _, secret = decoded.partition(":")
+    return bool(client and secret)
 
 
 def error(status: int, code: str, description: str) -> Answer:

@@ -27,6 +27,8 @@ PREFIX = "/G2W/rest/v2"
 ORGANIZER_KEY = "5071418929213466883"
 WEBINAR_KEY = "8325357307900339981"
 WORKSHOP_KEY = "4617712963571298411"
+SUMMIT_KEY = "7219004418839305214"
+KICKOFF_KEY = "5550112233445566778"
 JOIN_HOST = "https://sandbox.g2w-import.invalid"
 MAX_FIELD = 128
 
@@ -97,6 +99,8 @@ class SandboxWebinar:
     subject: str
     start: dt.datetime
     questions: list[dict[str, Any]] = field(default_factory=list)
+    #: form fields beyond GoTo's standard ones, as the fields endpoint lists them
+    extra_fields: list[dict[str, Any]] = field(default_factory=list)
     registrants: list[dict[str, Any]] = field(default_factory=list)
     by_email: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -124,6 +128,19 @@ class Sandbox:
                 start + dt.timedelta(days=7),
                 questions=WORKSHOP_QUESTIONS,
             ),
+            # a form field the importer has no alias for: sent when a column is named exactly so
+            SUMMIT_KEY: SandboxWebinar(
+                SUMMIT_KEY,
+                "Partner summit (sandbox)",
+                start + dt.timedelta(days=14),
+                extra_fields=[
+                    {"field": "department", "required": True, "maxSize": 64, "answers": []}
+                ],
+            ),
+            # over: GoTo may still take people, as late registrants
+            KICKOFF_KEY: SandboxWebinar(
+                KICKOFF_KEY, "Kick-off (sandbox)", start - dt.timedelta(days=37)
+            ),
         }
         self._keys: set[str] = set()
         #: counts of what happened, for tests and benchmarks
@@ -143,19 +160,32 @@ class Sandbox:
             return self.sign_in.handle(
                 request.method, url.path, query, request.headers, request.body
             )
-        if not url.path.startswith((PREFIX, "/admin/")):
+        if not url.path.startswith((PREFIX, "/admin/", "/identity/")):
             return _error(404, "NotFound", f"no such path {url.path}")
         if not self.sign_in.token_valid(request.headers.get("authorization", "")):
             self.stats["token_refused"] += 1
             return _token_refused()
         self.stats["authorized"] += 1
         if url.path == "/admin/rest/v1/me":
+            if self.config.me_refuses:
+                return _error(403, "Forbidden", "The token's scope does not allow this call")
             return _ok(
                 {
                     "key": int(self.organizer_key),
                     "email": "organizer@sandbox.invalid",
                     "firstName": "Sandbox",
                     "lastName": "Organizer",
+                }
+            )
+        if url.path == "/identity/v1/Users/me":
+            if self.config.identity_refuses:
+                return _error(403, "Forbidden", "The token's scope does not allow this call")
+            # GoTo's v2 reference: the user key and the organizer key are the same value
+            return _ok(
+                {
+                    "id": self.organizer_key,
+                    "userName": "organizer@sandbox.invalid",
+                    "displayName": "Sandbox Organizer",
                 }
             )
         if self.config.quota is not None and self.stats["created"] >= self.config.quota:
@@ -170,6 +200,11 @@ class Sandbox:
             return Answer(503, b"<html><body>Service Unavailable</body></html>", "text/html")
         answer = self._route(request.method, url.path[len(PREFIX) :], query, request.body)
         if request.method == "POST" and answer.status == 201:
+            if self.dice.chance(self.config.gateway_timeout_rate):
+                self.stats["gateway_timeouts"] += 1
+                return Answer(
+                    504, b"<html><body><h1>504 Gateway Time-out</h1></body></html>", "text/html"
+                )
             if self.dice.chance(self.config.drop_rate):
                 self.stats["dropped"] += 1
                 return Answer(0, drop=True)
@@ -261,19 +296,33 @@ class Sandbox:
             }
             for name in STANDARD_FIELDS
         ]
-        return {"fields": fields, "questions": webinar.questions}
+        return {"fields": fields + webinar.extra_fields, "questions": webinar.questions}
 
     def _list(self, webinar: SandboxWebinar, query: dict[str, str]) -> Answer:
+        """The registrant list, paged in the configured style (``list_style``)."""
         entries = [_listed(entry) for entry in webinar.registrants]
-        if "page" not in query and "limit" not in query:
+        style = self.config.list_style
+        if style == "plain" or (style != "spec" and "page" not in query and "limit" not in query):
             return _ok(entries)
+        size_name = "size" if style == "spec" else "limit"
         try:
-            page, limit = int(query.get("page", "0")), int(query.get("limit", "20"))
+            page = int(query.get("page", "0"))
+            limit = int(query.get(size_name, "20"))
         except ValueError:
-            return _error(400, "InvalidParameter", "page and limit must be numbers")
+            return _error(400, "InvalidParameter", f"page and {size_name} must be numbers")
         if page < 0 or not 1 <= limit <= 200:
-            return _error(400, "InvalidParameter", "limit must be between 1 and 200")
+            return _error(400, "InvalidParameter", f"{size_name} must be between 1 and 200")
         data = entries[page * limit : (page + 1) * limit]
+        if style == "array":
+            return _ok(data)
+        if style == "spec":
+            pages = {
+                "size": limit,
+                "totalElements": len(entries),
+                "totalPages": -(-len(entries) // limit),
+                "number": page,
+            }
+            return _ok({"_embedded": {"registrants": data}, "page": pages})
         return _ok(
             {
                 "data": data,
@@ -311,6 +360,11 @@ class Sandbox:
         problem = _body_problem(webinar, payload)
         if problem:
             return _error(400, "InvalidParameter", problem)
+        limit = self.config.registration_limit
+        if limit is not None and len(webinar.registrants) >= limit:
+            self.stats["full"] += 1
+            full = f"Registration is closed: the webinar is full ({limit} registrants)"
+            return _error(403, "RegistrationLimitReached", full)
         existing = webinar.by_email.get(payload["email"].strip().casefold())
         if existing is not None and self.config.dedupe:
             self.stats["conflicts"] += 1
@@ -336,6 +390,7 @@ class Sandbox:
     ) -> dict[str, Any]:
         """Register someone directly, as another channel (GoTo's own page) would."""
         webinar = self.webinars[webinar_key]
+        names = {*STANDARD_FIELDS, *(extra["field"] for extra in webinar.extra_fields)}
         key = self._new_key()
         entry = {
             "registrantKey": key,
@@ -346,8 +401,8 @@ class Sandbox:
             "registrationDate": _iso(dt.datetime.now(dt.UTC)),
             "joinUrl": f"{JOIN_HOST}/join/{webinar.key}/{key}",
             "timeZone": "UTC",
-            "fields": {k: v for k, v in fields.items() if k in STANDARD_FIELDS},
-            "responses": list(fields.get("responses", [])),
+            "fields": {k: v for k, v in fields.items() if k in names},
+            "responses": [] if self.config.drop_answers else list(fields.get("responses", [])),
         }
         webinar.registrants.append(entry)
         webinar.by_email.setdefault(entry["email"].casefold(), entry)
@@ -379,6 +434,10 @@ def _body_problem(webinar: SandboxWebinar, payload: dict[str, Any]) -> str | Non
     local, _, domain = address.rpartition("@")
     if not local or "." not in domain:
         return f"Invalid email address: {address}"
+    for extra in webinar.extra_fields:
+        value = payload.get(extra["field"])
+        if extra["required"] and (not isinstance(value, str) or not value.strip()):
+            return f"{extra['field']} is required"
     return _response_problem(webinar, payload)
 
 
