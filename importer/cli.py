@@ -296,13 +296,7 @@ def register(
         outcome = asyncio.run(pipeline.run(file, access, options, console, stop))
         interrupts.in_loop = False
         if dry_run:
-            would = sum(1 for row in outcome.rows if row.status.value == "pending")
-            checked = (
-                ""
-                if outcome.checked_against_webinar
-                else " (the webinar's own questions are checked when sending)"
-            )
-            console.say(f"Dry run: nothing was sent. {would:,} rows would be sent{checked}.")
+            console.dry_run(outcome)
             sys.exit(outcome.exit_code)
         written = outcome.write(out_path)
         if written != out_path:

@@ -86,8 +86,9 @@ class ListedRegistrant:
     first_name: str = ""
     last_name: str = ""
     registered_at: str | None = None
-    #: answers to custom questions as (question, answer); only one registrant's GET has them
-    responses: tuple[tuple[str, str], ...] = ()
+    #: answers to custom questions as (question, answer); None when the answer did not say
+    #: (only one registrant's GET has them)
+    responses: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -445,10 +446,14 @@ def _registrants(items: list[Any]) -> list[ListedRegistrant]:
         key, address = _text(item.get("registrantKey")), _text(item.get("email"))
         if key is None or address is None:
             continue
-        answers = tuple(
-            (question, _text(entry.get("answer")) or "")
-            for entry in _list(item.get("responses"))
-            if (question := _text(entry.get("question")))
+        answers = (
+            tuple(
+                (question, _text(entry.get("answer")) or "")
+                for entry in _list(item.get("responses"))
+                if (question := _text(entry.get("question")))
+            )
+            if isinstance(item.get("responses"), list)
+            else None
         )
         listed.append(
             ListedRegistrant(

@@ -13,7 +13,7 @@ import sys
 from typing import TextIO
 
 from .columns import fold
-from .errors import EXIT_API, EXIT_INTERRUPTED, EXIT_STOPPED
+from .errors import EXIT_INTERRUPTED, EXIT_STOPPED
 from .events import PlanView
 from .models import Status
 from .outcome import Outcome
@@ -87,9 +87,13 @@ class Console:
     def plan(self, plan: PlanView) -> None:
         if self.quiet:
             return
+        if plan.account is not None:
+            self.say(f"As:       {plan.account}")
         if plan.webinar is not None:
             label = f" [{plan.connection}]" if plan.connection else ""
-            self.say(f"Webinar:  {plan.webinar.describe().rstrip(')')}){label}")
+            self.say(f"Webinar:  {plan.webinar.describe()}{label}")
+        for warning in plan.warnings:
+            self.line(f"Warning: {warning}", "yellow")
         self.say(f"File:     {plan.source} (header in line {plan.header_line}, {plan.rows:,} rows)")
         if plan.problems:
             self.say(f"Invalid:  {len(plan.problems):,} rows will not be sent:", "yellow")
@@ -103,7 +107,13 @@ class Console:
             self.say(
                 f"Repeated: {len(plan.duplicates):,} rows repeat an earlier e-mail and are skipped"
             )
-        unused = [h for h in plan.unused if h and fold(h) != "webinarkey"]
+        renamed = [(h, to) for h, to, plain in plan.mapping if not plain]
+        if renamed:
+            self.say("Columns:  " + ", ".join(f"'{h}' → {to}" for h, to in renamed))
+        for header, why in plan.unsent:
+            self.say(f"Not sent: column '{header}': {why} (kept in the report)")
+        said = {header for header, _ in plan.unsent}
+        unused = [h for h in plan.unused if h and fold(h) != "webinarkey" and h not in said]
         if unused:
             self.say(
                 "Not sent: columns "
@@ -126,6 +136,25 @@ class Console:
         self.say(f"To send:  {plan.to_send:,} registrants")
 
     # --- the end ------------------------------------------------------------------------------
+
+    def dry_run(self, outcome: Outcome) -> None:
+        """What a real run would send, and which checks could not be made."""
+        would = outcome.counts[Status.PENDING]
+        if outcome.stopped is not None:
+            self.error(f"{outcome.stopped}; the dry run could not finish its checks")
+            return
+        if outcome.checked_against_webinar:
+            names = ", ".join(f"'{w.webinar.subject}'" for w in outcome.webinars if w.webinar)
+            self.say(
+                f"Dry run: nothing was sent. {would:,} rows would be sent to {names}; every row "
+                "was checked against the webinar's own fields and questions."
+            )
+            return
+        self.say(
+            f"Dry run of the file alone: nothing was sent; {would:,} rows pass. Not checked "
+            "without a sign-in: the webinar itself, its required fields and questions, allowed "
+            "answers and maximum lengths (sign in with g2w-import login, or add --sandbox)."
+        )
 
     def summary(self, outcome: Outcome) -> None:
         """``Done: 38 registered, 2 invalid.`` and how often the API asked to slow down."""
@@ -154,7 +183,7 @@ class Console:
             self.line(f"Interrupted. {again}", "yellow")
         elif code == EXIT_STOPPED:
             self.line(f"Stopped early: {stopped}. {again}", "yellow")
-        elif code == EXIT_API:
+        else:
             self.error(f"{stopped}. {again}")
 
 

@@ -17,6 +17,7 @@ setting at fault and says what to do. One handler in ``cli.py`` prints the messa
         │   ├── LimitReached        a quota, --max-calls, or 429s without end (3)
         │   ├── ApiUnavailable      only 5xx, or no connection, for --give-up-after (3)
         │   ├── WebinarRefused      a 403 about the webinar, e.g. it is full (3)
+        │   ├── AnswersDropped      GoTo did not store the answers to custom questions (2)
         │   └── Interrupted         Ctrl-C, SIGTERM or a stop asked for (130)
         ├── RequestRejected     the API refused one registrant (HTTP 400): the row fails
         └── TransientError      worth another try later
@@ -119,6 +120,12 @@ class ApiUnavailable(RunStopped):
 
 class WebinarRefused(RunStopped):
     """GoTo refused a registration for a reason about the webinar (full, closed)."""
+
+
+class AnswersDropped(RunStopped):
+    """GoTo registered a person but kept none of the answers to the webinar's questions."""
+
+    exit_code = EXIT_USAGE
 
 
 class Interrupted(RunStopped):

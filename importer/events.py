@@ -33,8 +33,11 @@ class PlanView:
     duplicates: Mapping[int, int]
     #: input columns that are not sent (kept in the report)
     unused: tuple[str, ...] = ()
-    #: which input column answers which field or question: (header, what it is sent as)
-    mapping: tuple[tuple[str, str], ...] = ()
+    #: of those, the ones that look like a field but are not sent, and why: (header, reason)
+    unsent: tuple[tuple[str, str], ...] = ()
+    #: which input column answers which field or question: (header, what it is sent as,
+    #: whether that is plain from the header alone)
+    mapping: tuple[tuple[str, str, bool], ...] = ()
     #: settled by an earlier run, found in the registrant list, still to send; None: not known
     resumed: int = 0
     found: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -168,8 +169,9 @@ class Question:
 
     @property
     def multiple_choice(self) -> bool:
-        """Whether the answer must be one of :attr:`answers`."""
-        return bool(self.answers) or self.kind == "multipleChoice"
+        """Whether the answer is chosen from :attr:`answers` (sent as an ``answerKey``); the
+        question's ``type`` decides, not whether it happens to list answers."""
+        return self.kind == "multipleChoice"
 
 
 @dataclass(frozen=True)
@@ -183,10 +185,26 @@ class Webinar:
     #: every session's (start, end), ISO-8601 UTC
     times: tuple[tuple[str, str | None], ...] = ()
 
+    def ended(self, now: dt.datetime | None = None) -> dt.datetime | None:
+        """When its last session ended, if every session has; None while one is to come."""
+        moments = [_moment(end or start) for start, end in self.times]
+        if not moments or None in moments:
+            return None
+        last = max(m for m in moments if m is not None)
+        return last if last < (now or dt.datetime.now(dt.UTC)) else None
+
     def describe(self) -> str:
         """``Product launch (8325357307900339981, starts 2026-12-01T15:00:00Z)``."""
         when = f", starts {self.starts}" if self.starts else ""
         return f"{self.subject} ({self.key}{when})"
+
+
+def _moment(text: str) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

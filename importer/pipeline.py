@@ -275,6 +275,13 @@ def _view(part: _Part, connection: Connection | None, account: str | None = None
     plan = part.plan
     assert plan is not None
     prepared = part.prepared
+    warnings = []
+    ended = part.webinar.ended() if part.webinar else None
+    if ended is not None:
+        warnings.append(
+            f"this webinar is over: its last session ended on {ended:%Y-%m-%d}; GoTo may still "
+            "take registrations (as late registrants), check the key if that is not what you mean"
+        )
     return PlanView(
         webinar_key=part.key,
         webinar=part.webinar,
@@ -284,12 +291,15 @@ def _view(part: _Part, connection: Connection | None, account: str | None = None
         problems=plan.problems,
         duplicates=plan.duplicates,
         unused=plan.ignored_headers,
+        unsent=tuple((plan.table.headers[i], why) for i, why in sorted(plan.unsent.items())),
+        mapping=tuple((rule.header, rule.sent_as, rule.plain) for rule in plan.rules),
         resumed=prepared.resumed if prepared else 0,
         found=prepared.found if prepared else 0,
         to_send=len(prepared.to_send) if prepared else None,
         journal=part.journal.path if part.journal else None,
         connection=connection.label if connection else None,
         account=account,
+        warnings=tuple(warnings),
     )
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from .client import PAGE_LIMIT, G2WClient, ListedRegistrant, Page
 from .errors import (
+    AnswersDropped,
     ApiUnavailable,
     OutcomeUnknown,
     RequestRejected,
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: the most pages of the registrant list read at once: 200,000 people, more than a webinar holds
 MAX_PAGES = 1000
+#: how many people with answers are sent one by one, at most, to find one to read back
+VERIFY_TRIES = 5
 #: seconds to let a request whose answer was lost reach the API before the list is read
 SETTLE_DELAY = 2.0
 WAITING_NOTE = "awaits the organizer's approval in GoTo Webinar"
@@ -193,6 +196,8 @@ class Registrar:
         pending (their journal state says whether a call for them may have gone through).
         """
         queue = collections.deque(registrants)
+        if any(registrant.responses for registrant in queue):
+            await self._answers_kept(queue, on_result)
         while queue and not self.session.stopping:
             await self._drain(queue, on_result)
             if self._parked and not self.session.stopping:
@@ -215,7 +220,49 @@ class Registrar:
             for _ in range(min(self.concurrency, len(queue))):
                 group.create_task(worker())
 
-    async def _send(self, registrant: Registrant, on_result: OnResult) -> None:
+    async def _answers_kept(
+        self, queue: collections.deque[Registrant], on_result: OnResult
+    ) -> None:
+        """Send the first people with answers to custom questions one by one until one is
+        newly registered, and read that one back: if GoTo kept none of the answers (as its
+        "basic" create does), stop before the rest are sent without theirs."""
+        for registrant in [r for r in queue if r.responses][:VERIFY_TRIES]:
+            if self.session.stopping:
+                return
+            queue.remove(registrant)
+            result = await self._send(registrant, on_result)
+            if (
+                result is None
+                or result.status is not Status.REGISTERED
+                or not result.registrant_key
+            ):
+                continue
+            try:
+                stored = await self.session.call(
+                    functools.partial(self.client.get_registrant, result.registrant_key),
+                    what="reading back the first registrant",
+                )
+            except RunStopped:
+                return
+            if stored is not None and stored.responses is not None and not stored.responses:
+                self.session.stop(
+                    AnswersDropped(
+                        f"GoTo registered row {registrant.line} but kept none of its answers "
+                        "to the webinar's questions; nothing more was sent. Check the "
+                        "webinar's registration questions in GoTo Webinar, then run again"
+                    )
+                )
+            return
+
+    async def _send(self, registrant: Registrant, on_result: OnResult) -> Result | None:
+        """Send one person; the result once settled, None while it waits for the list or the
+        run stopped first."""
+        result = await self._create(registrant)
+        if result is not None:
+            self._settle(registrant, result, on_result)
+        return result
+
+    async def _create(self, registrant: Registrant) -> Result | None:
         key = registrant.email_key
         self._attempts[key] += 1
         if self.journal is not None and self._attempts[key] == 1:
@@ -227,36 +274,28 @@ class Registrar:
                 create=True,
             )
         except RunStopped:
-            return
+            return None
         except RequestRejected as exc:
-            self._settle(
-                registrant, _failed(registrant, f"GoTo refused this row: {exc}"), on_result
-            )
-            return
+            return _failed(registrant, f"GoTo refused this row: {exc}")
         except (OutcomeUnknown, ServerError) as exc:
             log.debug("row %d: %s; parked for the registrant list", registrant.line, exc)
             self._maybe_ours.add(key)
             self._parked[key] = _Parked(registrant, True, str(exc))
-            return
+            return None
         except TransientError as exc:  # 429s or failed connections until retries ran out
             attempts = self.session.policy.attempts
-            result = _failed(
-                registrant, f"gave up after {attempts} attempts: {exc}", retryable=True
-            )
-            self._settle(registrant, result, on_result)
-            return
+            return _failed(registrant, f"gave up after {attempts} attempts: {exc}", retryable=True)
         if got.registrant_key is None:  # a 409 that does not say as whom
             known = self.directory.known.get(key)
             if known is None:
                 self._parked[key] = _Parked(registrant, False, "")
-                return
+                return None
             got = got.with_keys(known.registrant_key, known.join_url)
         status = got.status
         if status is Status.ALREADY_REGISTERED and key in self._maybe_ours:
             status = Status.REGISTERED  # this run's own earlier attempt went through
         note = WAITING_NOTE if got.approval == "WAITING" else None
-        result = Result(registrant.line, status, got.registrant_key, got.join_url, note)
-        self._settle(registrant, result, on_result)
+        return Result(registrant.line, status, got.registrant_key, got.join_url, note)
 
     async def _settle_parked(
         self, queue: collections.deque[Registrant], on_result: OnResult

@@ -7,15 +7,20 @@ own column names and line numbers, so that one pass over the sheet fixes them al
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .columns import OPTIONAL, REQUIRED, ColumnMap, fold
+from .columns import ALIASES, OPTIONAL, REQUIRED, ColumnMap, field_for, fold
 from .errors import InputError
-from .models import Form, RawRow, Registrant, Response, RowProblem, Table
+from .models import Form, FormField, Question, RawRow, Registrant, Response, RowProblem, Table
 from .text import hidden_character, normalise, printable
 
+#: a single column with the whole name, split into first and last name at the last space
+FULL_NAME = "fullName"
+FULL_NAME_HEADERS = frozenset(
+    {"name", "fullname", "vollstandigername", "nomcomplet", "nombrecompleto", "attendee"}
+)
 #: GoTo's limits for standard fields and for answers, where a webinar's form gives none
 MAX_FIELD_LENGTH = 128
 MAX_ANSWER_LENGTH = 1000
@@ -63,7 +68,24 @@ class Rule:
     choices: Mapping[str, str] = field(default_factory=dict)
     #: the allowed answers as the webinar spells them, for messages
     shown: tuple[str, ...] = ()
-    question: bool = False
+    question: str | None = None  #: the question's text, for a custom question
+
+    @property
+    def plain(self) -> bool:
+        """Whether the header alone says what the column is sent as: it reads as the field's
+        name, or as the question's text without also reading as a standard field."""
+        if self.question is not None:
+            return field_for(self.header) is None
+        return fold(self.header) == fold(self.name)
+
+    @property
+    def sent_as(self) -> str:
+        """What the column is sent as, in words: ``organization``, ``question 'Role?'``."""
+        if self.question is not None:
+            return f"question '{self.question}'"
+        if self.name == FULL_NAME:
+            return "firstName and lastName (split at the last space)"
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,8 @@ class Plan:
     problems: Mapping[int, tuple[RowProblem, ...]]
     duplicates: Mapping[int, int]
     rules: tuple[Rule, ...] = ()
+    #: why a column that looks like a field is not sent, by column
+    unsent: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def ignored_headers(self) -> tuple[str, ...]:
@@ -87,10 +111,12 @@ class Plan:
 def validate(table: Table, form: Form | None = None) -> Plan:
     """Check every row of ``table``, against the webinar's ``form`` when it is known.
 
-    Raises :class:`InputError` only when a column the webinar requires is absent altogether.
+    Raises :class:`InputError` only when a column the webinar requires is absent altogether,
+    or the form itself cannot be filled in (a required multiple-choice question with no
+    answers).
     """
     columns = ColumnMap.from_headers(table.headers)
-    rules = _rules(table, columns, form or Form())
+    rules, unsent = _rules(table, form or Form())
     registrants: list[Registrant] = []
     problems: dict[int, tuple[RowProblem, ...]] = {}
     duplicates: dict[int, int] = {}
@@ -106,58 +132,65 @@ def validate(table: Table, form: Form | None = None) -> Plan:
             duplicates[row.line] = earlier
             continue
         registrants.append(registrant)
-    return Plan(table, columns, tuple(registrants), problems, duplicates, rules)
+    return Plan(table, columns, tuple(registrants), problems, duplicates, rules, unsent)
 
 
 def check_columns(table: Table) -> None:
     """Refuse a table without a first name, last name or e-mail column, before any call."""
-    _rules(table, ColumnMap.from_headers(table.headers), Form())
+    _rules(table, Form())
 
 
-def _rules(table: Table, columns: ColumnMap, form: Form) -> tuple[Rule, ...]:
-    """One rule per column that is sent, required fields first; refuse missing required ones."""
-    rules: list[Rule] = []
+def _rules(table: Table, form: Form) -> tuple[tuple[Rule, ...], dict[int, str]]:
+    """One rule per column that is sent; refuse missing required ones.
+
+    The webinar's form decides. A column named like one of its questions answers it, ahead of
+    any alias of a standard field ("Company" can be a question); a standard field its form does
+    not list is not claimed at all; a field it lists under a name the importer has no alias for
+    is taken from a column named exactly so. Without a form (a dry run without sign-in) every
+    standard field counts. A single full-name column stands in for first and last name.
+    """
+    taken: set[int] = set()
     missing: list[str] = []
+    unsent: dict[int, str] = {}
+
+    def claim(key: Callable[[str], str | None], wanted: Collection[str]) -> int | None:
+        """The first column not yet taken whose ``key(header)`` is among ``wanted``."""
+        index = next(
+            (i for i, h in enumerate(table.headers) if i not in taken and key(h) in wanted), None
+        )
+        if index is not None:
+            taken.add(index)
+        return index
+
+    questions = [_question_rule(table, q, claim, missing, unsent) for q in form.questions]
+    listed = {spec.name for spec in form.fields}
+    fields: list[Rule] = []
     for name in (*REQUIRED, *OPTIONAL):
         spec = form.field(name)
+        if listed and spec is None and name not in REQUIRED:
+            index = next((i for i, h in enumerate(table.headers) if field_for(h) == name), None)
+            if index is not None and index not in taken:
+                unsent[index] = "not a field of this webinar"
+            continue
+        index = claim(field_for, (name,))
+        if index is None and name in ("firstName", "lastName"):
+            continue  # perhaps a full-name column: see below
         required = name in REQUIRED or (spec is not None and spec.required)
-        index = columns.positions.get(name)
         if index is None:
             if required:
                 missing.append(name)
             continue
-        answers = spec.answers if spec else ()
-        rules.append(
-            Rule(
-                name,
-                index,
-                table.headers[index],
-                required,
-                (spec.max_size if spec and spec.max_size else MAX_FIELD_LENGTH),
-                {answer.casefold(): answer for answer in answers},
-                answers,
-            )
-        )
-    taken = {rule.index for rule in rules}
-    by_header = {fold(h): i for i, h in enumerate(table.headers) if i not in taken}
-    for question in form.questions:
-        index = by_header.get(fold(question.text))
-        if index is None:
-            if question.required:
-                missing.append(f"'{question.text}'")
+        fields.append(_field_rule(table, name, index, required, spec))
+    _full_name(table, fields, claim, missing)
+    for spec in form.fields:
+        if spec.name in ALIASES:
             continue
-        rules.append(
-            Rule(
-                question.key,
-                index,
-                table.headers[index],
-                question.required,
-                question.max_size or MAX_ANSWER_LENGTH,
-                {answer.text.casefold(): answer.key for answer in question.answers},
-                tuple(answer.text for answer in question.answers),
-                question=True,
-            )
-        )
+        index = claim(fold, (fold(spec.name),))
+        if index is None:
+            if spec.required:
+                missing.append(spec.name)
+            continue
+        fields.append(_field_rule(table, spec.name, index, spec.required, spec))
     if missing:
         names = " and ".join(missing)
         shown = ", ".join(f"'{h}'" for h in table.headers[:8])
@@ -165,7 +198,82 @@ def _rules(table: Table, columns: ColumnMap, form: Form) -> tuple[Rule, ...]:
             f"{table.describe()}: no {names} column (the header in line {table.header_line} "
             f"has {shown}); add a column named {names}, or rename the one that holds it"
         )
-    return tuple(rules)
+    order = {name: n for n, name in enumerate((FULL_NAME, *REQUIRED))}
+    fields.sort(key=lambda rule: order.get(rule.name, len(order)))
+    return (*fields, *(rule for rule in questions if rule is not None)), unsent
+
+
+#: finds and takes a column: by how its header reads (``key``), among ``wanted`` readings
+Claim = Callable[[Callable[[str], str | None], Collection[str]], int | None]
+
+
+def _field_rule(
+    table: Table, name: str, index: int, required: bool, spec: FormField | None
+) -> Rule:
+    answers = spec.answers if spec else ()
+    return Rule(
+        name,
+        index,
+        table.headers[index],
+        required,
+        spec.max_size if spec and spec.max_size else MAX_FIELD_LENGTH,
+        {answer.casefold(): answer for answer in answers},
+        answers,
+    )
+
+
+def _question_rule(
+    table: Table,
+    question: Question,
+    claim: Claim,
+    missing: list[str],
+    unsent: dict[int, str],
+) -> Rule | None:
+    """The rule for one custom question; its ``type`` decides how it is answered."""
+    index = claim(fold, (fold(question.text),))
+    if question.multiple_choice and not question.answers:
+        # the form cannot be filled in: report it, never guess an answer key
+        if question.required:
+            raise InputError(
+                f"the webinar's required question '{question.text}' is multiple choice but "
+                "lists no answers; fix the question in GoTo Webinar and run again"
+            )
+        if index is not None:
+            unsent[index] = "the webinar lists no answers for this multiple-choice question"
+        return None
+    if index is None:
+        if question.required:
+            missing.append(f"'{question.text}'")
+        return None
+    choices = question.answers if question.multiple_choice else ()
+    return Rule(
+        question.key,
+        index,
+        table.headers[index],
+        question.required,
+        question.max_size or MAX_ANSWER_LENGTH,
+        {answer.text.casefold(): answer.key for answer in choices},
+        tuple(answer.text for answer in choices),
+        question=question.text,
+    )
+
+
+def _full_name(
+    table: Table,
+    fields: list[Rule],
+    claim: Claim,
+    missing: list[str],
+) -> None:
+    """Without first- and last-name columns, a single full-name column gives both."""
+    have = {rule.name for rule in fields}
+    if {"firstName", "lastName"} <= have:
+        return
+    if not have & {"firstName", "lastName"}:
+        index = claim(fold, FULL_NAME_HEADERS)
+        if index is not None:
+            fields.append(Rule(FULL_NAME, index, table.headers[index], True, MAX_FIELD_LENGTH * 2))
+            return
+    missing.extend(name for name in ("firstName", "lastName") if name not in have)
 
 
 def check_row(
@@ -180,13 +288,15 @@ def check_row(
         problem = _problem(rule, value)
         if problem:
             problems.append(RowProblem(row.line, rule.header, problem))
-        elif value and rule.question:
+        elif value and rule.question is not None:
             chosen = rule.choices.get(value.casefold())
             responses.append(
                 Response(rule.name, answer_key=chosen)
                 if rule.choices
                 else Response(rule.name, value)
             )
+        elif value and rule.name == FULL_NAME:
+            values["firstName"], values["lastName"] = value.rsplit(maxsplit=1)
         elif value:
             values[rule.name] = rule.choices.get(value.casefold(), value)
     if problems:
@@ -210,6 +320,11 @@ def _problem(rule: Rule, value: str) -> str | None:
         return f"is {len(value)} characters long; GoTo accepts at most {rule.max_size}"
     if rule.choices and value.casefold() not in rule.choices:
         return f"'{value}' is not one of the answers; choose {', '.join(rule.shown)}"
+    if rule.name == FULL_NAME and " " not in value:
+        return (
+            f"'{value}' is one word; the column is split at the last space into first and last "
+            "name, so add the last name (or use firstName and lastName columns)"
+        )
     if rule.name == "email":
         reason = email_problem(value)
         if reason:

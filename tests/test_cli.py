@@ -68,7 +68,7 @@ def test_dry_run_checks_everything_and_sends_nothing(tmp_path: Path) -> None:
     result = run("register", str(source), "--dry-run")
     assert result.exit_code == 1
     assert "row 4, email: 'bo@' is not a valid e-mail address" in result.stderr
-    assert "Dry run: nothing was sent. 2 rows would be sent (the webinar" in result.stderr
+    assert "Dry run of the file alone: nothing was sent; 2 rows pass." in result.stderr
     assert not (tmp_path / "guests-joinurls.xlsx").exists()
     clean = write_csv(tmp_path / "clean.csv", people(2))
     assert run("register", str(clean), "--dry-run").exit_code == 0

@@ -113,11 +113,29 @@ def test_optional_fields_are_sent_and_other_columns_are_not() -> None:
 
 def test_missing_required_column_names_it_and_the_fix() -> None:
     with pytest.raises(InputError) as caught:
-        validate(table(("Ann", "ann@example.com"), headers=("Name", "Email")))
+        validate(table(("Ann", "ann@example.com"), headers=("Vorname", "Email")))
     assert str(caught.value) == (
-        "people.csv: no firstName and lastName column (the header in line 1 has 'Name', "
-        "'Email'); add a column named firstName and lastName, or rename the one that holds it"
+        "people.csv: no lastName column (the header in line 1 has 'Vorname', 'Email'); add a "
+        "column named lastName, or rename the one that holds it"
     )
+    with pytest.raises(InputError, match="no firstName and lastName column"):
+        validate(table(("Ann", "ann@example.com"), headers=("Person", "Email")))
+
+
+@pytest.mark.parametrize("header", ["Name", "Full name", "Vollständiger Name"])
+def test_a_full_name_column_is_split_at_the_last_space(header: str) -> None:
+    plan = validate(
+        table(
+            ("Anna Maria Schmidt", "anna@example.com"),
+            ("Cher", "cher@example.com"),
+            (" Jean-Luc  Picard ", "jl@example.com"),
+            headers=(header, "Email"),
+        )
+    )
+    names = [(p.first_name, p.last_name) for p in plan.registrants]
+    assert names == [("Anna Maria", "Schmidt"), ("Jean-Luc", "Picard")]
+    assert plan.problems[3][0].message.startswith("'Cher' is one word; the column is split")
+    assert plan.rules[0].sent_as == "firstName and lastName (split at the last space)"
 
 
 @pytest.mark.parametrize("key", ["8325357307900339981", " 123456789 ", "9223372036854775807"])

@@ -300,6 +300,7 @@ class Sandbox:
 
     def _list(self, webinar: SandboxWebinar, query: dict[str, str]) -> Answer:
         """The registrant list, paged in the configured style (``list_style``)."""
+        self.stats["list_reads"] += 1
         entries = [_listed(entry) for entry in webinar.registrants]
         style = self.config.list_style
         if style == "plain" or (style != "spec" and "page" not in query and "limit" not in query):
