@@ -85,11 +85,14 @@ class Admission:
 def default_path(organizer_key: str, webinar_key: str, folder: Path | None = None) -> Path:
     """Where the journal of a webinar lives unless ``--journal`` says otherwise: in ``folder``,
     or in the user's data folder."""
-    if folder is None:
-        import platformdirs
+    return (folder or data_folder() / "journals") / f"{organizer_key}-{webinar_key}.sqlite3"
 
-        folder = Path(platformdirs.user_data_dir("g2w-import", appauthor=False)) / "journals"
-    return folder / f"{organizer_key}-{webinar_key}.sqlite3"
+
+def data_folder() -> Path:
+    """The user's data folder for this tool (journals, locks)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("g2w-import", appauthor=False))
 
 
 def body_hash(registrant: Registrant) -> str:
@@ -107,33 +110,46 @@ class Journal:
         self._lock = lock
 
     @classmethod
-    def open(cls, path: Path, *, organizer_key: str, webinar_key: str) -> Journal:
-        """Open (or create) the journal at ``path`` and take its lock."""
+    def open(
+        cls, path: Path, *, organizer_key: str, webinar_key: str, locks: Path | None = None
+    ) -> Journal:
+        """Open (or create) the journal at ``path`` and take the webinar's lock.
+
+        The lock is one per organizer and webinar, in ``locks`` (default: the user's data
+        folder), whatever the journal is called: two imports of one webinar never run at once,
+        even with two ``--journal`` paths. A file that is not a journal is left as it was.
+        """
+        lock_file = (locks or path.parent) / f"{organizer_key}-{webinar_key}.lock"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            lock = _take_lock(path.with_name(path.name + ".lock"))
+            lock_file.parent.mkdir(parents=True, exist_ok=True)
+            lock = _take_lock(lock_file)
+            if not path.exists():
+                # names and e-mail addresses: for the user's eyes only, from the first byte
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except OSError as exc:
             raise JournalError(
                 f"{path}: the journal cannot be created ({exc.strerror}); "
                 "choose another place with --journal"
             ) from exc
+        connection: sqlite3.Connection | None = None
         try:
             connection = sqlite3.connect(path, isolation_level=None)
-            os.chmod(path, 0o600)  # names and e-mail addresses: for the user's eyes only
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.executescript(_SCHEMA)
             journal = cls(path, connection, lock)
             journal._claim(organizer_key, webinar_key)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, JournalError) as exc:
+            if connection is not None:
+                connection.close()
             lock.close()
+            if isinstance(exc, JournalError):
+                raise
             raise JournalError(
                 f"{path}: is not a usable journal ({exc}); move it away and run again "
                 "(people already registered are then found in the webinar's registrant list)"
             ) from exc
-        except JournalError:
-            lock.close()
-            raise
         return journal
 
     def close(self) -> None:
@@ -298,7 +314,7 @@ def _now() -> str:
 
 def _take_lock(path: Path) -> IO[bytes]:
     """An exclusive lock held for as long as the returned file is open (released on any exit)."""
-    handle = path.open("a+b")
+    handle = os.fdopen(os.open(path, os.O_CREAT | os.O_RDWR, 0o600), "a+b")
     try:
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             import msvcrt
@@ -311,8 +327,7 @@ def _take_lock(path: Path) -> IO[bytes]:
     except OSError:
         handle.close()
         raise JournalError(
-            f"another import for this webinar is running (it holds {path.name}); "
+            f"another import for this webinar is running (it holds {path}); "
             "wait for it to finish, or stop it, and run again"
         ) from None
-    os.chmod(path, 0o600)
     return handle

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import random
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from click.testing import CliRunner, Result
 from openpyxl import load_workbook
 
 from importer.cli import cli
-from importer.journal import Journal
+from importer.journal import Journal, data_folder
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
 
 from .conftest import (
@@ -218,9 +219,29 @@ def test_a_second_import_of_the_same_webinar_is_refused(
     server = loopback_sandbox(rate=0)
     source = write_csv(tmp_path / "guests.csv", people(3))
     path = tmp_path / "journal.sqlite3"
-    with Journal.open(path, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY):
+    locks = data_folder() / "locks"
+    with Journal.open(path, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY, locks=locks):
         result = register(server.api_url, source, "--journal", str(path))
-    assert result.exit_code == 2
-    assert "another import for this webinar is running" in result.stderr
+        # another journal for the same webinar does not get round the lock
+        other = register(server.api_url, source, "--journal", str(tmp_path / "other.sqlite3"))
+    for refused in (result, other):
+        assert refused.exit_code == 2
+        assert "another import for this webinar is running" in refused.stderr
     assert server.sandbox.stats["calls"] == 0
     assert register(server.api_url, source, "--journal", str(path)).exit_code == 0
+
+
+def test_a_journal_path_that_is_no_journal_is_left_as_it_was(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes, not a journal\n" * 50)
+    notes.chmod(0o644)
+    result = register(server.api_url, source, "--journal", str(notes))
+    assert result.exit_code == 2
+    assert "is not a usable journal" in result.stderr
+    assert stat.S_IMODE(notes.stat().st_mode) == 0o644
+    assert notes.read_text() == "my notes, not a journal\n" * 50
+    assert server.sandbox.stats["created"] == 0
