@@ -429,7 +429,9 @@ MANAGE_EPILOG = "\b\nExit codes:\n" + "\n".join(
 )
 
 
-def _manage(start: Start, webinar_key: str | None, sheet: str | None, common: Any) -> NoReturn:
+def _manage(
+    start: Start, webinar_key: str | None, sheet: str | None, common: dict[str, Any]
+) -> NoReturn:
     """Run export, cancel or undo as register runs: errors in one line, Ctrl-C handled, then
     the summary, the report's path and the exit code."""
     console = Console(quiet=common["quiet"], ask=not common["yes"])

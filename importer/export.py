@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import reader, report
 from .client import ListedRegistrant
-from .columns import ColumnMap, fold
+from .columns import fold
 from .connection import Access
 from .console import Console
 from .errors import EXIT_OK, RunStopped
@@ -31,6 +31,7 @@ from .manage import (
     check_out,
     connected,
     named_after,
+    people,
     progress,
     show,
     stamp,
@@ -38,7 +39,6 @@ from .manage import (
 )
 from .models import Table, Webinar, email_key
 from .pipeline import Declined
-from .text import normalise
 
 HEADERS = (
     "firstName",
@@ -260,12 +260,11 @@ def _merged(table: Table, listed: Mapping[str, ListedRegistrant]) -> report.Repo
         if fold(name) not in at:
             at[fold(name)] = len(headers)
             headers.append(name)
-    email = ColumnMap.from_headers(table.headers).positions["email"]
     rows: list[tuple[int | str, ...]] = []
     colours = []
-    for raw in table.rows:
+    for raw, person in zip(table.rows, people(table), strict=True):
         cells = [*raw.cells, *[""] * (len(headers) - len(raw.cells))]
-        found = listed.get(email_key(normalise(raw.cells[email])))
+        found = listed.get(email_key(person.email))
         filled = (
             (found.registrant_key, found.join_url or "", found.status or "")
             if found is not None
@@ -279,5 +278,4 @@ def _merged(table: Table, listed: Mapping[str, ListedRegistrant]) -> report.Repo
 
 
 def _matched(table: Table, listed: Mapping[str, ListedRegistrant]) -> int:
-    email = ColumnMap.from_headers(table.headers).positions["email"]
-    return sum(1 for raw in table.rows if email_key(normalise(raw.cells[email])) in listed)
+    return sum(1 for person in people(table) if email_key(person.email) in listed)

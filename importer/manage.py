@@ -180,7 +180,7 @@ def check_out(path: Path | None) -> None:
 def named_after(webinar: Webinar, ending: str) -> Path:
     """``<subject>-<ending>`` in the current folder, the subject made safe for a file name (the
     webinar key when nothing is left of it)."""
-    stem = _NOT_IN_NAMES.sub("-", webinar.subject).strip(" .-")[:80].strip(" .-")
+    stem = " ".join(_NOT_IN_NAMES.sub(" ", webinar.subject).split())[:80].strip(" .")
     return Path(f"{stem or webinar.key}-{ending}")
 
 

@@ -23,7 +23,8 @@ from importer.canceller import Canceller, Settled, Target
 from importer.cli import cli
 from importer.console import Console
 from importer.journal import Journal, State, default_path
-from importer.models import Cancellation, Registrant, Status
+from importer.manage import named_after
+from importer.models import Cancellation, Registrant, Status, Webinar
 from importer.models import Result as RowResult
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY, Sandbox, SandboxTransport
 from importer.session import ApiSession
@@ -68,9 +69,9 @@ def summary(path: Path) -> dict[str, str]:
     return {row[0]: row[1] for row in sheet.iter_rows(min_row=3, values_only=True)}
 
 
-def add_through_api(server_url: str, rows: list[list[str]], webinar: str = WEBINAR_KEY) -> None:
+def add_through_api(server_url: str, rows: list[list[str]]) -> None:
     """Register people the way another channel would: straight through the API."""
-    path = f"organizers/{ORGANIZER_KEY}/webinars/{webinar}/registrants"
+    path = f"organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}/registrants"
     with httpx.Client(base_url=server_url, headers={"Authorization": "Bearer elsewhere"}) as http:
         for first, last, email in rows:
             answer = http.post(path, json={"firstName": first, "lastName": last, "email": email})
@@ -330,6 +331,45 @@ def test_a_dry_run_or_a_no_changes_nothing(
     assert len(server.sandbox.registrants()) == 2
 
 
+def test_a_call_budget_stops_resumably_and_the_next_run_goes_on(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    crowd = people(10)
+    add_through_api(server.api_url, crowd[1:])
+    leaving = write_csv(tmp_path / "leaving.csv", crowd)
+    budget = ["--max-calls", "5", "--concurrency", "1"]  # the webinar, the list, 3 cancellations
+    first = invoke("cancel", str(leaving), *at(server.api_url), *budget)
+    assert first.exit_code == 3, first.output
+    assert "Stopped early: the run made the 5 calls --max-calls allows. 7 rows are pending" in (
+        first.stderr
+    )
+    report = tmp_path / "leaving-cancelled.xlsx"
+    assert [r["status"] for r in sheet_rows(report)] == ["cancelled"] * 3 + ["pending"] * 7
+    assert "To continue, run the same command again: g2w-import" in summary(report)["Stopped early"]
+    assert len(server.sandbox.registrants()) == 7
+
+    second = invoke("cancel", str(leaving), *at(server.api_url))
+    assert second.exit_code == 0, second.output
+    assert "Resuming:   3 were cancelled by an earlier run." in second.stderr
+    assert [r["status"] for r in sheet_rows(report)] == ["cancelled"] * 10
+    assert server.sandbox.registrants() == []
+    assert server.sandbox.stats["cancelled"] == 10  # nobody twice
+    assert server.sandbox.stats["cancel_missing"] == 0
+
+    for first, last, email in crowd[1:]:
+        answer = [{"questionKey": 7001, "answerKey": 9001}]
+        fields = {"firstName": first, "lastName": last, "email": email, "responses": answer}
+        server.sandbox.add_registrant(fields, WORKSHOP_KEY)
+    out = str(tmp_path / "w.csv")
+    short = invoke("export", *at(server.api_url, WORKSHOP_KEY), "--out", out, *budget)
+    assert short.exit_code == 3
+    assert "The answers of 8 registrants are missing: export again later" in short.stderr
+    rows = list(csv.reader(Path(out).read_text(encoding="utf-8-sig").splitlines()))
+    assert len(rows) == 11
+    assert [row[7] for row in rows[1:]] == ["Developer"] * 2 + [""] * 8
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -375,6 +415,21 @@ def test_unknown_webinar_or_refused_token_exits_4_and_never_shows_the_token(
     assert "the API refused the access token" in result.stderr
     assert "HTTP Request: GET http://127.0.0.1:" in result.stderr
     assert canary not in result.output
+
+
+@pytest.mark.parametrize(
+    ("subject", "name"),
+    [
+        ('Q3: "Launch" / EMEA', "Q3 Launch EMEA-registrants.xlsx"),
+        ("Product launch (sandbox)", "Product launch (sandbox)-registrants.xlsx"),
+        ("..//??", "8325357307900339981-registrants.xlsx"),
+    ],
+)
+def test_a_report_named_after_a_webinar_has_a_file_name_every_system_takes(
+    subject: str, name: str
+) -> None:
+    webinar = Webinar(WEBINAR_KEY, subject, None, None)
+    assert named_after(webinar, "registrants.xlsx") == Path(name)
 
 
 # --- the DELETE worker pool on virtual time ---------------------------------------------------
