@@ -432,6 +432,24 @@ def test_a_report_named_after_a_webinar_has_a_file_name_every_system_takes(
     assert named_after(webinar, "registrants.xlsx") == Path(name)
 
 
+def test_the_sandbox_cancels_once_and_takes_the_same_e_mail_again(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0)
+    entry = sandbox.add_registrant({"firstName": "A", "lastName": "B", "email": "a@example.com"})
+
+    async def go() -> tuple[bool, bool, Status]:
+        async with sandbox_client(sandbox) as http:
+            client = api(http, sandbox)
+            first = await client.delete_registrant(entry["registrantKey"])
+            again = await client.delete_registrant(entry["registrantKey"])
+            person = Registrant(2, "A", "B", "A@example.com")
+            return first, again, (await client.create_registrant(person, resend=False)).status
+
+    assert run_virtual(go()) == (True, False, Status.REGISTERED)
+    assert (sandbox.stats["cancelled"], sandbox.stats["cancel_missing"]) == (1, 1)
+    (again,) = sandbox.registrants()
+    assert again["registrantKey"] != entry["registrantKey"]
+
+
 # --- the DELETE worker pool on virtual time ---------------------------------------------------
 
 
