@@ -10,7 +10,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -18,11 +18,32 @@ from typing import Any, NoReturn
 import click
 from click.decorators import FC
 
-from . import credentials, files, lookup, oauth, pipeline, report, settings, template
+from . import (
+    cancel,
+    credentials,
+    export,
+    files,
+    lookup,
+    oauth,
+    pipeline,
+    report,
+    settings,
+    template,
+)
 from .connection import Access
 from .console import Console, setup_logging
-from .errors import EXIT_API, EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, ImporterError, UsageError
+from .errors import (
+    EXIT_API,
+    EXIT_CODES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS,
+    EXIT_USAGE,
+    ImporterError,
+    UsageError,
+)
 from .events import StopSignal
+from .manage import Done, ManageOptions
 from .models import Form, Webinar
 from .sandbox import Sandbox, SandboxConfig, SandboxServer, serve
 from .settings import API_URL, check_key
@@ -317,6 +338,247 @@ def register(
 def _command_line() -> str:
     """The command as typed, to repeat in the report's Summary (never holds a token)."""
     return " ".join(["g2w-import", *sys.argv[1:]])
+
+
+def _manage_options(*, out: str, journal: bool = True) -> Callable[[FC], FC]:
+    """The options export, cancel and undo share with register: the report, the journal, pace
+    and budget, asking, and what is shown."""
+
+    def apply(command: FC) -> FC:
+        options = [
+            click.option(
+                "--out",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help=f"Where to write the report, .xlsx or .csv.  [default: {out}]",
+            ),
+            *[
+                click.option(
+                    "--journal",
+                    "journal_path",
+                    type=click.Path(path_type=Path, dir_okay=False),
+                    help="The webinar's journal (SQLite), as register keeps it.  "
+                    "[default: one per webinar in your user data folder]",
+                )
+            ][:journal],
+            click.option(
+                "--dry-run", is_flag=True, help="Show the plan; change nothing, write nothing."
+            ),
+            click.option(
+                "--rate",
+                type=click.FloatRange(min=0.1, max=1000),
+                metavar="N",
+                default=10.0,
+                show_default=True,
+                help="API calls per second: the API's rate limit (GoTo's default is 10).",
+            ),
+            click.option(
+                "--concurrency",
+                type=click.IntRange(1, 256),
+                metavar="N",
+                help="Requests in flight at most.  [default: twice the rate]",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=1),
+                metavar="SECONDS",
+                default=30.0,
+                show_default=True,
+                help="Seconds to wait for one answer.",
+            ),
+            click.option(
+                "--max-calls",
+                type=click.IntRange(min=1),
+                metavar="N",
+                help="Make at most N API calls in this run (for a daily quota); run again to "
+                "continue.",
+            ),
+            click.option(
+                "--give-up-after",
+                type=click.FloatRange(min=1),
+                default=60.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="Stop (resumable) when the API has answered only 429s or errors, or could "
+                "not be reached, for this long.",
+            ),
+            click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+            click.option("--quiet", "-q", is_flag=True, help="No plan, progress or summary."),
+            click.option(
+                "--verbose", "-v", is_flag=True, help="Log every API call (tokens are never shown)."
+            ),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+Start = Callable[[ManageOptions, Console, StopSignal], Coroutine[Any, Any, Done]]
+_MANAGE_CODES = {
+    EXIT_OK: "done: everyone asked for is cancelled or not registered; the list is complete",
+    EXIT_ROWS: "finished, but some rows failed or are pending",
+}
+MANAGE_EPILOG = "\b\nExit codes:\n" + "\n".join(
+    f"  {code:<4} {_MANAGE_CODES.get(code, text)}" for code, text in EXIT_CODES
+)
+
+
+def _manage(
+    start: Start, webinar_key: str | None, sheet: str | None, common: dict[str, Any]
+) -> NoReturn:
+    """Run export, cancel or undo as register runs: errors in one line, Ctrl-C handled, then
+    the summary, the report's path and the exit code."""
+    console = Console(quiet=common["quiet"], ask=not common["yes"])
+    stop = StopSignal()
+    setup_logging(common["verbose"])
+    with _errors(), _Interrupts(stop, console) as interrupts:
+        options = ManageOptions(
+            webinar_key=webinar_key,
+            out=common["out"],
+            journal=common.get("journal_path"),
+            sheet=sheet,
+            rate=common["rate"],
+            concurrency=common["concurrency"],
+            timeout=common["timeout"],
+            max_calls=common["max_calls"],
+            give_up_after=common["give_up_after"],
+            dry_run=common["dry_run"],
+            resume_hint=f"run the same command again: {_command_line()}",
+        )
+        interrupts.in_loop = True
+        done = asyncio.run(start(options, console, stop))
+        interrupts.in_loop = False
+    if done.dry_run:
+        console.say("Dry run: nothing was changed or written.")
+    else:
+        console.say(f"Done: {done.summary()}.", "green" if done.exit_code == EXIT_OK else "yellow")
+    ending = done.ending()
+    if ending:
+        console.line(ending, "red" if done.exit_code == EXIT_API else "yellow")
+    if done.report is not None:
+        click.echo(f"Report: {done.report}")
+    sys.exit(done.exit_code)
+
+
+def _access(
+    sandbox: bool, api_url: str | None, token_file: Path | None, organizer_key: str | None
+) -> Access:
+    return Access(
+        sandbox=sandbox, api_url=api_url, token_file=token_file, organizer_key=organizer_key
+    )
+
+
+@cli.command("export", epilog=MANAGE_EPILOG)
+@_api_options()
+@click.option(
+    "--merge",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Instead of a list, fill registrantKey, joinUrl and status into a copy of FILE (.csv, "
+    ".txt, .xlsx or .xlsm), matched by e-mail; its own columns stay as they are.",
+)
+@click.option("--sheet", metavar="NAME", help="The Excel sheet of the --merge file to read.")
+@click.option(
+    "--answers/--no-answers",
+    default=True,
+    show_default=True,
+    help="Read each registrant's answers to the custom questions (one call per registrant).",
+)
+@_manage_options(
+    out="SUBJECT-registrants.xlsx here, or FILE-registrants beside the --merge FILE",
+    journal=False,
+)
+def export_command(
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    merge: Path | None,
+    sheet: str | None,
+    answers: bool,
+    **common: Any,
+) -> None:
+    """Write everyone registered for a webinar, with their join URLs, to a report.
+
+    Everyone is listed, whatever channel they registered through: names, e-mail, status,
+    registration date, registrant key, join URL and the answers to custom questions. Nothing
+    in GoTo is changed.
+    """
+    access = _access(sandbox, api_url, token_file, organizer_key)
+    _manage(
+        lambda options, console, stop: export.export(
+            access, options, console, stop, merge=merge, answers=answers
+        ),
+        webinar_keys,
+        sheet,
+        common,
+    )
+
+
+@cli.command("cancel", epilog=MANAGE_EPILOG)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=True))
+@_api_options()
+@click.option("--sheet", metavar="NAME", help="The Excel sheet to read.")
+@_manage_options(out="FILE-cancelled.xlsx")
+def cancel_command(
+    file: Path,
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    sheet: str | None,
+    **common: Any,
+) -> None:
+    """Unregister the people in FILE from a webinar, matched by e-mail.
+
+    Whoever registered them, everyone in FILE who is registered for the webinar is cancelled;
+    the report says per row cancelled, not_registered, failed or pending. Interrupted or
+    stopped, the same command run again carries on, and cancels nobody twice.
+    """
+    access = _access(sandbox, api_url, token_file, organizer_key)
+    _manage(
+        lambda options, console, stop: cancel.cancel(file, access, options, console, stop),
+        webinar_keys,
+        sheet,
+        common,
+    )
+
+
+@cli.command("undo", epilog=MANAGE_EPILOG)
+@_api_options()
+@click.option(
+    "--file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Undo only the registrations of the people in this file.",
+)
+@click.option("--sheet", metavar="NAME", help="The Excel sheet of --file to read.")
+@_manage_options(out="SUBJECT-undone.xlsx here, or FILE-undone.xlsx beside --file")
+def undo_command(
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    file: Path | None,
+    sheet: str | None,
+    **common: Any,
+) -> None:
+    """Cancel the registrations g2w-import made for a webinar, as its journal records them.
+
+    People it found registered already, and people who came through another channel, are left
+    alone. Registering the same file again afterwards registers them again (for instance once
+    the right webinar key is in place).
+    """
+    access = _access(sandbox, api_url, token_file, organizer_key)
+    _manage(
+        lambda options, console, stop: cancel.undo(access, options, console, stop, file),
+        webinar_keys,
+        sheet,
+        common,
+    )
 
 
 #: the sandbox's faults, each a share of calls from 0 to 1: option, SandboxConfig field, help

@@ -287,6 +287,16 @@ class G2WClient(_Api):
         )
         return Form(fields, questions)
 
+    async def delete_registrant(self, registrant_key: str) -> bool:
+        """Cancel one registration (204); False when there is no such registrant (404), as after
+        an earlier cancellation whose answer was lost."""
+        response = await self._send("DELETE", f"{self._webinar_path}/registrants/{registrant_key}")
+        if response.status_code in (200, 204):
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._error(response)
+
 
 class OrganizerClient(_Api):
     """Calls about an organizer rather than one webinar: the list of their webinars."""

@@ -6,6 +6,11 @@ an exact record: a ``sending`` row is one whose outcome is unknown, to be settle
 webinar's registrant list before it is ever sent again. SQLite runs in WAL mode with
 ``synchronous=FULL``: a committed state survives a power cut.
 
+Cancelling works the same way: ``cancelling`` is committed before the DELETE call and
+``cancelled`` after it, and ``prior`` keeps the state the cancellation started from (whether this
+tool registered the person), for a cancellation that does not happen and for ``undo``. A
+``cancelled`` person counts as not sent: registering them again sends them again.
+
 One journal per organizer and webinar, whatever the input file is called, so that running the
 same import again finds it. A lock file beside it keeps a second process out.
 """
@@ -27,9 +32,9 @@ from types import TracebackType
 from typing import IO
 
 from .errors import JournalError
-from .models import Registrant, Result, Status
+from .models import Registrant, Result, Status, email_key
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS people (
@@ -43,11 +48,12 @@ CREATE TABLE IF NOT EXISTS people (
     retry           INTEGER NOT NULL DEFAULT 0,
     body_hash       TEXT NOT NULL,
     updated         TEXT NOT NULL,
-    approval        TEXT
+    approval        TEXT,
+    prior           TEXT
 );
 """
 #: columns added since schema 1, added to an older journal when it is opened
-_ADDED = {"approval": "TEXT"}
+_ADDED = {"approval": "TEXT", "prior": "TEXT"}
 
 
 class State(enum.StrEnum):
@@ -73,6 +79,20 @@ _STATE_OF = {status: state for state, status in _SETTLED.items()}
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One person as the journal holds them, for cancellations."""
+
+    email_key: str
+    email: str
+    line: int
+    state: State
+    registrant_key: str | None
+    join_url: str | None
+    #: while ``cancelling`` or once ``cancelled``: the state the cancellation started from
+    prior: State | None = None
+
+
+@dataclass(frozen=True)
 class Admission:
     """What the journal already knows of a plan's registrants."""
 
@@ -86,6 +106,16 @@ def default_path(organizer_key: str, webinar_key: str, folder: Path | None = Non
     """Where the journal of a webinar lives unless ``--journal`` says otherwise: in ``folder``,
     or in the user's data folder."""
     return (folder or data_folder() / "journals") / f"{organizer_key}-{webinar_key}.sqlite3"
+
+
+def webinar_journal(
+    organizer_key: str, webinar_key: str, *, folder: Path | None, path: Path | None = None
+) -> Journal:
+    """Open the journal of a webinar: at ``path``, or its default place in ``folder`` (the
+    user's data folder when None), locked for this organizer and webinar."""
+    where = path or default_path(organizer_key, webinar_key, folder)
+    locks = folder or data_folder() / "locks"
+    return Journal.open(where, organizer_key=organizer_key, webinar_key=webinar_key, locks=locks)
 
 
 def data_folder() -> Path:
@@ -211,7 +241,7 @@ class Journal:
         known = {
             row[0]: row
             for row in self._db.execute(
-                "SELECT email_key, state, registrant_key, join_url, error, retry, body_hash "
+                "SELECT email_key, state, registrant_key, join_url, error, retry, body_hash, prior "
                 "FROM people"
             )
         }
@@ -230,13 +260,21 @@ class Journal:
                     )
                     to_send.append(person)
                     continue
-                _, state, key, url, error, retry, old_fingerprint = row
+                _, state, key, url, error, retry, old_fingerprint, prior = row
                 self._db.execute(
                     "UPDATE people SET line = ? WHERE email_key = ?",
                     (person.line, person.email_key),
                 )
-                if state == State.FAILED and (retry or fingerprint != old_fingerprint):
+                if state == State.CANCELLED or (
+                    state == State.FAILED and (retry or fingerprint != old_fingerprint)
+                ):
                     self._set(person.email_key, State.TODO, body_hash=fingerprint)
+                    to_send.append(person)
+                elif state == State.CANCELLING:
+                    # an interrupted cancellation: the registrant list settles whether the person
+                    # is still registered, and as this tool's registration if it was one
+                    ours = prior == State.REGISTERED
+                    self._set(person.email_key, State.SENDING if ours else State.TODO)
                     to_send.append(person)
                 elif state in (State.TODO, State.SENDING):
                     to_send.append(person)
@@ -290,6 +328,60 @@ class Journal:
                 settled[person.line] = result
         return still, settled
 
+    def entries(self) -> dict[str, Entry]:
+        """Everyone the journal holds, by e-mail key, in the order of their input lines."""
+        rows = self._db.execute(
+            "SELECT email_key, email, line, state, registrant_key, join_url, prior FROM people "
+            "ORDER BY line"
+        )
+        return {
+            key: Entry(
+                key, email, line, State(state), registrant_key, url, State(prior) if prior else None
+            )
+            for key, email, line, state, registrant_key, url, prior in rows
+        }
+
+    def cancelling(
+        self, email: str, line: int, registrant_key: str, join_url: str | None, prior: State
+    ) -> None:
+        """Commit, before the call, that this registration is being cancelled; ``prior`` is the
+        state the person goes back to if it is not."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO people (email_key, email, line, state, registrant_key, join_url, "
+                "body_hash, updated, prior) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?) "
+                "ON CONFLICT (email_key) DO UPDATE SET state = excluded.state, "
+                "registrant_key = excluded.registrant_key, join_url = excluded.join_url, "
+                "error = NULL, updated = excluded.updated, prior = excluded.prior",
+                (
+                    email_key(email),
+                    email,
+                    line,
+                    State.CANCELLING,
+                    registrant_key,
+                    join_url,
+                    _now(),
+                    prior,
+                ),
+            )
+
+    def cancelled(self, email_key: str) -> None:
+        """Commit that the registration is cancelled (``prior`` is kept, for ``undo``)."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE people SET state = ?, updated = ? WHERE email_key = ?",
+                (State.CANCELLED, _now(), email_key),
+            )
+
+    def kept(self, email_key: str) -> None:
+        """Commit that a cancellation did not happen: the person is registered as before."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE people SET state = COALESCE(prior, ?), prior = NULL, updated = ? "
+                "WHERE email_key = ? AND state = ?",
+                (State.ALREADY_REGISTERED, _now(), email_key, State.CANCELLING),
+            )
+
     def _set(
         self,
         email_key: str,
@@ -303,7 +395,7 @@ class Journal:
     ) -> None:
         self._db.execute(
             "UPDATE people SET state = ?, registrant_key = ?, join_url = ?, error = ?, retry = ?, "
-            "body_hash = COALESCE(?, body_hash), updated = ? WHERE email_key = ?",
+            "body_hash = COALESCE(?, body_hash), updated = ?, prior = NULL WHERE email_key = ?",
             (state, key, url, error, int(retry), body_hash, _now(), email_key),
         )
 

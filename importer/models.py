@@ -28,6 +28,16 @@ class Status(enum.StrEnum):
         return self in (Status.REGISTERED, Status.ALREADY_REGISTERED)
 
 
+class Cancellation(enum.StrEnum):
+    """What became of one person to be cancelled; the ``status`` of the cancel and undo reports."""
+
+    CANCELLED = "cancelled"
+    #: nobody with this e-mail is registered for the webinar
+    NOT_REGISTERED = "not_registered"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
 def email_key(address: str) -> str:
     """An e-mail address as GoTo compares it: one registration per address, ignoring case."""
     return address.casefold()

@@ -29,7 +29,7 @@ from .connection import Access, Connection, default_webinar, open_connection
 from .credentials import NotSignedIn
 from .errors import EXIT_OK, ImporterError, RunStopped, UsageError
 from .events import Listener, PlanView, Silent, StopSignal
-from .journal import Journal, data_folder, default_path
+from .journal import Journal, webinar_journal
 from .models import Form, Result, RowProblem, Table, Webinar
 from .outcome import Outcome, RowOutcome, WebinarOutcome, row_outcomes
 from .reader import Source
@@ -264,11 +264,9 @@ def _open_journals(
         raise UsageError(
             "--journal names one journal, but this run has several webinars; leave --journal out"
         )
-    locks = connection.journal_folder or data_folder() / "locks"
     for part in parts:
-        where = path or default_path(organizer, part.key, connection.journal_folder)
         part.journal = stack.enter_context(
-            Journal.open(where, organizer_key=organizer, webinar_key=part.key, locks=locks)
+            webinar_journal(organizer, part.key, folder=connection.journal_folder, path=path)
         )
 
 

@@ -29,14 +29,16 @@ LEAD = ("row", *REQUIRED)
 TRAIL = ("status", "registrantKey", "joinUrl", "error")
 SUFFIXES = (".xlsx", ".csv")
 _EXCEL_CELL_LIMIT = 32767
-#: row colours by status: green for registered, red for needs attention, yellow for pending
+#: row colours: green for done, pale green for nothing to do, red for needs attention, yellow for
+#: pending
+GREEN, PALE_GREEN, RED, YELLOW = "C6EFCE", "E2EFDA", "FFC7CE", "FFEB9C"
 _COLOURS = {
-    Status.REGISTERED: "C6EFCE",
-    Status.ALREADY_REGISTERED: "E2EFDA",
-    Status.INVALID: "FFC7CE",
-    Status.DUPLICATE: "FFC7CE",
-    Status.FAILED: "FFC7CE",
-    Status.PENDING: "FFEB9C",
+    Status.REGISTERED: GREEN,
+    Status.ALREADY_REGISTERED: PALE_GREEN,
+    Status.INVALID: RED,
+    Status.DUPLICATE: RED,
+    Status.FAILED: RED,
+    Status.PENDING: YELLOW,
 }
 _WIDTH_SAMPLE = 2000
 ATTENTION = frozenset({Status.INVALID, Status.DUPLICATE, Status.FAILED})
@@ -57,6 +59,11 @@ class Report:
     summary: tuple[tuple[str, str], ...] = ()
     attention_headers: tuple[str, ...] = ()
     attention: list[tuple[str, ...]] = field(default_factory=list)
+    #: the Summary sheet's title
+    title: str = "Registration report"
+    #: each row's colour (RGB hex), for a report of another command; by default the colour of
+    #: the row's status
+    colours: tuple[str, ...] = ()
 
     def counts(self) -> collections.Counter[Status]:
         """How many rows ended in each status."""
@@ -240,7 +247,7 @@ def _write_xlsx(report: Report, path: Path) -> None:
         summary.column_dimensions["B"].width = 80
         summary.page_setup.fitToWidth, summary.page_setup.fitToHeight = 1, 0
         summary.sheet_properties.pageSetUpPr.fitToPage = True
-        title = WriteOnlyCell(summary, value="Registration report")
+        title = WriteOnlyCell(summary, value=report.title)
         title.font = Font(bold=True, size=14)
         summary.append([title])
         summary.append([])
@@ -263,9 +270,9 @@ def _write_xlsx(report: Report, path: Path) -> None:
         cell.font = bold
         header.append(cell)
     sheet.append(header)
-    link_column = report.headers.index("joinUrl")
-
-    fills = {status: PatternFill("solid", fgColor=colour) for status, colour in _COLOURS.items()}
+    link_column = report.headers.index("joinUrl") if "joinUrl" in report.headers else None
+    colours = report.colours or [_COLOURS[status] for status in report.statuses]
+    fills = {colour: PatternFill("solid", fgColor=colour) for colour in set(colours)}
 
     def cell_for(column: int, value: int | str, fill: PatternFill) -> WriteOnlyCell:
         if isinstance(value, int):
@@ -283,8 +290,8 @@ def _write_xlsx(report: Report, path: Path) -> None:
             cell.style = "Hyperlink"
         return cell
 
-    for row, status in zip(report.rows, report.statuses, strict=True):
-        fill = fills[status]
+    for row, colour in zip(report.rows, colours, strict=True):
+        fill = fills[colour]
         sheet.append([cell_for(column, value, fill) for column, value in enumerate(row)])
     last = get_column_letter(len(report.headers))
     sheet.auto_filter.ref = f"A1:{last}{len(report.rows) + 1}"

@@ -241,6 +241,8 @@ class Sandbox:
         one = re.fullmatch(r"/registrants/(\d+)", rest)
         if one and method == "GET":
             return self._one(webinar, one[1])
+        if one and method == "DELETE":
+            return self._delete(webinar, one[1])
         return _error(405 if rest in ("", "/registrants") else 404, "NotFound", "not supported")
 
     def _webinar_body(self, webinar: SandboxWebinar) -> dict[str, Any]:
@@ -350,6 +352,22 @@ class Sandbox:
             text = chosen.get(given.get("answerKey"), given.get("responseText", ""))
             answers.append({"question": question["question"], "answer": text})
         return _ok({**_listed(entry), **entry["fields"], "responses": answers})
+
+    def _delete(self, webinar: SandboxWebinar, registrant_key: str) -> Answer:
+        """Cancel one registration: 204, or 404 when there is no such registrant (any more)."""
+        entry = next((e for e in webinar.registrants if e["registrantKey"] == registrant_key), None)
+        if entry is None:
+            self.stats["cancel_missing"] += 1
+            return _error(404, "NotFound", "Registrant not found")
+        webinar.registrants.remove(entry)
+        address = entry["email"].casefold()
+        if webinar.by_email.get(address) is entry:
+            del webinar.by_email[address]
+            same = (e for e in webinar.registrants if e["email"].casefold() == address)
+            if (other := next(same, None)) is not None:
+                webinar.by_email[address] = other
+        self.stats["cancelled"] += 1
+        return Answer(204)
 
     def _create(self, webinar: SandboxWebinar, body: bytes) -> Answer:
         try:

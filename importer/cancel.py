@@ -1,0 +1,451 @@
+"""``cancel`` and ``undo``: take registrations back, with the same care as making them.
+
+* :func:`cancel` unregisters the people of a file, matched by e-mail (ignoring case) against the
+  webinar's registrant list, whoever registered them.
+* :func:`undo` unregisters exactly the people this tool registered for the webinar, as its
+  journal records them: never one it found registered already, nor one who came through another
+  channel (a registration under another key than the one the journal holds).
+
+Both read the registrant list, show a plan, ask, and cancel through a
+:class:`~importer.canceller.Canceller`, which keeps the journal. Run again after any stop, they
+settle what the last run left open from the registrant list and go on; nobody is cancelled twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import reader, report
+from .canceller import Canceller, Settled, Target
+from .client import ListedRegistrant
+from .connection import Access
+from .console import Console
+from .errors import EXIT_OK, EXIT_ROWS, Interrupted, RunStopped
+from .events import StopSignal
+from .journal import Entry, State
+from .manage import (
+    ManageOptions,
+    Person,
+    Run,
+    beside,
+    check_out,
+    connected,
+    first_lines,
+    named_after,
+    people,
+    progress,
+    show,
+    stamp,
+    webinar_line,
+)
+from .models import Cancellation, Webinar, email_key
+from .pipeline import Declined
+
+HEADERS = ("row", "firstName", "lastName", "email", "status", "registrantKey", "error")
+_COLOURS = {
+    Cancellation.CANCELLED: report.GREEN,
+    Cancellation.NOT_REGISTERED: report.PALE_GREEN,
+    Cancellation.FAILED: report.RED,
+    Cancellation.PENDING: report.YELLOW,
+}
+SHOWN_ROWS = 20
+EARLIER = "cancelled by an earlier run"
+NOBODY = "nobody with this e-mail is registered for the webinar"
+NO_EMAIL = "the row has no e-mail address"
+GONE = (
+    "no longer registered under the key g2w-import got (cancelled in GoTo Webinar?); "
+    "a registration made since is left alone"
+)
+UNKNOWN_PENDING = (
+    "the cancellation was sent, but GoTo's answer was lost; the next run looks this person up"
+)
+STOPPED_PENDING = "not cancelled: the run stopped first; run the command again"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a cancel or undo report."""
+
+    line: int
+    first_name: str
+    last_name: str
+    email: str
+    status: Cancellation
+    registrant_key: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Cancellations:
+    """What a ``cancel`` or ``undo`` came to: a row per person, in the order of their lines."""
+
+    webinar: Webinar
+    rows: tuple[Row, ...]
+    #: what named the people: the input file, or the journal
+    source: str
+    stopped: RunStopped | None = None
+    dry_run: bool = False
+    #: where the report went (None in a dry run)
+    report: Path | None = None
+    resume_hint: str = "run the same command again"
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now().astimezone())
+
+    @property
+    def counts(self) -> collections.Counter[Cancellation]:
+        """How many rows ended in each status."""
+        return collections.Counter(row.status for row in self.rows)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nobody asked for is registered any more, 1 when rows failed or are pending,
+        and the stop's own code when the run stopped early."""
+        if self.stopped is not None:
+            return self.stopped.exit_code
+        done = (Cancellation.CANCELLED, Cancellation.NOT_REGISTERED)
+        return EXIT_OK if self.dry_run or all(r.status in done for r in self.rows) else EXIT_ROWS
+
+    def summary(self) -> str:
+        """``10 cancelled, 1 not registered``."""
+        counts = self.counts
+        parts = [f"{counts[s]:,} {s.value.replace('_', ' ')}" for s in Cancellation if counts[s]]
+        return ", ".join(parts) or "nobody to cancel"
+
+    def ending(self) -> str | None:
+        """Why the run stopped early, if it did, and how to carry on."""
+        if self.stopped is None:
+            return None
+        again = (
+            f"{self.counts[Cancellation.PENDING]:,} rows are pending: run the same command "
+            "again to continue."
+        )
+        if isinstance(self.stopped, Interrupted):
+            return f"Interrupted. {again}"
+        return f"Stopped early: {self.stopped}. {again}"
+
+
+@dataclass
+class _Book:
+    """One run's people by e-mail key: who is cancelled now, who was settled without a call."""
+
+    targets: list[Target] = field(default_factory=list)
+    settled: dict[str, tuple[Cancellation, str]] = field(default_factory=dict)
+    #: registrant keys, for the report
+    keys: dict[str, str] = field(default_factory=dict)
+    #: journal rows whose registration the list shows gone: recorded as cancelled before going on
+    gone: list[str] = field(default_factory=list)
+    results: dict[str, Settled] = field(default_factory=dict)
+
+    def cancel(self, target: Target) -> None:
+        self.targets.append(target)
+        self.keys[target.email_key] = target.registrant_key
+
+    def settle(
+        self, key: str, status: Cancellation, note: str, registrant_key: str | None = None
+    ) -> None:
+        self.settled[key] = (status, note)
+        if registrant_key:
+            self.keys[key] = registrant_key
+
+    def earlier(self, entry: Entry) -> None:
+        """Cancelled by an earlier run (whose last call's answer may have been lost)."""
+        self.settle(entry.email_key, Cancellation.CANCELLED, EARLIER, entry.registrant_key)
+        if entry.state == State.CANCELLING:
+            self.gone.append(entry.email_key)
+
+    def resumed(self) -> int:
+        return sum(1 for _, note in self.settled.values() if note == EARLIER)
+
+    def nobody(self) -> set[str]:
+        return {key for key, (_, note) in self.settled.items() if note == NOBODY}
+
+    def status(self, key: str, line: int, unknown: set[int]) -> tuple[Cancellation, str | None]:
+        if key in self.results:
+            return self.results[key].status, self.results[key].error
+        if key in self.settled:
+            return self.settled[key]
+        return Cancellation.PENDING, UNKNOWN_PENDING if line in unknown else STOPPED_PENDING
+
+
+async def cancel(
+    path: Path,
+    access: Access,
+    options: ManageOptions,
+    console: Console,
+    stop: StopSignal | None = None,
+) -> Cancellations:
+    """Unregister the people of the file at ``path`` (matched by e-mail) from the webinar."""
+    check_out(options.out)
+    table = reader.read(path, sheet=options.sheet)
+    for note in table.notes:
+        console.note(note)
+    rows = people(table)
+    book = _Book()
+    async with connected(access, options, stop, table, journal=True) as run:
+        listed = await run.directory().read()
+        entries = run.journal.entries() if run.journal is not None else {}
+        for key, line in first_lines(rows).items():
+            _sort_for_cancel(book, key, line, listed.get(key), entries.get(key))
+        nobody = [p for p in rows if not p.email or email_key(p.email) in book.nobody()]
+        show(
+            console,
+            run,
+            [
+                ("File", f"{table.describe()} ({len(rows):,} rows)"),
+                *_common_lines(run, book),
+                *_nobody_lines(nobody),
+                ("To cancel", f"{len(book.targets):,} registrations"),
+            ],
+        )
+        unknown = await _go(run, book, options, console)
+    outcome = Cancellations(
+        run.webinar,
+        _rows(rows, book, unknown, listed),
+        str(table.source),
+        run.session.stopped,
+        options.dry_run,
+        resume_hint=options.resume_hint,
+    )
+    return _written(outcome, options.out or beside(path, "cancelled.xlsx"))
+
+
+async def undo(
+    access: Access,
+    options: ManageOptions,
+    console: Console,
+    stop: StopSignal | None = None,
+    file: Path | None = None,
+) -> Cancellations:
+    """Unregister the people this tool registered for the webinar (those of ``file`` only, when
+    given), as its journal records them."""
+    check_out(options.out)
+    table = reader.read(file, sheet=options.sheet) if file is not None else None
+    in_file = first_lines(people(table)) if table is not None else None
+    book = _Book()
+    chosen: list[Person] = []
+    async with connected(access, options, stop, table, journal=True, existing=True) as run:
+        assert run.journal is not None
+        entries = run.journal.entries()
+        if in_file is not None:
+            entries = {key: entry for key, entry in entries.items() if key in in_file}
+        listed = await run.directory().read()
+        live = {found.registrant_key for found in listed.values()}
+        for key, entry in entries.items():
+            line = in_file[key] if in_file is not None else entry.line
+            if _sort_for_undo(book, entry, line, listed.get(key), live):
+                chosen.append(Person(line, "", "", entry.email))
+        total = len(in_file) if in_file is not None else len(entries)
+        show(
+            console,
+            run,
+            [
+                *([("File", f"{table.describe()} ({len(table.rows):,} rows)")] if table else []),
+                *_common_lines(run, book),
+                (
+                    "Left alone",
+                    f"{total - len(chosen):,} people g2w-import did not register "
+                    "(registered already, or through another channel)",
+                ),
+                ("To cancel", f"{len(book.targets):,} registrations made by g2w-import"),
+            ],
+        )
+        unknown = await _go(run, book, options, console)
+    chosen.sort(key=lambda person: person.line)
+    outcome = Cancellations(
+        run.webinar,
+        _rows(chosen, book, unknown, listed),
+        str(file) if file is not None else f"the journal {run.journal.path}",
+        run.session.stopped,
+        options.dry_run,
+        resume_hint=options.resume_hint,
+    )
+    default = beside(file, "undone.xlsx") if file else named_after(run.webinar, "undone.xlsx")
+    return _written(outcome, options.out or default)
+
+
+def _sort_for_cancel(
+    book: _Book, key: str, line: int, found: ListedRegistrant | None, entry: Entry | None
+) -> None:
+    """Cancel whoever the list shows under this e-mail; otherwise the person is cancelled
+    already (by an earlier run) or was never registered."""
+    if found is not None:
+        book.cancel(
+            Target(line, found.email, found.registrant_key, found.join_url, _prior(entry, found))
+        )
+    elif entry is not None and entry.state in (State.CANCELLING, State.CANCELLED):
+        book.earlier(entry)
+    else:
+        book.settle(key, Cancellation.NOT_REGISTERED, NOBODY)
+
+
+def _prior(entry: Entry | None, found: ListedRegistrant) -> State:
+    """Whether the registration about to be cancelled is one this tool made."""
+    if entry is None:
+        return State.ALREADY_REGISTERED
+    if entry.state == State.CANCELLING:
+        return entry.prior or State.ALREADY_REGISTERED
+    ours = entry.state == State.SENDING or (
+        entry.state == State.REGISTERED and entry.registrant_key == found.registrant_key
+    )
+    return State.REGISTERED if ours else State.ALREADY_REGISTERED
+
+
+def _sort_for_undo(
+    book: _Book, entry: Entry, line: int, found: ListedRegistrant | None, live: set[str]
+) -> bool:
+    """Sort one journal entry; False when it is not a registration this tool made."""
+    if entry.state == State.SENDING:
+        if found is None:
+            return False  # sent, but the registration never arrived
+        book.cancel(
+            Target(line, entry.email, found.registrant_key, found.join_url, State.REGISTERED)
+        )
+        return True
+    ours = entry.state == State.REGISTERED or (
+        entry.state in (State.CANCELLING, State.CANCELLED) and entry.prior == State.REGISTERED
+    )
+    if not ours:
+        return False
+    if entry.state == State.CANCELLED:
+        book.earlier(entry)
+    elif entry.registrant_key in live:
+        assert entry.registrant_key is not None
+        book.cancel(
+            Target(line, entry.email, entry.registrant_key, entry.join_url, State.REGISTERED)
+        )
+    elif entry.state == State.CANCELLING:
+        book.earlier(entry)
+    else:
+        book.settle(entry.email_key, Cancellation.NOT_REGISTERED, GONE, entry.registrant_key)
+        book.gone.append(entry.email_key)
+    return True
+
+
+def _common_lines(run: Run, book: _Book) -> list[tuple[str, str]]:
+    """The plan's journal and resume lines."""
+    lines = [("Journal", str(run.journal.path))] if run.journal is not None else []
+    if book.resumed():
+        lines.append(("Resuming", f"{book.resumed():,} were cancelled by an earlier run."))
+    return lines
+
+
+def _nobody_lines(nobody: list[Person]) -> list[tuple[str, str]]:
+    """The plan's rows that name nobody registered, the first few of them by line."""
+    if not nobody:
+        return []
+    lines = [("Not found", f"{len(nobody):,} rows name nobody registered for this webinar:")]
+    lines += [("", f"  row {p.line}, {p.email or '(no e-mail)'}") for p in nobody[:SHOWN_ROWS]]
+    if len(nobody) > SHOWN_ROWS:
+        lines.append(("", f"  … and {len(nobody) - SHOWN_ROWS:,} more rows (see the report)"))
+    return lines
+
+
+async def _go(run: Run, book: _Book, options: ManageOptions, console: Console) -> set[int]:
+    """Ask, then cancel; return the lines whose calls are left without a clear answer."""
+    if options.dry_run:
+        return set()
+    count = len(book.targets)
+    if count:
+        what = "registration" if count == 1 else "registrations"
+        if not console.confirm(f"Cancel {count:,} {what} for '{run.webinar.subject}'?"):
+            raise Declined("Nothing was cancelled.")
+    assert run.journal is not None
+    for key in book.gone:
+        run.journal.cancelled(key)
+    if not count:
+        return set()
+    canceller = Canceller(run.session, run.client, run.journal, concurrency=run.workers)
+    bar = progress(console, count)
+
+    def settled(target: Target, result: Settled) -> None:
+        book.results[target.email_key] = result
+        bar.advance()
+
+    try:
+        await canceller.run(book.targets, settled)
+    finally:
+        bar.finish()
+    return canceller.unsettled()
+
+
+def _rows(
+    persons: Sequence[Person],
+    book: _Book,
+    unknown: set[int],
+    listed: Mapping[str, ListedRegistrant],
+) -> tuple[Row, ...]:
+    """A report row per person; a repeated e-mail shares the first row's outcome."""
+    rows = []
+    firsts = first_lines(persons)
+    for person in persons:
+        key = email_key(person.email)
+        if person.email:
+            status, note = book.status(key, firsts[key], unknown)
+            if firsts[key] != person.line:
+                note = f"same e-mail as row {firsts[key]}"
+        else:
+            status, note = Cancellation.NOT_REGISTERED, NO_EMAIL
+        found = listed.get(key) if person.email else None
+        rows.append(
+            Row(
+                person.line,
+                person.first_name or (found.first_name if found else ""),
+                person.last_name or (found.last_name if found else ""),
+                person.email,
+                status,
+                book.keys.get(key),
+                note,
+            )
+        )
+    return tuple(rows)
+
+
+def _written(outcome: Cancellations, path: Path) -> Cancellations:
+    """The outcome, with the report written (except in a dry run)."""
+    if outcome.dry_run:
+        return outcome
+    return replace(outcome, report=report.write(_report(outcome), path))
+
+
+def _report(outcome: Cancellations) -> report.Report:
+    rows: list[tuple[int | str, ...]] = [
+        (
+            row.line,
+            row.first_name,
+            row.last_name,
+            row.email,
+            row.status.value,
+            row.registrant_key or "",
+            row.error or "",
+        )
+        for row in outcome.rows
+    ]
+    counts = outcome.counts
+    summary = [
+        ("People from", outcome.source),
+        ("Webinar", webinar_line(outcome.webinar)),
+        ("Run at", stamp(outcome.started)),
+        ("Rows", f"{len(rows):,}"),
+        *((s.value.replace("_", " ").capitalize(), f"{counts[s]:,}") for s in Cancellation),
+    ]
+    if counts[Cancellation.PENDING]:
+        interrupted = isinstance(outcome.stopped, Interrupted)
+        reason = f" ({outcome.stopped})" if outcome.stopped and not interrupted else ""
+        summary.append(
+            (
+                "Interrupted" if interrupted else "Stopped early",
+                f"{counts[Cancellation.PENDING]:,} rows are pending{reason}. To continue, "
+                f"{outcome.resume_hint}",
+            )
+        )
+    return report.Report(
+        HEADERS,
+        rows,
+        [],
+        tuple(summary),
+        title="Cancellation report",
+        colours=tuple(_COLOURS[row.status] for row in outcome.rows),
+    )
