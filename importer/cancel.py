@@ -21,7 +21,6 @@ from pathlib import Path
 
 from . import reader, report
 from .canceller import Canceller, Settled, Target
-from .client import ListedRegistrant
 from .connection import Access
 from .console import Console
 from .errors import EXIT_OK, EXIT_ROWS, Interrupted, RunStopped
@@ -42,7 +41,7 @@ from .manage import (
     stamp,
     webinar_line,
 )
-from .models import Cancellation, Webinar, email_key
+from .models import Cancellation, ListedRegistrant, Webinar, email_key
 from .pipeline import Declined
 
 HEADERS = ("row", "firstName", "lastName", "email", "status", "registrantKey", "error")

@@ -31,7 +31,16 @@ from .errors import (
     WebinarNotFound,
     WebinarRefused,
 )
-from .models import Answer, Form, FormField, Question, Registrant, Status, Webinar
+from .models import (
+    Answer,
+    Form,
+    FormField,
+    ListedRegistrant,
+    Question,
+    Registrant,
+    Status,
+    Webinar,
+)
 from .redact import scrub
 from .text import clean
 
@@ -72,23 +81,6 @@ class Registration:
     def with_keys(self, registrant_key: str, join_url: str | None) -> Registration:
         """The same answer, completed from the registrant list."""
         return replace(self, registrant_key=registrant_key, join_url=join_url)
-
-
-@dataclass(frozen=True)
-class ListedRegistrant:
-    """One entry of the webinar's registrant list."""
-
-    registrant_key: str
-    email: str
-    join_url: str | None
-    #: ``APPROVED``, ``WAITING`` or ``DENIED`` (the spec's Registrant.status)
-    status: str | None
-    first_name: str = ""
-    last_name: str = ""
-    registered_at: str | None = None
-    #: answers to custom questions as (question, answer); None when the answer did not say
-    #: (only one registrant's GET has them)
-    responses: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -344,12 +336,14 @@ def parse_webinar(body: dict[str, Any], key: str) -> Webinar:
         ),
         key=lambda pair: _moment(pair[0]),
     )
+    approval = _text(body.get("approvalType"))
     return Webinar(
         key=key,
         subject=_text(body.get("subject")) or "(no subject)",
         starts=times[0][0] if times else None,
         time_zone=_text(body.get("timeZone")),
         times=tuple(times),
+        approval=approval.upper() if approval else None,
     )
 
 

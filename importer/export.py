@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import reader, report
-from .client import ListedRegistrant
 from .columns import fold
 from .connection import Access
 from .console import Console
@@ -37,7 +36,7 @@ from .manage import (
     stamp,
     webinar_line,
 )
-from .models import Table, Webinar, email_key
+from .models import ListedRegistrant, Table, Webinar, email_key
 from .pipeline import Declined
 
 HEADERS = (

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import IO
 
 from .errors import JournalError
-from .models import Registrant, Result, Status, email_key
+from .models import ListedRegistrant, Registrant, Result, Status, email_key
 
 SCHEMA_VERSION = "3"
 _SCHEMA = """
@@ -64,6 +64,7 @@ class State(enum.StrEnum):
     REGISTERED = "registered"
     ALREADY_REGISTERED = "already_registered"
     FAILED = "failed"
+    DENIED = "denied"
     #: a cancellation committed before its DELETE call, and one that went through
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
@@ -73,6 +74,7 @@ _SETTLED = {
     State.REGISTERED: Status.REGISTERED,
     State.ALREADY_REGISTERED: Status.ALREADY_REGISTERED,
     State.FAILED: Status.FAILED,
+    State.DENIED: Status.DENIED,
 }
 
 _STATE_OF = {status: state for state, status in _SETTLED.items()}
@@ -241,8 +243,8 @@ class Journal:
         known = {
             row[0]: row
             for row in self._db.execute(
-                "SELECT email_key, state, registrant_key, join_url, error, retry, body_hash, prior "
-                "FROM people"
+                "SELECT email_key, state, registrant_key, join_url, error, retry, body_hash, "
+                "prior, approval FROM people"
             )
         }
         to_send: list[Registrant] = []
@@ -260,7 +262,7 @@ class Journal:
                     )
                     to_send.append(person)
                     continue
-                _, state, key, url, error, retry, old_fingerprint, prior = row
+                _, state, key, url, error, retry, old_fingerprint, prior, approval = row
                 self._db.execute(
                     "UPDATE people SET line = ? WHERE email_key = ?",
                     (person.line, person.email_key),
@@ -280,7 +282,7 @@ class Journal:
                     to_send.append(person)
                 else:
                     settled[person.line] = Result(
-                        person.line, _SETTLED[State(state)], key, url, error
+                        person.line, _SETTLED[State(state)], key, url, error, approval=approval
                     )
         return Admission(to_send, settled)
 
@@ -292,23 +294,28 @@ class Journal:
     def settle(self, registrant: Registrant, result: Result) -> None:
         """Commit the outcome of sending this person, as soon as it is known."""
         with self._transaction():
-            self._set(
-                registrant.email_key,
-                _STATE_OF[result.status],
-                key=result.registrant_key,
-                url=result.join_url,
-                error=result.error,
-                retry=result.retryable,
-            )
+            self._record(registrant.email_key, result)
+
+    def _record(self, email_key: str, result: Result) -> None:
+        self._set(
+            email_key,
+            _STATE_OF[result.status],
+            key=result.registrant_key,
+            url=result.join_url,
+            error=result.error,
+            retry=result.retryable,
+            approval=result.approval,
+        )
 
     def reconcile(
-        self, registrants: Iterable[Registrant], listed: Mapping[str, tuple[str, str | None]]
+        self, registrants: Iterable[Registrant], listed: Mapping[str, ListedRegistrant]
     ) -> tuple[list[Registrant], dict[int, Result]]:
-        """Settle rows from the webinar's registrant list (e-mail key → registrant key, URL).
+        """Settle rows from the webinar's registrant list (by e-mail key).
 
         A person in the list is registered: by this tool if the row was ``sending``, by some
-        other channel if it was ``todo``. A ``sending`` row not in the list was never received
-        and goes back to ``todo``. Returns the rows still to send and the rows settled now.
+        other channel if it was ``todo``; one the organizer declined is ``denied``. A
+        ``sending`` row not in the list was never received and goes back to ``todo``. Returns
+        the rows still to send and the rows settled now.
         """
         states = dict(self._db.execute("SELECT email_key, state FROM people").fetchall())
         still: list[Registrant] = []
@@ -323,8 +330,10 @@ class Journal:
                     still.append(person)
                     continue
                 status = Status.REGISTERED if state == State.SENDING else Status.ALREADY_REGISTERED
-                result = Result(person.line, status, found[0], found[1])
-                self._set(person.email_key, _STATE_OF[status], key=found[0], url=found[1])
+                result = Result.settled(
+                    person.line, status, found.registrant_key, found.join_url, found.status
+                )
+                self._record(person.email_key, result)
                 settled[person.line] = result
         return still, settled
 
@@ -392,11 +401,13 @@ class Journal:
         error: str | None = None,
         retry: bool = False,
         body_hash: str | None = None,
+        approval: str | None = None,
     ) -> None:
         self._db.execute(
             "UPDATE people SET state = ?, registrant_key = ?, join_url = ?, error = ?, retry = ?, "
-            "body_hash = COALESCE(?, body_hash), updated = ?, prior = NULL WHERE email_key = ?",
-            (state, key, url, error, int(retry), body_hash, _now(), email_key),
+            "body_hash = COALESCE(?, body_hash), updated = ?, prior = NULL, approval = ? "
+            "WHERE email_key = ?",
+            (state, key, url, error, int(retry), body_hash, _now(), approval, email_key),
         )
 
 

@@ -20,6 +20,7 @@ class Status(enum.StrEnum):
     INVALID = "invalid"
     DUPLICATE = "duplicate"
     FAILED = "failed"
+    DENIED = "denied"
     PENDING = "pending"
 
     @property
@@ -35,6 +36,7 @@ class Cancellation(enum.StrEnum):
     #: nobody with this e-mail is registered for the webinar
     NOT_REGISTERED = "not_registered"
     FAILED = "failed"
+    DENIED = "denied"
     PENDING = "pending"
 
 
@@ -145,6 +147,40 @@ class Result:
     error: str | None = None
     #: a failure that may pass (retries ran out): the next run tries the row again
     retryable: bool = False
+    #: the registration's approval in GoTo: ``APPROVED``, ``WAITING``, ``DENIED`` (None: unsaid)
+    approval: str | None = None
+
+    @classmethod
+    def settled(
+        cls, line: int, status: Status, key: str, url: str | None, approval: str | None
+    ) -> Result:
+        """A registration GoTo has, as its approval status makes it: one the organizer
+        declined is ``denied`` (its join URL lets nobody in); one waiting is noted."""
+        if approval == "DENIED":
+            return cls(line, Status.DENIED, key, url, DENIED_NOTE, approval=approval)
+        note = WAITING_NOTE if approval == "WAITING" else None
+        return cls(line, status, key, url, note, approval=approval)
+
+
+WAITING_NOTE = "awaits the organizer's approval in GoTo Webinar"
+DENIED_NOTE = "the organizer declined this person in GoTo Webinar; not sent again"
+
+
+@dataclass(frozen=True)
+class ListedRegistrant:
+    """One entry of the webinar's registrant list (or one registrant's GET)."""
+
+    registrant_key: str
+    email: str
+    join_url: str | None
+    #: ``APPROVED``, ``WAITING`` or ``DENIED`` (the spec's Registrant.status)
+    status: str | None
+    first_name: str = ""
+    last_name: str = ""
+    registered_at: str | None = None
+    #: answers to custom questions as (question, answer); None when the answer did not say
+    #: (only one registrant's GET has them)
+    responses: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +230,8 @@ class Webinar:
     time_zone: str | None
     #: every session's (start, end), ISO-8601 UTC
     times: tuple[tuple[str, str | None], ...] = ()
+    #: ``AUTOMATIC`` or ``MANUAL``: whether the organizer approves each registrant by hand
+    approval: str | None = None
 
     def ended(self, now: dt.datetime | None = None) -> dt.datetime | None:
         """When its last session ended, if every session has; None while one is to come."""

@@ -204,6 +204,7 @@ class _Run:
                 journal=part.journal,
                 resend=resend,
                 concurrency=self.workers,
+                manual_approval=part.webinar is not None and part.webinar.approval == "MANUAL",
             )
         await _together(*(_prepare(part) for part in self.parts))
         for part in self.parts:

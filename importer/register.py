@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .client import PAGE_LIMIT, G2WClient, ListedRegistrant, Page
+from .client import PAGE_LIMIT, G2WClient, Page
 from .errors import (
     AnswersDropped,
     ApiUnavailable,
@@ -33,7 +33,7 @@ from .errors import (
     TransientError,
 )
 from .journal import Journal
-from .models import Registrant, Result, Status, email_key
+from .models import ListedRegistrant, Registrant, Result, Status, email_key
 from .session import ApiSession
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ MAX_PAGES = 1000
 VERIFY_TRIES = 5
 #: seconds to let a request whose answer was lost reach the API before the list is read
 SETTLE_DELAY = 2.0
-WAITING_NOTE = "awaits the organizer's approval in GoTo Webinar"
 
 OnResult = Callable[[Registrant, Result], None]
 
@@ -155,6 +154,7 @@ class Registrar:
         resend: bool = False,
         concurrency: int = 4,
         settle_delay: float = SETTLE_DELAY,
+        manual_approval: bool = False,
     ) -> None:
         self.session = session
         self.client = client
@@ -162,6 +162,9 @@ class Registrar:
         self.resend = resend
         self.concurrency = concurrency
         self.settle_delay = settle_delay
+        #: the organizer approves registrants by hand: a new one waits (the spec's 201 does
+        #: not say so itself)
+        self.manual_approval = manual_approval
         self.directory = Directory(session, client)
         self._attempts: collections.Counter[str] = collections.Counter()
         #: e-mail keys whose create this run sent without learning the outcome
@@ -180,10 +183,7 @@ class Registrar:
         admission = self.journal.admit(registrants)
         if not admission.to_send:
             return Preparation([], admission.settled, len(admission.settled), 0)
-        listed = {
-            key: (entry.registrant_key, entry.join_url)
-            for key, entry in (await self.directory.read()).items()
-        }
+        listed = await self.directory.read()
         still, found = self.journal.reconcile(admission.to_send, listed)
         return Preparation(
             still, {**admission.settled, **found}, len(admission.settled), len(found)
@@ -285,17 +285,25 @@ class Registrar:
         except TransientError as exc:  # 429s or failed connections until retries ran out
             attempts = self.session.policy.attempts
             return _failed(registrant, f"gave up after {attempts} attempts: {exc}", retryable=True)
-        if got.registrant_key is None:  # a 409 that does not say as whom
+        approval = got.approval
+        if got.status is Status.ALREADY_REGISTERED and (
+            got.registrant_key is None or approval is None
+        ):
+            # a 409 that does not say as whom, or whether the organizer declined the person:
+            # the registrant list says both (one read for all such rows)
             known = self.directory.known.get(key)
             if known is None:
                 self._parked[key] = _Parked(registrant, False, "")
                 return None
             got = got.with_keys(known.registrant_key, known.join_url)
+            approval = known.status
+        elif approval is None and self.manual_approval:
+            approval = "WAITING"
         status = got.status
         if status is Status.ALREADY_REGISTERED and key in self._maybe_ours:
             status = Status.REGISTERED  # this run's own earlier attempt went through
-        note = WAITING_NOTE if got.approval == "WAITING" else None
-        return Result(registrant.line, status, got.registrant_key, got.join_url, note)
+        assert got.registrant_key is not None
+        return Result.settled(registrant.line, status, got.registrant_key, got.join_url, approval)
 
     async def _settle_parked(
         self, queue: collections.deque[Registrant], on_result: OnResult
@@ -310,7 +318,9 @@ class Registrar:
             if found is not None:
                 ours = key in self._maybe_ours
                 status = Status.REGISTERED if ours else Status.ALREADY_REGISTERED
-                result = Result(registrant.line, status, found.registrant_key, found.join_url)
+                result = Result.settled(
+                    registrant.line, status, found.registrant_key, found.join_url, found.status
+                )
                 self._settle(registrant, result, on_result)
             elif not row.unknown:
                 self._settle(

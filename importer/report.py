@@ -38,6 +38,7 @@ _COLOURS = {
     Status.INVALID: RED,
     Status.DUPLICATE: RED,
     Status.FAILED: RED,
+    Status.DENIED: RED,
     Status.PENDING: YELLOW,
 }
 _WIDTH_SAMPLE = 2000

@@ -169,9 +169,9 @@ def _rules(table: Table, form: Form) -> tuple[tuple[Rule, ...], dict[int, str]]:
     for name in (*REQUIRED, *OPTIONAL):
         spec = form.field(name)
         if listed and spec is None and name not in REQUIRED:
-            index = next((i for i, h in enumerate(table.headers) if field_for(h) == name), None)
-            if index is not None and index not in taken:
-                unsent[index] = "not a field of this webinar"
+            for other, header in enumerate(table.headers):
+                if other not in taken and field_for(header) == name:
+                    unsent[other] = "not a field of this webinar"
             continue
         index = claim(field_for, (name,))
         if index is None and name in ("firstName", "lastName"):
@@ -186,18 +186,21 @@ def _rules(table: Table, form: Form) -> tuple[tuple[Rule, ...], dict[int, str]]:
     for spec in form.fields:
         if spec.name in ALIASES:
             continue
-        index = claim(fold, (fold(spec.name),))
-        if index is None:
+        found = claim(fold, (fold(spec.name),))
+        if found is None:
             if spec.required:
                 missing.append(spec.name)
             continue
-        fields.append(_field_rule(table, spec.name, index, spec.required, spec))
+        fields.append(_field_rule(table, spec.name, found, spec.required, spec))
     if missing:
-        names = " and ".join(missing)
         shown = ", ".join(f"'{h}'" for h in table.headers[:8])
+        if len(missing) == 1:
+            fix = f"add a column named {missing[0]}, or rename the one that holds it"
+        else:
+            fix = f"add columns named {_listed(missing, 'and')}, or rename the ones that hold them"
         raise InputError(
-            f"{table.describe()}: no {names} column (the header in line {table.header_line} "
-            f"has {shown}); add a column named {names}, or rename the one that holds it"
+            f"{table.describe()}: no {_listed(missing, 'or')} column (the header in line "
+            f"{table.header_line} has {shown}); {fix}"
         )
     order = {name: n for n, name in enumerate((FULL_NAME, *REQUIRED))}
     fields.sort(key=lambda rule: order.get(rule.name, len(order)))
@@ -206,6 +209,11 @@ def _rules(table: Table, form: Form) -> tuple[tuple[Rule, ...], dict[int, str]]:
 
 #: finds and takes a column: by how its header reads (``key``), among ``wanted`` readings
 Claim = Callable[[Callable[[str], str | None], Collection[str]], int | None]
+
+
+def _listed(names: list[str], last: str) -> str:
+    """``a``, ``a and b``, ``a, b or c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
 
 
 def _field_rule(

@@ -9,7 +9,7 @@ import pytest
 
 from importer.errors import JournalError
 from importer.journal import Journal
-from importer.models import Registrant, Result, Status
+from importer.models import ListedRegistrant, Registrant, Result, Status
 
 ORG, WEB = "111", "222"
 
@@ -56,8 +56,8 @@ def test_reconciliation_settles_from_the_registrant_list(tmp_path: Path) -> None
         journal.sending(people[0])  # sent, answer lost, found in the list
         journal.sending(people[1])  # sent, never arrived
         listed = {
-            "p0@example.com": ("1" * 19, "https://j/0"),
-            "p2@example.com": ("2" * 19, "https://j/2"),
+            "p0@example.com": ListedRegistrant("1" * 19, "p0@example.com", "https://j/0", None),
+            "p2@example.com": ListedRegistrant("2" * 19, "p2@example.com", "https://j/2", None),
         }  # registered elsewhere
         still, found = journal.reconcile(people, listed)
         assert still == [people[1]]

@@ -24,7 +24,7 @@ from importer.cli import cli
 from importer.console import Console
 from importer.journal import Journal, State, default_path
 from importer.manage import named_after
-from importer.models import Cancellation, Registrant, Status, Webinar
+from importer.models import Cancellation, ListedRegistrant, Registrant, Status, Webinar
 from importer.models import Result as RowResult
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY, Sandbox, SandboxTransport
 from importer.session import ApiSession
@@ -583,7 +583,8 @@ def test_the_journal_sends_cancelled_people_again_and_settles_interrupted_cancel
         assert [p.line for p in admission.to_send] == [2, 3, 5]
         assert list(admission.settled) == [4]
         # the list shows p1 still registered (the DELETE never arrived), p3 cancelled
-        still, found = journal.reconcile(admission.to_send, {"p1@example.com": ("1" * 19, "u")})
+        listed = {"p1@example.com": ListedRegistrant("1" * 19, "p1@example.com", "u", None)}
+        still, found = journal.reconcile(admission.to_send, listed)
         assert [p.line for p in still] == [2, 5]
         assert found[3].status == Status.REGISTERED
         entries = journal.entries()

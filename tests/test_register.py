@@ -182,7 +182,9 @@ def test_people_already_registered_get_their_existing_keys(
         assert result.registrant_key == existing[person.email]["registrantKey"]
         assert result.join_url == existing[person.email]["joinUrl"]
     assert all(results[p.line].status is Status.REGISTERED for p in people[5:])
-    assert recorder.lists() == (0 if conflict_keys else 3)
+    # with keys or without, a 409 does not say whether the organizer declined the person:
+    # the list is read once for all of them (455 people, three pages)
+    assert recorder.lists() == 3
 
 
 def test_expired_token_stops_the_run_and_leaves_rows_pending(run_virtual: Run) -> None:

@@ -120,7 +120,7 @@ def test_missing_required_column_names_it_and_the_fix() -> None:
         "people.csv: no lastName column (the header in line 1 has 'Vorname', 'Email'); add a "
         "column named lastName, or rename the one that holds it"
     )
-    with pytest.raises(InputError, match="no firstName and lastName column"):
+    with pytest.raises(InputError, match=r"no firstName or lastName column .*add columns named "):
         validate(table(("Ann", "ann@example.com"), headers=("Person", "Email")))
 
 

@@ -79,6 +79,35 @@ WORKSHOP_QUESTIONS: list[dict[str, Any]] = [
         "answers": [],
     },
 ]
+#: the third sandbox webinar's questions are named like standard fields its form does not list
+#: ("Company", "Title"); "Title" is a short answer that happens to list suggestions, and
+#: "Track" a multiple-choice question whose answers were never filled in
+SUMMIT_QUESTIONS: list[dict[str, Any]] = [
+    {
+        "questionKey": 7101,
+        "question": "Company",
+        "required": True,
+        "type": "shortAnswer",
+        "maxSize": 128,
+        "answers": [],
+    },
+    {
+        "questionKey": 7102,
+        "question": "Title",
+        "required": False,
+        "type": "shortAnswer",
+        "maxSize": 64,
+        "answers": [{"answerKey": 9101, "answer": "Dr."}, {"answerKey": 9102, "answer": "Prof."}],
+    },
+    {
+        "questionKey": 7103,
+        "question": "Track",
+        "required": False,
+        "type": "multipleChoice",
+        "maxSize": 128,
+        "answers": [],
+    },
+]
 EMPLOYEE_COUNTS = [
     "1-20",
     "21-50",
@@ -101,6 +130,10 @@ class SandboxWebinar:
     questions: list[dict[str, Any]] = field(default_factory=list)
     #: form fields beyond GoTo's standard ones, as the fields endpoint lists them
     extra_fields: list[dict[str, Any]] = field(default_factory=list)
+    #: standard fields the form does not ask for
+    omit_fields: frozenset[str] = frozenset()
+    #: ``MANUAL``: the organizer approves each registrant (they wait until then)
+    approval: str = "AUTOMATIC"
     registrants: list[dict[str, Any]] = field(default_factory=list)
     by_email: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -128,14 +161,18 @@ class Sandbox:
                 start + dt.timedelta(days=7),
                 questions=WORKSHOP_QUESTIONS,
             ),
-            # a form field the importer has no alias for: sent when a column is named exactly so
+            # a form field the importer has no alias for (sent when a column is named exactly
+            # so), questions named like standard fields it does not ask for, manual approval
             SUMMIT_KEY: SandboxWebinar(
                 SUMMIT_KEY,
                 "Partner summit (sandbox)",
                 start + dt.timedelta(days=14),
+                questions=SUMMIT_QUESTIONS,
                 extra_fields=[
                     {"field": "department", "required": True, "maxSize": 64, "answers": []}
                 ],
+                omit_fields=frozenset({"organization", "jobTitle"}),
+                approval="MANUAL",
             ),
             # over: GoTo may still take people, as late registrants
             KICKOFF_KEY: SandboxWebinar(
@@ -257,6 +294,7 @@ class Sandbox:
             "registrationUrl": f"{JOIN_HOST}/register/{webinar.key}",
             "numberOfRegistrants": len(webinar.registrants),
             "type": "single_session",
+            "approvalType": webinar.approval,
         }
 
     def _webinars(self, query: dict[str, str]) -> Answer:
@@ -297,6 +335,7 @@ class Sandbox:
                 "answers": EMPLOYEE_COUNTS if name == "numberOfEmployees" else [],
             }
             for name in STANDARD_FIELDS
+            if name not in webinar.omit_fields
         ]
         return {"fields": fields + webinar.extra_fields, "questions": webinar.questions}
 
@@ -386,37 +425,33 @@ class Sandbox:
             return _error(403, "RegistrationLimitReached", full)
         existing = webinar.by_email.get(payload["email"].strip().casefold())
         if existing is not None and self.config.dedupe:
+            # the spec's 409 has no body; some servers put the keys in it
             self.stats["conflicts"] += 1
-            conflict: dict[str, Any] = {
-                "errorCode": "DuplicateRegistrant",
-                "description": "The user is already registered",
-                "incident": str(self.dice.random.getrandbits(48)),
-            }
-            if self.config.conflict_keys:
-                conflict["registrantKey"] = int(existing["registrantKey"])
-                conflict["joinUrl"] = existing["joinUrl"]
-            return Answer(409, json.dumps(conflict).encode())
-        entry = self.add_registrant(payload, webinar.key)
-        created = {
-            "registrantKey": int(entry["registrantKey"]),
-            "joinUrl": entry["joinUrl"],
-            "status": "APPROVED",
-        }
+            if not self.config.conflict_keys:
+                return Answer(409, b"")
+            keys = {"registrantKey": int(existing["registrantKey"]), "joinUrl": existing["joinUrl"]}
+            return Answer(409, json.dumps(keys).encode())
+        status = "WAITING" if webinar.approval == "MANUAL" else "APPROVED"
+        entry = self.add_registrant(payload, webinar.key, status=status)
+        # the spec's RegistrantCreated: the key and the join URL, not the status
+        created = {"registrantKey": int(entry["registrantKey"]), "joinUrl": entry["joinUrl"]}
         return Answer(201, json.dumps(created).encode())
 
     def add_registrant(
-        self, fields: dict[str, Any], webinar_key: str = WEBINAR_KEY
+        self, fields: dict[str, Any], webinar_key: str = WEBINAR_KEY, *, status: str = "APPROVED"
     ) -> dict[str, Any]:
-        """Register someone directly, as another channel (GoTo's own page) would."""
+        """Register someone directly, as another channel (GoTo's own page) would; ``status``
+        is where the organizer's approval stands (``APPROVED``, ``WAITING``, ``DENIED``)."""
         webinar = self.webinars[webinar_key]
         names = {*STANDARD_FIELDS, *(extra["field"] for extra in webinar.extra_fields)}
+        names -= webinar.omit_fields  # a field the form does not ask for is not kept
         key = self._new_key()
         entry = {
             "registrantKey": key,
             "firstName": fields["firstName"],
             "lastName": fields["lastName"],
             "email": fields["email"].strip(),
-            "status": "APPROVED",
+            "status": status,
             "registrationDate": _iso(dt.datetime.now(dt.UTC)),
             "joinUrl": f"{JOIN_HOST}/join/{webinar.key}/{key}",
             "timeZone": "UTC",
@@ -472,7 +507,7 @@ def _response_problem(webinar: SandboxWebinar, payload: dict[str, Any]) -> str |
         if question is None:
             return f"unknown questionKey {response.get('questionKey')}"
         answered.add(question["questionKey"])
-        if question["answers"]:
+        if question["type"] == "multipleChoice":
             allowed = {answer["answerKey"] for answer in question["answers"]}
             if response.get("answerKey") not in allowed:
                 answer = response.get("answerKey")
