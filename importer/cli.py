@@ -47,12 +47,16 @@ from .manage import Done, ManageOptions
 from .models import Form, Webinar
 from .sandbox import Sandbox, SandboxConfig, SandboxServer, serve
 from .settings import API_URL, check_key
+from .text import clean
 
 EXIT_EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES)
 
 
 def echo(message: str = "", *, err: bool = True, colour: str | None = None) -> None:
-    """A message for the person: on stderr unless said otherwise, coloured only on a terminal."""
+    """A message for the person: on stderr unless said otherwise, coloured only on a terminal,
+    and never with a control character in it (no text from a file or a server can move the
+    cursor, clear the screen or set the window's title)."""
+    message = clean(message)
     click.echo(click.style(message, fg=colour) if colour else message, err=err)
 
 
@@ -62,7 +66,10 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_EPILOG,
+)
 @click.version_option(package_name="g2w-importer", prog_name="g2w-import")
 def cli() -> None:
     """Register a spreadsheet of people for a GoTo Webinar and collect their join URLs."""
@@ -294,9 +301,10 @@ def register(
     stop = StopSignal()
     setup_logging(verbose)
     with _errors(), _Interrupts(stop, console) as interrupts:
-        out_path = out or report.default_path(file)
-        if out_path.suffix.lower() not in report.SUFFIXES:
-            raise UsageError(f"--out {out_path.name}: the report must end in .xlsx or .csv")
+        out_path, attention_path = (None, None) if dry_run else report.destinations(file, out)
+        warning = credentials.token_file_warning(token_file) if token_file else None
+        if warning:
+            console.note(warning)
         access = Access(
             sandbox=sandbox, api_url=api_url, token_file=token_file, organizer_key=organizer_key
         )
@@ -316,17 +324,21 @@ def register(
         interrupts.in_loop = True
         outcome = asyncio.run(pipeline.run(file, access, options, console, stop))
         interrupts.in_loop = False
-        if dry_run:
+        if out_path is None or attention_path is None:
             console.dry_run(outcome)
             sys.exit(outcome.exit_code)
         written = outcome.write(out_path)
-        if written != out_path:
-            echo(
-                f"Warning: {out_path.name} could not be replaced (is it open?); "
-                f"the report was written to {written.name} instead",
-                colour="yellow",
+        if written.suffix != out_path.suffix:
+            console.note(
+                f"{out_path.name} could not be written as XLSX (the input holds what XLSX "
+                f"cannot); the report was written as {written.name} instead"
             )
-        attention = outcome.write_attention(report.attention_path(file, out_path))
+        elif written != out_path:
+            console.note(
+                f"{out_path.name} could not be replaced (is it open?); the report was written "
+                f"to {written.name} instead"
+            )
+        attention = outcome.write_attention(attention_path)
         console.summary(outcome)
         if attention is not None:
             console.say(f"To fix:   {attention} (correct the rows and register that file)")

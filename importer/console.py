@@ -18,6 +18,7 @@ from .events import PlanView
 from .models import Status
 from .outcome import Outcome
 from .progress import Progress
+from .text import clean
 
 SHOWN_PROBLEMS = 20
 _COLOURS = {"red": 31, "green": 32, "yellow": 33}
@@ -43,7 +44,9 @@ class Console:
             self.line(message, colour)
 
     def line(self, message: str, colour: str | None = None) -> None:
-        """A line, quiet or not (errors)."""
+        """A line, quiet or not (errors); control characters from files or servers never
+        reach the terminal."""
+        message = clean(message)
         if colour and self.colour:
             message = f"\x1b[{_COLOURS[colour]}m{message}\x1b[0m"
         self.stream.write(message + "\n")
@@ -61,14 +64,15 @@ class Console:
     def confirm(self, question: str) -> bool:
         if not (self.ask and _is_terminal(sys.stdin) and _is_terminal(self.stream)):
             return True
-        self.stream.write(f"{question} [Y/n]: ")
+        # registering e-mails people: only a clear yes goes on
+        self.stream.write(f"{question} [y/N]: ")
         self.stream.flush()
         self.asking = True
         try:
-            answer = sys.stdin.readline().strip().casefold()
+            answer = sys.stdin.readline().strip().lower()
         finally:
             self.asking = False
-        return answer in ("", "y", "yes")
+        return answer in ("y", "yes")
 
     def started(self, total: int) -> None:
         self._progress = Progress(
@@ -94,18 +98,20 @@ class Console:
             self.say(f"Webinar:  {plan.webinar.describe()}{label}")
         for warning in plan.warnings:
             self.line(f"Warning: {warning}", "yellow")
-        self.say(f"File:     {plan.source} (header in line {plan.header_line}, {plan.rows:,} rows)")
+        self.say(f"File:     {plan.source} (header in line {plan.header_line}, {rows(plan.rows)})")
         if plan.problems:
-            self.say(f"Invalid:  {len(plan.problems):,} rows will not be sent:", "yellow")
+            self.say(f"Invalid:  {rows(len(plan.problems))} will not be sent:", "yellow")
             for line, problems in list(plan.problems.items())[:SHOWN_PROBLEMS]:
                 for problem in problems:
                     self.say(f"  row {line}, {problem}")
             if len(plan.problems) > SHOWN_PROBLEMS:
                 more = len(plan.problems) - SHOWN_PROBLEMS
-                self.say(f"  … and {more:,} more rows (see the report)")
+                self.say(f"  … and {more:,} more {'row' if more == 1 else 'rows'} (see the report)")
         if plan.duplicates:
+            repeated = len(plan.duplicates)
+            verbs = ("repeats", "is") if repeated == 1 else ("repeat", "are")
             self.say(
-                f"Repeated: {len(plan.duplicates):,} rows repeat an earlier e-mail and are skipped"
+                f"Repeated: {rows(repeated)} {verbs[0]} an earlier e-mail and {verbs[1]} not sent"
             )
         renamed = [(h, to) for h, to, plain in plan.mapping if not plain]
         if renamed:
@@ -133,25 +139,28 @@ class Console:
             self.say(
                 f"Found:    {plan.found:,} already registered in GoTo Webinar; not sent again."
             )
-        self.say(f"To send:  {plan.to_send:,} registrants")
+        people = "registrant" if plan.to_send == 1 else "registrants"
+        self.say(f"To send:  {plan.to_send:,} {people}")
 
     # --- the end ------------------------------------------------------------------------------
 
     def dry_run(self, outcome: Outcome) -> None:
         """What a real run would send, and which checks could not be made."""
         would = outcome.counts[Status.PENDING]
+        sent = f"{rows(would)} would be sent"
         if outcome.stopped is not None:
             self.error(f"{outcome.stopped}; the dry run could not finish its checks")
             return
         if outcome.checked_against_webinar:
             names = ", ".join(f"'{w.webinar.subject}'" for w in outcome.webinars if w.webinar)
             self.say(
-                f"Dry run: nothing was sent. {would:,} rows would be sent to {names}; every row "
-                "was checked against the webinar's own fields and questions."
+                f"Dry run: nothing was sent. {sent} to {names}; every row was checked against "
+                "the webinar's own fields and questions."
             )
             return
         self.say(
-            f"Dry run of the file alone: nothing was sent; {would:,} rows pass. Not checked "
+            f"Dry run of the file alone: nothing was sent; {rows(would)} "
+            f"{'passes' if would == 1 else 'pass'}. Not checked "
             "without a sign-in: the webinar itself, its required fields and questions, allowed "
             "answers and maximum lengths (sign in with g2w-import login, or add --sandbox)."
         )
@@ -177,7 +186,10 @@ class Console:
         if stopped is None:
             return
         pending = outcome.counts[Status.PENDING]
-        again = f"{pending:,} rows are pending: run the same command again to continue."
+        again = (
+            f"{rows(pending)} {'is' if pending == 1 else 'are'} pending: run the same command "
+            "again to continue."
+        )
         code = outcome.exit_code
         if code == EXIT_INTERRUPTED:
             self.line(f"Interrupted. {again}", "yellow")
@@ -199,6 +211,11 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(
             logging.INFO if verbose and name == "httpx" else logging.WARNING
         )
+
+
+def rows(count: int) -> str:
+    """``1 row``, ``2 rows``, ``1,200 rows``."""
+    return f"{count:,} {'row' if count == 1 else 'rows'}"
 
 
 def _is_terminal(stream: object) -> bool:

@@ -154,7 +154,7 @@ class FileStore:
             os.chmod(temp, 0o600)  # before a single byte of the secret is in it
             temp.write_text(credentials.to_json(), encoding="utf-8")
 
-        write_atomically(self.path, write)
+        write_atomically(self.path, write, private=True)
 
     def delete(self) -> bool:
         try:

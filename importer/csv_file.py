@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import itertools
+import re
 from pathlib import Path
 
 from .errors import InputError
@@ -14,6 +15,12 @@ from .grid import HEADER_SEARCH_ROWS, build_table, header_index, no_email_column
 from .models import Table
 
 DELIMITERS = (",", ";", "\t")
+#: a valid multi-byte UTF-8 sequence: a file with one is UTF-8, even if some bytes are broken
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
 _NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
@@ -22,8 +29,17 @@ def read(path: Path) -> Table:
     text, notes = _decode(path)
     delimiter, header_at = _sniff(path, text)
     records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    grid: list[list[str]] = []
+    starts: list[int] = []  # the line of the file each record starts on
     try:
-        grid = list(records)
+        start = 1
+        for record in records:
+            grid.append(record)
+            starts.append(start)
+            if records.line_num - start >= 2 and len(grid) > header_at + 1:
+                width = len(grid[header_at])
+                _unclosed_quote(path, record, len(grid), start, records.line_num, delimiter, width)
+            start = records.line_num + 1
     except csv.Error as exc:
         reason = str(exc)
         if "field larger than field limit" in reason:
@@ -32,8 +48,48 @@ def read(path: Path) -> Table:
             f"{path.name}: line {records.line_num} cannot be read as CSV ({reason}); "
             "open the file in Excel and save it again as CSV UTF-8"
         ) from exc
+    last = grid[-1] if grid else []
+    if any("\n" in cell or "\r" in cell for cell in last) and _ends_inside_quotes(text, delimiter):
+        raise InputError(
+            f"{path.name}: row {len(grid)} (line {starts[-1]} of the file) opens a quotation "
+            "mark that is never closed: its cell runs to the end of the file; close the "
+            "quotation mark or remove it, and run again"
+        )
     _check_separators(path, grid, header_at, delimiter)
     return build_table(path.name, path, grid, header_at, sheet=None, notes=notes, unmark=True)
+
+
+#: embedded lines that look like rows of their own (this many delimiters or more) betray a
+#: quotation mark left open: real cells with line breaks (an address, a note) do not hold rows
+_ROW_LIKE_LINES = 2
+
+
+def _unclosed_quote(
+    path: Path, record: list[str], row: int, start: int, end: int, delimiter: str, width: int
+) -> None:
+    """Refuse a record whose quoted cell swallowed the rows below it: several of the lines in
+    it hold as many delimiters as a row of ``width`` cells."""
+    needed = max(1, width - 1)
+    for cell in record:
+        lines = cell.splitlines()
+        row_like = sum(1 for line in lines[1:] if line.count(delimiter) >= needed)
+        if row_like >= _ROW_LIKE_LINES:
+            raise InputError(
+                f"{path.name}: row {row} (line {start} of the file) opens a quotation mark "
+                f"that is not closed where the cell ends: it runs over the next {end - start:,} "
+                f"lines and takes in {row_like:,} rows; close it, or remove it, and run again"
+            )
+
+
+def _ends_inside_quotes(text: str, delimiter: str) -> bool:
+    """Whether the file ends inside a quoted cell (a quotation mark never closed)."""
+    strict = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        for _ in strict:
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _check_separators(path: Path, grid: list[list[str]], header_at: int, used: str) -> None:
@@ -70,8 +126,16 @@ def _decode(path: Path) -> tuple[str, tuple[str, ...]]:
         )
     try:
         return data.decode("utf-8-sig"), ()
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        if _UTF8_SEQUENCE.search(data):
+            # Mostly UTF-8 with a few broken bytes: reading it all as Windows-1252 would turn
+            # every accented letter into two ("JÃ¼rgen"). Stop and say where.
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise InputError(
+                f"{path.name}: line {line} has bytes that are not UTF-8 (at byte "
+                f"{exc.start:,}) in a file that is otherwise UTF-8; fix that line, or open the "
+                "file in Excel and save it as 'CSV UTF-8'"
+            ) from None
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError as exc:

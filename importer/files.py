@@ -11,11 +11,14 @@ from pathlib import Path
 _WRITING: set[Path] = set()
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomically(path: Path, write: Callable[[Path], None], *, private: bool = False) -> None:
     """Have ``write`` fill a temporary file beside ``path``, flush it to disk, rename it over.
 
-    Raises ``OSError`` (``PermissionError`` when ``path`` is locked, as Excel locks an open
-    file on Windows); the temporary file is removed whatever happens.
+    The file ends with the permissions the user's umask gives new files (colleagues on a
+    shared folder open reports and templates), or readable by the user alone when
+    ``private``; it is private while it is written. Raises ``OSError`` (``PermissionError``
+    when ``path`` is locked, as Excel locks an open file on Windows); the temporary file is
+    removed whatever happens.
     """
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(handle)
@@ -23,12 +26,21 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     _WRITING.add(temp)
     try:
         write(temp)
+        if not private:
+            os.chmod(temp, 0o666 & ~_umask())
         with temp.open("rb+") as written:
             os.fsync(written.fileno())
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
         _WRITING.discard(temp)
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def abandon() -> None:

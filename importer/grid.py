@@ -12,6 +12,8 @@ from .errors import InputError
 from .models import FORMULA_STARTS, RawRow, Table
 
 HEADER_SEARCH_ROWS = 10
+#: Excel's widest sheet: a report must fit in one
+MAX_COLUMNS = 16_384
 
 
 def header_index(rows: Sequence[Sequence[str]]) -> int | None:
@@ -53,6 +55,11 @@ def build_table(
     width = _used_width(header)
     if longest > width:
         width = max([width, *(_used_width(row) for row in body if len(row) > width)])
+    if width > MAX_COLUMNS:
+        raise InputError(
+            f"{name}: has {width:,} columns, more than the {MAX_COLUMNS:,} of an Excel sheet; "
+            "keep the list's own columns and save it again"
+        )
     headers = tuple(
         header[i] if i < len(header) and header[i] else f"column {column_letter(i)}"
         for i in range(width)

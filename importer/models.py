@@ -41,8 +41,12 @@ class Cancellation(enum.StrEnum):
 
 
 def email_key(address: str) -> str:
-    """An e-mail address as GoTo compares it: one registration per address, ignoring case."""
-    return address.casefold()
+    """An e-mail address as GoTo compares it: one registration per address, ignoring case.
+
+    ``lower()``, not ``casefold()``: casefolding makes ``weiß@`` and ``weiss@`` one address,
+    and they are two mailboxes.
+    """
+    return address.lower()
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from .outcome import Outcome, RowOutcome, WebinarOutcome, row_outcomes
 from .reader import Source
 from .redact import hidden_in_logs
 from .register import Preparation, Registrar
+from .report import report_columns
 from .session import DEFAULT_RATE, ApiSession, default_concurrency
 from .settings import NoWebinar
 from .validate import Plan, check_columns, validate
@@ -290,7 +291,11 @@ def _view(part: _Part, connection: Connection | None, account: str | None = None
         rows=len(plan.table.rows),
         problems=plan.problems,
         duplicates=plan.duplicates,
-        unused=plan.ignored_headers,
+        unused=tuple(
+            header
+            for i, header in enumerate(plan.table.headers)
+            if header in plan.ignored_headers and i not in report_columns(plan.table.headers)
+        ),
         unsent=tuple((plan.table.headers[i], why) for i, why in sorted(plan.unsent.items())),
         mapping=tuple((rule.header, rule.sent_as, rule.plain) for rule in plan.rules),
         resumed=prepared.resumed if prepared else 0,

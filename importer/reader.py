@@ -36,6 +36,8 @@ def read(source: Source, *, sheet: str | None = None) -> Table:
 
 def read_table(path: Path, *, sheet: str | None = None) -> Table:
     """Read ``path`` (CSV, TXT, XLSX or XLSM); raise :class:`InputError` when it cannot be used."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a file; name the spreadsheet itself")
     suffix = path.suffix.lower()
     if suffix not in CSV_SUFFIXES | EXCEL_SUFFIXES:
         raise InputError(
@@ -47,8 +49,11 @@ def read_table(path: Path, *, sheet: str | None = None) -> Table:
             head = handle.read(4096)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file; check the name and the folder") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a file; name the spreadsheet itself") from None
+    except PermissionError:
+        raise InputError(
+            f"{path}: you may not read this file (permission denied); copy it to a folder of "
+            "yours, or ask its owner"
+        ) from None
     except OSError as exc:
         raise InputError(
             f"{path.name}: cannot be opened ({exc.strerror}); close it and retry"

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import collections
 import csv
+import errno
+import os
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .columns import REQUIRED, ColumnMap, fold
-from .errors import ReportError
+from .errors import ReportError, UsageError
 from .files import write_atomically
+from .grid import MAX_COLUMNS
 from .models import FORMULA_STARTS, Status
 from .text import normalise
 
@@ -57,7 +61,7 @@ class Report:
     headers: tuple[str, ...]
     rows: list[tuple[int | str, ...]]
     statuses: list[Status]
-    summary: tuple[tuple[str, str], ...] = ()
+    summary: tuple[tuple[str, str | int], ...] = ()
     attention_headers: tuple[str, ...] = ()
     attention: list[tuple[str, ...]] = field(default_factory=list)
     #: the Summary sheet's title
@@ -77,8 +81,8 @@ def default_path(source: Path) -> Path:
 
 
 def attention_path(source: Path, report: Path) -> Path:
-    """``people-needs-attention.csv``, beside the report."""
-    return report.with_name(f"{source.stem}-needs-attention.csv")
+    """``people-needs-attention.xlsx``, beside the report."""
+    return report.with_name(f"{source.stem}-needs-attention.xlsx")
 
 
 def build(outcome: Outcome) -> Report:
@@ -94,9 +98,17 @@ def build(outcome: Outcome) -> Report:
     # the input's other columns, but not those left empty in every row (a template's unused
     # optional fields): they would only push the join URLs off the screen
     filled = {i for row in table.rows for i, cell in enumerate(row.cells) if cell.strip()}
-    others = [i for i in range(len(table.headers)) if i not in lead and i in filled]
+    # a report (or a needs-attention file) fed back in brings the last run's own columns:
+    # this run writes them afresh
+    own = report_columns(table.headers)
+    others = [
+        i for i in range(len(table.headers)) if i not in lead and i in filled and i not in own
+    ]
     reserved = set(LEAD) | set(TRAIL) | {"webinarKey"}
     several = len(outcome.webinars) > 1
+    room = MAX_COLUMNS - len(LEAD) - len(TRAIL) - several
+    dropped = max(0, len(others) - room)
+    others = others[:room]  # an Excel sheet holds 16,384 columns
     headers = (
         "row",
         *(("webinarKey",) if several else ()),
@@ -108,7 +120,12 @@ def build(outcome: Outcome) -> Report:
         *TRAIL,
     )
     own_key = any(fold(h) == "webinarkey" for h in table.headers)
-    attention_headers = (*table.headers, *(() if own_key else ("webinarKey",)), "error")
+    kept = [i for i in range(len(table.headers)) if i not in own]
+    attention_headers = (
+        *(table.headers[i] for i in kept),
+        *(() if own_key else ("webinarKey",)),
+        "error",
+    )
     cells_of = {row.line: row.cells for row in table.rows}
     rows: list[tuple[int | str, ...]] = []
     statuses: list[Status] = []
@@ -130,21 +147,27 @@ def build(outcome: Outcome) -> Report:
         statuses.append(result.status)
         if result.status in ATTENTION:
             key = () if own_key else (result.webinar_key,)
-            attention.append((*cells, *key, result.error or ""))
+            attention.append((*(cells[i] for i in kept), *key, result.error or ""))
     made = Report(headers, rows, statuses, attention_headers=attention_headers, attention=attention)
-    return Report(
-        headers,
-        rows,
-        statuses,
-        _summary(outcome, made),
-        attention_headers,
-        attention,
-    )
+    summary = _summary(outcome, made)
+    if dropped:
+        summary += (("Not in this report", f"{dropped:,} input columns past Excel's limit"),)
+    return Report(headers, rows, statuses, summary, attention_headers, attention)
 
 
-def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str], ...]:
+def report_columns(headers: Sequence[str]) -> set[int]:
+    """The columns this tool's files add (``row``, ``status``, ``registrantKey``, ``joinUrl``,
+    ``error``) when ``headers`` are those of a report or a needs-attention file fed back in:
+    at least two of them, or ``error`` last (as the needs-attention file has it)."""
+    found = {i for i, header in enumerate(headers) if header in (*TRAIL, "row")}
+    if len(found) >= 2:
+        return found
+    return {len(headers) - 1} if headers and headers[-1] == "error" else set()
+
+
+def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], ...]:
     table = outcome.table
-    lines: list[tuple[str, str]] = [("Input file", str(table.source or table.describe()))]
+    lines: list[tuple[str, str | int]] = [("Input file", str(table.source or table.describe()))]
     for part in outcome.webinars:
         webinar = part.webinar
         if webinar is None:
@@ -155,9 +178,9 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str], ...]:
     stamp = outcome.started.strftime("%Y-%m-%d %H:%M %Z")
     lines.append(("Run at", stamp.strip()))
     counts = report.counts()
-    lines.append(("Rows", f"{len(report.rows):,}"))
+    lines.append(("Rows", len(report.rows)))
     for status in Status:
-        lines.append((status.value.replace("_", " ").capitalize(), f"{counts[status]:,}"))
+        lines.append((status.value.replace("_", " ").capitalize(), counts[status]))
     if counts[Status.PENDING]:
         how = "Interrupted" if outcome.interrupted else "Stopped early"
         reason = f" ({outcome.stopped})" if outcome.stopped and not outcome.interrupted else ""
@@ -170,7 +193,7 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str], ...]:
         )
     if report.attention:
         where = (
-            f"see {table.source.stem}-needs-attention.csv beside this report"
+            f"see {table.source.stem}-needs-attention.xlsx beside this report"
             if table.source is not None
             else "see the error column"
         )
@@ -179,23 +202,80 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str], ...]:
 
 
 def write_attention(report: Report, path: Path) -> Path | None:
-    """Write the rows that need attention as CSV (or remove an old file when none do)."""
+    """Write the rows that need attention (or remove an old file when none do).
+
+    An XLSX sheet of text cells: Excel keeps 19-digit keys (the webinarKey column) as they are
+    when the file is opened, corrected and saved, so it can be registered again as it is.
+    """
     if not report.attention:
         path.unlink(missing_ok=True)
         return None
     attention = Report(report.attention_headers, list(report.attention), [])
     try:
-        write_atomically(path, lambda temp: _write_csv(attention, temp))
+        write_atomically(path, lambda temp: _write_sheet(attention, temp, "Needs attention"))
     except OSError as exc:
         raise ReportError(f"{path}: could not be written ({exc.strerror or exc})") from exc
     return path
+
+
+def destinations(source: Path, out: Path | None) -> tuple[Path, Path]:
+    """The report's path and the needs-attention file's, refused before anything is sent
+    when they cannot be written or would overwrite the input (or each other)."""
+    if source.is_dir() or not source.name:
+        raise UsageError(f"{source}: is a folder, not a file; name the spreadsheet itself")
+    report = out or default_path(source)
+    if report.suffix.lower() not in SUFFIXES:
+        raise UsageError(f"--out {report.name}: the report must end in .xlsx or .csv")
+    attention = attention_path(source, report)
+    if _same(report, source):
+        raise UsageError(
+            f"--out {report}: is the input file itself, which the report would replace; "
+            "choose another name"
+        )
+    if _same(report, attention):
+        raise UsageError(
+            f"--out {report}: is where the rows needing attention go; choose another name"
+        )
+    probe(report.parent)
+    return report, attention
+
+
+def probe(folder: Path) -> None:
+    """Check, by creating and removing a file, that a report can be written in ``folder``."""
+    try:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".g2w-probe-")
+    except FileNotFoundError:
+        raise UsageError(
+            f"{folder}: no such folder for the report; create it or change --out"
+        ) from None
+    except PermissionError:
+        raise UsageError(
+            f"{folder}: you may not write there (permission denied); choose another --out"
+        ) from None
+    except OSError as exc:
+        advice = {
+            errno.EROFS: "it is on a read-only disk",
+            errno.ENOSPC: "the disk is full",
+            errno.ENOTDIR: "it is not a folder",
+        }.get(exc.errno or 0, exc.strerror or str(exc))
+        raise UsageError(
+            f"{folder}: the report cannot be written there ({advice}); choose another --out"
+        ) from None
+    os.close(handle)
+    Path(name).unlink(missing_ok=True)
+
+
+def _same(one: Path, other: Path) -> bool:
+    return one.resolve() == other.resolve()
 
 
 def write(report: Report, path: Path) -> Path:
     """Write ``report`` to ``path`` (.xlsx or .csv) atomically; return where it was written.
 
     When ``path`` cannot be replaced (on Windows, while Excel has it open) the report is
-    written beside it under a time-stamped name instead, and that path is returned.
+    written beside it under a time-stamped name instead. When what the input holds cannot be
+    written as XLSX at all, the report is written as CSV beside it, so that a run's outcome is
+    never lost for want of a report. Either way the path written is returned.
     """
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -212,6 +292,12 @@ def write(report: Report, path: Path) -> Path:
             beside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
             write_atomically(beside, lambda temp: writer(report, temp))
             return beside
+        except (ValueError, TypeError, KeyError):
+            if writer is _write_csv:
+                raise
+            beside = path.with_suffix(".csv")
+            write_atomically(beside, lambda temp: _write_csv(report, temp))
+            return beside
     except OSError as exc:
         raise ReportError(
             f"{path}: the report could not be written ({exc.strerror or exc}); "
@@ -223,7 +309,7 @@ def write(report: Report, path: Path) -> Path:
 def _write_csv(report: Report, path: Path) -> None:
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(report.headers)
+        writer.writerow([_csv_cell(title) for title in report.headers])
         for row in report.rows:
             writer.writerow([_csv_cell(value) for value in row])
 
@@ -234,9 +320,13 @@ def _csv_cell(value: int | str) -> str:
 
 
 def _write_xlsx(report: Report, path: Path) -> None:
+    _write_sheet(report, path, "Registrants")
+
+
+def _write_sheet(report: Report, path: Path, name: str) -> None:
+    """One sheet of the report's rows (text cells, never formulas), after a Summary sheet when
+    the report has one; coloured by status, with clickable join URLs."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
 
@@ -248,55 +338,60 @@ def _write_xlsx(report: Report, path: Path) -> None:
         summary.column_dimensions["B"].width = 80
         summary.page_setup.fitToWidth, summary.page_setup.fitToHeight = 1, 0
         summary.sheet_properties.pageSetUpPr.fitToPage = True
-        title = WriteOnlyCell(summary, value=report.title)
-        title.font = Font(bold=True, size=14)
-        summary.append([title])
+        summary.append([_cell(summary, report.title, font=Font(bold=True, size=14))])
         summary.append([])
-        for label, text in report.summary:
-            name = WriteOnlyCell(summary, value=label)
-            name.font = bold
-            value = WriteOnlyCell(summary, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", text))
-            value.data_type = "s"
-            summary.append([name, value])
-    sheet = book.create_sheet("Registrants")
+        for label, value in report.summary:
+            summary.append([_cell(summary, label, font=bold), _cell(summary, value)])
+    sheet = book.create_sheet(name)
     sheet.freeze_panes = "A2"
     sheet.page_setup.orientation = "landscape"  # printed: as wide as the page, as long as needed
     sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
     for index, width in enumerate(_widths(report), start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
-    header = []
-    for title in report.headers:
-        cell = WriteOnlyCell(sheet, value=title)
-        cell.font = bold
-        header.append(cell)
-    sheet.append(header)
+    sheet.append([_cell(sheet, title, font=bold) for title in report.headers])
     link_column = report.headers.index("joinUrl") if "joinUrl" in report.headers else None
     colours = report.colours or [_COLOURS[status] for status in report.statuses]
     fills = {colour: PatternFill("solid", fgColor=colour) for colour in set(colours)}
-
-    def cell_for(column: int, value: int | str, fill: PatternFill) -> WriteOnlyCell:
-        if isinstance(value, int):
-            cell = WriteOnlyCell(sheet, value=value)
-            cell.fill = fill
-            return cell
-        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)[:_EXCEL_CELL_LIMIT]
-        cell = WriteOnlyCell(sheet, value=text)
-        cell.fill = fill
-        cell.data_type = "s"  # never a formula, whatever the text starts with
-        if text.startswith(FORMULA_STARTS):
-            cell.quotePrefix = True  # and Excel keeps it text when the cell is edited
-        elif column == link_column and text.startswith(("https://", "http://")):
-            cell.hyperlink = text
-            cell.style = "Hyperlink"
-        return cell
-
-    for row, colour in zip(report.rows, colours, strict=True):
-        fill = fills[colour]
-        sheet.append([cell_for(column, value, fill) for column, value in enumerate(row)])
+    shades: list[str | None] = list(colours) if colours else [None] * len(report.rows)
+    for row, colour in zip(report.rows, shades, strict=True):
+        fill = fills[colour] if colour else None
+        sheet.append(
+            [
+                _cell(sheet, value, fill=fill, link=column == link_column)
+                for column, value in enumerate(row)
+            ]
+        )
     last = get_column_letter(len(report.headers))
     sheet.auto_filter.ref = f"A1:{last}{len(report.rows) + 1}"
     book.save(path)
+
+
+def _cell(
+    sheet: Any, value: int | str, *, font: Any = None, fill: Any = None, link: bool = False
+) -> Any:
+    """A cell that is never a formula: text as text (an apostrophe-free quote prefix keeps
+    Excel from reading it as one when edited), characters XML cannot hold replaced, numbers as
+    numbers; a web address in the join URL column is a link."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    if isinstance(value, int):
+        cell = WriteOnlyCell(sheet, value=value)
+    else:
+        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)[:_EXCEL_CELL_LIMIT]
+        cell = WriteOnlyCell(sheet, value=text)
+        cell.data_type = "s"  # never a formula, whatever the text starts with
+        if text.startswith(FORMULA_STARTS):
+            cell.quotePrefix = True  # and Excel keeps it text when the cell is edited
+        elif link and text.startswith(("https://", "http://")):
+            cell.hyperlink = text
+            cell.style = "Hyperlink"
+    if font is not None:
+        cell.font = font
+    if fill is not None:
+        cell.fill = fill
+    return cell
 
 
 def _widths(report: Report) -> Iterator[float]:

@@ -22,6 +22,10 @@ INVISIBLE_INSIDE = {
     "\u2060": "a zero-width character",
     "\ufeff": "a zero-width character",
     "\u00ad": "a soft hyphen",
+    **{
+        chr(c): "a bidirectional control character"
+        for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+    },
     "\t": "a tab",
     "\n": "a line break",
     "\r": "a line break",

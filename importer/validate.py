@@ -65,7 +65,7 @@ class Rule:
     header: str
     required: bool
     max_size: int
-    #: allowed answers, case-folded → what is sent (the field's spelling, or the answer key)
+    #: allowed answers, lower-cased → what is sent (the field's spelling, or the answer key)
     choices: Mapping[str, str] = field(default_factory=dict)
     #: the allowed answers as the webinar spells them, for messages
     shown: tuple[str, ...] = ()
@@ -226,7 +226,7 @@ def _field_rule(
         table.headers[index],
         required,
         spec.max_size if spec and spec.max_size else MAX_FIELD_LENGTH,
-        {answer.casefold(): answer for answer in answers},
+        {answer.lower(): answer for answer in answers},
         answers,
     )
 
@@ -261,7 +261,7 @@ def _question_rule(
         table.headers[index],
         question.required,
         question.max_size or MAX_ANSWER_LENGTH,
-        {answer.text.casefold(): answer.key for answer in choices},
+        {answer.text.lower(): answer.key for answer in choices},
         tuple(answer.text for answer in choices),
         question=question.text,
     )
@@ -298,7 +298,7 @@ def check_row(
         if problem:
             problems.append(RowProblem(row.line, rule.header, problem))
         elif value and rule.question is not None:
-            chosen = rule.choices.get(value.casefold())
+            chosen = rule.choices.get(value.lower())
             responses.append(
                 Response(rule.name, answer_key=chosen)
                 if rule.choices
@@ -307,7 +307,7 @@ def check_row(
         elif value and rule.name == FULL_NAME:
             values["firstName"], values["lastName"] = value.rsplit(maxsplit=1)
         elif value:
-            values[rule.name] = rule.choices.get(value.casefold(), value)
+            values[rule.name] = rule.choices.get(value.lower(), value)
     if problems:
         return None, tuple(problems)
     first, last, email = values.pop("firstName"), values.pop("lastName"), values.pop("email")
@@ -327,7 +327,7 @@ def _problem(rule: Rule, value: str) -> str | None:
         return f"'{printable(value)}' contains {hidden}; retype the value"
     if len(value) > rule.max_size:
         return f"is {len(value)} characters long; GoTo accepts at most {rule.max_size}"
-    if rule.choices and value.casefold() not in rule.choices:
+    if rule.choices and value.lower() not in rule.choices:
         return f"'{value}' is not one of the answers; choose {', '.join(rule.shown)}"
     if rule.name == FULL_NAME and " " not in value:
         return (

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from .columns import fold
 from .errors import InputError
-from .grid import HEADER_SEARCH_ROWS, build_table, header_index, no_email_column, read_settings
+from .grid import (
+    HEADER_SEARCH_ROWS,
+    build_table,
+    column_letter,
+    header_index,
+    no_email_column,
+    read_settings,
+)
 from .models import Table
 
 
@@ -18,6 +28,8 @@ def read(path: Path, sheet: str | None) -> Table:
     # python-calamine directly: pandas' read_excel over the same engine spends longer converting
     # cells than calamine spends parsing the file.
     from python_calamine import CalamineWorkbook
+
+    _check_extent(path)
 
     try:
         book = CalamineWorkbook.from_path(str(path))
@@ -42,6 +54,85 @@ def read(path: Path, sheet: str | None) -> Table:
         if not first_seen:
             first_seen = next((row for row in grid if any(row)), [])
     raise no_email_column(path.name, first_seen, sheet=sheet)
+
+
+#: what a workbook of people may unpack to, and the most cells a sheet may span: calamine builds
+#: a dense grid from the first cell to the last one with a value, so one stray value in cell
+#: XFD1048576 would ask for seventeen billion cells
+MAX_INFLATED = 512 * 2**20
+MAX_CELLS = 20_000_000
+#: a cell with a value: not self-closed (``<c r="B7" s="1"/>`` is formatting only)
+_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"[^>]*>')
+_CHUNK = 1 << 20
+
+
+def _check_extent(path: Path) -> None:
+    """Refuse a workbook that unpacks to far more than a list needs, or whose sheets hold a
+    value so far out that reading them would take the machine's memory."""
+    try:
+        book = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip (encrypted, damaged): calamine says what it is
+    with book:
+        inflated = sum(info.file_size for info in book.infolist())
+        if inflated > MAX_INFLATED:
+            raise InputError(
+                f"{path.name}: unpacks to {inflated / 2**20:,.0f} MB, far more than a list of "
+                "people needs; copy the list alone into a new workbook and run again"
+            )
+        for part, name in _sheet_parts(book).items():
+            rows, columns = _extent(book, part)
+            if rows * columns > MAX_CELLS:
+                raise InputError(
+                    f"{path.name}: sheet '{name}' has a value as far out as cell "
+                    f"{column_letter(columns - 1)}{rows}, which makes {rows * columns:,} cells to "
+                    "read; delete what stands beyond the list (in Excel, Ctrl+End goes to the "
+                    "last cell) and save again"
+                )
+
+
+def _sheet_parts(book: zipfile.ZipFile) -> dict[str, str]:
+    """Each worksheet's part in the zip, with the sheet's name as Excel shows it."""
+    parts = {n: n for n in book.namelist() if re.fullmatch(r"xl/worksheets/[^/]+\.xml", n)}
+    try:
+        workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+        rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ElementTree.ParseError):
+        return parts
+    targets = {rel.get("Id"): rel.get("Target", "") for rel in rels}
+    for sheet in workbook.iter(f"{_MAIN}sheet"):
+        target = targets.get(sheet.get(f"{_RELS}id"), "").lstrip("/")
+        part = target if target.startswith("xl/") else f"xl/{target}"
+        if part in parts:
+            parts[part] = sheet.get("name", part)
+    return parts
+
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+def _extent(book: zipfile.ZipFile, part: str) -> tuple[int, int]:
+    """The last row and column (1-based) that hold a value in a worksheet, read as a stream."""
+    rows = columns = 0
+    tail = b""
+    with book.open(part) as stream:
+        while chunk := stream.read(_CHUNK):
+            data = tail + chunk
+            for match in _CELL.finditer(data):
+                if match.group().endswith(b"/>"):
+                    continue
+                columns = max(columns, _column_number(match.group(1)))
+                rows = max(rows, int(match.group(2)))
+            tail = data[-256:]
+    return rows, columns
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
 
 
 def _grid(path: Path, book: Any, name: str) -> list[list[str]]:

@@ -229,10 +229,10 @@ def test_review_report_has_a_summary_colours_links_and_a_file_to_fix(
     assert book.sheetnames == ["Summary", "Registrants"]
     summary = {row[0]: row[1] for row in book["Summary"].iter_rows(min_row=3, values_only=True)}
     assert summary["Webinar"].startswith(f"Product launch (sandbox) ({WEBINAR_KEY}, starts ")
-    assert summary["Registered"] == "3"
-    assert summary["Invalid"] == "1"
+    assert summary["Registered"] == 3  # numbers, not text
+    assert summary["Invalid"] == 1
     assert summary["Input file"] == str(source)
-    assert "guests-needs-attention.csv" in summary["Needs attention"]
+    assert "guests-needs-attention.xlsx" in summary["Needs attention"]
     sheet = book["Registrants"]
     assert sheet.freeze_panes == "A2"
     assert sheet.auto_filter.ref
@@ -241,10 +241,15 @@ def test_review_report_has_a_summary_colours_links_and_a_file_to_fix(
     link = [cell.value for cell in sheet[1]].index("joinUrl")
     assert sheet.cell(row=2, column=link + 1).hyperlink is not None
     assert all(c.data_type != "f" for s in book.worksheets for r in s.iter_rows() for c in r)
-    fix = (tmp_path / "guests-needs-attention.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert fix[0] == "firstName,lastName,email,webinarKey,error"
-    assert fix[1].startswith(f"Bo,,bo@example.com,{WEBINAR_KEY},lastName: is empty")
-    assert fix[2].startswith(f"Cy,Orr,PERSON0@example.com,{WEBINAR_KEY},same e-mail as row 2")
+    fix = load_workbook(tmp_path / "guests-needs-attention.xlsx")["Needs attention"]
+    cells = [[cell.value or "" for cell in row] for row in fix.iter_rows()]
+    assert cells[0] == ["firstName", "lastName", "email", "webinarKey", "error"]
+    assert cells[1][:4] == ["Bo", "", "bo@example.com", WEBINAR_KEY]
+    assert cells[1][4].startswith("lastName: is empty")
+    assert cells[2][:4] == ["Cy", "Orr", "PERSON0@example.com", WEBINAR_KEY]
+    assert cells[2][4].startswith("same e-mail as row 2")
+    # the key is text: Excel keeps all 19 digits when the file is corrected and saved
+    assert all(row[3].data_type == "s" for row in fix.iter_rows(min_row=2))
 
 
 @pytest.mark.parametrize("how", ["options", "column"])

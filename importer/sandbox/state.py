@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..httpserver import Answer, Request
+from ..models import email_key
 from .faults import Dice, RateWindow, SandboxConfig
 from .oauth import SignIn
 
@@ -399,10 +400,10 @@ class Sandbox:
             self.stats["cancel_missing"] += 1
             return _error(404, "NotFound", "Registrant not found")
         webinar.registrants.remove(entry)
-        address = entry["email"].casefold()
+        address = email_key(entry["email"])
         if webinar.by_email.get(address) is entry:
             del webinar.by_email[address]
-            same = (e for e in webinar.registrants if e["email"].casefold() == address)
+            same = (e for e in webinar.registrants if email_key(e["email"]) == address)
             if (other := next(same, None)) is not None:
                 webinar.by_email[address] = other
         self.stats["cancelled"] += 1
@@ -423,7 +424,7 @@ class Sandbox:
             self.stats["full"] += 1
             full = f"Registration is closed: the webinar is full ({limit} registrants)"
             return _error(403, "RegistrationLimitReached", full)
-        existing = webinar.by_email.get(payload["email"].strip().casefold())
+        existing = webinar.by_email.get(email_key(payload["email"].strip()))
         if existing is not None and self.config.dedupe:
             # the spec's 409 has no body; some servers put the keys in it
             self.stats["conflicts"] += 1
@@ -459,7 +460,7 @@ class Sandbox:
             "responses": [] if self.config.drop_answers else list(fields.get("responses", [])),
         }
         webinar.registrants.append(entry)
-        webinar.by_email.setdefault(entry["email"].casefold(), entry)
+        webinar.by_email.setdefault(email_key(entry["email"]), entry)
         self.stats["created"] += 1
         return entry
 
