@@ -343,6 +343,7 @@ def test_register_through_the_page_and_download_the_report(
     assert result["columns"] == [
         "row", "firstName", "lastName", "email", "status", "joinUrl", "error"
     ]  # fmt: skip
+    assert result["rows"][2][-1].startswith("email: 'not-an-address' is not a valid e-mail")
     assert state["register"] is None  # nothing left to send from this file
     assert state["run"]["counts"] == {"registered": 5}
     registered = {r["email"]: r["joinUrl"] for r in server.sandbox.registrants()}

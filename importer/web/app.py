@@ -292,6 +292,8 @@ def _result(job: Job) -> dict[str, Any]:
     counts = outcome.counts
     pending = counts[Status.PENDING]
     shown = [c for c in RESULT_COLUMNS if c in built.headers]
+    if not any(row.error for row in outcome.rows):
+        shown.remove("error")
     positions = [built.headers.index(column) for column in shown]
     return {
         "error": None,

@@ -322,6 +322,7 @@ function cellFor(header, value) {
     link.target = "_blank";
     link.rel = "noopener noreferrer";
     td.append(link);
+    td.className = "url";
   } else {
     td.textContent = value;
     if (header === "row" || header === "Row") td.className = "number-cell";
