@@ -290,6 +290,11 @@ def test_the_webinar_chosen_checks_the_file_again_against_its_form(
     )  # the workshop's required question, which this file lacks
     assert state["blocker"] == state["check"]["error"]
     assert state["register"] == "Register"
+    typed = page.post("/api/check", json={"webinar": "8.32536E+18"})
+    assert typed.status_code == 400
+    assert typed.json()["error"].startswith(
+        "the webinar key '8.32536E+18' is a number rounded by Excel, not a key"
+    )
 
 
 def test_without_a_sign_in_or_a_webinar_the_page_says_what_is_missing(

@@ -22,6 +22,7 @@ from playwright.sync_api import (
     Browser,
     BrowserContext,
     Download,
+    Locator,
     Page,
     Response,
     expect,
@@ -142,9 +143,15 @@ def new_page(browser: Browser, seen: Seen, **options: Any) -> tuple[BrowserConte
     return context, page
 
 
-def shoot(page: Page, name: str) -> None:
-    if SHOTS:
-        page.screenshot(path=str(Path(SHOTS) / f"ui-{name}.png"), full_page=True)
+def shoot(what: Page | Locator, name: str) -> None:
+    """A picture for the README: the whole page, or one part of it."""
+    if not SHOTS:
+        return
+    path = str(Path(SHOTS) / f"ui-{name}.png")
+    if isinstance(what, Page):
+        what.screenshot(path=path, full_page=True)
+    else:
+        what.screenshot(path=path)
 
 
 def saved(download: Download, folder: Path) -> Path:
@@ -199,11 +206,11 @@ def test_register_the_filled_template_and_download_the_report(
     page.keyboard.press("Enter")
     expect(page.locator("#progress-text")).to_contain_text(re.compile(r"\d+ of 12 done"))
     expect(page.get_by_role("button", name="Stop")).to_be_visible()
-    shoot(page, "progress")
+    shoot(page.locator("section:has(#progress)"), "progress")
     expect(page.locator("#result-headline")).to_have_text("Done: 12 registered.", timeout=60_000)
     expect(page.locator("#step-result")).to_be_focused()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    shoot(page, "result")
+    shoot(page.locator("#result"), "result")
 
     registered = {r["email"]: r["joinUrl"] for r in server.sandbox.registrants(WORKSHOP_KEY)}
     assert len(registered) == 12

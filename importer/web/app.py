@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from .. import lookup, template
+from .. import lookup, settings, template
 from ..columns import fold
 from ..errors import EXIT_INTERRUPTED, ImporterError
 from ..events import PlanView
@@ -97,7 +97,7 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
     async def check(request: Request) -> Response:
         body = await _json(request)
         key = str(body.get("webinar") or "").strip()
-        desk.start_check((key,) if key else ())
+        desk.start_check((settings.check_key("the webinar key", key),) if key else ())
         return JSONResponse(_state(desk))
 
     async def register(request: Request) -> Response:

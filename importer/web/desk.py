@@ -48,6 +48,9 @@ _LAST_RUN = "last-run.json"
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
+BUSY = "an import is under way: stop it, or wait until it is over"
+
+
 class Busy(ImporterError):
     """The page asked for something that must wait until the import under way is over."""
 
@@ -304,7 +307,7 @@ class Desk:
         if length is not None and length > MAX_UPLOAD:
             raise TooLarge(too_large_message(kept, length))
         if self.sending:
-            raise Busy("an import is under way: stop it, or wait until it is over")
+            raise Busy(BUSY)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = private(private(self.folder / "uploads") / f"{stamp}-{secrets.token_hex(3)}")
         path = folder / kept
@@ -316,13 +319,16 @@ class Desk:
                     if size > MAX_UPLOAD:
                         raise TooLarge(too_large_message(kept, size))
                     handle.write(chunk)
+            with self._lock:
+                if self.sending:  # Register was pressed while the file was arriving
+                    raise Busy(BUSY)
+                self.upload, self.restored = Upload(path, size), False
+                job = self._new_check(())
         except BaseException:
             path.unlink(missing_ok=True)
             folder.rmdir()
             raise
-        with self._lock:
-            self.upload, self.run, self.restored = Upload(path, size), None, False
-        self.start_check(())
+        job.start(self.access, self._options((), dry_run=True))
 
     def start_check(self, keys: tuple[str, ...]) -> Job:
         """Check the file against the webinars ``keys`` (none: as the file says): a dry run."""
@@ -330,12 +336,19 @@ class Desk:
             if self.upload is None:
                 raise InputError("no file chosen yet; choose the list of people first")
             if self.sending:
-                raise Busy("an import is under way: stop it, or wait until it is over")
-            if self.check is not None:
-                self.check.stop.set()  # an older check of another choice: not needed any more
-            job = self.check = Job(self.upload, keys, dry_run=True)
+                raise Busy(BUSY)
+            job = self._new_check(keys)
         job.start(self.access, self._options(keys, dry_run=True))
         return job
+
+    def _new_check(self, keys: tuple[str, ...]) -> Job:
+        """A check of the upload that replaces the last one (called with the lock held)."""
+        assert self.upload is not None
+        if self.check is not None:
+            self.check.stop.set()  # an older check of another choice: not needed any more
+        self.check = Job(self.upload, keys, dry_run=True)
+        self.run = None  # a new plan: the last import's report stays in its folder
+        return self.check
 
     def start_import(self) -> Job:
         """Import the file for the webinars it was last checked against."""
