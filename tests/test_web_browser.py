@@ -317,6 +317,11 @@ def test_the_browser_is_refused_without_the_secret_under_another_name_or_from_an
     page.locator("#file").set_input_files(hostile)
     expect(page.locator("#plan table")).to_contain_text(HOSTILE)  # shown as text, not run
     assert page.locator("#plan img").count() == 0
+    page.get_by_label("Webinar", exact=True).select_option("__other")  # not signed in: no list
+    page.get_by_label("Webinar key").fill(WEBINAR_KEY)
+    page.keyboard.press("Enter")
+    expect(page.locator("#blocker")).to_have_text(re.compile(r"^Sign in first: the rows are"))
+    expect(page.get_by_label("Webinar", exact=True)).to_have_value(WEBINAR_KEY)
 
     big = tmp_path / "guests.csv"
     with big.open("wb") as handle:

@@ -9,12 +9,13 @@ sending or reporting is decided here.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import html
 import importlib.resources
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,10 +29,11 @@ from ..errors import EXIT_INTERRUPTED, ImporterError
 from ..events import PlanView
 from ..models import Status, Webinar
 from ..progress import clock_text
-from .desk import MAX_UPLOAD, Busy, Desk, Job, TooLarge, blocker
+from .desk import Busy, Desk, Job, TooLarge, blocker
 from .guard import Guard
 from .signin import SignIn
 
+T = TypeVar("T")
 #: rows needing attention listed in the plan, and result rows shown; the rest are in the files
 SHOWN = 500
 SHOWN_ROWS = 2000
@@ -55,7 +57,7 @@ _MEDIA = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=ut
 def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp:
     """The page for ``desk``, answering at 127.0.0.1:``port`` to those who know ``secret``."""
     index = (_STATIC / "index.html").read_text("utf-8")
-    index = index.replace("{{secret}}", secret).replace("{{max_upload}}", str(MAX_UPLOAD))
+    index = index.replace("{{secret}}", secret)
     static = {name: (_STATIC / name).read_bytes() for name in ("page.css", "page.js")}
 
     async def page(request: Request) -> Response:
@@ -123,7 +125,7 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         webinar = form = None
         if key:
             webinar, form = await _off_loop(lookup.webinar_and_form(desk.access, key))
-        path = desk.folder / "registrants.xlsx"
+        path = desk.folder / f"template-{webinar.key if webinar else 'plain'}.xlsx"
         await asyncio.to_thread(template.build, path, webinar=webinar, form=form)
         return FileResponse(path, filename="registrants.xlsx")
 
@@ -156,7 +158,7 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
     return Guard(app, port=port, secret=secret)
 
 
-async def _off_loop(coroutine: Any) -> Any:
+async def _off_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a lookup in a thread with its own loop: the page keeps answering meanwhile."""
     return await asyncio.to_thread(asyncio.run, coroutine)
 
@@ -178,7 +180,7 @@ def _refused(message: str, status: int, request: Request | None = None) -> Respo
     """The error as JSON for the page's script, or as a page when a person followed a link."""
     if request is not None and request.url.path.startswith("/api/"):
         return JSONResponse({"error": message}, status_code=status)
-    text = html.escape(message[:1].upper() + message[1:])
+    text = html.escape(message)
     body = (
         '<!doctype html><html lang="en"><meta charset="utf-8"><title>g2w-import</title>'
         f'<p>{text}</p><p><a href="/">Back to the page</a></p>'
@@ -223,13 +225,13 @@ def _state(desk: Desk) -> dict[str, Any]:
 
 
 def _check(job: Job) -> dict[str, Any]:
+    chosen = job.keys[0] if job.keys else ""
     if not job.done.is_set():
-        return {"busy": True, "chosen": job.keys[0] if job.keys else "", "plans": [], "notes": []}
-    outcome = job.outcome
-    plans = [_plan(view, job) for view in job.listener.plans] if outcome is not None else []
+        return {"busy": True, "chosen": chosen, "plans": [], "notes": []}
+    plans = [_plan(view, job) for view in job.listener.plans] if job.outcome is not None else []
     return {
         "busy": False,
-        "chosen": job.keys[0] if job.keys else "",
+        "chosen": chosen,
         "error": job.error,
         "notes": list(job.listener.notes),
         "plans": plans,
@@ -245,15 +247,12 @@ def _plan(view: PlanView, job: Job) -> dict[str, Any]:
         for problem in problems
     ]
     attention += [
-        (row.line, "email", row.error or "")
-        for row in rows
-        if row.status is Status.DUPLICATE and row.line in view.duplicates
+        (row.line, "email", row.error or "") for row in rows if row.status is Status.DUPLICATE
     ]
     attention.sort(key=lambda item: item[0])
     return {
         "key": view.webinar_key,
         "webinar": _webinar(view.webinar),
-        "source": view.source,
         "rows": view.rows,
         "send": sum(1 for row in rows if row.status is Status.PENDING),
         "attention": [
@@ -308,11 +307,10 @@ def _result(job: Job) -> dict[str, Any]:
         "more": max(0, len(built.rows) - SHOWN_ROWS),
         "report": job.report_file.name if job.report_file else None,
         "attention": job.attention_file.name if job.attention_file else None,
-        "webinars": [_webinar(part.webinar) for part in outcome.webinars if part.webinar],
     }
 
 
-def _headline(stopped: ImporterError | None, counts: Any) -> str:
+def _headline(stopped: ImporterError | None, counts: collections.Counter[Status]) -> str:
     """One line on how the import ended and, when rows are pending, how to go on."""
     said = ", ".join(
         f"{counts[status]:,} {status.value.replace('_', ' ')}"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import pipeline, reader, report
+from ..api import ProgressReport
 from ..connection import Access
 from ..errors import ImporterError, InputError
 from ..events import PlanView, Silent, StopSignal
@@ -131,32 +132,12 @@ class PageListener(Silent):
         with self.lock:
             self.sending = False
 
-    def progress(self) -> Progress:
+    def progress(self) -> ProgressReport:
         """How far the sending has got, now."""
         with self.lock:
             done = sum(self.counts.values())
             elapsed = time.monotonic() - self.started_at if self.started_at is not None else 0.0
-            return Progress(self.total, done, collections.Counter(self.counts), elapsed)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Rows settled so far out of those to send, by status, and the time it took."""
-
-    total: int
-    done: int
-    counts: collections.Counter[Status]
-    elapsed: float
-
-    @property
-    def rate(self) -> float:
-        """Rows settled per second so far."""
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def left(self) -> float | None:
-        """Seconds left at the rate so far, once there is one."""
-        return (self.total - self.done) / self.rate if self.rate > 0 else None
+            return ProgressReport(done, self.total, collections.Counter(self.counts), elapsed)
 
 
 @dataclass(frozen=True)
@@ -261,7 +242,7 @@ def blocker(check: Job | None) -> str | None:
     outcome = check.outcome
     assert outcome is not None
     if outcome.stopped is not None:
-        return f"The check stopped: {outcome.stopped}; try again in a moment."
+        return f"The check stopped: {outcome.stopped}."
     if any(not part.key for part in outcome.webinars):
         return "Choose the webinar: the rows are checked against its own form."
     if not outcome.checked_against_webinar:
