@@ -1155,3 +1155,84 @@ def logout() -> None:
             echo(f"Signed out: the login was removed from {place.where()}.")
         else:
             echo("Not signed in: nothing to remove.")
+
+
+@cli.command()
+@_api_options(webinar=False)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 for the page (0: any free port).",
+)
+@click.option("--no-browser", is_flag=True, help="Only print the page's address.")
+@click.option(
+    "--client-id",
+    envvar="G2W_CLIENT_ID",
+    show_envvar=True,
+    metavar="ID",
+    help="Your GoTo OAuth client's id, for the page's Sign in button (its secret comes from "
+    "$G2W_CLIENT_SECRET; never give it on the command line).",
+)
+@click.option(
+    "--auth-url",
+    envvar="G2W_AUTH_URL",
+    show_envvar=True,
+    metavar="URL",
+    help=f"The sign-in server.  [default: {oauth.AUTH_URL}]",
+)
+@click.option(
+    "--sign-in-port",
+    type=click.IntRange(1, 65535),
+    default=oauth.CALLBACK_PORT,
+    show_default=True,
+    help="Port on 127.0.0.1 that GoTo sends the browser back to after signing in from the "
+    "page: register http://127.0.0.1:PORT/callback as your client's redirect URI.",
+)
+def ui(
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    port: int,
+    no_browser: bool,
+    client_id: str | None,
+    auth_url: str | None,
+    sign_in_port: int,
+) -> None:
+    """Open the importer as a page in your browser, served on this computer only.
+
+    Get the template, choose the file and the webinar, see the plan, register, and download
+    the report, by pointing and clicking. The address printed carries a secret: the page
+    answers nobody without it. Uploaded files and reports stay in your user data folder.
+    """
+    with _errors():
+        from .web import server  # Starlette and uvicorn load only for this command
+
+        access = Access(
+            sandbox=sandbox, api_url=api_url, token_file=token_file, organizer_key=organizer_key
+        )
+        client = None
+        client_secret = os.environ.get("G2W_CLIENT_SECRET", "").strip()
+        if client_id and client_secret:
+            client = server.OAuthClient(
+                client_id, client_secret, auth_url or oauth.AUTH_URL, sign_in_port
+            )
+
+        def started(address: str) -> None:
+            click.echo(f"Page: {address}")
+            echo("  The page works on this computer only; the address is its key, keep it private.")
+            echo("  Press Ctrl-C to stop (an import under way stops as with g2w-import register).")
+            sys.stdout.flush()
+
+        # uvicorn stops gracefully on Ctrl-C, then passes it on
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve(
+                access,
+                port=port,
+                client=client,
+                started=started,
+                open_browser=None if no_browser else _open_browser,
+            )
+        echo("The page was stopped.")

@@ -1,0 +1,329 @@
+"""The page's ASGI app: routes in, JSON and files out; everything behind :class:`~.guard.Guard`.
+
+A front door like the command: each route parses what the page sent, calls the desk (which
+calls the pipeline) or a lookup, and renders what came back as JSON for the page's script. A
+mistake becomes ``{"error": "one line"}`` with a 4xx status; nothing about reading, checking,
+sending or reporting is decided here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import html
+import importlib.resources
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from .. import lookup, settings, template
+from ..columns import fold
+from ..errors import EXIT_INTERRUPTED, ImporterError
+from ..events import PlanView
+from ..models import Status, Webinar
+from ..progress import clock_text
+from .desk import Busy, Desk, Job, TooLarge, blocker
+from .guard import Guard
+from .signin import SignIn
+
+T = TypeVar("T")
+#: rows needing attention listed in the plan, and result rows shown; the rest are in the files
+SHOWN = 500
+SHOWN_ROWS = 2000
+#: the report's columns the page shows (the report has all of the input's too)
+RESULT_COLUMNS = (
+    "row",
+    "webinarKey",
+    "firstName",
+    "lastName",
+    "email",
+    "status",
+    "joinUrl",
+    "error",
+)
+#: the upcoming webinars listed: those starting within this many days
+AHEAD = 365
+_STATIC = importlib.resources.files(__package__) / "static"
+_MEDIA = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+
+def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp:
+    """The page for ``desk``, answering at 127.0.0.1:``port`` to those who know ``secret``."""
+    index = (_STATIC / "index.html").read_text("utf-8")
+    index = index.replace("{{secret}}", secret)
+    static = {name: (_STATIC / name).read_bytes() for name in ("page.css", "page.js")}
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(index)
+
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in static:
+            return JSONResponse({"error": f"no such file: {name}"}, status_code=404)
+        return Response(static[name], media_type=_MEDIA[name[name.rindex(".") :]])
+
+    async def state(request: Request) -> Response:
+        return JSONResponse(_state(desk))
+
+    async def sign_in_state(request: Request) -> Response:
+        return JSONResponse(signin.status())
+
+    async def sign_in(request: Request) -> Response:
+        signin.start()
+        return JSONResponse(signin.status())
+
+    async def webinars(request: Request) -> Response:
+        first = dt.date.today()
+        found = await _off_loop(lookup.webinars(desk.access, first, first + dt.timedelta(AHEAD)))
+        return JSONResponse({"webinars": [_webinar(w) for w in found]})
+
+    async def upload(request: Request) -> Response:
+        length = request.headers.get("content-length", "")
+        await desk.receive(
+            request.query_params.get("name", ""),
+            request.stream(),
+            int(length) if length.isdigit() else None,
+        )
+        return JSONResponse(_state(desk))
+
+    async def check(request: Request) -> Response:
+        body = await _json(request)
+        key = str(body.get("webinar") or "").strip()
+        desk.start_check((settings.check_key("the webinar key", key),) if key else ())
+        return JSONResponse(_state(desk))
+
+    async def register(request: Request) -> Response:
+        desk.start_import()
+        return JSONResponse(_state(desk))
+
+    async def stop(request: Request) -> Response:
+        desk.stop()
+        return JSONResponse(_state(desk))
+
+    async def download(request: Request) -> Response:
+        run = desk.run
+        path = None
+        if run is not None and run.done.is_set():
+            files = {"report": run.report_file, "attention": run.attention_file}
+            path = files.get(request.path_params["which"])
+        if path is None or not path.is_file():
+            return _refused("That file is not there (yet); register the list first.", 404)
+        return FileResponse(path, filename=path.name)
+
+    async def template_file(request: Request) -> Response:
+        key = request.query_params.get("webinar", "").strip()
+        webinar = form = None
+        if key:
+            webinar, form = await _off_loop(lookup.webinar_and_form(desk.access, key))
+        path = desk.folder / f"template-{webinar.key if webinar else 'plain'}.xlsx"
+        await asyncio.to_thread(template.build, path, webinar=webinar, form=form)
+        return FileResponse(path, filename="registrants.xlsx")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await signin.close()
+        await asyncio.to_thread(desk.close)
+
+    routes = [
+        Route("/", page),
+        Route("/static/{name}", asset),
+        Route("/favicon.ico", no_icon),
+        Route("/api/state", state),
+        Route("/api/sign-in", sign_in_state),
+        Route("/api/sign-in", sign_in, methods=["POST"]),
+        Route("/api/webinars", webinars),
+        Route("/api/upload", upload, methods=["POST"]),
+        Route("/api/check", check, methods=["POST"]),
+        Route("/api/register", register, methods=["POST"]),
+        Route("/api/stop", stop, methods=["POST"]),
+        Route("/files/{which}", download),
+        Route("/template.xlsx", template_file),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ImporterError: _error},  # type: ignore[dict-item]
+    )
+    return Guard(app, port=port, secret=secret)
+
+
+async def _off_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a lookup in a thread with its own loop: the page keeps answering meanwhile."""
+    return await asyncio.to_thread(asyncio.run, coroutine)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    return body if isinstance(body, dict) else {}
+
+
+async def _error(request: Request, exc: ImporterError) -> Response:
+    status = 409 if isinstance(exc, Busy) else 413 if isinstance(exc, TooLarge) else 400
+    return _refused(str(exc), status, request)
+
+
+def _refused(message: str, status: int, request: Request | None = None) -> Response:
+    """The error as JSON for the page's script, or as a page when a person followed a link."""
+    if request is not None and request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=status)
+    text = html.escape(message)
+    body = (
+        '<!doctype html><html lang="en"><meta charset="utf-8"><title>g2w-import</title>'
+        f'<p>{text}</p><p><a href="/">Back to the page</a></p>'
+    )
+    return HTMLResponse(body, status_code=status)
+
+
+def _webinar(webinar: Webinar | None) -> dict[str, Any] | None:
+    if webinar is None:
+        return None
+    return {
+        "key": webinar.key,
+        "subject": webinar.subject,
+        "starts": webinar.starts,
+        "zone": webinar.time_zone,
+    }
+
+
+def _state(desk: Desk) -> dict[str, Any]:
+    """Everything the page shows about the file, its check, the import and the result."""
+    upload, check, run = desk.upload, desk.check, desk.run
+    why = blocker(check)
+    sending = desk.sending
+    result = _result(run) if run is not None and run.done.is_set() else None
+    label: str | None = "Register"
+    if sending or upload is None:
+        label = None
+    elif desk.restored or (result is not None and result["pending"]):
+        label = "Continue"
+    elif result is not None and not result["error"]:
+        label = None  # this file is done: its report is below
+    return {
+        "file": {"name": upload.name, "size": upload.size} if upload else None,
+        "restored": desk.restored,
+        "check": _check(check) if check is not None else None,
+        "blocker": why,
+        "register": label,
+        "run": _progress(run) if run is not None else None,
+        "result": result,
+        "busy": sending or (check is not None and not check.done.is_set()),
+    }
+
+
+def _check(job: Job) -> dict[str, Any]:
+    chosen = job.keys[0] if job.keys else ""
+    if not job.done.is_set():
+        return {"busy": True, "chosen": chosen, "plans": [], "notes": []}
+    plans = [_plan(view, job) for view in job.listener.plans] if job.outcome is not None else []
+    return {
+        "busy": False,
+        "chosen": chosen,
+        "error": job.error,
+        "notes": list(job.listener.notes),
+        "plans": plans,
+    }
+
+
+def _plan(view: PlanView, job: Job) -> dict[str, Any]:
+    assert job.outcome is not None
+    rows = [row for row in job.outcome.rows if row.webinar_key == view.webinar_key]
+    attention = [
+        (line, problem.column, problem.message)
+        for line, problems in view.problems.items()
+        for problem in problems
+    ]
+    attention += [
+        (row.line, "email", row.error or "") for row in rows if row.status is Status.DUPLICATE
+    ]
+    attention.sort(key=lambda item: item[0])
+    return {
+        "key": view.webinar_key,
+        "webinar": _webinar(view.webinar),
+        "rows": view.rows,
+        "send": sum(1 for row in rows if row.status is Status.PENDING),
+        "attention": [
+            {"row": line, "column": column, "problem": problem}
+            for line, column, problem in attention[:SHOWN]
+        ],
+        "more": max(0, len(attention) - SHOWN),
+        "unused": [h for h in view.unused if h and fold(h) != "webinarkey"],
+        "warnings": list(view.warnings),
+        "connection": view.connection,
+    }
+
+
+def _progress(job: Job) -> dict[str, Any]:
+    progress = job.listener.progress()
+    plans = list(job.listener.plans)
+    left = progress.left
+    return {
+        "busy": not job.done.is_set(),
+        "stopping": job.stopping,
+        "sending": job.listener.sending,
+        "total": progress.total,
+        "done": progress.done,
+        "counts": {status.value: n for status, n in progress.counts.items()},
+        "rate": round(progress.rate, 1),
+        "left": clock_text(left) if left is not None else None,
+        "resumed": sum(view.resumed for view in plans),
+        "found": sum(view.found for view in plans),
+    }
+
+
+def _result(job: Job) -> dict[str, Any]:
+    outcome, built = job.outcome, job.built
+    if outcome is None or built is None:
+        return {"error": job.error, "pending": 0}
+    counts = outcome.counts
+    pending = counts[Status.PENDING]
+    shown = [c for c in RESULT_COLUMNS if c in built.headers]
+    if not any(row.error for row in outcome.rows):
+        shown.remove("error")
+    positions = [built.headers.index(column) for column in shown]
+    return {
+        "error": None,
+        "headline": _headline(outcome.stopped, counts),
+        "tone": "good" if outcome.exit_code == 0 else "stopped" if outcome.stopped else "",
+        "pending": pending,
+        "counts": [
+            {"status": status.value, "count": counts[status]} for status in Status if counts[status]
+        ],
+        "columns": shown,
+        "rows": [[row[i] for i in positions] for row in built.rows[:SHOWN_ROWS]],
+        "more": max(0, len(built.rows) - SHOWN_ROWS),
+        "report": job.report_file.name if job.report_file else None,
+        "attention": job.attention_file.name if job.attention_file else None,
+    }
+
+
+def _headline(stopped: ImporterError | None, counts: collections.Counter[Status]) -> str:
+    """One line on how the import ended and, when rows are pending, how to go on."""
+    said = ", ".join(
+        f"{counts[status]:,} {status.value.replace('_', ' ')}"
+        for status in Status
+        if counts[status]
+    )
+    if stopped is None:
+        return f"Done: {said or 'no rows'}."
+    pending = counts[Status.PENDING]
+    again = (
+        f"{pending:,} rows are pending: press Continue to register them; "
+        "nobody is registered twice."
+    )
+    if stopped.exit_code == EXIT_INTERRUPTED:
+        return f"Stopped. {again}"
+    return f"Stopped early: {stopped}. {again}"

@@ -1,0 +1,102 @@
+"""Serve the page on 127.0.0.1: the socket, the launch secret, the address, uvicorn.
+
+The socket is bound here, before uvicorn starts, so that the port (also a free one picked by
+the system) is known for the address and the Host check, and so that a browser opened at once
+waits in the queue rather than finding nothing there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from ..connection import Access, open_connection
+from ..credentials import NotSignedIn
+from ..errors import UsageError
+from .app import create_app
+from .desk import Desk, default_folder
+from .signin import OAuthClient, SignIn
+
+__all__ = ["OAuthClient", "bind", "check_access", "serve", "uvicorn_server"]
+
+
+def bind(port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1:``port`` (0: any free port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if os.name != "nt":  # elsewhere the flag would let another program take the port over
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(64)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port"
+        ) from exc
+    return sock
+
+
+def check_access(access: Access) -> None:
+    """Fail at start on a setting that cannot work (a wrong --api-url, an unreadable
+    --token-file), not later on the page; not being signed in yet is fine."""
+
+    async def opened() -> None:
+        async with open_connection(access):
+            pass
+
+    with contextlib.suppress(NotSignedIn):
+        asyncio.run(opened())
+
+
+def serve(
+    access: Access,
+    *,
+    port: int = 0,
+    client: OAuthClient | None = None,
+    folder: Path | None = None,
+    started: Callable[[str], None],
+    open_browser: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the page until Ctrl-C; ``started`` is told its address (with the secret) first.
+
+    An import under way when the server stops is stopped like Ctrl-C stops the command: the
+    calls under way finish and the report is written before this returns.
+    """
+    check_access(access)
+    sock = bind(port)
+    port = sock.getsockname()[1]
+    secret = secrets.token_urlsafe(24)
+    desk = Desk(access, folder or default_folder())
+    app = create_app(desk, SignIn(access, client, open_browser), port=port, secret=secret)
+    address = f"http://127.0.0.1:{port}/?token={secret}"
+    started(address)
+    if open_browser is not None:
+        threading.Thread(target=open_browser, args=(address,), daemon=True).start()
+    with sock:
+        uvicorn_server(app).run(sockets=[sock])
+
+
+def uvicorn_server(app: ASGIApp) -> uvicorn.Server:
+    """uvicorn for the page: plain HTTP/1.1 (h11), no WebSocket, quiet, lifespan on."""
+    config = uvicorn.Config(
+        app,
+        http="h11",
+        ws="none",
+        loop="asyncio",
+        lifespan="on",
+        log_config=None,
+        log_level="warning",
+        access_log=False,  # its lines would carry the secret of the first address
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    return uvicorn.Server(config)

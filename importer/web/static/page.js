@@ -1,0 +1,439 @@
+// g2w-import's page: asks the local server what to show, and sends it what the person chose.
+// Every text from the file or the API is put in with textContent, never as HTML.
+"use strict";
+
+const secret = document.querySelector('meta[name="g2w-secret"]').content;
+const OTHER = "__other";
+const $ = (id) => document.getElementById(id);
+
+let webinars = [];
+let lastState = null;
+let synced = "";
+let polling = null;
+let resultShown = false;
+let signingIn = false;
+// the webinar the file names (its Settings sheet), and whether it names several (a column)
+let fromFile = null;
+let several = false;
+
+async function api(method, path, body) {
+  const options = { method, headers: {}, credentials: "same-origin" };
+  if (method !== "GET") options.headers["X-G2W-Secret"] = secret;
+  if (body instanceof Blob) {
+    options.body = body;
+  } else if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (error) {
+    throw new Error("The page lost its connection to g2w-import: is it still running in its terminal?");
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(sentence(data.error || `The server answered ${response.status}.`));
+  return data;
+}
+
+function sentence(text) {
+  return /[.!?)]$/.test(text) ? text : text + ".";
+}
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function alertBox(text, kind) {
+  const box = $("alert");
+  box.replaceChildren();
+  if (!text) { box.hidden = true; return; }
+  for (const line of [].concat(text)) box.append(element("p", line));
+  box.className = kind === "note" ? "alert note" : "alert";
+  box.hidden = false;
+}
+
+function failed(error) { alertBox(error.message); }
+
+function number(n) { return n.toLocaleString(); }
+
+function when(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  return isNaN(date) ? iso : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+function describe(webinar) {
+  const starts = when(webinar.starts);
+  return `${webinar.subject}${starts ? " — " + starts : ""} (${webinar.key})`;
+}
+
+// --- sign-in ----------------------------------------------------------------------------------
+
+async function loadSignIn() {
+  let status;
+  try { status = await api("GET", "/api/sign-in"); } catch (error) { failed(error); return; }
+  $("signin-headline").textContent = status.headline;
+  $("signin-details").replaceChildren(...status.details.map((line) => element("li", line)));
+  $("signin-message").textContent = status.message || "";
+  $("signin-message").hidden = !status.message;
+  $("signin-hint").textContent = status.hint || "";
+  $("signin-hint").hidden = !status.hint;
+  $("signin-button").hidden = !status.can_sign_in;
+  $("signin-address").hidden = !status.address;
+  if (status.address) $("signin-link").href = status.address;
+  if (status.state === "signing-in") {
+    setTimeout(loadSignIn, 1000);
+  } else if (signingIn) {
+    signingIn = false;
+    loadWebinars();
+  }
+}
+
+async function signIn() {
+  try {
+    await api("POST", "/api/sign-in");
+    signingIn = true;
+    loadSignIn();
+  } catch (error) { failed(error); }
+}
+
+// --- webinars ---------------------------------------------------------------------------------
+
+async function loadWebinars() {
+  const status = $("webinar-status");
+  try {
+    webinars = (await api("GET", "/api/webinars")).webinars;
+    status.textContent = webinars.length ? "" : "You have no upcoming webinars; choose “Another webinar” to type a key.";
+  } catch (error) {
+    webinars = [];
+    status.textContent = error.message;
+  }
+  fillWebinars($("webinar").value);
+}
+
+function fillWebinars(chosen) {
+  const select = $("webinar");
+  const options = [new Option(several ? "As the file says (its webinarKey column)" : "Choose a webinar…", "")];
+  for (const webinar of webinars) options.push(new Option(describe(webinar), webinar.key));
+  if (chosen && chosen !== OTHER && !webinars.some((w) => w.key === chosen)) {
+    const named = fromFile && fromFile.key === chosen ? fromFile : null;
+    options.push(new Option(named ? describe(named) : `Webinar ${chosen}`, chosen));
+  }
+  options.push(new Option("Another webinar: type its key…", OTHER));
+  select.replaceChildren(...options);
+  select.value = chosen || "";
+  templateLink();
+}
+
+function templateLink() {
+  const key = $("webinar").value;
+  const link = $("template-link");
+  const webinar = webinars.find((w) => w.key === key);
+  if (key && key !== OTHER) {
+    link.href = "/template.xlsx?webinar=" + encodeURIComponent(key);
+    $("template-for").textContent = `made for ${webinar ? webinar.subject : "webinar " + key}, with its own questions`;
+  } else {
+    link.href = "/template.xlsx";
+    $("template-for").textContent = "choose the webinar below to get one made for it, with its own questions";
+  }
+}
+
+async function webinarChosen() {
+  const key = $("webinar").value;
+  $("other").hidden = key !== OTHER;
+  templateLink();
+  if (key === OTHER) { $("other-key").focus(); return; }
+  await check(key);
+}
+
+async function check(key) {
+  if (!lastState || !lastState.file) return;
+  try {
+    alertBox(null);
+    render(await api("POST", "/api/check", { webinar: key }));
+  } catch (error) { failed(error); }
+}
+
+async function otherKey() {
+  const key = $("other-key").value.trim();
+  if (!key) { $("other-key").focus(); return; }
+  fillWebinars(key);
+  $("other").hidden = true;
+  await check(key);
+}
+
+// --- the file ---------------------------------------------------------------------------------
+
+async function upload(file) {
+  if (!file) return;
+  alertBox(null);
+  $("file-status").textContent = `Reading ${file.name}…`;
+  try {
+    render(await api("POST", "/api/upload?name=" + encodeURIComponent(file.name), file));
+  } catch (error) {
+    $("file-status").textContent = "";
+    failed(error);
+  }
+  $("file").value = "";
+}
+
+function size(bytes) {
+  return bytes < 1e6 ? `${Math.max(1, Math.round(bytes / 1e3))} KB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+// --- the state: plan, progress, result ----------------------------------------------------------
+
+async function refresh() {
+  try {
+    render(await api("GET", "/api/state"));
+  } catch (error) {
+    failed(error);
+    schedule(3000);
+  }
+}
+
+function schedule(ms) {
+  clearTimeout(polling);
+  polling = setTimeout(refresh, ms);
+}
+
+function render(state) {
+  lastState = state;
+  renderFile(state);
+  renderPlan(state);
+  renderProgress(state.run);
+  renderResult(state.result);
+  const register = $("register");
+  register.hidden = !state.register;
+  register.textContent = state.register || "Register";
+  register.disabled = Boolean(state.blocker);
+  $("blocker").textContent = state.register && state.blocker ? state.blocker : "";
+  if (state.busy) schedule(500);
+}
+
+function renderFile(state) {
+  const status = $("file-status");
+  if (!state.file) { status.textContent = ""; return; }
+  const checking = state.check && state.check.busy ? " Checking it…" : "";
+  status.textContent = `Chosen: ${state.file.name} (${size(state.file.size)}).${checking}`;
+  if (state.restored) {
+    status.textContent += " Its import did not finish last time: press Continue to register the rest (nobody is registered twice), or choose another file.";
+  }
+}
+
+function renderPlan(state) {
+  const box = $("plan");
+  const check = state.check;
+  if (!check) {
+    box.replaceChildren(element("p", "Choose the file and the webinar first.", "quiet"));
+    return;
+  }
+  if (check.busy) {
+    box.replaceChildren(element("p", "Checking every row…", "quiet"));
+    return;
+  }
+  syncWebinar(state);
+  const notes = check.notes.map((note) => "Warning: " + sentence(note));
+  if (check.error) {
+    alertBox([sentence(check.error), ...notes]);
+    box.replaceChildren(element("p", "Nothing can be sent from this file yet.", "quiet"));
+    return;
+  }
+  if (notes.length) alertBox(notes, "note");
+  box.replaceChildren(...check.plans.flatMap(planBlock));
+}
+
+function syncWebinar(state) {
+  // Once per check: show the webinar it was made for (the file's, when it names one).
+  const check = state.check;
+  const keys = check.plans.map((plan) => plan.key).join(",");
+  const signature = [state.file && state.file.name, check.chosen, keys].join("|");
+  if (signature === synced) return;
+  synced = signature;
+  const plan = check.plans.length === 1 ? check.plans[0] : null;
+  several = check.plans.length > 1 && !check.chosen;
+  if (plan && plan.webinar) fromFile = plan.webinar;
+  fillWebinars(check.chosen || (plan && plan.key) || "");
+}
+
+function planBlock(plan) {
+  const nodes = [];
+  const summary = element("p", null, "summary");
+  const send = element("strong", number(plan.send));
+  const rows = `${number(plan.rows)} ${plan.rows === 1 ? "row" : "rows"}`;
+  if (plan.webinar) {
+    summary.append(send, ` of ${rows} will be sent to `, element("strong", plan.webinar.subject));
+    if (plan.webinar.starts) summary.append(` (starts ${when(plan.webinar.starts)})`);
+    summary.append(".");
+  } else {
+    summary.append(send, ` of ${rows} pass the checks that need no webinar.`);
+  }
+  nodes.push(summary);
+  if (plan.connection) nodes.push(element("p", `Against ${plan.connection}.`, "hint"));
+  for (const warning of plan.warnings) nodes.push(element("p", "Warning: " + sentence(warning), "message"));
+  if (plan.unused.length) {
+    nodes.push(element("p", `Not sent (kept in the report): ${plan.unused.join(", ")}; they match no field or question of the webinar.`, "hint"));
+  }
+  if (plan.attention.length) {
+    const count = plan.attention.length + plan.more;
+    nodes.push(element("h3", `${number(count)} ${count === 1 ? "problem needs" : "problems need"} attention; those rows are not sent`));
+    nodes.push(table(["Row", "Column", "Problem"], plan.attention.map((p) => [p.row, p.column, p.problem]),
+      "Rows that need attention, with the reason"));
+    if (plan.more) nodes.push(element("p", `… and ${number(plan.more)} more, listed in the report.`, "quiet"));
+  }
+  return nodes;
+}
+
+function table(headers, rows, caption) {
+  const wrap = element("div", null, "table-wrap");
+  wrap.tabIndex = 0;
+  wrap.setAttribute("role", "region");
+  wrap.setAttribute("aria-label", caption);
+  const grid = element("table");
+  grid.append(element("caption", caption));
+  const head = element("tr");
+  for (const header of headers) {
+    const th = element("th", header);
+    th.scope = "col";
+    head.append(th);
+  }
+  grid.append(element("thead"));
+  grid.tHead.append(head);
+  const body = element("tbody");
+  for (const row of rows) {
+    const tr = element("tr");
+    row.forEach((cell, i) => tr.append(cellFor(headers[i], cell)));
+    body.append(tr);
+  }
+  grid.append(body);
+  wrap.append(grid);
+  return wrap;
+}
+
+function cellFor(header, value) {
+  const td = element("td");
+  if (header === "joinUrl" && /^https?:\/\//i.test(value)) {
+    const link = element("a", value);
+    link.href = value;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    td.append(link);
+    td.className = "url";
+  } else {
+    td.textContent = value;
+    if (header === "row" || header === "Row") td.className = "number-cell";
+  }
+  return td;
+}
+
+function countList(list, counts) {
+  list.replaceChildren(...counts.map(({ status, count }) =>
+    element("li", `${status.replace("_", " ")}: ${number(count)}`, status)));
+}
+
+function renderProgress(run) {
+  const box = $("progress");
+  box.hidden = !(run && run.busy);
+  if (box.hidden) return;
+  $("progress-title").textContent = run.stopping ? "Stopping: the registrations under way finish…" : "Registering…";
+  const bar = $("bar");
+  bar.max = Math.max(run.total, 1);
+  bar.value = run.done;
+  const parts = [];
+  if (!run.sending && !run.done) {
+    parts.push("Reading the webinar's registrants, to send nobody twice…");
+  } else {
+    parts.push(`${number(run.done)} of ${number(run.total)} done`);
+    if (run.rate) parts.push(`${run.rate.toLocaleString()} per second`);
+    if (run.left) parts.push(`about ${run.left} left`);
+  }
+  let text = parts.join(" · ");
+  if (run.resumed) text += ` — resuming: ${number(run.resumed)} rows were settled by an earlier run.`;
+  if (run.found) text += ` ${number(run.found)} were already registered and are not sent again.`;
+  $("progress-text").textContent = text;
+  countList($("progress-counts"), Object.entries(run.counts).map(([status, count]) => ({ status, count })));
+  $("stop").disabled = run.stopping;
+  $("stop").textContent = run.stopping ? "Stopping…" : "Stop";
+}
+
+function renderResult(result) {
+  const box = $("result");
+  if (!result || result.error) {
+    if (result && result.error) alertBox(sentence(result.error));
+    box.hidden = true;
+    resultShown = false;
+    return;
+  }
+  const headline = $("result-headline");
+  headline.textContent = result.headline;
+  headline.className = "headline " + result.tone;
+  countList($("result-counts"), result.counts);
+  $("report-link").textContent = `Download the report (${result.report})`;
+  $("attention-link").hidden = $("attention-hint").hidden = !result.attention;
+  if (result.attention) $("attention-link").textContent = `Download the rows to fix (${result.attention})`;
+  const grid = $("result-table");
+  const head = element("tr");
+  for (const column of result.columns) {
+    const th = element("th", column);
+    th.scope = "col";
+    head.append(th);
+  }
+  grid.tHead.replaceChildren(head);
+  const statusAt = result.columns.indexOf("status");
+  grid.tBodies[0].replaceChildren(...result.rows.map((row) => {
+    const tr = element("tr", null, row[statusAt]);
+    row.forEach((cell, i) => tr.append(cellFor(result.columns[i], String(cell))));
+    return tr;
+  }));
+  $("result-more").hidden = !result.more;
+  $("result-more").textContent = `… and ${number(result.more)} more rows in the report.`;
+  box.hidden = false;
+  if (!resultShown) {
+    resultShown = true;
+    $("step-result").focus();
+  }
+}
+
+// --- wiring -----------------------------------------------------------------------------------
+
+async function register() {
+  alertBox(null);
+  try { render(await api("POST", "/api/register")); } catch (error) { failed(error); }
+}
+
+async function stop() {
+  try { render(await api("POST", "/api/stop")); } catch (error) { failed(error); }
+}
+
+function wire() {
+  $("signin-button").addEventListener("click", signIn);
+  $("file").addEventListener("change", (event) => upload(event.target.files[0]));
+  $("webinar").addEventListener("change", webinarChosen);
+  $("other-use").addEventListener("click", otherKey);
+  $("other-key").addEventListener("keydown", (event) => { if (event.key === "Enter") otherKey(); });
+  $("register").addEventListener("click", register);
+  $("stop").addEventListener("click", stop);
+  const drop = $("drop");
+  for (const name of ["dragenter", "dragover"]) {
+    drop.addEventListener(name, (event) => { event.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    drop.addEventListener(name, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    upload(event.dataTransfer.files[0]);
+  });
+  // A file dropped beside the drop zone must not replace the page with the file.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+}
+
+wire();
+loadSignIn();
+loadWebinars();
+refresh();

@@ -1,0 +1,491 @@
+"""The local web page's server: its guard, its routes, and imports run through it.
+
+Each test serves the page with uvicorn on a free port of 127.0.0.1, as ``g2w-import ui`` does, and
+asks it what the page's script asks (the browser itself is in ``test_web_browser.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+
+from importer.connection import Access
+from importer.credentials import Credentials, FileStore, store
+from importer.sandbox import ORGANIZER_KEY, SUMMIT_KEY, WEBINAR_KEY, WORKSHOP_KEY
+from importer.web.app import create_app
+from importer.web.desk import MAX_UPLOAD, Desk, upload_name
+from importer.web.guard import SECURITY_HEADERS, cookie_name
+from importer.web.server import bind, uvicorn_server
+from importer.web.signin import OAuthClient, SignIn
+
+from .conftest import ThreadedServer, free_port, people, write_csv
+
+SECRET = "launch-secret-for-the-tests"
+CANARY = "access-token-canary-5d1e"
+SAMPLES = Path(__file__).parent.parent / "samples"
+
+
+class Page:
+    """The page's server on 127.0.0.1, asked what its script asks; every answer is kept, to look
+    for secrets in."""
+
+    def __init__(
+        self,
+        access: Access,
+        folder: Path,
+        *,
+        rate: float = 100.0,
+        client: OAuthClient | None = None,
+        open_browser: Callable[[str], None] | None = None,
+    ) -> None:
+        self.desk = Desk(access, folder, rate=rate)
+        sock = bind(0)
+        self.port = sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        app = create_app(
+            self.desk, SignIn(access, client, open_browser), port=self.port, secret=SECRET
+        )
+        self.server = uvicorn_server(app)
+        self._thread = threading.Thread(target=self.server.run, args=([sock],), daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the page's server did not start"
+            time.sleep(0.01)
+        self.http = self.stranger()
+        self.http.cookies.set(cookie_name(self.port), SECRET)
+        self.answers: list[str] = []
+        self.closing = [self.http, sock]
+
+    def stranger(self) -> httpx.Client:
+        """A client without the secret."""
+        return httpx.Client(base_url=self.base, timeout=30)
+
+    def close(self) -> None:
+        """Stop the server as Ctrl-C does: an import under way stops and its report is written."""
+        self.server.should_exit = True
+        self._thread.join(timeout=90)
+        for thing in self.closing:
+            thing.close()
+
+    def _kept(self, answer: httpx.Response) -> httpx.Response:
+        if not answer.headers.get("content-type", "").startswith("application/vnd"):
+            self.answers.append(answer.text)
+        return answer
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self._kept(self.http.get(path, **kwargs))
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-G2W-Secret": SECRET, **kwargs.pop("headers", {})}
+        return self._kept(self.http.post(path, headers=headers, **kwargs))
+
+    def state(self) -> dict[str, Any]:
+        answer = self.get("/api/state")
+        assert answer.status_code == 200, answer.text
+        state: dict[str, Any] = answer.json()
+        return state
+
+    def settle(self, until: Callable[[dict[str, Any]], bool] = lambda s: not s["busy"]) -> Any:
+        """Ask for the state, as the page does, until ``until`` holds (a minute at most)."""
+        deadline = time.monotonic() + 60
+        while True:
+            state = self.state()
+            if until(state):
+                return state
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
+
+    def upload(self, path: Path, name: str | None = None) -> httpx.Response:
+        return self.post(
+            "/api/upload", params={"name": name or path.name}, content=path.read_bytes()
+        )
+
+
+@pytest.fixture
+def open_page(tmp_path: Path) -> Iterator[Callable[..., Page]]:
+    """Start the page's server on a free port; each is stopped after the test."""
+    pages: list[Page] = []
+
+    def start(access: Access | None = None, **kwargs: Any) -> Page:
+        pages.append(Page(access or Access(sandbox=True), tmp_path / "ui", **kwargs))
+        return pages[-1]
+
+    yield start
+    for page in pages:
+        page.close()
+
+
+def on_loopback(server: ThreadedServer) -> Access:
+    """Access to a sandbox served on 127.0.0.1, with the canary as the token."""
+    return Access(api_url=server.api_url, token=CANARY, organizer_key=ORGANIZER_KEY)
+
+
+def test_only_the_launch_secret_from_this_machine_gets_an_answer(
+    open_page: Callable[..., Page],
+) -> None:
+    page = open_page()
+    stranger = page.stranger()
+    page.closing.append(stranger)
+    refused = stranger.get("/", headers={"Accept": "text/html"})
+    assert refused.status_code == 403
+    assert "the address that g2w-import ui printed" in refused.text
+    assert stranger.get("/api/state").json()["error"].startswith("This page opens only")
+    assert stranger.get("/?token=guessed").status_code == 403
+    assert stranger.post("/api/stop", headers={"X-G2W-Secret": SECRET}).status_code == 403
+
+    welcomed = stranger.get("/?token=" + SECRET)
+    assert welcomed.status_code == 303
+    assert welcomed.headers["location"] == "/"  # the secret does not stay in the address
+    cookie = welcomed.headers["set-cookie"]
+    assert cookie.startswith(f"{cookie_name(page.port)}={SECRET};")
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    shown = stranger.get("/")
+    assert shown.status_code == 200
+    assert f'<meta name="g2w-secret" content="{SECRET}">' in shown.text
+    assert stranger.get("/template.xlsx?token=" + SECRET + "&webinar=1").headers["location"] == (
+        "/template.xlsx?webinar=1"
+    )
+
+    port = page.port
+    for host in (f"evil.example:{port}", f"127.0.0.1:{port + 1}", "127.0.0.1", f"[::1]:{port}"):
+        rebound = page.http.get("/api/state", headers={"Host": host})
+        assert rebound.status_code == 403, host
+        assert f"answers only at 127.0.0.1:{port} or localhost:{port}" in rebound.text
+    assert page.http.get("/api/state", headers={"Host": f"localhost:{port}"}).status_code == 200
+
+
+def test_a_change_needs_the_secret_in_a_header_as_well_as_the_cookie(
+    open_page: Callable[..., Page],
+) -> None:
+    page = open_page()
+    for headers in ({}, {"X-G2W-Secret": "guessed"}):
+        forged = page.http.post("/api/stop", headers=headers)
+        assert forged.status_code == 403
+        assert "did not come from the g2w-import page" in forged.json()["error"]
+    assert page.post("/api/stop").status_code == 200
+    for answer in (page.http.get("/"), page.http.get("/nowhere", headers={"Host": "x"})):
+        for name, value in SECURITY_HEADERS.items():
+            assert answer.headers[name] == value
+
+
+def test_an_upload_over_the_limit_is_refused_and_not_kept(
+    open_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    page = open_page()
+    too_big = b"firstName,lastName,email\n" + b"x" * MAX_UPLOAD
+    announced = page.post("/api/upload", params={"name": "guests.csv"}, content=too_big)
+    assert announced.status_code == 413
+    assert announced.json()["error"] == (
+        "guests.csv: is 50.0 MB, and the page takes files up to 50 MB; split the list into "
+        "smaller files, or use g2w-import register in a terminal"
+    )
+    streamed = page.post(
+        "/api/upload", params={"name": "guests.csv"}, content=iter([too_big[:1000], too_big])
+    )
+    assert streamed.status_code == 413  # no Content-Length: counted while it arrives
+    assert not any((tmp_path / "ui" / "uploads").iterdir())
+    assert page.state()["file"] is None
+
+
+def test_uploads_are_kept_privately_under_a_safe_name(
+    open_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    assert upload_name("../../etc/guests.csv") == "guests.csv"
+    assert upload_name("C:\\Users\\ann\\Desktop\\Gäste Mai.xlsx") == "Gäste Mai.xlsx"
+    assert upload_name(".hidden.CSV") == "hidden.csv"
+    assert upload_name('a<b>:"c|?*.txt') == "abc.txt"
+    page = open_page()
+    page.upload(SAMPLES / "registrants.csv", name="../registrants.csv")
+    kept = page.desk.upload
+    assert kept is not None
+    assert kept.name == "registrants.csv"
+    for folder in (tmp_path / "ui", tmp_path / "ui" / "uploads", kept.path.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(kept.path.stat().st_mode) == 0o600
+    assert kept.path.read_bytes() == (SAMPLES / "registrants.csv").read_bytes()
+
+
+def test_a_file_that_cannot_be_used_says_why_in_one_line(
+    open_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    page = open_page()
+    pdf = page.post("/api/upload", params={"name": "guests.pdf"}, content=b"%PDF-1.4")
+    assert pdf.status_code == 400
+    assert pdf.json()["error"] == (
+        "guests.pdf: cannot read '.pdf' files; save the list as .xlsx or .csv and choose it again"
+    )
+    (tmp_path / "empty.csv").write_bytes(b"")
+    page.upload(tmp_path / "empty.csv")
+    state = page.settle()
+    assert state["check"]["error"].startswith("empty.csv: the file is empty")
+    assert state["blocker"] == state["check"]["error"]
+    refused = page.post("/api/register")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == state["check"]["error"]
+    write_csv(tmp_path / "names.csv", [["name", "phone"], ["Ann", "0049"]])
+    page.upload(tmp_path / "names.csv")
+    error = page.settle()["check"]["error"]
+    assert error.startswith("names.csv")
+    assert "\n" not in error
+
+
+def test_the_plan_lists_each_row_that_needs_attention_with_its_reason(
+    open_page: Callable[..., Page],
+) -> None:
+    page = open_page()
+    page.upload(SAMPLES / "broken-rows.csv")
+    state = page.settle()
+    (plan,) = state["check"]["plans"]
+    assert plan["key"] == WEBINAR_KEY
+    assert plan["webinar"]["subject"] == "Product launch (sandbox)"
+    assert (plan["rows"], plan["send"]) == (7, 2)
+    reasons = {(p["row"], p["column"]): p["problem"] for p in plan["attention"]}
+    assert list(reasons) == [
+        (3, "lastName"),
+        (4, "email"),
+        (5, "email"),
+        (6, "firstName"),
+        (7, "email"),
+    ]
+    assert reasons[3, "lastName"] == "is empty; fill in the last name"
+    assert reasons[5, "email"] == "same e-mail as row 2; not sent again"
+    assert "non-breaking space" in reasons[6, "firstName"]
+    assert state["blocker"] is None
+    assert state["register"] == "Register"
+
+
+def test_the_webinar_chosen_checks_the_file_again_against_its_form(
+    open_page: Callable[..., Page],
+) -> None:
+    page = open_page()
+    listed = page.get("/api/webinars").json()["webinars"]
+    assert [(w["key"], w["subject"]) for w in listed] == [
+        (WEBINAR_KEY, "Product launch (sandbox)"),
+        (WORKSHOP_KEY, "Customer workshop (sandbox)"),
+        (SUMMIT_KEY, "Partner summit (sandbox)"),
+    ]
+    page.upload(SAMPLES / "workshop.xlsx")
+    first = page.settle()["check"]
+    assert first["chosen"] == ""
+    assert [plan["key"] for plan in first["plans"]] == [WORKSHOP_KEY]  # its Settings sheet's
+    assert first["plans"][0]["send"] == 12
+    page.upload(SAMPLES / "registrants.csv")
+    page.settle()
+    page.post("/api/check", json={"webinar": WORKSHOP_KEY})
+    state = page.settle()
+    assert state["check"]["chosen"] == WORKSHOP_KEY
+    assert state["check"]["error"].startswith(
+        "registrants.csv: no 'Your role?' column (the header in line 1 has 'First Name'"
+    )  # the workshop's required question, which this file lacks
+    assert state["blocker"] == state["check"]["error"]
+    assert state["register"] == "Register"
+    typed = page.post("/api/check", json={"webinar": "8.32536E+18"})
+    assert typed.status_code == 400
+    assert typed.json()["error"].startswith(
+        "the webinar key '8.32536E+18' is a number rounded by Excel, not a key"
+    )
+
+
+def test_without_a_sign_in_or_a_webinar_the_page_says_what_is_missing(
+    open_page: Callable[..., Page],
+) -> None:
+    page = open_page(Access())
+    status = page.get("/api/sign-in").json()
+    assert (status["state"], status["headline"], status["can_sign_in"]) == (
+        "signed-out",
+        "Not signed in",
+        False,
+    )
+    assert "G2W_CLIENT_ID" in status["hint"]
+    assert "g2w-import login" in status["message"]
+    webinars = page.get("/api/webinars")
+    assert webinars.status_code == 400
+    assert webinars.json()["error"].startswith("not signed in: run g2w-import login")
+    page.upload(SAMPLES / "registrants.csv")
+    state = page.settle()
+    assert state["check"]["plans"][0]["webinar"] is None
+    assert state["check"]["plans"][0]["send"] == 40  # the file alone is checked meanwhile
+    assert state["blocker"].startswith("Choose the webinar")
+    page.post("/api/check", json={"webinar": WEBINAR_KEY})
+    assert page.settle()["blocker"].startswith("Sign in first")
+    assert page.post("/api/register").json()["error"].startswith("Sign in first")
+
+
+def test_register_through_the_page_and_download_the_report(
+    open_page: Callable[..., Page],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0)
+    page = open_page(on_loopback(server))
+    rows = people(6)
+    rows[3][2] = "not-an-address"
+    page.upload(write_csv(tmp_path / "guests.csv", rows))
+    assert page.settle()["blocker"].startswith("Choose the webinar")
+    page.post("/api/check", json={"webinar": WEBINAR_KEY})
+    page.settle()
+    started = page.post("/api/register")
+    assert started.status_code == 200
+    assert page.post("/api/register").status_code == 409  # one import at a time
+    state = page.settle()
+    result = state["result"]
+    assert result["headline"] == "Done: 5 registered, 1 invalid."
+    assert result["counts"] == [
+        {"status": "registered", "count": 5},
+        {"status": "invalid", "count": 1},
+    ]
+    assert result["columns"] == [
+        "row", "firstName", "lastName", "email", "status", "joinUrl", "error"
+    ]  # fmt: skip
+    assert result["rows"][2][-1].startswith("email: 'not-an-address' is not a valid e-mail")
+    assert state["register"] is None  # nothing left to send from this file
+    assert state["run"]["counts"] == {"registered": 5}
+    registered = {r["email"]: r["joinUrl"] for r in server.sandbox.registrants()}
+    shown = {row[3]: row[5] for row in result["rows"] if row[4] == "registered"}
+    assert shown == registered
+
+    report = page.get("/files/report")
+    assert report.status_code == 200
+    assert 'filename="guests-joinurls.xlsx"' in report.headers["content-disposition"]
+    sheet = load_workbook(io.BytesIO(report.content))["Registrants"]
+    table = list(sheet.iter_rows(values_only=True))
+    column = table[0].index("joinUrl")
+    assert {row[3]: row[column] for row in table[1:] if row[column]} == registered
+    attention = page.get("/files/attention")
+    assert attention.status_code == 200
+    fix = load_workbook(io.BytesIO(attention.content))["Needs attention"]
+    assert any("not-an-address" in (cell.value or "") for row in fix.iter_rows() for cell in row)
+    assert [cell.value for cell in fix[1]][-1] == "error"
+    assert page.get("/files/elsewhere").status_code == 404
+    assert not any(CANARY in answer for answer in page.answers)
+
+
+def test_stopped_or_closed_an_import_continues_and_nobody_is_registered_twice(
+    open_page: Callable[..., Page],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(
+        tokens=(CANARY,), rate=0, latency=0.2, dedupe=False
+    )  # a double send would show
+    access = on_loopback(server)
+    page = open_page(access, rate=10)
+    page.upload(write_csv(tmp_path / "guests.csv", people(30)))
+    page.settle()
+    page.post("/api/check", json={"webinar": WEBINAR_KEY})
+    page.settle()
+    page.post("/api/register")
+    page.settle(lambda s: s["run"]["done"] >= 3)
+    page.post("/api/stop")
+    state = page.settle()
+    result = state["result"]
+    pending = result["pending"]
+    assert pending > 0
+    assert result["headline"].startswith(f"Stopped. {pending} rows are pending: press Continue")
+    assert state["register"] == "Continue"
+
+    page.post("/api/register")  # Continue, then the server stops while it runs
+    page.settle(lambda s: s["run"]["sending"] and s["run"]["done"] >= 3)
+    page.close()
+    assert not json.loads((tmp_path / "ui" / "last-run.json").read_text())["finished"]
+
+    again = open_page(access, rate=10)  # the next start offers the same file again
+    state = again.settle()
+    assert state["restored"]
+    assert state["file"]["name"] == "guests.csv"
+    assert state["register"] == "Continue"
+    again.post("/api/register")
+    state = again.settle()
+    assert state["result"]["headline"] == "Done: 30 registered."
+    assert state["run"]["resumed"] >= 6
+    emails = [r["email"] for r in server.sandbox.registrants()]
+    assert sorted(emails) == sorted(row[2] for row in people(30)[1:])
+    assert json.loads((tmp_path / "ui" / "last-run.json").read_text())["finished"]
+
+
+def test_the_template_download_is_made_for_the_webinar_chosen(
+    open_page: Callable[..., Page],
+) -> None:
+    page = open_page()
+    plain = load_workbook(io.BytesIO(page.get("/template.xlsx").content))
+    assert plain["Settings"]["B2"].value in (None, "")
+    made = page.get("/template.xlsx", params={"webinar": WORKSHOP_KEY})
+    assert 'filename="registrants.xlsx"' in made.headers["content-disposition"]
+    book = load_workbook(io.BytesIO(made.content))
+    assert book["Settings"]["B2"].value == WORKSHOP_KEY
+    headers = [cell.value for cell in book["Registrants"][1]]
+    assert "Your role? *" in headers  # the workshop's required question
+    unknown = page.get("/template.xlsx", params={"webinar": "123"})
+    assert unknown.status_code == 400
+    assert '<a href="/">Back to the page</a>' in unknown.text
+
+
+def test_the_sign_in_state_names_who_and_never_a_token(open_page: Callable[..., Page]) -> None:
+    place = store()
+    assert isinstance(place, FileStore)
+    place.save(
+        Credentials(
+            CANARY,
+            refresh_token="refresh-canary-77a0",
+            expires_at=time.time() + 3600,
+            lifetime=3600,
+            organizer_key=ORGANIZER_KEY,
+            account="ann@example.com",
+            client_id="client",
+            client_secret="client-secret-canary-3c9f",
+        )
+    )
+    page = open_page(Access())
+    answer = page.get("/api/sign-in")
+    status = answer.json()
+    assert status["state"] == "signed-in"
+    assert status["headline"] == "Signed in as ann@example.com"
+    assert status["details"][0] == f"Organizer {ORGANIZER_KEY}"
+    assert status["details"][2].endswith("; renewed automatically")
+    for secret in (CANARY, "refresh-canary-77a0", "client-secret-canary-3c9f"):
+        assert secret not in answer.text
+
+
+def test_sign_in_from_the_page_runs_the_login_flow(
+    open_page: Callable[..., Page], loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    port = free_port()
+    redirect = f"http://127.0.0.1:{port}/callback"
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, redirect_uri=redirect)
+    visited: list[str] = []
+
+    def browser(address: str) -> None:  # follows the authorize redirect into the callback
+        visited.append(address)
+        with httpx.Client(follow_redirects=True, timeout=10) as http:
+            http.get(address)
+
+    sign_in_server = server.api_url.split("/G2W/")[0]
+    client = OAuthClient("my-client", "client-secret-canary-3c9f", sign_in_server, port)
+    page = open_page(Access(api_url=server.api_url), client=client, open_browser=browser)
+    assert page.get("/api/sign-in").json()["can_sign_in"]
+    assert page.post("/api/sign-in").status_code == 200
+    deadline = time.monotonic() + 30
+    while (status := page.get("/api/sign-in").json())["state"] != "signed-in":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    assert status["headline"] == "Signed in as organizer@sandbox.invalid"
+    assert "code_challenge_method=S256" in visited[0]
+    signed = store().load()
+    assert signed is not None
+    assert signed.organizer_key == ORGANIZER_KEY
+    assert page.get("/api/webinars").status_code == 200
+    for secret in (signed.access_token, signed.refresh_token, "client-secret-canary-3c9f"):
+        assert secret
+        assert not any(secret in answer for answer in page.answers)
