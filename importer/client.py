@@ -7,6 +7,7 @@ stay strings end to end, since they exceed 2**53 and would lose digits as floats
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import datetime as dt
@@ -105,8 +106,15 @@ class _Api:
         self.webinar_key = webinar_key
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        # httpx's timeouts are per read: a server that trickles its answer a byte at a time
+        # would hold a call for ever, so the whole call has the same deadline too
+        deadline = self.http.timeout.read
         try:
-            return await self.http.request(method, url, headers={"Accept": ACCEPT}, **kwargs)
+            async with asyncio.timeout(deadline):
+                return await self.http.request(method, url, headers={"Accept": ACCEPT}, **kwargs)
+        except TimeoutError as exc:
+            within = f" within {deadline:g} s (--timeout)" if deadline else ""
+            raise OutcomeUnknown(f"no complete answer from the API{within}") from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             host = self.http.base_url.netloc.decode("ascii", "replace") or "?"
             raise ConnectFailed(

@@ -40,7 +40,9 @@ def build_table(
     ``unmark`` drops the apostrophe that a CSV report puts before a cell that starts like a
     formula, so that a report fed back in reads as it was written.
     """
+    from_sheet = bool(settings)
     settings, notes = read_settings(name, grid[:header_at], settings, notes)
+    origin = "on the Settings sheet" if from_sheet else f"above the header of {name}"
     header = [cell.strip() for cell in grid[header_at]]
     body = grid[header_at + 1 :]
     dropped = [i for i, cell in enumerate(header) if fold(cell).startswith("curl")]
@@ -92,6 +94,7 @@ def build_table(
         blank_rows=blank,
         settings=settings,
         name=name,
+        settings_origin=origin,
     )
 
 

@@ -77,6 +77,8 @@ class Table:
     name: str = ""
     #: a DataFrame's index labels, one per data row of the frame (blank ones included)
     index: tuple[object, ...] | None = None
+    #: where the settings were written, for messages ("on the Settings sheet")
+    settings_origin: str = "on the Settings sheet"
 
     def describe(self) -> str:
         """``people.xlsx, sheet 'Guests'`` or just the file name, for messages."""

@@ -20,7 +20,7 @@ import collections
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .client import PAGE_LIMIT, G2WClient, Page
 from .errors import (
@@ -134,12 +134,15 @@ def _check_size(total: int | None, pages: int | None) -> None:
 
 @dataclass
 class _Parked:
-    """A row waiting for the registrant list: sent with no clear answer, or a bare 409."""
+    """A row waiting for the registrant list: sent with no clear answer, a 409 that does not
+    say as whom, or a 201 without a join URL."""
 
     registrant: Registrant
-    #: True: the create may or may not have gone through; False: GoTo said "already registered"
-    unknown: bool
-    error: str
+    #: "unknown": the create may or may not have gone through; "conflict": GoTo said "already
+    #: registered"; "created": registered (``key``), but the answer gave no join URL
+    kind: str
+    error: str = ""
+    key: str | None = None
 
 
 class Registrar:
@@ -209,7 +212,7 @@ class Registrar:
     def unsettled(self) -> set[int]:
         """Lines sent without a clear answer and not settled yet: the journal holds them as
         ``sending``, and the next run looks them up before sending again."""
-        return {row.registrant.line for row in self._parked.values() if row.unknown}
+        return {row.registrant.line for row in self._parked.values() if row.kind == "unknown"}
 
     async def _drain(self, queue: collections.deque[Registrant], on_result: OnResult) -> None:
         async def worker() -> None:
@@ -280,7 +283,7 @@ class Registrar:
         except (OutcomeUnknown, ServerError) as exc:
             log.debug("row %d: %s; parked for the registrant list", registrant.line, exc)
             self._maybe_ours.add(key)
-            self._parked[key] = _Parked(registrant, True, str(exc))
+            self._parked[key] = _Parked(registrant, "unknown", str(exc))
             return None
         except TransientError as exc:  # 429s or failed connections until retries ran out
             attempts = self.session.policy.attempts
@@ -293,12 +296,17 @@ class Registrar:
             # the registrant list says both (one read for all such rows)
             known = self.directory.known.get(key)
             if known is None:
-                self._parked[key] = _Parked(registrant, False, "")
+                self._parked[key] = _Parked(registrant, "conflict")
                 return None
             got = got.with_keys(known.registrant_key, known.join_url)
             approval = known.status
         elif approval is None and self.manual_approval:
             approval = "WAITING"
+        if got.join_url is None and got.registrant_key is not None:
+            # registered, but the answer did not carry the join URL: the list has it
+            self._maybe_ours.add(key)
+            self._parked[key] = _Parked(registrant, "created", key=got.registrant_key)
+            return None
         status = got.status
         if status is Status.ALREADY_REGISTERED and key in self._maybe_ours:
             status = Status.REGISTERED  # this run's own earlier attempt went through
@@ -321,8 +329,16 @@ class Registrar:
                 result = Result.settled(
                     registrant.line, status, found.registrant_key, found.join_url, found.status
                 )
+                if result.join_url is None and result.status is not Status.DENIED:
+                    note = "GoTo gave no join URL for this person; find it in GoTo Webinar"
+                    result = replace(result, error=note)
                 self._settle(registrant, result, on_result)
-            elif not row.unknown:
+            elif row.kind == "created":
+                assert row.key is not None
+                note = "GoTo gave no join URL for this person; find it in GoTo Webinar"
+                result = Result(registrant.line, Status.REGISTERED, row.key, None, note)
+                self._settle(registrant, result, on_result)
+            elif row.kind == "conflict":
                 self._settle(
                     registrant,
                     _failed(

@@ -74,7 +74,8 @@ def webinar_keys(
     found = table.settings.get("webinarKey", "").strip() if table is not None else ""
     if found:
         try:
-            return (check_key("webinarKey on the Settings sheet", found),)
+            origin = table.settings_origin if table is not None else "on the Settings sheet"
+            return (check_key(f"webinarKey {origin}", found),)
         except UsageError as exc:
             raise InputError(str(exc)) from None
     return (default,) if default else ()
@@ -85,7 +86,12 @@ def organizer_key(given: str | None, table: Table | None = None) -> str | None:
     if given:
         return check_key("--organizer-key", given)
     found = table.settings.get("organizerKey", "").strip() if table is not None else ""
-    return check_key("organizerKey in the file", found) if found else None
+    if not found or table is None:
+        return None
+    try:
+        return check_key(f"organizerKey {table.settings_origin}", found)
+    except UsageError as exc:
+        raise InputError(str(exc)) from None
 
 
 def resend_confirmation(given: bool | None, settings: Mapping[str, str]) -> bool:

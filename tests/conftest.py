@@ -33,6 +33,11 @@ from importer.sandbox import (
 
 T = TypeVar("T")
 DATA = Path(__file__).parent / "data"
+#: for tests that need POSIX: signals such as SIGINT and SIGKILL sent to another process, and
+#: file modes such as 0600
+posix_only = pytest.mark.skipif(
+    sys.platform == "win32", reason="POSIX signals and file modes; Windows has neither"
+)
 #: the access token the tests' sandboxes accept (a sandbox accepts only tokens it issued)
 TOKEN = "sandbox-test-token"
 

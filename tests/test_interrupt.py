@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from .conftest import SandboxProcess, command, people, register_args, token_env, write_csv
+from .conftest import (
+    SandboxProcess,
+    command,
+    people,
+    posix_only,
+    register_args,
+    token_env,
+    write_csv,
+)
+
+pytestmark = posix_only
 
 
 def statuses(report: Path) -> Counter[str]:

@@ -11,6 +11,8 @@ from importer.errors import JournalError
 from importer.journal import Journal
 from importer.models import ListedRegistrant, Registrant, Result, Status
 
+from .conftest import posix_only
+
 ORG, WEB = "111", "222"
 
 
@@ -68,6 +70,7 @@ def test_reconciliation_settles_from_the_registrant_list(tmp_path: Path) -> None
         assert [p.line for p in journal.admit(people).to_send] == [3]
 
 
+@posix_only
 def test_one_run_at_a_time_and_private_files(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     with (

@@ -23,7 +23,7 @@ from importer import cli as cli_module
 from importer.cli import cli
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
 
-from .conftest import TOKEN, ThreadedServer, free_port, people, write_csv
+from .conftest import TOKEN, ThreadedServer, free_port, people, posix_only, write_csv
 
 SECRET = "client-secret-canary-93b1"
 PAT = "personal-access-token-canary-5e77"
@@ -73,6 +73,7 @@ def sign_in(server: ThreadedServer) -> Result:
     return invoke("login", "--port", port, env=client_env(server))
 
 
+@posix_only
 def test_login_flow_stores_the_tokens_privately_and_whoami_tells_who(
     loopback_sandbox: Callable[..., ThreadedServer], browser: list[str]
 ) -> None:
@@ -240,6 +241,7 @@ def test_without_any_organizer_key_the_run_says_how_to_give_one(
     assert given.exit_code == 0
 
 
+@posix_only
 def test_a_credentials_file_others_can_read_is_refused(
     loopback_sandbox: Callable[..., ThreadedServer], tmp_path: Path
 ) -> None:

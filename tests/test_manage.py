@@ -36,6 +36,7 @@ from .conftest import (
     api,
     command,
     people,
+    posix_only,
     register_args,
     sandbox_client,
     token_env,
@@ -650,6 +651,7 @@ def server_list(server: SandboxProcess) -> list[dict[str, Any]]:
     return entries
 
 
+@posix_only
 def test_cancel_killed_at_random_moments_and_run_again_cancels_everyone_once(
     tmp_path: Path, sandbox_process: Callable[..., SandboxProcess]
 ) -> None:
@@ -688,6 +690,7 @@ def test_cancel_killed_at_random_moments_and_run_again_cancels_everyone_once(
     assert states == {State.CANCELLED: 200}  # nothing left half done
 
 
+@posix_only
 def test_undo_killed_at_random_moments_and_run_again_leaves_others_alone(
     tmp_path: Path, sandbox_process: Callable[..., SandboxProcess]
 ) -> None:

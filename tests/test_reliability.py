@@ -26,6 +26,7 @@ from .conftest import (
     ThreadedServer,
     command,
     people,
+    posix_only,
     register_args,
     token_env,
     write_csv,
@@ -67,6 +68,7 @@ def assert_each_registered_once(
         assert row["joinUrl"] == server["joinUrl"]
 
 
+@posix_only
 def test_killed_at_random_moments_and_rerun_registers_everyone_exactly_once(
     tmp_path: Path, sandbox_process: Callable[..., SandboxProcess]
 ) -> None:
@@ -231,6 +233,7 @@ def test_a_second_import_of_the_same_webinar_is_refused(
     assert register(server.api_url, source, "--journal", str(path)).exit_code == 0
 
 
+@posix_only
 def test_a_journal_path_that_is_no_journal_is_left_as_it_was(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:

@@ -23,6 +23,7 @@ from .conftest import (
     ThreadedServer,
     command,
     people,
+    posix_only,
     register_args,
     token_env,
     write_csv,
@@ -168,6 +169,7 @@ def test_loopback_server_drops_connections_after_registering() -> None:
         assert answer.json()[0]["email"] == "p1@example.com"
 
 
+@posix_only
 def test_sandbox_command_serves_a_real_import_between_two_processes(
     tmp_path: Path, sandbox_process: Callable[..., SandboxProcess]
 ) -> None:

@@ -28,7 +28,7 @@ from importer.web.guard import SECURITY_HEADERS, cookie_name
 from importer.web.server import bind, uvicorn_server
 from importer.web.signin import OAuthClient, SignIn
 
-from .conftest import ThreadedServer, free_port, people, write_csv
+from .conftest import ThreadedServer, free_port, people, posix_only, write_csv
 
 SECRET = "launch-secret-for-the-tests"
 CANARY = "access-token-canary-5d1e"
@@ -199,6 +199,7 @@ def test_an_upload_over_the_limit_is_refused_and_not_kept(
     assert page.state()["file"] is None
 
 
+@posix_only
 def test_uploads_are_kept_privately_under_a_safe_name(
     open_page: Callable[..., Page], tmp_path: Path
 ) -> None:
