@@ -77,7 +77,7 @@ class Rule:
         name, or as the question's text without also reading as a standard field."""
         if self.question is not None:
             return field_for(self.header) is None
-        return fold(self.header) == fold(self.name)
+        return self.name != FULL_NAME and fold(self.header) == fold(self.name)
 
     @property
     def sent_as(self) -> str:

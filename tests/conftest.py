@@ -20,6 +20,7 @@ import pytest
 
 from importer.client import G2WClient
 from importer.credentials import Credentials
+from importer.httpserver import Answer, HttpServer, Request
 from importer.oauth import RefreshingAuth
 from importer.sandbox import (
     ORGANIZER_KEY,
@@ -152,6 +153,31 @@ class ThreadedServer:
     @property
     def api_url(self) -> str:
         return self.server.api_url
+
+
+class ScriptedServer:
+    """Any handler of :mod:`importer.httpserver` on 127.0.0.1, from a background thread: a
+    server that misbehaves on purpose."""
+
+    def __init__(self, handler: Callable[[Request], Coroutine[Any, Any, Answer]]) -> None:
+        self.http = HttpServer(handler, port=0)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.http.start(), self._loop).result(timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.http.close(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.http.port}{PREFIX}"
 
 
 @pytest.fixture
