@@ -95,14 +95,19 @@ class Directory:
             style = answer.style
             new = [entry for entry in answer.entries if entry.registrant_key not in by_key]
             by_key.update((entry.registrant_key, entry) for entry in new)
-            _check_size(answer.total, answer.pages)
+            absurd = _absurd(answer.total, answer.pages)
+            if absurd is not None:
+                self._session.stop(absurd)
+                raise absurd
             if _last_page(answer, page, len(by_key), bool(new)):
                 break
             page += 1
         else:
-            raise ApiUnavailable(
+            endless = ApiUnavailable(
                 f"the registrant list did not end after {MAX_PAGES:,} pages; run again later"
             )
+            self._session.stop(endless)  # nobody may be sent again without the whole list
+            raise endless
         found: dict[str, ListedRegistrant] = {}
         for entry in by_key.values():
             found.setdefault(email_key(entry.email), entry)
@@ -123,13 +128,14 @@ def _last_page(answer: Page, page: int, seen: int, anything_new: bool) -> bool:
     return len(answer.entries) != PAGE_LIMIT  # a bare array: a full page means ask for more
 
 
-def _check_size(total: int | None, pages: int | None) -> None:
-    """Refuse a list that claims more registrants than any webinar can hold."""
+def _absurd(total: int | None, pages: int | None) -> ApiUnavailable | None:
+    """Why a list that claims more registrants than any webinar can hold is refused."""
     if (total is not None and total > MAX_PAGES * PAGE_LIMIT) or (pages or 0) > MAX_PAGES:
-        raise ApiUnavailable(
+        return ApiUnavailable(
             f"the registrant list claims {total or pages:,} entries or pages, more than a "
             "webinar holds; run again later, and report it to GoTo if it persists"
         )
+    return None
 
 
 @dataclass

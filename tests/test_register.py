@@ -6,6 +6,7 @@ import asyncio
 import collections
 import json
 import random
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -15,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from importer.client import G2WClient
-from importer.errors import AuthError, LimitReached, WebinarNotFound
+from importer.errors import ApiUnavailable, AuthError, Interrupted, LimitReached, WebinarNotFound
 from importer.models import Registrant, Result, Status
-from importer.register import Registrar
+from importer.register import Directory, Registrar
 from importer.sandbox import Sandbox, SandboxTransport
 from importer.session import HEADROOM, ApiSession, Pacer, RetryPolicy, default_concurrency
 
@@ -366,3 +367,101 @@ def test_pacer_never_goes_below_its_floor(run_virtual: Run) -> None:
         return pacer.rate
 
     assert run_virtual(go()) == pytest.approx(0.5)
+
+
+def listing(pages: Callable[[int], httpx.Response]) -> httpx.MockTransport:
+    """Registrant-list pages from ``pages``; creates answer 409 without a body."""
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(409)
+        return pages(int(request.url.params.get("page", "0")))
+
+    return httpx.MockTransport(respond)
+
+
+def full_page(page: int, style: str = "array", total: int | None = None) -> httpx.Response:
+    entries = [
+        {"registrantKey": 10**18 + page * 200 + i, "email": f"r{page}-{i}@example.com"}
+        for i in range(200)
+    ]
+    if style == "data":
+        return httpx.Response(200, json={"data": entries, "total": total})
+    return httpx.Response(200, json=entries)
+
+
+def test_a_list_claiming_more_than_a_webinar_holds_stops_the_run(run_virtual: Run) -> None:
+    transport = listing(lambda page: full_page(page, "data", total=10**9))
+    results, shared, _ = run_virtual(send(Sandbox(), registrants(2), transport=transport))
+    assert isinstance(shared.stopped, ApiUnavailable)
+    assert "claims 1,000,000,000 entries" in str(shared.stopped)
+    assert results == {}  # pending: the list could not settle them
+    assert shared.calls == 2 + 1  # two creates, one page
+
+
+def test_a_list_that_never_ends_is_bounded_and_a_stop_ends_it(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the module, not importer.register(), the Python API's function of the same name
+    monkeypatch.setattr(sys.modules["importer.register"], "MAX_PAGES", 30)
+    pages: list[int] = []
+
+    def endless(page: int) -> httpx.Response:
+        pages.append(page)
+        return full_page(page)  # always 200 new people
+
+    _, shared, _ = run_virtual(send(Sandbox(), registrants(1), transport=listing(endless)))
+    assert isinstance(shared.stopped, ApiUnavailable)
+    assert "did not end after 30 pages" in str(shared.stopped)
+    assert len(pages) == 31
+
+    async def stopped_midway() -> ApiSession:
+        async with sandbox_client(Sandbox(), transport=listing(endless)) as http:
+            shared = session(rate=100)  # a page every 10 ms (virtual time)
+            directory = Directory(shared, api(http, Sandbox()))
+
+            async def stop_soon() -> None:
+                await asyncio.sleep(0.05)
+                shared.stop()  # Ctrl-C
+
+            stopper = asyncio.create_task(stop_soon())
+            with pytest.raises(Interrupted):
+                await directory.read()
+            await stopper
+            return shared
+
+    pages.clear()
+    shared = run_virtual(stopped_midway())
+    assert len(pages) < 30  # the stop ended the reading at once
+
+
+def test_a_201_without_a_join_url_is_completed_from_the_list(run_virtual: Run) -> None:
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json={"registrantKey": 9_000_000_000_000_000_001})
+        listed = [
+            {
+                "registrantKey": 9_000_000_000_000_000_001,
+                "email": "person0@example.com",
+                "joinUrl": "https://j/1",
+                "status": "APPROVED",
+            }
+        ]
+        return httpx.Response(200, json=listed)
+
+    transport = httpx.MockTransport(respond)
+    results, _, _ = run_virtual(send(Sandbox(), registrants(1), transport=transport))
+    assert results[2] == Result(
+        2, Status.REGISTERED, "9000000000000000001", "https://j/1", approval="APPROVED"
+    )
+
+    def nowhere(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json={"registrantKey": 9_000_000_000_000_000_001})
+        return httpx.Response(200, json=[])
+
+    results, _, _ = run_virtual(
+        send(Sandbox(), registrants(1), transport=httpx.MockTransport(nowhere))
+    )
+    assert results[2].status is Status.REGISTERED
+    assert results[2].error == "GoTo gave no join URL for this person; find it in GoTo Webinar"
