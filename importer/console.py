@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
-from typing import TextIO
+from types import FrameType
+from typing import Any, TextIO
 
+from . import files
 from .columns import fold
 from .errors import EXIT_INTERRUPTED, EXIT_STOPPED
-from .events import PlanView
-from .models import Status
+from .events import PlanView, StopSignal
+from .models import Form, Status, Webinar
 from .outcome import Outcome
 from .progress import Progress
 from .text import clean
@@ -224,3 +227,124 @@ def _is_terminal(stream: object) -> bool:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream
         return False
+
+
+class Interrupts:
+    """Ctrl-C or SIGTERM once: no new rows, the calls under way finish, the report is written.
+    Twice: the run stops at once (its journal has everything settled), or, if the report is
+    being written, that is abandoned without leaving half a file. At the question before
+    sending, once is enough: nothing was sent."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, stop: StopSignal, console: Console) -> None:
+        self.stop = stop
+        self.console = console
+        #: whether the event loop is running (the run, or asyncio closing it)
+        self.in_loop = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupts:
+        self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.console.asking:
+            raise KeyboardInterrupt
+        if not self.stop.is_set():
+            self.stop.set()
+            self.console.say()
+            self.console.say(
+                "Stopping: letting the calls under way finish (interrupt again to stop at once).",
+                "yellow",
+            )
+        elif not self.stop.abort() and not self.in_loop:
+            files.abandon()
+            self.console.line(
+                "\nInterrupted while writing the report. The journal keeps everything "
+                "settled: run the same command again (it also writes the report).",
+                "yellow",
+            )
+            sys.stdout.flush()
+            os._exit(EXIT_INTERRUPTED)
+
+
+def table_lines(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as aligned columns, the first as a header underlined with dashes."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for number, row in enumerate(rows):
+        cells = (clean(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        lines.append("  ".join(cells).rstrip())
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+
+def webinar_json(webinar: Webinar) -> dict[str, object]:
+    """A webinar as ``webinars --json`` prints it."""
+    return {
+        "webinarKey": webinar.key,
+        "subject": webinar.subject,
+        "times": [{"startTime": start, "endTime": end} for start, end in webinar.times],
+        "timeZone": webinar.time_zone,
+    }
+
+
+def form_json(webinar: Webinar, form: Form) -> dict[str, object]:
+    """A webinar's form as ``fields --json`` prints it."""
+    return {
+        **webinar_json(webinar),
+        "fields": [
+            {
+                "field": f.name,
+                "required": f.required,
+                "maxSize": f.max_size,
+                "answers": list(f.answers),
+            }
+            for f in form.fields
+        ],
+        "questions": [
+            {
+                "questionKey": q.key,
+                "question": q.text,
+                "required": q.required,
+                "type": q.kind,
+                "maxSize": q.max_size,
+                "answers": [{"answerKey": a.key, "answer": a.text} for a in q.answers],
+            }
+            for q in form.questions
+        ],
+    }
+
+
+def form_lines(webinar: Webinar, form: Form) -> list[str]:
+    """A webinar's times, fields and questions as ``fields`` prints them."""
+    lines = [f"{webinar.subject} (webinar {webinar.key})"]
+    zone = f" ({webinar.time_zone})" if webinar.time_zone else ""
+    lines += [f"  {start} to {end or '?'}{zone}" for start, end in webinar.times]
+    lines.append("")
+    fields: list[tuple[str, ...]] = [("field", "required", "max", "answers")]
+    fields += [
+        (f.name, "yes" if f.required else "", str(f.max_size or ""), ", ".join(f.answers))
+        for f in form.fields
+    ]
+    lines += [*table_lines(fields), ""]
+    if not form.questions:
+        return [*lines, "No custom questions."]
+    questions: list[tuple[str, ...]] = [("question", "required", "type", "max", "answers")]
+    questions += [
+        (
+            q.text,
+            "yes" if q.required else "",
+            q.kind,
+            str(q.max_size or ""),
+            ", ".join(a.text for a in q.answers),
+        )
+        for q in form.questions
+    ]
+    return [*lines, *table_lines(questions)]

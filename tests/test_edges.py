@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner, Result
 from openpyxl import Workbook, load_workbook
 
-from importer import cli as cli_module
 from importer import report as report_module
 from importer import workbook
+from importer.cli import account as login_command
 from importer.cli import cli
 from importer.httpserver import Answer, Request
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, WORKSHOP_KEY
@@ -233,7 +233,7 @@ def test_sigterm_while_the_report_is_written(
         exits.append(code)
         raise SystemExit(code)
 
-    monkeypatch.setattr(cli_module.os, "_exit", leave)
+    monkeypatch.setattr(os, "_exit", leave)
     (tmp_path / "guests-joinurls.xlsx").unlink()
     twice = CliRunner().invoke(cli, on(server, source), env=ENV)
     assert exits == [130]
@@ -529,7 +529,7 @@ def test_a_sandbox_login_leaves_the_real_one_alone(
         with httpx.Client(follow_redirects=True, timeout=10) as http:
             http.get(address)
 
-    monkeypatch.setattr(cli_module, "_open_browser", browser)
+    monkeypatch.setattr(login_command, "open_browser", browser)
     from .conftest import free_port
 
     tried = invoke("login", "--sandbox", "--port", str(free_port()))

@@ -93,7 +93,10 @@ def test_webinar_aware_template_has_question_columns_and_drop_downs(tmp_path: Pa
     path = tmp_path / "workshop.xlsx"
     result = invoke("template", str(path), "--sandbox", "--webinar-key", WORKSHOP_KEY)
     assert result.exit_code == 0, result.output
-    assert "Template for 'Customer workshop (sandbox)' with 2 custom questions." in result.stderr
+    assert (
+        "Template for 'Customer workshop (sandbox)' (4617712963571298411) with 2 custom questions."
+        in result.stderr
+    )
     book = load_workbook(path)
     headers = [cell.value for cell in book["Registrants"][1]]
     assert headers[-2:] == ["Your role? *", "What do you hope to learn?"]

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from openpyxl import load_workbook
 
-from importer import cli as cli_module
+from importer.cli import account as login_command
 from importer.cli import cli
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
 
@@ -47,7 +47,7 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         with httpx.Client(follow_redirects=True, timeout=10) as http:
             http.get(address)
 
-    monkeypatch.setattr(cli_module, "_open_browser", follow)
+    monkeypatch.setattr(login_command, "open_browser", follow)
     return visited
 
 
@@ -113,7 +113,7 @@ def test_login_refuses_an_answer_for_another_request(
         redirect = httpx.get(address).headers["Location"]
         httpx.get(redirect.split("&state=")[0] + "&state=forged")
 
-    monkeypatch.setattr(cli_module, "_open_browser", forged)
+    monkeypatch.setattr(login_command, "open_browser", forged)
     result = sign_in(server)
     assert result.exit_code == 4
     assert "did not match this request" in result.stderr

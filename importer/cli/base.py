@@ -1,0 +1,210 @@
+"""The command group, its entry point, and the one place errors become an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from click.decorators import FC
+
+from .. import pipeline
+from ..connection import Access
+from ..errors import EXIT_CODES, EXIT_INTERRUPTED, ImporterError
+from ..settings import API_URL
+from ..text import clean
+
+EXIT_EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES)
+
+
+def echo(message: str = "", *, err: bool = True, colour: str | None = None) -> None:
+    """A message for the person: on stderr unless said otherwise, coloured only on a terminal,
+    and never with a control character in it (no text from a file or a server can move the
+    cursor, clear the screen or set the window's title)."""
+    message = clean(message)
+    click.echo(click.style(message, fg=colour) if colour else message, err=err)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print one line and exit with ``code``."""
+    echo(f"Error: {message}", colour="red")
+    sys.exit(code)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_EPILOG,
+)
+@click.version_option(package_name="g2w-importer", prog_name="g2w-import")
+def cli() -> None:
+    """Register a spreadsheet of people for a GoTo Webinar and collect their join URLs."""
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        cli(prog_name="g2w-import")
+    except KeyboardInterrupt:  # before a run took Ctrl-C over: nothing was sent yet
+        echo("\nInterrupted before anything was sent.", colour="yellow")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def errors() -> Iterator[None]:
+    """The one place where errors become a line on stderr and an exit code."""
+    try:
+        yield
+    except pipeline.Declined as exc:
+        echo(str(exc))
+        sys.exit(exc.exit_code)
+    except ImporterError as exc:
+        fail(str(exc), exc.exit_code)
+    except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C: stop at once
+        echo(
+            "\nInterrupted. The journal keeps everything settled: run the same command again "
+            "(it also writes the report).",
+            colour="yellow",
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def command_line() -> str:
+    """The command as typed, to repeat in a report's Summary (never holds a token)."""
+    return " ".join(["g2w-import", *sys.argv[1:]])
+
+
+def stacked(*options: Callable[[FC], FC]) -> Callable[[FC], FC]:
+    """Several option decorators as one, in the order given."""
+
+    def apply(command: FC) -> FC:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def api_options(*, several: bool = False, webinar: bool = True) -> Callable[[FC], FC]:
+    """The options that say which webinar, as whom, and where the API is."""
+    key_help = "The webinar's key: the long number in its settings (see g2w-import webinars)."
+    if several:
+        key_help += " Repeat it to register everyone for several webinars."
+    key = click.option(
+        "--webinar-key", "webinar_keys", metavar="KEY", multiple=several, help=key_help
+    )
+    return stacked(
+        *([key] if webinar else []),
+        click.option(
+            "--organizer-key",
+            metavar="KEY",
+            envvar="G2W_ORGANIZER_KEY",
+            show_envvar=True,
+            help="The organizer's key.  [default: the login's, else the API is asked]",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Read the access token from this file (when neither $G2W_ACCESS_TOKEN nor "
+            "$G2W_PAT is set; instead of the stored login).",
+        ),
+        click.option(
+            "--api-url",
+            envvar="G2W_API_URL",
+            show_envvar=True,
+            metavar="URL",
+            help=f"The API's base URL.  [default: {API_URL}]",
+        ),
+        click.option(
+            "--sandbox", is_flag=True, help="Use the built-in simulated API: no account needed."
+        ),
+    )
+
+
+def access(
+    sandbox: bool, api_url: str | None, token_file: Path | None, organizer_key: str | None
+) -> Access:
+    """Where and as whom, from the API options."""
+    return Access(
+        sandbox=sandbox, api_url=api_url, token_file=token_file, organizer_key=organizer_key
+    )
+
+
+def run_options(*, out: str, dry_run: str, journal: bool = True) -> Callable[[FC], FC]:
+    """The options every command that calls the API in bulk shares: the report, the journal,
+    the pace and budget, asking, and what is shown."""
+    return stacked(
+        click.option(
+            "--out",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help=f"Where to write the report, .xlsx or .csv.  [default: {out}]",
+        ),
+        *(
+            [
+                click.option(
+                    "--journal",
+                    "journal_path",
+                    type=click.Path(path_type=Path, dir_okay=False),
+                    help="The webinar's journal (SQLite).  "
+                    "[default: one per webinar in your user data folder]",
+                )
+            ]
+            if journal
+            else []
+        ),
+        click.option("--dry-run", is_flag=True, help=dry_run),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0.1, max=1000),
+            metavar="N",
+            default=10.0,
+            show_default=True,
+            help="API calls per second: the API's rate limit (GoTo's default is 10).",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 256),
+            metavar="N",
+            help="Requests in flight at most.  [default: what the rate and the API's answer "
+            "times need]",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=1),
+            metavar="SECONDS",
+            default=30.0,
+            show_default=True,
+            help="Seconds to wait for one whole answer.",
+        ),
+        click.option(
+            "--max-calls",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Make at most N API calls in this run (for a daily quota); run again to continue.",
+        ),
+        click.option(
+            "--give-up-after",
+            type=click.FloatRange(min=1),
+            default=60.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Stop (resumable) when the API has answered only 429s or errors, or could not "
+            "be reached, for this long.",
+        ),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+        click.option("--quiet", "-q", is_flag=True, help="No plan, progress or summary."),
+        click.option(
+            "--verbose", "-v", is_flag=True, help="Log every API call (tokens are never shown)."
+        ),
+    )
+
+
+def open_browser(address: str) -> None:
+    """Open ``address`` in the person's browser, if there is one (the address was printed)."""
+    import webbrowser
+
+    with contextlib.suppress(Exception):
+        webbrowser.open(address)

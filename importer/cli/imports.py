@@ -1,0 +1,267 @@
+"""The commands that call the API in bulk: register, export, cancel, undo."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from .. import cancel, credentials, export, pipeline, report
+from ..console import Console, Interrupts, setup_logging
+from ..errors import EXIT_API, EXIT_CODES, EXIT_OK, EXIT_ROWS
+from ..events import StopSignal
+from ..manage import Done, ManageOptions
+from .base import EXIT_EPILOG, access, api_options, cli, command_line, errors, run_options
+
+
+@cli.command(epilog=EXIT_EPILOG)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=True))
+@api_options(several=True)
+@click.option(
+    "--sheet",
+    metavar="NAME",
+    help="The Excel sheet to read (default: the first sheet with an e-mail column).",
+)
+@click.option(
+    "--resend-confirmation/--no-resend-confirmation",
+    default=None,
+    help="Have GoTo e-mail the confirmation again to people already registered.  "
+    "[default: the Settings sheet's resendConfirmation, else no]",
+)
+@run_options(
+    out="FILE-joinurls.xlsx",
+    dry_run="Check every row as a real run would (asking the API only what it can read), "
+    "show the plan, and send nothing.",
+)
+def register(
+    file: Path,
+    webinar_keys: tuple[str, ...],
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    sheet: str | None,
+    resend_confirmation: bool | None,
+    **common: Any,
+) -> None:
+    """Register everyone in FILE (.csv, .txt, .xlsx or .xlsm) for a webinar.
+
+    Every row is checked before anything is sent, against the webinar's own fields and
+    questions; the report lists each row with its status and join URL. Interrupted or
+    stopped, the same command run again carries on where it stopped, and never registers
+    anyone twice.
+    """
+    console = Console(quiet=common["quiet"], ask=not common["yes"])
+    stop = StopSignal()
+    setup_logging(common["verbose"])
+    dry_run = common["dry_run"]
+    with errors(), Interrupts(stop, console) as interrupts:
+        out, attention = (None, None) if dry_run else report.destinations(file, common["out"])
+        warning = credentials.token_file_warning(token_file) if token_file else None
+        if warning:
+            console.note(warning)
+        options = pipeline.RunOptions(
+            webinar_keys=webinar_keys,
+            sheet=sheet,
+            rate=common["rate"],
+            concurrency=common["concurrency"],
+            timeout=common["timeout"],
+            resend=resend_confirmation,
+            journal=common["journal_path"],
+            max_calls=common["max_calls"],
+            give_up_after=common["give_up_after"],
+            dry_run=dry_run,
+            resume_hint=f"run the same command again: {command_line()}",
+        )
+        where = access(sandbox, api_url, token_file, organizer_key)
+        interrupts.in_loop = True
+        outcome = asyncio.run(pipeline.run(file, where, options, console, stop))
+        interrupts.in_loop = False
+        if out is None or attention is None:
+            console.dry_run(outcome)
+            sys.exit(outcome.exit_code)
+        written = outcome.write(out)
+        if written.suffix != out.suffix:
+            console.note(
+                f"{out.name} could not be written as XLSX (the input holds what XLSX cannot); "
+                f"the report was written as {written.name} instead"
+            )
+        elif written != out:
+            console.note(
+                f"{out.name} could not be replaced (is it open?); the report was written to "
+                f"{written.name} instead"
+            )
+        fix = outcome.write_attention(attention)
+        console.summary(outcome)
+        if fix is not None:
+            console.say(f"To fix:   {fix} (correct the rows and register that file)")
+        console.ending(outcome)
+        click.echo(f"Report: {written}")
+    sys.exit(outcome.exit_code)
+
+
+Start = Callable[[ManageOptions, Console, StopSignal], Coroutine[Any, Any, Done]]
+_MANAGE_CODES = {
+    EXIT_OK: "done: everyone asked for is cancelled or not registered; the list is complete",
+    EXIT_ROWS: "finished, but some rows failed or are pending",
+}
+MANAGE_EPILOG = "\b\nExit codes:\n" + "\n".join(
+    f"  {code:<4} {_MANAGE_CODES.get(code, text)}" for code, text in EXIT_CODES
+)
+_CHANGE_NOTHING = "Show the plan; change nothing, write nothing."
+
+
+def _manage(
+    start: Start, webinar_key: str | None, sheet: str | None, common: dict[str, Any]
+) -> NoReturn:
+    """Run export, cancel or undo as register runs: errors in one line, Ctrl-C handled, then
+    the summary, the report's path and the exit code."""
+    console = Console(quiet=common["quiet"], ask=not common["yes"])
+    stop = StopSignal()
+    setup_logging(common["verbose"])
+    with errors(), Interrupts(stop, console) as interrupts:
+        options = ManageOptions(
+            webinar_key=webinar_key,
+            out=common["out"],
+            journal=common.get("journal_path"),
+            sheet=sheet,
+            rate=common["rate"],
+            concurrency=common["concurrency"],
+            timeout=common["timeout"],
+            max_calls=common["max_calls"],
+            give_up_after=common["give_up_after"],
+            dry_run=common["dry_run"],
+            resume_hint=f"run the same command again: {command_line()}",
+        )
+        interrupts.in_loop = True
+        done = asyncio.run(start(options, console, stop))
+        interrupts.in_loop = False
+    if done.dry_run:
+        console.say("Dry run: nothing was changed or written.")
+    else:
+        console.say(f"Done: {done.summary()}.", "green" if done.exit_code == EXIT_OK else "yellow")
+    ending = done.ending()
+    if ending:
+        console.line(ending, "red" if done.exit_code == EXIT_API else "yellow")
+    if done.report is not None:
+        click.echo(f"Report: {done.report}")
+    sys.exit(done.exit_code)
+
+
+@cli.command("export", epilog=MANAGE_EPILOG)
+@api_options()
+@click.option(
+    "--merge",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Instead of a list, fill registrantKey, joinUrl and status into a copy of FILE (.csv, "
+    ".txt, .xlsx or .xlsm), matched by e-mail; its own columns stay as they are.",
+)
+@click.option("--sheet", metavar="NAME", help="The Excel sheet of the --merge file to read.")
+@click.option(
+    "--answers/--no-answers",
+    default=True,
+    show_default=True,
+    help="Read each registrant's answers to the custom questions (one call per registrant).",
+)
+@run_options(
+    out="SUBJECT-registrants.xlsx here, or FILE-registrants beside the --merge FILE",
+    dry_run=_CHANGE_NOTHING,
+    journal=False,
+)
+def export_command(
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    merge: Path | None,
+    sheet: str | None,
+    answers: bool,
+    **common: Any,
+) -> None:
+    """Write everyone registered for a webinar, with their join URLs, to a report.
+
+    Everyone is listed, whatever channel they registered through: names, e-mail, status,
+    registration date, registrant key, join URL and the answers to custom questions. Nothing
+    in GoTo is changed.
+    """
+    where = access(sandbox, api_url, token_file, organizer_key)
+    _manage(
+        lambda options, console, stop: export.export(
+            where, options, console, stop, merge=merge, answers=answers
+        ),
+        webinar_keys,
+        sheet,
+        common,
+    )
+
+
+@cli.command("cancel", epilog=MANAGE_EPILOG)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=True))
+@api_options()
+@click.option("--sheet", metavar="NAME", help="The Excel sheet to read.")
+@run_options(out="FILE-cancelled.xlsx", dry_run=_CHANGE_NOTHING)
+def cancel_command(
+    file: Path,
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    sheet: str | None,
+    **common: Any,
+) -> None:
+    """Unregister the people in FILE from a webinar, matched by e-mail.
+
+    Whoever registered them, everyone in FILE who is registered for the webinar is cancelled;
+    the report says per row cancelled, not_registered, failed or pending. Interrupted or
+    stopped, the same command run again carries on, and cancels nobody twice.
+    """
+    where = access(sandbox, api_url, token_file, organizer_key)
+    _manage(
+        lambda options, console, stop: cancel.cancel(file, where, options, console, stop),
+        webinar_keys,
+        sheet,
+        common,
+    )
+
+
+@cli.command("undo", epilog=MANAGE_EPILOG)
+@api_options()
+@click.option(
+    "--file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Undo only the registrations of the people in this file.",
+)
+@click.option("--sheet", metavar="NAME", help="The Excel sheet of --file to read.")
+@run_options(
+    out="SUBJECT-undone.xlsx here, or FILE-undone.xlsx beside --file", dry_run=_CHANGE_NOTHING
+)
+def undo_command(
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    file: Path | None,
+    sheet: str | None,
+    **common: Any,
+) -> None:
+    """Cancel the registrations g2w-import made for a webinar, as its journal records them.
+
+    People it found registered already, and people who came through another channel, are left
+    alone. Registering the same file again afterwards registers them again (for instance once
+    the right webinar key is in place).
+    """
+    where = access(sandbox, api_url, token_file, organizer_key)
+    _manage(
+        lambda options, console, stop: cancel.undo(where, options, console, stop, file),
+        webinar_keys,
+        sheet,
+        common,
+    )

@@ -1,0 +1,343 @@
+"""Everything around an import: webinars, fields, template, sandbox, ui."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.decorators import FC
+
+from .. import lookup, oauth, template
+from ..console import form_json, form_lines, table_lines, webinar_json
+from ..errors import EXIT_USAGE, UsageError
+from ..sandbox import Sandbox, SandboxConfig, SandboxServer, serve
+from .base import access, api_options, cli, echo, errors, fail, open_browser
+
+
+@cli.command()
+@api_options(webinar=False)
+@click.option(
+    "--from",
+    "start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The first day, YYYY-MM-DD.  [default: today]",
+)
+@click.option(
+    "--to",
+    "end",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The last day, YYYY-MM-DD.  [default: a year after --from]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")
+def webinars(
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    as_json: bool,
+) -> None:
+    """List your webinars with their keys, subjects and first start times."""
+    first = start.date() if start else dt.date.today()
+    last = end.date() if end else first + dt.timedelta(days=365)
+    with errors():
+        if last < first:
+            raise UsageError(f"--to {last} is before --from {first}")
+        where = access(sandbox, api_url, token_file, organizer_key)
+        found = asyncio.run(lookup.webinars(where, first, last))
+    if as_json:
+        click.echo(json.dumps([webinar_json(w) for w in found], indent=2, ensure_ascii=False))
+    elif not found:
+        echo(f"No webinars between {first} and {last}.")
+    else:
+        rows: list[tuple[str, ...]] = [("key", "starts", "time zone", "subject")]
+        rows += [(w.key, w.starts or "", w.time_zone or "", w.subject) for w in found]
+        click.echo("\n".join(table_lines(rows)))
+
+
+@cli.command()
+@api_options()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")
+def fields(
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    as_json: bool,
+) -> None:
+    """Show a webinar's registration fields and custom questions."""
+    with errors():
+        where = access(sandbox, api_url, token_file, organizer_key)
+        webinar, form = asyncio.run(lookup.webinar_and_form(where, webinar_keys))
+    if as_json:
+        click.echo(json.dumps(form_json(webinar, form), indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(form_lines(webinar, form)))
+
+
+@cli.command("template")
+@click.argument(
+    "path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="registrants.xlsx",
+    required=False,
+)
+@api_options()
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+def template_command(
+    path: Path,
+    webinar_keys: str | None,
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    force: bool,
+) -> None:
+    """Write the Excel template to fill in (PATH, default registrants.xlsx).
+
+    With --webinar-key, the template gets a column for each of the webinar's custom
+    questions, with drop-downs of the allowed answers, and the key on its Settings sheet.
+    """
+    with errors():
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists; choose another name, or add --force")
+        if path.suffix.lower() != ".xlsx":
+            raise UsageError(f"{path.name}: the template is an Excel workbook; name it .xlsx")
+        webinar = form = None
+        if webinar_keys or sandbox:
+            where = access(sandbox, api_url, token_file, organizer_key)
+            webinar, form = asyncio.run(lookup.webinar_and_form(where, webinar_keys))
+        try:
+            template.build(path, webinar=webinar, form=form)
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot be written ({exc.strerror})") from exc
+        if webinar is not None and form is not None:
+            echo(
+                f"Template for '{webinar.subject}' ({webinar.key}) with "
+                f"{len(form.questions)} custom questions."
+            )
+        click.echo(f"Template: {path}")
+
+
+#: the sandbox's faults, each a share of calls from 0 to 1: option, SandboxConfig field, help
+_FAULTS = (
+    ("--error-rate", "error_rate", "Share of calls answered with HTTP 503."),
+    ("--throttle-rate", "throttle_rate", "Share of calls answered 429 although within the rate."),
+    ("--slow-rate", "slow_rate", "Share of registrations answered only after --slow-seconds."),
+    (
+        "--drop-rate",
+        "drop_rate",
+        "Share of registrations whose answer is lost (connection closed).",
+    ),
+    (
+        "--gateway-timeout-rate",
+        "gateway_timeout_rate",
+        "Share of registrations that go through and are then answered 504, as GoTo's gateway does.",
+    ),
+)
+
+
+def _faults(command: FC) -> FC:
+    for name, dest, help in reversed(_FAULTS):
+        command = click.option(
+            name, dest, type=click.FloatRange(0, 1), metavar="SHARE", default=0.0, help=help
+        )(command)
+    return command
+
+
+def _count(name: str, help: str) -> Callable[[FC], FC]:
+    return click.option(name, type=click.IntRange(min=0), metavar="N", help=help)
+
+
+@cli.command("sandbox")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port on 127.0.0.1 to listen on (0: any free port).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    metavar="N",
+    default=10.0,
+    show_default=True,
+    help="Calls allowed in any one second, as GoTo's limit (0: no limit).",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    default=0.3,
+    show_default=True,
+    help="Seconds added to every answer.",
+)
+@_faults
+@click.option(
+    "--slow-seconds",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    default=60.0,
+    show_default=True,
+    help="How late a slow answer comes.",
+)
+@click.option("--no-dedupe", is_flag=True, help="Register a repeated e-mail again, not 409.")
+@click.option("--conflict-keys", is_flag=True, help="Put registrantKey and joinUrl into 409s.")
+@_count("--expire-after", "Refuse each access token (403 InvalidToken) after N calls.")
+@_count("--quota", "Refuse every call (403, quota exceeded) once N people are registered.")
+@_count("--registration-limit", "Each webinar is full (403) once it has N registrants.")
+@click.option(
+    "--list-style",
+    type=click.Choice(["array", "data", "spec", "plain"]),
+    default="array",
+    show_default=True,
+    help="How the registrant list pages: bare arrays, {data, total}, {_embedded, page}, or "
+    "not at all.",
+)
+@click.option("--drop-answers", is_flag=True, help="Store no answers to custom questions.")
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    metavar="TOKEN",
+    help="Accept this access token (repeatable).  [default: one is made up and printed]",
+)
+@click.option(
+    "--pat", "pats", multiple=True, metavar="PAT", help="Exchange this personal access token."
+)
+@click.option("--seed", type=int, help="Seed for keys and faults, to repeat a run exactly.")
+def sandbox_command(
+    port: int,
+    tokens: tuple[str, ...],
+    pats: tuple[str, ...],
+    no_dedupe: bool,
+    expire_after: int | None,
+    **settings_: Any,
+) -> None:
+    """Serve the simulated GoTo Webinar API on 127.0.0.1 until Ctrl-C."""
+    tokens = tokens or (secrets.token_urlsafe(16),)
+    state = Sandbox(
+        SandboxConfig(
+            dedupe=not no_dedupe,
+            token_calls=expire_after,
+            tokens=tokens,
+            pats=pats or ("sandbox-pat",),
+            **settings_,
+        )
+    )
+
+    def ready(server: SandboxServer) -> None:
+        click.echo(f"Sandbox API on {server.api_url}")
+        echo(f"  organizer key {state.organizer_key}, webinar key {state.webinar_key}")
+        echo(f"  access token {tokens[0]} (an hour); personal access token {state.config.pats[0]}")
+        echo(
+            f"  try: G2W_ACCESS_TOKEN={tokens[0]} g2w-import register samples/registrants.csv "
+            f"--api-url {server.api_url} --webinar-key {state.webinar_key}"
+        )
+        echo("  Press Ctrl-C to stop.")
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(serve(state, port, ready))
+    except KeyboardInterrupt:
+        stats = state.stats
+        echo(
+            f"Sandbox stopped after {stats['calls']:,} calls ({stats['throttled']:,} answered "
+            f"429); it held {len(state.registrants()):,} registrants."
+        )
+    except OSError as exc:
+        fail(
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port",
+            EXIT_USAGE,
+        )
+
+
+@cli.command()
+@api_options(webinar=False)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 for the page (0: any free port).",
+)
+@click.option("--no-browser", is_flag=True, help="Only print the page's address.")
+@click.option(
+    "--client-id",
+    envvar="G2W_CLIENT_ID",
+    show_envvar=True,
+    metavar="ID",
+    help="Your GoTo OAuth client's id, for the page's Sign in button (its secret comes from "
+    "$G2W_CLIENT_SECRET; never give it on the command line).",
+)
+@click.option(
+    "--auth-url",
+    envvar="G2W_AUTH_URL",
+    show_envvar=True,
+    metavar="URL",
+    help=f"The sign-in server.  [default: {oauth.AUTH_URL}]",
+)
+@click.option(
+    "--sign-in-port",
+    type=click.IntRange(1, 65535),
+    default=oauth.CALLBACK_PORT,
+    show_default=True,
+    help="Port on 127.0.0.1 that GoTo sends the browser back to after signing in from the "
+    "page: register http://127.0.0.1:PORT/callback as your client's redirect URI.",
+)
+def ui(
+    organizer_key: str | None,
+    token_file: Path | None,
+    api_url: str | None,
+    sandbox: bool,
+    port: int,
+    no_browser: bool,
+    client_id: str | None,
+    auth_url: str | None,
+    sign_in_port: int,
+) -> None:
+    """Open the importer as a page in your browser, served on this computer only.
+
+    Get the template, choose the file and the webinar, see the plan, register, and download
+    the report, by pointing and clicking. The address printed carries a secret: the page
+    answers nobody without it. Uploaded files and reports stay in your user data folder.
+    """
+    with errors():
+        from ..web import server  # Starlette and uvicorn load only for this command
+
+        where = access(sandbox, api_url, token_file, organizer_key)
+        client = None
+        client_secret = os.environ.get("G2W_CLIENT_SECRET", "").strip()
+        if client_id and client_secret:
+            client = server.OAuthClient(
+                client_id, client_secret, auth_url or oauth.AUTH_URL, sign_in_port
+            )
+
+        def started(address: str) -> None:
+            click.echo(f"Page: {address}")
+            echo("  The page works on this computer only; the address is its key, keep it private.")
+            echo("  Press Ctrl-C to stop (an import under way stops as with g2w-import register).")
+            sys.stdout.flush()
+
+        # uvicorn stops gracefully on Ctrl-C, then passes it on
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve(
+                where,
+                port=port,
+                client=client,
+                started=started,
+                open_browser=None if no_browser else open_browser,
+            )
+        echo("The page was stopped.")
