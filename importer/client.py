@@ -8,18 +8,26 @@ stay strings end to end, since they exceed 2**53 and would lose digits as floats
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import datetime as dt
-import email.utils
-import json
 import re
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
+from .answers import (
+    as_count,
+    as_size,
+    as_text,
+    choices,
+    describe,
+    json_body,
+    json_object,
+    objects,
+    parse_retry_after,
+    parse_webinar,
+    registrants,
+    token_refused,
+)
 from .errors import (
     ApiError,
     AuthError,
@@ -42,8 +50,6 @@ from .models import (
     Status,
     Webinar,
 )
-from .redact import scrub
-from .text import clean
 
 #: the largest page the registrant list serves
 PAGE_LIMIT = 200
@@ -55,19 +61,6 @@ ACCEPT = "application/json"
 _QUOTA_WORDS = re.compile(
     r"\b(quota|qps|rate limit|rate-limit|too many requests|request limit)", re.IGNORECASE
 )
-#: where error bodies put their message: GoTo's, the gateway's, problem+json's, OAuth's
-_MESSAGE_KEYS = (
-    "description",
-    "msg",
-    "message",
-    "detail",
-    "title",
-    "error_description",
-    "errorCode",
-    "int_err_code",
-    "error",
-)
-_TAGS = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -185,19 +178,19 @@ class G2WClient(_Api):
         )
         if response.status_code in (200, 201):
             body = json_object(response)
-            key, url = _text(body.get("registrantKey")), _text(body.get("joinUrl"))
+            key, url = as_text(body.get("registrantKey")), as_text(body.get("joinUrl"))
             if key is None:
                 # The person is registered, but the answer does not say as whom: only the
                 # registrant list can tell, exactly as if the answer had been lost.
                 raise OutcomeUnknown(f"HTTP {response.status_code} without a registrantKey")
-            return Registration(Status.REGISTERED, key, url, _text(body.get("status")))
+            return Registration(Status.REGISTERED, key, url, as_text(body.get("status")))
         if response.status_code == 409:
             body = json_object(response)
             return Registration(
                 Status.ALREADY_REGISTERED,
-                _text(body.get("registrantKey")),
-                _text(body.get("joinUrl")),
-                _text(body.get("status")),
+                as_text(body.get("registrantKey")),
+                as_text(body.get("joinUrl")),
+                as_text(body.get("status")),
             )
         raise self._error(response)
 
@@ -208,7 +201,7 @@ class G2WClient(_Api):
             return None
         if response.status_code != 200:
             raise self._error(response)
-        found = _registrants([json_object(response)])
+        found = registrants([json_object(response)])
         return found[0] if found else None
 
     async def list_registrants_page(
@@ -226,22 +219,22 @@ class G2WClient(_Api):
         )
         if response.status_code != 200:
             raise self._error(response)
-        body = _json(response)
+        body = json_body(response)
         if isinstance(body, list):
-            return Page(_registrants(body), "array")
+            return Page(registrants(body), "array")
         if isinstance(body, dict) and isinstance(body.get("data"), list):
-            return Page(_registrants(body["data"]), "data", total=_count(body.get("total")))
+            return Page(registrants(body["data"]), "data", total=as_count(body.get("total")))
         embedded = body.get("_embedded") if isinstance(body, dict) else None
         if isinstance(embedded, dict):
             items = next((v for v in embedded.values() if isinstance(v, list)), [])
             paging = body.get("page")
             paging = paging if isinstance(paging, dict) else {}
             return Page(
-                _registrants(items),
+                registrants(items),
                 "spec",
-                total=_count(paging.get("totalElements")),
-                pages=_count(paging.get("totalPages")),
-                size=_count(paging.get("size")),
+                total=as_count(paging.get("totalElements")),
+                pages=as_count(paging.get("totalPages")),
+                size=as_count(paging.get("size")),
             )
         raise ServerError("the registrant list came back in an unknown shape", status=200)
 
@@ -262,28 +255,28 @@ class G2WClient(_Api):
             FormField(
                 name,
                 item.get("required") is True,
-                _size(item.get("maxSize")),
-                tuple(t for a in _list(item.get("answers"), dict_only=False) if (t := _text(a))),
+                as_size(item.get("maxSize")),
+                choices(item),
             )
-            for item in _list(body.get("fields"))
-            if (name := _text(item.get("field")))
+            for item in objects(body.get("fields"))
+            if (name := as_text(item.get("field")))
         )
         questions = tuple(
             Question(
                 key,
                 text,
                 item.get("required") is True,
-                _text(item.get("type")) or "shortAnswer",
-                _size(item.get("maxSize")),
+                as_text(item.get("type")) or "shortAnswer",
+                as_size(item.get("maxSize")),
                 tuple(
                     Answer(answer_key, answer)
-                    for a in _list(item.get("answers"))
-                    if (answer_key := _text(a.get("answerKey")))
-                    and (answer := _text(a.get("answer")))
+                    for a in objects(item.get("answers"))
+                    if (answer_key := as_text(a.get("answerKey")))
+                    and (answer := as_text(a.get("answer")))
                 ),
             )
-            for item in _list(body.get("questions"))
-            if (key := _text(item.get("questionKey"))) and (text := _text(item.get("question")))
+            for item in objects(body.get("questions"))
+            if (key := as_text(item.get("questionKey"))) and (text := as_text(item.get("question")))
         )
         return Form(fields, questions)
 
@@ -313,7 +306,7 @@ class OrganizerClient(_Api):
         )
         if response.status_code != 200:
             raise self._error(response)
-        body = _json(response)
+        body = json_body(response)
         items: object
         if isinstance(body, list):
             items, pages = body, None
@@ -327,182 +320,10 @@ class OrganizerClient(_Api):
             raise ServerError("the list of webinars came back in an unknown shape", status=200)
         webinars = [
             parse_webinar(item, key)
-            for item in _list(items)
-            if (key := _text(item.get("webinarKey")))
+            for item in objects(items)
+            if (key := as_text(item.get("webinarKey")))
         ]
         return webinars, pages
-
-
-def parse_webinar(body: dict[str, Any], key: str) -> Webinar:
-    """A webinar from its JSON; ``starts`` is the earliest session (the spec does not order
-    ``times``)."""
-    times = sorted(
-        (
-            (start, _text(item.get("endTime")))
-            for item in _list(body.get("times"))
-            if (start := _text(item.get("startTime")))
-        ),
-        key=lambda pair: _moment(pair[0]),
-    )
-    approval = _text(body.get("approvalType"))
-    return Webinar(
-        key=key,
-        subject=_text(body.get("subject")) or "(no subject)",
-        starts=times[0][0] if times else None,
-        time_zone=_text(body.get("timeZone")),
-        times=tuple(times),
-        approval=approval.upper() if approval else None,
-    )
-
-
-def _moment(text: str) -> float:
-    """Seconds since the epoch of an ISO-8601 time, for ordering; unreadable ones last."""
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return float("inf")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
-
-
-def describe(response: httpx.Response) -> str:
-    """The API's own one-line explanation of an error answer, whatever its shape: a JSON
-    message (GoTo's, the gateway's, or problem+json), else the first line of a text or HTML
-    body. The credentials the request carried are never part of it, even when echoed back."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = None
-    said = ""
-    if isinstance(body, dict):
-        said = next(
-            (
-                " ".join(value.split())
-                for key in _MESSAGE_KEYS
-                if isinstance(value := body.get(key), str) and value.strip()
-            ),
-            "",
-        )
-    elif response.content:
-        text = _TAGS.sub("\n", response.text)
-        said = next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
-    said = scrub(said[:200], _credentials_of(response.request))
-    return clean(said) or f"HTTP {response.status_code} {response.reason_phrase}".strip()
-
-
-def token_refused(response: httpx.Response) -> bool:
-    """Whether a 403 is the gateway refusing the token itself (``InvalidToken``)."""
-    body = json_object(response)
-    if body.get("int_err_code") == "InvalidToken":
-        return True
-    message = str(body.get("msg") or body.get("description") or "").lower()
-    return "invalid token" in message or "token expired" in message
-
-
-def _credentials_of(request: httpx.Request) -> list[str]:
-    """The secrets a request carried in its Authorization header."""
-    value = request.headers.get("Authorization", "")
-    scheme, _, secret = value.partition(" ")
-    found = [secret.strip()] if secret.strip() else []
-    if scheme.lower() == "basic" and found:
-        with contextlib.suppress(ValueError):
-            found += base64.b64decode(found[0]).decode("utf-8", "replace").split(":", 1)
-    return found
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ServerError(
-            f"the API answered HTTP {response.status_code} with something other than JSON",
-            status=response.status_code,
-        ) from exc
-
-
-def json_object(response: httpx.Response) -> dict[str, Any]:
-    """The body as a JSON object; empty when it is empty, not JSON, or not an object."""
-    if not response.content:
-        return {}
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _registrants(items: list[Any]) -> list[ListedRegistrant]:
-    listed = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        key, address = _text(item.get("registrantKey")), _text(item.get("email"))
-        if key is None or address is None:
-            continue
-        answers = (
-            tuple(
-                (question, _text(entry.get("answer")) or "")
-                for entry in _list(item.get("responses"))
-                if (question := _text(entry.get("question")))
-            )
-            if isinstance(item.get("responses"), list)
-            else None
-        )
-        listed.append(
-            ListedRegistrant(
-                key,
-                address,
-                _text(item.get("joinUrl")),
-                _text(item.get("status")),
-                _text(item.get("firstName")) or "",
-                _text(item.get("lastName")) or "",
-                _text(item.get("registrationDate")),
-                answers,
-            )
-        )
-    return listed
-
-
-def _list(value: object, *, dict_only: bool = True) -> list[Any]:
-    """A JSON array, keeping only objects unless told otherwise; anything else is empty."""
-    if not isinstance(value, list):
-        return []
-    return [item for item in value if isinstance(item, dict) or not dict_only]
-
-
-def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _size(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _text(value: object) -> str | None:
-    """A JSON scalar as text; integers keep every digit."""
-    if value is None or isinstance(value, bool | dict | list):
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def _reason(exc: Exception) -> str:

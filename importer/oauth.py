@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from .client import json_object, token_refused
+from .answers import json_object, token_refused
 from .credentials import Credentials, Store
 from .errors import AuthError, ConnectFailed, RateLimited, ServerError, UsageError
 from .httpserver import Answer, HttpServer, Request

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from importer.client import G2WClient, parse_retry_after
+from importer.answers import parse_retry_after
+from importer.client import G2WClient
 from importer.credentials import Credentials
 from importer.errors import (
     AuthError,
