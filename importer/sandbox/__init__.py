@@ -25,16 +25,15 @@ from ..credentials import Credentials
 from ..oauth import RefreshingAuth
 from .faults import SandboxConfig
 from .server import SandboxServer, SandboxTransport
-from .state import (
+from .state import PREFIX, Sandbox
+from .webinars import (
     JOIN_HOST,
     KICKOFF_KEY,
     ORGANIZER_KEY,
-    PREFIX,
     SUMMIT_KEY,
     WEBINAR_KEY,
     WORKSHOP_KEY,
     WORKSHOP_QUESTIONS,
-    Sandbox,
 )
 
 __all__ = [

@@ -15,7 +15,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -23,120 +22,20 @@ from ..httpserver import Answer, Request
 from ..models import email_key
 from .faults import Dice, RateWindow, SandboxConfig
 from .oauth import SignIn
+from .webinars import (
+    JOIN_HOST,
+    ORGANIZER_KEY,
+    STANDARD_FIELDS,
+    WEBINAR_KEY,
+    SandboxWebinar,
+    body_problem,
+    catalogue,
+)
 
 PREFIX = "/G2W/rest/v2"
-ORGANIZER_KEY = "5071418929213466883"
-WEBINAR_KEY = "8325357307900339981"
-WORKSHOP_KEY = "4617712963571298411"
-SUMMIT_KEY = "7219004418839305214"
-KICKOFF_KEY = "5550112233445566778"
-JOIN_HOST = "https://sandbox.g2w-import.invalid"
-MAX_FIELD = 128
 
-STANDARD_FIELDS = (
-    "firstName",
-    "lastName",
-    "email",
-    "address",
-    "city",
-    "state",
-    "zipCode",
-    "country",
-    "phone",
-    "organization",
-    "jobTitle",
-    "questionsAndComments",
-    "industry",
-    "numberOfEmployees",
-    "purchasingTimeFrame",
-    "purchasingRole",
-)
-_REQUIRED = ("firstName", "lastName", "email")
 _WEBINAR_PATH = re.compile(r"/organizers/(?P<org>\d+)/webinars/(?P<web>\d+)(?P<rest>/.*)?")
 _WEBINARS_PATH = re.compile(r"/organizers/(?P<org>\d+)/webinars")
-
-#: the second sandbox webinar asks custom questions: a required multiple-choice one and an
-#: optional short answer, as GoTo's fields endpoint describes them
-WORKSHOP_QUESTIONS: list[dict[str, Any]] = [
-    {
-        "questionKey": 7001,
-        "question": "Your role?",
-        "required": True,
-        "type": "multipleChoice",
-        "maxSize": 1000,
-        "answers": [
-            {"answerKey": 9001, "answer": "Developer"},
-            {"answerKey": 9002, "answer": "Marketing"},
-            {"answerKey": 9003, "answer": "Management"},
-            {"answerKey": 9004, "answer": "Other"},
-        ],
-    },
-    {
-        "questionKey": 7002,
-        "question": "What do you hope to learn?",
-        "required": False,
-        "type": "shortAnswer",
-        "maxSize": 256,
-        "answers": [],
-    },
-]
-#: the third sandbox webinar's questions are named like standard fields its form does not list
-#: ("Company", "Title"); "Title" is a short answer that happens to list suggestions, and
-#: "Track" a multiple-choice question whose answers were never filled in
-SUMMIT_QUESTIONS: list[dict[str, Any]] = [
-    {
-        "questionKey": 7101,
-        "question": "Company",
-        "required": True,
-        "type": "shortAnswer",
-        "maxSize": 128,
-        "answers": [],
-    },
-    {
-        "questionKey": 7102,
-        "question": "Title",
-        "required": False,
-        "type": "shortAnswer",
-        "maxSize": 64,
-        "answers": [{"answerKey": 9101, "answer": "Dr."}, {"answerKey": 9102, "answer": "Prof."}],
-    },
-    {
-        "questionKey": 7103,
-        "question": "Track",
-        "required": False,
-        "type": "multipleChoice",
-        "maxSize": 128,
-        "answers": [],
-    },
-]
-EMPLOYEE_COUNTS = [
-    "1-20",
-    "21-50",
-    "51-100",
-    "101-500",
-    "501-1000",
-    "1001-5000",
-    "5001-10000",
-    "10001+",
-]
-
-
-@dataclass
-class SandboxWebinar:
-    """One webinar of the sandbox and everyone registered for it."""
-
-    key: str
-    subject: str
-    start: dt.datetime
-    questions: list[dict[str, Any]] = field(default_factory=list)
-    #: form fields beyond GoTo's standard ones, as the fields endpoint lists them
-    extra_fields: list[dict[str, Any]] = field(default_factory=list)
-    #: standard fields the form does not ask for
-    omit_fields: frozenset[str] = frozenset()
-    #: ``MANUAL``: the organizer approves each registrant (they wait until then)
-    approval: str = "AUTOMATIC"
-    registrants: list[dict[str, Any]] = field(default_factory=list)
-    by_email: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Sandbox:
@@ -154,32 +53,7 @@ class Sandbox:
         start = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).replace(
             hour=15, minute=0, second=0, microsecond=0
         )
-        self.webinars = {
-            WEBINAR_KEY: SandboxWebinar(WEBINAR_KEY, "Product launch (sandbox)", start),
-            WORKSHOP_KEY: SandboxWebinar(
-                WORKSHOP_KEY,
-                "Customer workshop (sandbox)",
-                start + dt.timedelta(days=7),
-                questions=WORKSHOP_QUESTIONS,
-            ),
-            # a form field the importer has no alias for (sent when a column is named exactly
-            # so), questions named like standard fields it does not ask for, manual approval
-            SUMMIT_KEY: SandboxWebinar(
-                SUMMIT_KEY,
-                "Partner summit (sandbox)",
-                start + dt.timedelta(days=14),
-                questions=SUMMIT_QUESTIONS,
-                extra_fields=[
-                    {"field": "department", "required": True, "maxSize": 64, "answers": []}
-                ],
-                omit_fields=frozenset({"organization", "jobTitle"}),
-                approval="MANUAL",
-            ),
-            # over: GoTo may still take people, as late registrants
-            KICKOFF_KEY: SandboxWebinar(
-                KICKOFF_KEY, "Kick-off (sandbox)", start - dt.timedelta(days=37)
-            ),
-        }
+        self.webinars = catalogue(start)
         self._keys: set[str] = set()
         #: counts of what happened, for tests and benchmarks
         self.stats: collections.Counter[str] = collections.Counter()
@@ -273,7 +147,7 @@ class Sandbox:
         if method == "GET" and rest == "/registrants":
             return self._list(webinar, query)
         if method == "GET" and rest == "/registrants/fields":
-            return _ok(self._fields(webinar))
+            return _ok(webinar.form())
         if method == "POST" and rest == "/registrants":
             return self._create(webinar, body)
         one = re.fullmatch(r"/registrants/(\d+)", rest)
@@ -326,19 +200,6 @@ class Sandbox:
                 },
             }
         )
-
-    def _fields(self, webinar: SandboxWebinar) -> dict[str, Any]:
-        fields = [
-            {
-                "field": name,
-                "required": name in _REQUIRED,
-                "maxSize": MAX_FIELD,
-                "answers": EMPLOYEE_COUNTS if name == "numberOfEmployees" else [],
-            }
-            for name in STANDARD_FIELDS
-            if name not in webinar.omit_fields
-        ]
-        return {"fields": fields + webinar.extra_fields, "questions": webinar.questions}
 
     def _list(self, webinar: SandboxWebinar, query: dict[str, str]) -> Answer:
         """The registrant list, paged in the configured style (``list_style``)."""
@@ -416,7 +277,7 @@ class Sandbox:
             return _error(400, "InvalidRequest", "The request body is not valid JSON")
         if not isinstance(payload, dict):
             return _error(400, "InvalidRequest", "The request body must be a JSON object")
-        problem = _body_problem(webinar, payload)
+        problem = body_problem(webinar, payload)
         if problem:
             return _error(400, "InvalidParameter", problem)
         limit = self.config.registration_limit
@@ -470,59 +331,6 @@ class Sandbox:
             if key not in self._keys:
                 self._keys.add(key)
                 return key
-
-
-def _body_problem(webinar: SandboxWebinar, payload: dict[str, Any]) -> str | None:
-    """Why a create call's body would get a 400 from GoTo, if it would."""
-    for name in _REQUIRED:
-        value = payload.get(name)
-        if not isinstance(value, str) or not value.strip():
-            return f"{name} is required"
-    for name in STANDARD_FIELDS:
-        value = payload.get(name)
-        if isinstance(value, str) and len(value) > MAX_FIELD:
-            return f"{name} is longer than {MAX_FIELD}"
-    value = payload.get("numberOfEmployees")
-    if value is not None and value not in EMPLOYEE_COUNTS:
-        return f"numberOfEmployees '{value}' is not allowed"
-    address = payload["email"].strip()
-    local, _, domain = address.rpartition("@")
-    if not local or "." not in domain:
-        return f"Invalid email address: {address}"
-    for extra in webinar.extra_fields:
-        value = payload.get(extra["field"])
-        if extra["required"] and (not isinstance(value, str) or not value.strip()):
-            return f"{extra['field']} is required"
-    return _response_problem(webinar, payload)
-
-
-def _response_problem(webinar: SandboxWebinar, payload: dict[str, Any]) -> str | None:
-    """Why the ``responses`` of a create call do not fit the webinar's questions, if they don't."""
-    given = payload.get("responses", [])
-    if not isinstance(given, list) or not all(isinstance(r, dict) for r in given):
-        return "responses must be a list of objects"
-    by_key = {question["questionKey"]: question for question in webinar.questions}
-    answered = set()
-    for response in given:
-        question = by_key.get(response.get("questionKey"))
-        if question is None:
-            return f"unknown questionKey {response.get('questionKey')}"
-        answered.add(question["questionKey"])
-        if question["type"] == "multipleChoice":
-            allowed = {answer["answerKey"] for answer in question["answers"]}
-            if response.get("answerKey") not in allowed:
-                answer = response.get("answerKey")
-                return f"answerKey {answer} is not an answer to {question['question']}"
-        else:
-            text = response.get("responseText")
-            if not isinstance(text, str) or len(text) > question["maxSize"]:
-                return f"responseText for {question['question']} is missing or too long"
-    missing = [
-        q["question"]
-        for q in webinar.questions
-        if q["required"] and q["questionKey"] not in answered
-    ]
-    return f"an answer to '{missing[0]}' is required" if missing else None
 
 
 def _listed(entry: dict[str, Any]) -> dict[str, Any]:
