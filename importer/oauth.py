@@ -14,7 +14,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -345,19 +345,10 @@ async def sign_in(
                 "code_verifier": verifier,
             },
         )
-        organizer, account = tokens.organizer_key, tokens.account
-        if not organizer:
-            organizer, email = await identify(http, api_url, tokens.access_token)
-            account = account or email
-    signed = Credentials(
-        tokens.access_token,
-        organizer_key=organizer,
-        account=account,
-        client_id=client_id,
-        client_secret=client_secret,
-        auth_url=auth_url,
-    )
-    return signed.renewed(tokens.access_token, tokens.refresh_token, tokens.expires_in)
+        client = Credentials(
+            "", client_id=client_id, client_secret=client_secret, auth_url=auth_url
+        )
+        return await _signed_in(http, api_url, tokens, None, client)
 
 
 async def sign_in_with_token(token: str, api_url: str, organizer_key: str | None) -> Credentials:
@@ -390,17 +381,26 @@ async def sign_in_with_pat(
             client_secret,
             {"grant_type": "personal_access_token", "pat": pat},
         )
-        organizer, account = organizer_key or tokens.organizer_key, tokens.account
-        if not organizer:
-            organizer, email = await identify(http, api_url, tokens.access_token)
-            account = account or email
-    signed = Credentials(
-        tokens.access_token,
-        organizer_key=organizer,
-        account=account,
-        client_id=client_id,
-        client_secret=client_secret,
-        auth_url=auth_url,
-        pat=pat,
-    )
-    return signed.renewed(tokens.access_token, None, tokens.expires_in)
+        client = Credentials(
+            "", client_id=client_id, client_secret=client_secret, auth_url=auth_url, pat=pat
+        )
+        return await _signed_in(http, api_url, tokens, organizer_key, client)
+
+
+async def _signed_in(
+    http: httpx.AsyncClient,
+    api_url: str,
+    tokens: Tokens,
+    organizer_key: str | None,
+    client: Credentials,
+) -> Credentials:
+    """The credentials a token answer gives, with the organizer key from the answer or, when it
+    has none, from the API; ``client`` carries the OAuth client and the PAT to renew by (a PAT
+    is renewed by exchanging it again, never by a refresh token)."""
+    organizer, account = organizer_key or tokens.organizer_key, tokens.account
+    if not organizer:
+        organizer, email = await identify(http, api_url, tokens.access_token)
+        account = account or email
+    signed = replace(client, organizer_key=organizer, account=account)
+    refresh = None if client.pat else tokens.refresh_token
+    return signed.renewed(tokens.access_token, refresh, tokens.expires_in)

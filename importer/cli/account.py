@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -14,7 +15,15 @@ import click
 from .. import credentials, oauth, settings
 from ..errors import EXIT_API, UsageError
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer
-from .base import cli, echo, errors, fail, open_browser
+from .base import (
+    auth_url_option,
+    callback_port_option,
+    cli,
+    echo,
+    errors,
+    fail,
+    open_browser,
+)
 
 
 @cli.command()
@@ -26,21 +35,8 @@ from .base import cli, echo, errors, fail, open_browser
     help="Your GoTo OAuth client's id. Its secret is read from $G2W_CLIENT_SECRET, or asked "
     "for; never give it on the command line.",
 )
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=oauth.CALLBACK_PORT,
-    show_default=True,
-    help="Port on 127.0.0.1 that GoTo sends the browser back to: register "
-    "http://127.0.0.1:PORT/callback as your client's redirect URI.",
-)
-@click.option(
-    "--auth-url",
-    envvar="G2W_AUTH_URL",
-    show_envvar=True,
-    metavar="URL",
-    help=f"The sign-in server.  [default: {oauth.AUTH_URL}]",
-)
+@callback_port_option("--port", "")
+@auth_url_option
 @click.option(
     "--api-url",
     envvar="G2W_API_URL",
@@ -128,25 +124,19 @@ def login(
             )
 
 
+@dataclass
 class _Way:
     """How login was asked to sign in."""
 
-    def __init__(
-        self,
-        client_id: str | None,
-        port: int,
-        auth_url: str | None,
-        api_url: str | None,
-        with_pat: bool,
-        with_token: bool,
-        organizer_key: str | None,
-        no_browser: bool,
-        wait: float,
-    ) -> None:
-        self.client_id, self.port, self.wait = client_id, port, wait
-        self.auth_url, self.api_url = auth_url, api_url
-        self.with_pat, self.with_token = with_pat, with_token
-        self.organizer_key, self.no_browser = organizer_key, no_browser
+    client_id: str | None
+    port: int
+    auth_url: str | None
+    api_url: str | None
+    with_pat: bool
+    with_token: bool
+    organizer_key: str | None
+    no_browser: bool
+    wait: float
 
     async def sign_in(self, sandbox: bool) -> credentials.Credentials:
         """The sign-in asked for, against GoTo or a sandbox served for the purpose."""

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 import click
 from click.decorators import FC
 
-from .. import pipeline
+from .. import oauth, pipeline
 from ..connection import Access
 from ..errors import EXIT_CODES, EXIT_INTERRUPTED, ImporterError
 from ..settings import API_URL
@@ -89,14 +90,15 @@ def stacked(*options: Callable[[FC], FC]) -> Callable[[FC], FC]:
 
 
 def api_options(*, several: bool = False, webinar: bool = True) -> Callable[[FC], FC]:
-    """The options that say which webinar, as whom, and where the API is."""
+    """The options that say which webinar, as whom, and where the API is; the command gets
+    the last four as one ``where``, an :class:`~importer.connection.Access`."""
     key_help = "The webinar's key: the long number in its settings (see g2w-import webinars)."
     if several:
         key_help += " Repeat it to register everyone for several webinars."
     key = click.option(
         "--webinar-key", "webinar_keys", metavar="KEY", multiple=several, help=key_help
     )
-    return stacked(
+    options = stacked(
         *([key] if webinar else []),
         click.option(
             "--organizer-key",
@@ -123,14 +125,24 @@ def api_options(*, several: bool = False, webinar: bool = True) -> Callable[[FC]
         ),
     )
 
+    def apply(command: FC) -> FC:
+        @functools.wraps(command)
+        def with_access(
+            *args: Any,
+            sandbox: bool,
+            api_url: str | None,
+            token_file: Path | None,
+            organizer_key: str | None,
+            **kwargs: Any,
+        ) -> Any:
+            where = Access(
+                sandbox=sandbox, api_url=api_url, token_file=token_file, organizer_key=organizer_key
+            )
+            return command(*args, where=where, **kwargs)
 
-def access(
-    sandbox: bool, api_url: str | None, token_file: Path | None, organizer_key: str | None
-) -> Access:
-    """Where and as whom, from the API options."""
-    return Access(
-        sandbox=sandbox, api_url=api_url, token_file=token_file, organizer_key=organizer_key
-    )
+        return options(cast(FC, with_access))
+
+    return apply
 
 
 def run_options(*, out: str, dry_run: str, journal: bool = True) -> Callable[[FC], FC]:
@@ -199,6 +211,29 @@ def run_options(*, out: str, dry_run: str, journal: bool = True) -> Callable[[FC
         click.option(
             "--verbose", "-v", is_flag=True, help="Log every API call (tokens are never shown)."
         ),
+    )
+
+
+def auth_url_option(command: FC) -> FC:
+    """``--auth-url``: the sign-in server, for login and the page's Sign in."""
+    return click.option(
+        "--auth-url",
+        envvar="G2W_AUTH_URL",
+        show_envvar=True,
+        metavar="URL",
+        help=f"The sign-in server.  [default: {oauth.AUTH_URL}]",
+    )(command)
+
+
+def callback_port_option(name: str, when: str) -> Callable[[FC], FC]:
+    """The port GoTo sends the browser back to, ``when`` saying after what."""
+    return click.option(
+        name,
+        type=click.IntRange(1, 65535),
+        default=oauth.CALLBACK_PORT,
+        show_default=True,
+        help=f"Port on 127.0.0.1 that GoTo sends the browser back to{when}: register "
+        "http://127.0.0.1:PORT/callback as your client's redirect URI.",
     )
 
 

@@ -11,11 +11,12 @@ from typing import Any, NoReturn
 import click
 
 from .. import cancel, credentials, export, pipeline, report
+from ..connection import Access
 from ..console import Console, Interrupts, setup_logging
 from ..errors import EXIT_API, EXIT_CODES, EXIT_OK, EXIT_ROWS
 from ..events import StopSignal
 from ..manage import Done, ManageOptions
-from .base import EXIT_EPILOG, access, api_options, cli, command_line, errors, run_options
+from .base import EXIT_EPILOG, api_options, cli, command_line, errors, run_options
 
 
 @cli.command(epilog=EXIT_EPILOG)
@@ -40,10 +41,7 @@ from .base import EXIT_EPILOG, access, api_options, cli, command_line, errors, r
 def register(
     file: Path,
     webinar_keys: tuple[str, ...],
-    organizer_key: str | None,
-    token_file: Path | None,
-    api_url: str | None,
-    sandbox: bool,
+    where: Access,
     sheet: str | None,
     resend_confirmation: bool | None,
     **common: Any,
@@ -61,7 +59,7 @@ def register(
     dry_run = common["dry_run"]
     with errors(), Interrupts(stop, console) as interrupts:
         out, attention = (None, None) if dry_run else report.destinations(file, common["out"])
-        warning = credentials.token_file_warning(token_file) if token_file else None
+        warning = credentials.token_file_warning(where.token_file) if where.token_file else None
         if warning:
             console.note(warning)
         options = pipeline.RunOptions(
@@ -77,7 +75,6 @@ def register(
             dry_run=dry_run,
             resume_hint=f"run the same command again: {command_line()}",
         )
-        where = access(sandbox, api_url, token_file, organizer_key)
         interrupts.in_loop = True
         outcome = asyncio.run(pipeline.run(file, where, options, console, stop))
         interrupts.in_loop = False
@@ -175,10 +172,7 @@ def _manage(
 )
 def export_command(
     webinar_keys: str | None,
-    organizer_key: str | None,
-    token_file: Path | None,
-    api_url: str | None,
-    sandbox: bool,
+    where: Access,
     merge: Path | None,
     sheet: str | None,
     answers: bool,
@@ -190,7 +184,6 @@ def export_command(
     registration date, registrant key, join URL and the answers to custom questions. Nothing
     in GoTo is changed.
     """
-    where = access(sandbox, api_url, token_file, organizer_key)
     _manage(
         lambda options, console, stop: export.export(
             where, options, console, stop, merge=merge, answers=answers
@@ -209,10 +202,7 @@ def export_command(
 def cancel_command(
     file: Path,
     webinar_keys: str | None,
-    organizer_key: str | None,
-    token_file: Path | None,
-    api_url: str | None,
-    sandbox: bool,
+    where: Access,
     sheet: str | None,
     **common: Any,
 ) -> None:
@@ -222,7 +212,6 @@ def cancel_command(
     the report says per row cancelled, not_registered, failed or pending. Interrupted or
     stopped, the same command run again carries on, and cancels nobody twice.
     """
-    where = access(sandbox, api_url, token_file, organizer_key)
     _manage(
         lambda options, console, stop: cancel.cancel(file, where, options, console, stop),
         webinar_keys,
@@ -244,10 +233,7 @@ def cancel_command(
 )
 def undo_command(
     webinar_keys: str | None,
-    organizer_key: str | None,
-    token_file: Path | None,
-    api_url: str | None,
-    sandbox: bool,
+    where: Access,
     file: Path | None,
     sheet: str | None,
     **common: Any,
@@ -258,7 +244,6 @@ def undo_command(
     alone. Registering the same file again afterwards registers them again (for instance once
     the right webinar key is in place).
     """
-    where = access(sandbox, api_url, token_file, organizer_key)
     _manage(
         lambda options, console, stop: cancel.undo(where, options, console, stop, file),
         webinar_keys,

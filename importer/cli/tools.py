@@ -17,10 +17,20 @@ import click
 from click.decorators import FC
 
 from .. import lookup, oauth, template
+from ..connection import Access
 from ..console import form_json, form_lines, table_lines, webinar_json
 from ..errors import EXIT_USAGE, UsageError
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer, serve
-from .base import access, api_options, cli, echo, errors, fail, open_browser
+from .base import (
+    api_options,
+    auth_url_option,
+    callback_port_option,
+    cli,
+    echo,
+    errors,
+    fail,
+    open_browser,
+)
 
 
 @cli.command()
@@ -39,10 +49,7 @@ from .base import access, api_options, cli, echo, errors, fail, open_browser
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")
 def webinars(
-    organizer_key: str | None,
-    token_file: Path | None,
-    api_url: str | None,
-    sandbox: bool,
+    where: Access,
     start: dt.datetime | None,
     end: dt.datetime | None,
     as_json: bool,
@@ -53,7 +60,6 @@ def webinars(
     with errors():
         if last < first:
             raise UsageError(f"--to {last} is before --from {first}")
-        where = access(sandbox, api_url, token_file, organizer_key)
         found = asyncio.run(lookup.webinars(where, first, last))
     if as_json:
         click.echo(json.dumps([webinar_json(w) for w in found], indent=2, ensure_ascii=False))
@@ -70,15 +76,11 @@ def webinars(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")
 def fields(
     webinar_keys: str | None,
-    organizer_key: str | None,
-    token_file: Path | None,
-    api_url: str | None,
-    sandbox: bool,
+    where: Access,
     as_json: bool,
 ) -> None:
     """Show a webinar's registration fields and custom questions."""
     with errors():
-        where = access(sandbox, api_url, token_file, organizer_key)
         webinar, form = asyncio.run(lookup.webinar_and_form(where, webinar_keys))
     if as_json:
         click.echo(json.dumps(form_json(webinar, form), indent=2, ensure_ascii=False))
@@ -98,10 +100,7 @@ def fields(
 def template_command(
     path: Path,
     webinar_keys: str | None,
-    organizer_key: str | None,
-    token_file: Path | None,
-    api_url: str | None,
-    sandbox: bool,
+    where: Access,
     force: bool,
 ) -> None:
     """Write the Excel template to fill in (PATH, default registrants.xlsx).
@@ -115,8 +114,7 @@ def template_command(
         if path.suffix.lower() != ".xlsx":
             raise UsageError(f"{path.name}: the template is an Excel workbook; name it .xlsx")
         webinar = form = None
-        if webinar_keys or sandbox:
-            where = access(sandbox, api_url, token_file, organizer_key)
+        if webinar_keys or where.sandbox:
             webinar, form = asyncio.run(lookup.webinar_and_form(where, webinar_keys))
         try:
             template.build(path, webinar=webinar, form=form)
@@ -282,26 +280,10 @@ def sandbox_command(
     help="Your GoTo OAuth client's id, for the page's Sign in button (its secret comes from "
     "$G2W_CLIENT_SECRET; never give it on the command line).",
 )
-@click.option(
-    "--auth-url",
-    envvar="G2W_AUTH_URL",
-    show_envvar=True,
-    metavar="URL",
-    help=f"The sign-in server.  [default: {oauth.AUTH_URL}]",
-)
-@click.option(
-    "--sign-in-port",
-    type=click.IntRange(1, 65535),
-    default=oauth.CALLBACK_PORT,
-    show_default=True,
-    help="Port on 127.0.0.1 that GoTo sends the browser back to after signing in from the "
-    "page: register http://127.0.0.1:PORT/callback as your client's redirect URI.",
-)
+@auth_url_option
+@callback_port_option("--sign-in-port", " after signing in from the page")
 def ui(
-    organizer_key: str | None,
-    token_file: Path | None,
-    api_url: str | None,
-    sandbox: bool,
+    where: Access,
     port: int,
     no_browser: bool,
     client_id: str | None,
@@ -317,7 +299,6 @@ def ui(
     with errors():
         from ..web import server  # Starlette and uvicorn load only for this command
 
-        where = access(sandbox, api_url, token_file, organizer_key)
         client = None
         client_secret = os.environ.get("G2W_CLIENT_SECRET", "").strip()
         if client_id and client_secret:
