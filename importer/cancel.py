@@ -208,7 +208,7 @@ async def cancel(
         options.dry_run,
         resume_hint=options.resume_hint,
     )
-    return _written(outcome, options.out or beside(path, "cancelled.xlsx"))
+    return _written(outcome, options.out or beside(path, "cancelled.xlsx"), console)
 
 
 async def undo(
@@ -262,7 +262,7 @@ async def undo(
         resume_hint=options.resume_hint,
     )
     default = beside(file, "undone.xlsx") if file else named_after(run.webinar, "undone.xlsx")
-    return _written(outcome, options.out or default)
+    return _written(outcome, options.out or default, console)
 
 
 def _sort_for_cancel(
@@ -402,11 +402,11 @@ def _rows(
     return tuple(rows)
 
 
-def _written(outcome: Cancellations, path: Path) -> Cancellations:
+def _written(outcome: Cancellations, path: Path, console: Console) -> Cancellations:
     """The outcome, with the report written (except in a dry run)."""
     if outcome.dry_run:
         return outcome
-    return replace(outcome, report=report.write(_report(outcome), path))
+    return replace(outcome, report=report.write(_report(outcome), path, console.note))
 
 
 def _report(outcome: Cancellations) -> report.Report:

@@ -42,7 +42,11 @@ EXIT_INTERRUPTED = 130
 #: what each exit code means, for ``--help`` and the README
 EXIT_CODES = (
     (EXIT_OK, "every row is registered or was already registered"),
-    (EXIT_ROWS, "finished, but some rows are invalid, duplicate, denied, failed or pending"),
+    (
+        EXIT_ROWS,
+        "finished, but some rows are invalid, duplicate, denied, failed or pending (or you "
+        "answered no)",
+    ),
     (EXIT_USAGE, "usage error or unusable input: nothing was sent"),
     (
         EXIT_STOPPED,
@@ -123,9 +127,10 @@ class WebinarRefused(RunStopped):
 
 
 class AnswersDropped(RunStopped):
-    """GoTo registered a person but kept none of the answers to the webinar's questions."""
+    """GoTo registered a person but kept none of the answers to the webinar's questions: a
+    problem of the webinar (or of the API), not of the file."""
 
-    exit_code = EXIT_USAGE
+    exit_code = EXIT_API
 
 
 class Interrupted(RunStopped):

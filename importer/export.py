@@ -133,7 +133,7 @@ async def export(
         built = _merged(table, listed)
     else:
         built = _listing(done, entries, questions, read)
-    return replace(done, report=report.write(built, out))
+    return replace(done, report=report.write(built, out, console.note))
 
 
 def _default_out(merge: Path | None, webinar: Webinar) -> Path:

@@ -287,8 +287,15 @@ class RefreshingAuth(httpx.Auth):
                         current.client_secret,
                         form,
                     )
-                except AuthError:
-                    return None
+                except AuthError as exc:
+                    if stale:
+                        return None  # the refusal of the token in hand stands
+                    # no token at all (a PAT never exchanged): nothing can be sent
+                    raise AuthError(
+                        f"the personal access token could not be exchanged for an access "
+                        f"token: {exc}; check G2W_PAT, G2W_CLIENT_ID, G2W_CLIENT_SECRET and "
+                        "G2W_AUTH_URL, or sign in with g2w-import login --with-pat"
+                    ) from exc
             renewed = current.renewed(tokens.access_token, tokens.refresh_token, tokens.expires_in)
             if self.store is not None:
                 self.store.save(renewed)  # a rotated refresh token is kept before it is used

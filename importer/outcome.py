@@ -101,17 +101,19 @@ class Outcome:
             frame.index = pandas.Index([self.table.index[int(row[0]) - 2] for row in built.rows])
         return frame
 
-    def write(self, path: str | Path) -> Path:
+    def write(self, path: str | Path, note: Callable[[str], None] | None = None) -> Path:
         """Write the report (``.xlsx`` or ``.csv``), as the command does; return where it went.
 
-        When ``path`` is locked (open in Excel on Windows) the report goes beside it under a
-        time-stamped name, and that path is returned.
+        When ``path`` is locked (open in Excel on Windows), or holds join URLs this outcome
+        lacks (another webinar's report), the report goes beside it under a time-stamped name,
+        and that path is returned; ``note``, if given, is told why.
         """
-        return report.write(report.build(self), Path(path))
+        return report.write(report.build(self), Path(path), note)
 
     def write_attention(self, path: str | Path) -> Path | None:
         """Write the rows that need attention, in the input's own columns, to fix and import
-        again; remove an old file and return None when no row needs attention."""
+        again (``.xlsx``, which keeps 19-digit keys as they are, or ``.csv``); remove an old
+        file and return None when no row needs attention."""
         return report.write_attention(report.build(self), Path(path))
 
     def __repr__(self) -> str:

@@ -27,7 +27,7 @@ from . import lookup, reader, settings
 from .client import G2WClient
 from .connection import Access, Connection, default_webinar, open_connection
 from .credentials import NotSignedIn
-from .errors import EXIT_OK, ImporterError, RunStopped, UsageError
+from .errors import EXIT_ROWS, ImporterError, RunStopped, UsageError
 from .events import Listener, PlanView, Silent, StopSignal
 from .journal import Journal, webinar_journal
 from .models import Form, Result, RowProblem, Table, Webinar
@@ -68,9 +68,9 @@ class RunOptions:
 
 
 class Declined(ImporterError):
-    """The person answered no when asked before sending: nothing was sent."""
+    """The person answered no when asked before sending: nothing was sent, nothing is done."""
 
-    exit_code = EXIT_OK
+    exit_code = EXIT_ROWS
 
 
 @dataclass

@@ -14,7 +14,7 @@ import errno
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,15 +204,22 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], .
 def write_attention(report: Report, path: Path) -> Path | None:
     """Write the rows that need attention (or remove an old file when none do).
 
-    An XLSX sheet of text cells: Excel keeps 19-digit keys (the webinarKey column) as they are
-    when the file is opened, corrected and saved, so it can be registered again as it is.
+    As XLSX, a sheet of text cells: Excel keeps 19-digit keys (the webinarKey column) as they
+    are when the file is opened, corrected and saved, so it can be registered again as it is.
+    As CSV when ``path`` ends so (Excel rounds such keys if it saves the CSV).
     """
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ReportError(f"{path.name}: the rows needing attention go to an .xlsx or .csv file")
     if not report.attention:
         path.unlink(missing_ok=True)
         return None
     attention = Report(report.attention_headers, list(report.attention), [])
     try:
-        write_atomically(path, lambda temp: _write_sheet(attention, temp, "Needs attention"))
+        if suffix == ".csv":
+            write_atomically(path, lambda temp: _write_csv(attention, temp))
+        else:
+            write_atomically(path, lambda temp: _write_sheet(attention, temp, "Needs attention"))
     except OSError as exc:
         raise ReportError(f"{path}: could not be written ({exc.strerror or exc})") from exc
     return path
@@ -269,13 +276,15 @@ def _same(one: Path, other: Path) -> bool:
     return one.resolve() == other.resolve()
 
 
-def write(report: Report, path: Path) -> Path:
+def write(report: Report, path: Path, note: Callable[[str], None] | None = None) -> Path:
     """Write ``report`` to ``path`` (.xlsx or .csv) atomically; return where it was written.
 
-    When ``path`` cannot be replaced (on Windows, while Excel has it open) the report is
-    written beside it under a time-stamped name instead. When what the input holds cannot be
-    written as XLSX at all, the report is written as CSV beside it, so that a run's outcome is
-    never lost for want of a report. Either way the path written is returned.
+    A report at ``path`` that holds join URLs this one lacks (a run for another webinar, with
+    another journal, or stopped before it could read the list) is kept, and this one written
+    beside it under a time-stamped name; so is one that cannot be replaced (on Windows, while
+    Excel has it open). When what the input holds cannot be written as XLSX at all, the report
+    is written as CSV beside it, so that a run's outcome is never lost for want of a report.
+    ``note`` hears why, whenever the report went elsewhere.
     """
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -285,25 +294,77 @@ def write(report: Report, path: Path) -> Path:
             f"{path.parent}: no such folder for the report; create it or change --out"
         )
     writer = _write_xlsx if suffix == ".xlsx" else _write_csv
+    beside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
     try:
+        lost = _join_urls(path) - _join_urls(report)
+        if lost:
+            write_atomically(beside, lambda temp: writer(report, temp))
+            _tell(
+                note,
+                f"{path.name} was kept: it holds join URLs of {len(lost):,} people that this run "
+                "does not have (another webinar's, or another journal's); the report was "
+                f"written to {beside.name} instead",
+            )
+            return beside
         try:
             write_atomically(path, lambda temp: writer(report, temp))
         except PermissionError:
-            beside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
             write_atomically(beside, lambda temp: writer(report, temp))
+            _tell(
+                note,
+                f"{path.name} could not be replaced (is it open?); the report was written to "
+                f"{beside.name} instead",
+            )
             return beside
         except (ValueError, TypeError, KeyError):
             if writer is _write_csv:
                 raise
-            beside = path.with_suffix(".csv")
-            write_atomically(beside, lambda temp: _write_csv(report, temp))
-            return beside
+            written = path.with_suffix(".csv")
+            write_atomically(written, lambda temp: _write_csv(report, temp))
+            _tell(
+                note,
+                f"{path.name} could not be written as XLSX (the input holds what XLSX cannot); "
+                f"the report was written as {written.name} instead",
+            )
+            return written
     except OSError as exc:
         raise ReportError(
             f"{path}: the report could not be written ({exc.strerror or exc}); "
             "free some space or choose another --out"
         ) from exc
     return path
+
+
+def _tell(note: Callable[[str], None] | None, message: str) -> None:
+    if note is not None:
+        note(message)
+
+
+def _join_urls(source: Report | Path) -> set[str]:
+    """The e-mail addresses that have a join URL in a report, or in the report file at a path
+    (none when there is no such file, or it is no report this tool can read)."""
+    if isinstance(source, Report):
+        headers, rows = source.headers, source.rows
+    else:
+        from . import reader
+        from .errors import ImporterError
+
+        if not source.is_file():
+            return set()
+        try:
+            sheet = "Registrants" if source.suffix.lower() == ".xlsx" else None
+            table = reader.read_table(source, sheet=sheet)
+        except (ImporterError, OSError):
+            return set()
+        headers, rows = table.headers, [row.cells for row in table.rows]
+    if "email" not in headers or "joinUrl" not in headers:
+        return set()
+    email, url = headers.index("email"), headers.index("joinUrl")
+    return {
+        str(row[email]).strip().lower()
+        for row in rows
+        if len(row) > max(email, url) and str(row[url]).strip()
+    }
 
 
 def _write_csv(report: Report, path: Path) -> None:

@@ -179,7 +179,7 @@ def test_answers_gotos_create_dropped_stop_the_run_before_the_rest(
     ]
     source = write_csv(tmp_path / "guests.csv", rows)
     result = register(server, source, "--webinar-key", WORKSHOP_KEY)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 4, result.output
     assert "GoTo registered row 2 but kept none of its answers" in result.stderr
     assert len(server.sandbox.registrants(WORKSHOP_KEY)) == 1
     assert statuses(tmp_path / "guests-joinurls.xlsx") == {"registered": 1, "pending": 19}

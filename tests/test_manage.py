@@ -319,7 +319,7 @@ def test_a_dry_run_or_a_no_changes_nothing(
     with monkeypatch.context() as patched:
         patched.setattr(Console, "confirm", lambda self, question: False)
         declined = invoke("cancel", str(leaving), *at(server.api_url))
-    assert declined.exit_code == 0
+    assert declined.exit_code == 1
     assert "Nothing was cancelled." in declined.stderr
     assert len(server.sandbox.registrants()) == 4
     assert server.sandbox.stats["cancelled"] == 0

@@ -81,17 +81,7 @@ def register(
         if out is None or attention is None:
             console.dry_run(outcome)
             sys.exit(outcome.exit_code)
-        written = outcome.write(out)
-        if written.suffix != out.suffix:
-            console.note(
-                f"{out.name} could not be written as XLSX (the input holds what XLSX cannot); "
-                f"the report was written as {written.name} instead"
-            )
-        elif written != out:
-            console.note(
-                f"{out.name} could not be replaced (is it open?); the report was written to "
-                f"{written.name} instead"
-            )
+        written = outcome.write(out, console.note)
         fix = outcome.write_attention(attention)
         console.summary(outcome)
         if fix is not None:
@@ -102,12 +92,23 @@ def register(
 
 
 Start = Callable[[ManageOptions, Console, StopSignal], Coroutine[Any, Any, Done]]
-_MANAGE_CODES = {
-    EXIT_OK: "done: everyone asked for is cancelled or not registered; the list is complete",
-    EXIT_ROWS: "finished, but some rows failed or are pending",
-}
-MANAGE_EPILOG = "\b\nExit codes:\n" + "\n".join(
-    f"  {code:<4} {_MANAGE_CODES.get(code, text)}" for code, text in EXIT_CODES
+
+
+def _epilog(done: str, unfinished: str) -> str:
+    """The exit codes of export, cancel or undo: their own 0 and 1, the rest as register's."""
+    own = {EXIT_OK: done, EXIT_ROWS: unfinished}
+    return "\b\nExit codes:\n" + "\n".join(
+        f"  {code:<4} {own.get(code, text)}" for code, text in EXIT_CODES
+    )
+
+
+_CANCEL_EPILOG = _epilog(
+    "done: everyone asked for is cancelled or not registered",
+    "finished, but some rows failed or are pending (or you answered no)",
+)
+_EXPORT_EPILOG = _epilog(
+    "done: the list is complete",
+    "you answered no when asked to write the report",
 )
 _CHANGE_NOTHING = "Show the plan; change nothing, write nothing."
 
@@ -149,7 +150,7 @@ def _manage(
     sys.exit(done.exit_code)
 
 
-@cli.command("export", epilog=MANAGE_EPILOG)
+@cli.command("export", epilog=_EXPORT_EPILOG)
 @api_options()
 @click.option(
     "--merge",
@@ -194,7 +195,7 @@ def export_command(
     )
 
 
-@cli.command("cancel", epilog=MANAGE_EPILOG)
+@cli.command("cancel", epilog=_CANCEL_EPILOG)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=True))
 @api_options()
 @click.option("--sheet", metavar="NAME", help="The Excel sheet to read.")
@@ -220,7 +221,7 @@ def cancel_command(
     )
 
 
-@cli.command("undo", epilog=MANAGE_EPILOG)
+@cli.command("undo", epilog=_CANCEL_EPILOG)
 @api_options()
 @click.option(
     "--file",

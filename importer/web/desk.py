@@ -227,7 +227,7 @@ class Job:
         """The report and the needs-attention file beside the upload, as the command writes."""
         built = report.build(outcome)
         self.built = built
-        self.report_file = report.write(built, self.upload.report_path)
+        self.report_file = report.write(built, self.upload.report_path, self.listener.note)
         self.attention_file = report.write_attention(built, self.upload.attention_path)
 
 
