@@ -50,6 +50,7 @@ from .models import (
     Status,
     Webinar,
 )
+from .oauth import SIGN_IN_AGAIN, RefreshingAuth
 
 #: the largest page the registrant list serves
 PAGE_LIMIT = 200
@@ -121,9 +122,10 @@ class _Api:
         status = response.status_code
         detail = describe(response)
         if status == 401 or (status == 403 and token_refused(response)):
+            auth = self.http.auth
+            advice = auth.when_refused if isinstance(auth, RefreshingAuth) else SIGN_IN_AGAIN
             return AuthError(
-                f"the API refused the access token (HTTP {status}: {detail}); sign in again "
-                f"with g2w-import login (or get a new token) for organizer {self.organizer_key}",
+                f"the API refused the access token (HTTP {status}: {detail}); {advice}",
                 status=status,
             )
         if status == 403 and _QUOTA_WORDS.search(detail):

@@ -94,11 +94,11 @@ async def open_connection(access: Access, table: Table | None = None) -> AsyncIt
             yield connection
         return
     url = settings.api_url(access.api_url or os.environ.get("G2W_API_URL"))
-    found, store, source = credentials.resolve(access.token, access.token_file)
-    organizer = organizer or found.organizer_key
+    found = credentials.resolve(access.token, access.token_file)
+    organizer = organizer or found.credentials.organizer_key
     yield Connection(
         url,
         settings.check_key("--organizer-key", organizer) if organizer else None,
-        RefreshingAuth(found, store),
-        token_source=source,
+        RefreshingAuth(found.credentials, found.store, when_refused=found.when_refused),
+        token_source=found.source,
     )

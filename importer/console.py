@@ -198,8 +198,9 @@ class Console:
             self.line(f"Interrupted. {again}", "yellow")
         elif code == EXIT_STOPPED:
             self.line(f"Stopped early: {stopped}. {again}", "yellow")
-        else:
-            self.error(f"{stopped}. {again}")
+        else:  # a sign-in or webinar problem: the same command fails the same way until fixed
+            waiting = f"{rows(pending)} {'is' if pending == 1 else 'are'} pending"
+            self.error(f"{stopped}. {waiting}: once this is put right, run the command again.")
 
 
 def setup_logging(verbose: bool) -> None:

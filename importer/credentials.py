@@ -14,7 +14,7 @@ import stat
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .errors import UsageError
 from .files import write_atomically
@@ -224,10 +224,18 @@ def _keyring_usable() -> bool:
     return not isinstance(backend, fail.Keyring) and getattr(backend, "priority", 0) > 0
 
 
-def resolve(
-    token: str | None = None, token_file: Path | None = None
-) -> tuple[Credentials, Store | None, str]:
-    """The credentials to use, first found wins, and where they came from (for ``whoami``).
+class Found(NamedTuple):
+    """Credentials found, where they came from (for ``whoami``), and what to do when the API
+    refuses their token."""
+
+    credentials: Credentials
+    store: Store | None
+    source: str
+    when_refused: str
+
+
+def resolve(token: str | None = None, token_file: Path | None = None) -> Found:
+    """The credentials to use, first found wins.
 
     In order: ``token`` given in Python; the environment variable ``G2W_ACCESS_TOKEN``;
     ``G2W_PAT`` with ``G2W_CLIENT_ID`` and ``G2W_CLIENT_SECRET`` (for automation: exchanged,
@@ -235,10 +243,15 @@ def resolve(
     login comes with a store to keep renewed tokens in.
     """
     if token is not None and token.strip():
-        return Credentials(token.strip()), None, "the token given"
+        return Found(Credentials(token.strip()), None, "the token given", "give a new token")
     token = os.environ.get("G2W_ACCESS_TOKEN", "").strip()
     if token:
-        return Credentials(token), None, "the environment variable G2W_ACCESS_TOKEN"
+        return Found(
+            Credentials(token),
+            None,
+            "the environment variable G2W_ACCESS_TOKEN",
+            "set a new token in G2W_ACCESS_TOKEN, or unset it to use the stored login",
+        )
     pat = os.environ.get("G2W_PAT", "").strip()
     if pat:
         client_id = os.environ.get("G2W_CLIENT_ID", "").strip()
@@ -255,16 +268,28 @@ def resolve(
             auth_url=os.environ.get("G2W_AUTH_URL", "").strip() or None,
             pat=pat,
         )
-        return found, None, "the personal access token in G2W_PAT"
+        return Found(
+            found,
+            None,
+            "the personal access token in G2W_PAT",
+            "check the personal access token in G2W_PAT (revoked, or of another account?)",
+        )
     if token_file is not None:
-        return Credentials(read_token_file(token_file)), None, f"the token file {token_file}"
+        return Found(
+            Credentials(read_token_file(token_file)),
+            None,
+            f"the token file {token_file}",
+            f"put a new token in {token_file}",
+        )
     place = store()
     stored = place.load()
     if stored is None:
         raise NotSignedIn(
             "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file)"
         )
-    return stored, place, f"the stored login in {place.where()}"
+    return Found(
+        stored, place, f"the stored login in {place.where()}", "sign in again with g2w-import login"
+    )
 
 
 def token_file_warning(path: Path) -> str | None:

@@ -212,6 +212,10 @@ class CallbackServer:
         return Answer(200 if done else 404, page, "text/html; charset=utf-8")
 
 
+#: what to do when the API refuses a token, unless where it came from says better
+SIGN_IN_AGAIN = "sign in again with g2w-import login (or get a new token)"
+
+
 class RefreshingAuth(httpx.Auth):
     """Bearer authentication that renews the access token before it runs out or when refused.
 
@@ -226,8 +230,12 @@ class RefreshingAuth(httpx.Auth):
         credentials: Credentials,
         store: Store | None,
         client_factory: Callable[[], httpx.AsyncClient] = httpx.AsyncClient,
+        *,
+        when_refused: str = SIGN_IN_AGAIN,
     ) -> None:
         self.credentials = credentials
+        #: what to do when the API refuses the token, in words that fit where it came from
+        self.when_refused = when_refused
         self.store = store
         self.refreshes = 0
         self._client_factory = client_factory

@@ -119,7 +119,10 @@ def build(outcome: Outcome) -> Report:
         ),
         *TRAIL,
     )
-    own_key = any(fold(h) == "webinarkey" for h in table.headers)
+    # the attention file names each row's webinar, unless the input does or no webinar is known
+    own_key = any(fold(h) == "webinarkey" for h in table.headers) or not any(
+        result.webinar_key for result in outcome.rows
+    )
     kept = [i for i in range(len(table.headers)) if i not in own]
     attention_headers = (
         *(table.headers[i] for i in kept),

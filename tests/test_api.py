@@ -13,7 +13,14 @@ import pytest
 from openpyxl import load_workbook
 
 import importer
-from importer.errors import EXIT_API, EXIT_CODES, EXIT_ROWS, EXIT_STOPPED, InputError
+from importer.errors import (
+    EXIT_API,
+    EXIT_CODES,
+    EXIT_ROWS,
+    EXIT_STOPPED,
+    InputError,
+    ReportError,
+)
 from importer.frames import text
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
 
@@ -78,6 +85,24 @@ def test_register_a_dataframe_on_the_sandbox_and_write_the_report(tmp_path: Path
     assert rows[1][rows[0].index("Member id")] == "8325357307900339981"
     csv_written = result.write(tmp_path / "report.csv")
     assert csv_written.read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_rows_needing_attention_go_to_csv_or_xlsx_as_named(tmp_path: Path) -> None:
+    outcome = importer.check(frame())
+    as_csv = outcome.write_attention(tmp_path / "fix.csv")
+    assert as_csv == tmp_path / "fix.csv"
+    lines = as_csv.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("First Name,Last Name,E-Mail,")
+    assert lines[0].endswith(",error")
+    assert len(lines) == 2
+    assert "di@example.com" in lines[1]
+    again = importer.check(as_csv)
+    assert [(p.line, p.column) for p in again.problems] == [(2, "First Name")]
+    as_xlsx = outcome.write_attention(tmp_path / "fix.xlsx")
+    assert as_xlsx is not None
+    assert load_workbook(as_xlsx).sheetnames == ["Needs attention"]
+    with pytest.raises(ReportError, match=r"fix\.txt: the rows needing attention go to an"):
+        outcome.write_attention(tmp_path / "fix.txt")
 
 
 def test_records_and_several_webinars() -> None:

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from openpyxl import load_workbook
 
 from importer.cli import cli
+from importer.console import Console
 from importer.sandbox import WEBINAR_KEY
 
 from .conftest import TOKEN, ThreadedServer, people, register_args, write_csv
@@ -170,7 +171,10 @@ def test_refused_token_exits_4_before_anything_is_sent(
     source = write_csv(tmp_path / "guests.csv", people(3))
     result = run(*real_args(server, source), env={"G2W_ACCESS_TOKEN": CANARY})
     assert result.exit_code == 4
-    assert "the API refused the access token (HTTP 403: Invalid token passed)" in result.stderr
+    assert (
+        "the API refused the access token (HTTP 403: Invalid token passed); set a new token in "
+        "G2W_ACCESS_TOKEN, or unset it to use the stored login" in result.stderr
+    )
     assert server.sandbox.stats["created"] == 0
     assert CANARY not in result.output
 
@@ -185,7 +189,7 @@ def test_token_expiring_mid_run_exits_4_with_pending_rows(
     assert result.exit_code == 4
     statuses = [row["status"] for row in report_rows(tmp_path / "guests-joinurls.xlsx")]
     assert statuses == ["registered"] * 3 + ["pending"] * 17
-    assert "run the same command again" in result.stderr
+    assert "17 rows are pending: once this is put right, run the command again." in result.stderr
 
 
 def test_unknown_webinar_exits_4(
@@ -259,3 +263,35 @@ def test_api_unreachable_stops_resumably_and_names_the_host(tmp_path: Path) -> N
     assert "Traceback" not in result.output
     rows = report_rows(tmp_path / "guests-joinurls.xlsx")
     assert [row["status"] for row in rows] == ["pending"] * 2
+
+
+def test_a_wrong_webinar_key_keeps_the_earlier_report_with_its_join_urls(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    source = write_csv(tmp_path / "guests.csv", people(3))
+    first = run(*real_args(server, source), env={"G2W_ACCESS_TOKEN": TOKEN})
+    assert first.exit_code == 0, first.output
+    report = tmp_path / "guests-joinurls.xlsx"
+    urls = [row["joinUrl"] for row in report_rows(report)]
+    args = real_args(server, source)
+    args[args.index(WEBINAR_KEY)] = "1111111111111111111"
+    typo = run(*args, env={"G2W_ACCESS_TOKEN": TOKEN})
+    assert typo.exit_code == 4
+    assert [row["joinUrl"] for row in report_rows(report)] == urls
+    assert "guests-joinurls.xlsx was kept: it holds join URLs of 3 people" in typo.stderr
+    beside = [p for p in tmp_path.glob("guests-joinurls-*.xlsx")]
+    assert len(beside) == 1
+    assert {row["status"] for row in report_rows(beside[0])} == {"pending"}
+    assert "3 rows are pending: once this is put right, run the command again." in typo.stderr
+
+
+def test_answering_no_at_the_prompt_sends_nothing_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    monkeypatch.setattr(Console, "confirm", lambda self, question: False)
+    result = run("register", str(source), "--sandbox")
+    assert result.exit_code == 1
+    assert "Nothing was sent." in result.stderr
+    assert not (tmp_path / "guests-joinurls.xlsx").exists()

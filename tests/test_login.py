@@ -199,9 +199,18 @@ def test_a_pat_from_the_environment_needs_the_client(
     alone = invoke(*args, env={"G2W_PAT": PAT})
     assert alone.exit_code == 2
     assert "set G2W_CLIENT_ID and G2W_CLIENT_SECRET too" in alone.stderr
+    wrong = invoke(*args, env={**client_env(server), "G2W_PAT": "not-" + PAT})
+    assert wrong.exit_code == 4, wrong.output
+    assert (
+        "the personal access token could not be exchanged for an access token: the sign-in "
+        "server refused" in wrong.stderr
+    )
+    assert "not-" + PAT not in wrong.output
+    assert server.sandbox.stats["authorized"] == 0  # no call went out without a token
+    tried = server.sandbox.stats["pat_exchanges"]
     automated = invoke(*args, env={**client_env(server), "G2W_PAT": PAT})
     assert automated.exit_code == 0, automated.output
-    assert server.sandbox.stats["pat_exchanges"] == 1
+    assert server.sandbox.stats["pat_exchanges"] == tried + 1
     assert not credentials_file().exists()  # automation keeps nothing
 
 
@@ -323,7 +332,7 @@ def test_a_refused_renewal_stops_resumably_and_a_new_login_finishes(
     stopped = invoke(*args)
     assert stopped.exit_code == 4
     assert "sign in again with g2w-import login" in stopped.stderr
-    assert "rows are pending: run the same command again" in stopped.stderr
+    assert "rows are pending: once this is put right, run the command again." in stopped.stderr
     done = len(server.sandbox.registrants())
     assert 0 < done < 200
     server.sandbox.config.reject_refresh = False

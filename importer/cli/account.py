@@ -213,7 +213,7 @@ def whoami(token_file: Path | None) -> None:
     """Show who is signed in, where the login is kept and when the token expires."""
     with errors():
         try:
-            signed, _, source = credentials.resolve(token_file=token_file)
+            signed, _, source, _ = credentials.resolve(token_file=token_file)
         except UsageError as exc:
             fail(str(exc), EXIT_API)
     click.echo(f"Using:     {source} ({signed.kind})")

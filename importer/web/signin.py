@@ -74,7 +74,7 @@ class SignIn:
                 address=self.address,
             )
         try:
-            found, _, source = credentials.resolve(self.access.token, self.access.token_file)
+            found, _, source, _ = credentials.resolve(self.access.token, self.access.token_file)
         except ImporterError as exc:
             return _status("signed-out", "Not signed in", [], **self._how_to_sign_in(str(exc)))
         organizer = self.access.organizer_key or found.organizer_key
