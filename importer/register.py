@@ -2,8 +2,9 @@
 
 * The concurrency cap is the number of workers; every call goes through the run's
   :class:`~importer.session.ApiSession`, which paces, retries and stops.
-* Each person is committed to the journal as ``sending`` before the create call and settled right
-  after the answer, so a crash at any instant leaves an exact record.
+* Each person is committed to the journal as ``sending`` before the create call leaves and
+  settled after the answer (in batches: :class:`~importer.journal.Journal`), so a crash at any
+  instant leaves an exact record.
 * A create whose outcome is unknown (the answer was lost, timed out, or was a 5xx from a gateway
   that may have passed the request on) is *parked*, never re-sent blindly: GoTo has no
   idempotency key. When the queue runs dry, one read of the registrant list settles every parked
@@ -22,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .client import PAGE_LIMIT, G2WClient, Page
+from .client import PAGE_LIMIT, G2WClient, Page, Registration
 from .errors import (
     AnswersDropped,
     ApiUnavailable,
@@ -196,15 +197,18 @@ class Registrar:
         pending (their journal state says whether a call for them may have gone through).
         """
         queue = collections.deque(registrants)
-        if any(registrant.responses for registrant in queue):
-            await self._answers_kept(queue, on_result)
-        while queue and not self.session.stopping:
-            await self._drain(queue, on_result)
-            if self._parked and not self.session.stopping:
-                try:
-                    await self._settle_parked(queue, on_result)
-                except RunStopped:
-                    return
+        try:
+            if any(registrant.responses for registrant in queue):
+                await self._answers_kept(queue, on_result)
+            while queue and not self.session.stopping:
+                await self._drain(queue, on_result)
+                if self._parked and not self.session.stopping:
+                    try:
+                        await self._settle_parked(queue, on_result)
+                    except RunStopped:
+                        return
+        finally:
+            self._commit()
 
     def unsettled(self) -> set[int]:
         """Lines sent without a clear answer and not settled yet: the journal holds them as
@@ -215,6 +219,8 @@ class Registrar:
         async def worker() -> None:
             while queue and not self.session.stopping:
                 await self._send(queue.popleft(), on_result)
+            if not queue:  # no create is left to commit the answers staged since
+                self._commit()
 
         async with asyncio.TaskGroup() as group:
             for _ in range(min(self.concurrency, len(queue))):
@@ -265,13 +271,19 @@ class Registrar:
     async def _create(self, registrant: Registrant) -> Result | None:
         key = registrant.email_key
         self._attempts[key] += 1
-        if self.journal is not None and self._attempts[key] == 1:
-            self.journal.sending(registrant)
+        journal = self.journal
+        batch = None
+        if journal is not None and self._attempts[key] == 1:
+            batch = journal.stage_sending(registrant)
+
+        async def create() -> Registration:
+            if journal is not None and batch is not None:
+                journal.commit(batch)  # "sending" is on disk before the call leaves
+            return await self.client.create_registrant(registrant, resend=self.resend)
+
         try:
             got = await self.session.call(
-                functools.partial(self.client.create_registrant, registrant, resend=self.resend),
-                what=f"registering row {registrant.line}",
-                create=True,
+                create, what=f"registering row {registrant.line}", create=True
             )
         except RunStopped:
             return None
@@ -309,6 +321,7 @@ class Registrar:
         self, queue: collections.deque[Registrant], on_result: OnResult
     ) -> None:
         """One read of the registrant list for every parked row; send again who is not in it."""
+        self._commit()
         await self.session.pause(self.settle_delay)
         listed = await self.directory.read()
         parked, self._parked = self._parked, {}
@@ -339,9 +352,13 @@ class Registrar:
                 queue.append(registrant)  # the list shows the last attempt did not arrive
                 self.session.retries += 1
 
+    def _commit(self) -> None:
+        if self.journal is not None:
+            self.journal.commit()
+
     def _settle(self, registrant: Registrant, result: Result, on_result: OnResult) -> None:
         if self.journal is not None:
-            self.journal.settle(registrant, result)
+            self.journal.stage_settled(registrant, result)
         on_result(registrant, result)
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import random
+import sqlite3
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +19,7 @@ from hypothesis import strategies as st
 
 from importer.client import G2WClient
 from importer.errors import AuthError, LimitReached, WebinarNotFound
+from importer.journal import Journal
 from importer.models import Registrant, Result, Status
 from importer.register import Registrar
 from importer.sandbox import Sandbox, SandboxTransport
@@ -366,3 +370,45 @@ def test_pacer_never_goes_below_its_floor(run_virtual: Run) -> None:
         return pacer.rate
 
     assert run_virtual(go()) == pytest.approx(0.5)
+
+
+# --- the journal's batches ----------------------------------------------------------------------
+
+
+def test_every_create_leaves_with_its_row_on_disk_as_sending(
+    run_virtual: Run, tmp_path: Path
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    sandbox = virtual_sandbox(rate=100, latency=0.3, drop_rate=0.02, seed=4)
+    seen: list[str] = []
+
+    class Checking(SandboxTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST":
+                address = json.loads(request.content)["email"]
+                with contextlib.closing(sqlite3.connect(path)) as other:  # as a later run would
+                    (state,) = other.execute(
+                        "SELECT state FROM people WHERE email_key = ?", (address,)
+                    ).fetchone()
+                seen.append(state)
+            return await super().handle_async_request(request)
+
+    people = registrants(600)
+
+    async def go() -> int:
+        with Journal.open(path, organizer_key="1", webinar_key="2") as journal:
+            async with sandbox_client(sandbox, transport=Checking(sandbox)) as http:
+                client = api(http, sandbox)
+                registrar = Registrar(session(100), client, journal=journal, concurrency=200)
+                prepared = await registrar.prepare(people)
+                await registrar.run(prepared.to_send, lambda _, __: None)
+            return journal.batches
+
+    batches = run_virtual(go())
+    assert sandbox.stats["dropped"] > 5  # lost answers, settled from the registrant list
+    assert len(seen) == 600
+    assert set(seen) == {"sending"}
+    assert batches < 600 / 2  # fewer commits than rows, let alone two a row
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        states = collections.Counter(s for (s,) in other.execute("SELECT state FROM people"))
+    assert states == {"registered": 600}
