@@ -1,7 +1,8 @@
 """Register people for one webinar through a pool of asyncio workers, keeping the journal.
 
-* The concurrency cap is the number of workers; every call goes through the run's
-  :class:`~importer.session.ApiSession`, which paces, retries and stops.
+* As many workers run as the pace needs with the answer times seen so far
+  (:meth:`~importer.session.ApiSession.workers`), never more than ``concurrency``; every call
+  goes through the run's :class:`~importer.session.ApiSession`, which paces, retries and stops.
 * Each person is committed to the journal as ``sending`` before the create call leaves and
   settled after the answer (in batches: :class:`~importer.journal.Journal`), so a crash at any
   instant leaves an exact record.
@@ -216,15 +217,41 @@ class Registrar:
         return {row.registrant.line for row in self._parked.values() if row.unknown}
 
     async def _drain(self, queue: collections.deque[Registrant], on_result: OnResult) -> None:
+        """Send everyone in ``queue``; workers are added as the pace needs more, and leave
+        when it needs fewer."""
+        running = 0
+
+        def wanted() -> int:
+            return self.session.workers(self.concurrency)
+
         async def worker() -> None:
-            while queue and not self.session.stopping:
+            nonlocal running
+            while queue and not self.session.stopping and running <= wanted():
                 await self._send(queue.popleft(), on_result)
+                hire()
+            running -= 1
             if not queue:  # no create is left to commit the answers staged since
                 self._commit()
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(self.concurrency, len(queue))):
+        def hire() -> None:
+            nonlocal running
+            while running < min(wanted(), len(queue)):
+                running += 1
                 group.create_task(worker())
+
+        async def stand_in() -> None:
+            while True:  # a call waiting to be tried again holds its worker: hire another
+                await self.session.backing_off()
+                hire()
+
+        standing_in: asyncio.Task[None] | None = None
+        try:
+            async with asyncio.TaskGroup() as group:
+                hire()
+                standing_in = asyncio.create_task(stand_in())
+        finally:
+            if standing_in is not None:
+                standing_in.cancel()
 
     async def _answers_kept(
         self, queue: collections.deque[Registrant], on_result: OnResult

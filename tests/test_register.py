@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
+import math
 import random
 import sqlite3
 from collections.abc import Callable, Coroutine
@@ -18,10 +20,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from importer.client import G2WClient
-from importer.errors import AuthError, LimitReached, WebinarNotFound
+from importer.errors import AuthError, LimitReached, RateLimited, WebinarNotFound
 from importer.journal import Journal
 from importer.models import Registrant, Result, Status
-from importer.register import Registrar
+from importer.register import OnResult, Registrar
 from importer.sandbox import Sandbox, SandboxTransport
 from importer.session import HEADROOM, ApiSession, Pacer, RetryPolicy, default_concurrency
 
@@ -370,6 +372,148 @@ def test_pacer_never_goes_below_its_floor(run_virtual: Run) -> None:
         return pacer.rate
 
     assert run_virtual(go()) == pytest.approx(0.5)
+
+
+# --- workers sized to the pace -----------------------------------------------------------------
+
+
+class Busy(SandboxTransport):
+    """Notes, by hundreds of rows registered, the most registrations under way at once and the
+    most workers holding a row (under way, waiting for the pace, or settling)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__(sandbox)
+        self.calls = self.rows = 0
+        self.most_calls: collections.Counter[int] = collections.Counter()
+        self.most_rows: collections.Counter[int] = collections.Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        self._note()
+        try:
+            return await super().handle_async_request(request)
+        finally:
+            self.calls -= 1
+
+    def _note(self) -> None:
+        hundreds = self.sandbox.stats["created"] // 100
+        self.most_calls[hundreds] = max(self.most_calls[hundreds], self.calls)
+        self.most_rows[hundreds] = max(self.most_rows[hundreds], self.rows)
+
+    def registrar(self, session: ApiSession, http: httpx.AsyncClient, most: int) -> Registrar:
+        busy = self
+
+        class Counted(Registrar):
+            async def _send(self, registrant: Registrant, on_result: OnResult) -> Result | None:
+                busy.rows += 1
+                busy._note()
+                try:
+                    return await super()._send(registrant, on_result)
+                finally:
+                    busy.rows -= 1
+
+        return Counted(session, api(http, self.sandbox), concurrency=most)
+
+    def between(self, counts: collections.Counter[int], first: int, last: int) -> int:
+        """The most while rows ``first`` to ``last`` were being registered."""
+        return max(counts[hundreds] for hundreds in range(first // 100, last // 100))
+
+
+async def send_counted(
+    busy: Busy, people: list[Registrant], *, rate: float, most: int = 256
+) -> tuple[int, float]:
+    """Register ``people`` through ``busy``; how many were settled, and how long it took."""
+    loop = asyncio.get_running_loop()
+    settled = 0
+
+    def count(_: Registrant, result: Result) -> None:
+        nonlocal settled
+        settled += result.status is Status.REGISTERED
+
+    async with sandbox_client(busy.sandbox, transport=busy) as http:
+        registrar = busy.registrar(session(rate), http, most)
+        started = loop.time()
+        await registrar.run(people, count)
+        return settled, loop.time() - started
+
+
+def test_workers_follow_the_rate_times_the_answer_time(run_virtual: Run) -> None:
+    # 100 calls a second at 0.3 s an answer: 30 under way (Little's law), so about 47 workers
+    # (with the margin for slower answers), not the 256 allowed
+    sandbox = virtual_sandbox(rate=100, latency=0.3)
+    busy = Busy(sandbox)
+    settled, elapsed = run_virtual(send_counted(busy, registrants(1000), rate=100))
+    assert settled == 1000
+    assert sandbox.stats["throttled"] == 0
+    # (from the 200th row on: the first workers were hired before any answer came)
+    assert busy.between(busy.most_calls, 200, 1000) == 30
+    assert 45 <= busy.between(busy.most_rows, 200, 1000) <= 48
+    ideal = 999 / (100 * HEADROOM)
+    assert ideal <= elapsed <= ideal + 1.0  # the pace held, but for the first answer's 0.3 s
+
+
+def test_workers_grow_and_shrink_as_answers_slow_down_and_speed_up(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=100, latency=0.1)
+
+    class Changing(Busy):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sandbox.config.latency = [0.1, 0.6, 0.2][sandbox.stats["created"] // 500]
+            return await super().handle_async_request(request)
+
+    busy = Changing(sandbox)
+    settled, elapsed = run_virtual(send_counted(busy, registrants(1500), rate=100))
+    assert settled == 1500
+    # each time, once the answers of the time before are in: the calls Little's law says,
+    # and half as many workers again and two
+    for first, last, calls in ((200, 500, 10), (600, 1000, 60), (1100, 1500, 20)):
+        assert calls <= busy.between(busy.most_calls, first, last) <= calls + 2
+        workers = busy.between(busy.most_rows, first, last)
+        assert calls * 1.5 <= workers <= calls * 1.5 + 4, (first, workers)
+    assert elapsed <= 1499 / (100 * HEADROOM) + 1.5  # the pace held throughout
+
+
+def test_concurrency_caps_the_workers(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0, latency=0.3)
+    busy = Busy(sandbox)
+    settled, elapsed = run_virtual(send_counted(busy, registrants(100), rate=100, most=5))
+    assert settled == 100
+    assert max(busy.most_calls.values()) == max(busy.most_rows.values()) == 5
+    assert elapsed == pytest.approx(100 / 5 * 0.3, abs=0.5)  # five at a time, 0.3 s each
+
+
+def test_workers_needed_follow_answers_and_count_calls_waiting_to_be_tried_again(
+    run_virtual: Run,
+) -> None:
+    async def go() -> list[int]:
+        shared = session(100)
+        seen = [shared.workers(256)]
+        for _ in range(3):  # answers of 0.2 s
+            await shared.call(lambda: asyncio.sleep(0.2), what="reading")
+        seen.append(shared.workers(256))
+        refused: set[int] = set()
+
+        async def once_429(n: int) -> None:
+            await asyncio.sleep(0.2)
+            if n not in refused:
+                refused.add(n)
+                raise RateLimited("429", retry_after=5.0)
+
+        calls = [
+            asyncio.create_task(shared.call(functools.partial(once_429, n), what="reading"))
+            for n in range(3)
+        ]
+        await asyncio.sleep(1.0)  # all three wait for their next attempt
+        seen += [shared.workers(256), shared.workers(10)]
+        await asyncio.gather(*calls)
+        seen.append(shared.workers(256))
+        return seen
+
+    first, steady, waiting, capped, after = run_virtual(go())
+    assert first == math.ceil(99 * 1.0 * 1.5) + 2  # one second assumed before any answer
+    assert steady == math.ceil(99 * 0.2 * 1.5) + 2
+    assert waiting == math.ceil(99 * 0.9 * 0.2 * 1.5) + 2 + 3  # the lone 429 cut the pace
+    assert capped == 10
+    assert after < waiting
 
 
 # --- the journal's batches ----------------------------------------------------------------------
