@@ -108,6 +108,8 @@ class Admission:
     to_send: list[Registrant]
     #: rows settled by an earlier run, by input line
     settled: dict[int, Result]
+    #: how many of the rows to send may have been registered by an earlier run (``sending``)
+    unknown: int = 0
 
 
 def default_path(organizer_key: str, webinar_key: str, folder: Path | None = None) -> Path:
@@ -263,6 +265,7 @@ class Journal:
         }
         to_send: list[Registrant] = []
         settled: dict[int, Result] = {}
+        unknown = 0
         now = _now()
         with self._transaction():
             for person in registrants:
@@ -292,13 +295,21 @@ class Journal:
                     ours = prior == State.REGISTERED
                     self._set(person.email_key, State.SENDING if ours else State.TODO)
                     to_send.append(person)
+                    unknown += ours
                 elif state in (State.TODO, State.SENDING):
                     to_send.append(person)
+                    unknown += state == State.SENDING
                 else:
                     settled[person.line] = Result(
                         person.line, _SETTLED[State(state)], key, url, error, approval=approval
                     )
-        return Admission(to_send, settled)
+        return Admission(to_send, settled, unknown)
+
+    def holds_unknown(self) -> bool:
+        """Whether anyone may have been registered by an earlier run without the journal
+        knowing (``sending``, or a cancellation under way)."""
+        query = "SELECT 1 FROM people WHERE state IN (?, ?) LIMIT 1"
+        return self._db.execute(query, (State.SENDING, State.CANCELLING)).fetchone() is not None
 
     def sending(self, registrant: Registrant) -> None:
         """Commit, before the call, that this person is being sent."""

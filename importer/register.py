@@ -21,7 +21,7 @@ import asyncio
 import collections
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from .client import PAGE_LIMIT, G2WClient, Page, Registration
@@ -173,19 +173,30 @@ class Registrar:
         self._maybe_ours: set[str] = set()
         self._parked: dict[str, _Parked] = {}
 
-    async def prepare(self, registrants: list[Registrant]) -> Preparation:
+    async def prepare(
+        self,
+        registrants: list[Registrant],
+        listed: Mapping[str, ListedRegistrant] | None = None,
+    ) -> Preparation:
         """Sort out who still needs sending, before the first create call.
 
-        Rows the journal holds as settled are not sent again; for the rest the webinar's
-        registrant list is read once, so that people already registered (by an earlier run
-        whose answer was lost, or by any other channel) are not sent at all.
+        Rows the journal holds as settled are not sent again. When an earlier run may have
+        registered some of the rest without learning it (``sending`` in the journal), the
+        webinar's registrant list settles them first (``listed``, when already read), and
+        anyone else it shows is not sent either. Otherwise nothing is read: people registered
+        by another channel are found by GoTo's 409, and settled from one read of the list once
+        the rest are sent.
         """
         if self.journal is None:
             return Preparation(list(registrants), {}, 0, 0)
         admission = self.journal.admit(registrants)
-        if not admission.to_send:
-            return Preparation([], admission.settled, len(admission.settled), 0)
-        listed = await self.directory.read()
+        if not admission.unknown:
+            settled = admission.settled
+            return Preparation(admission.to_send, settled, len(settled), 0)
+        if listed is None:
+            listed = await self.directory.read()
+        else:
+            self.directory.known = dict(listed)
         still, found = self.journal.reconcile(admission.to_send, listed)
         return Preparation(
             still, {**admission.settled, **found}, len(admission.settled), len(found)
@@ -349,7 +360,8 @@ class Registrar:
     ) -> None:
         """One read of the registrant list for every parked row; send again who is not in it."""
         self._commit()
-        await self.session.pause(self.settle_delay)
+        if any(row.unknown for row in self._parked.values()):
+            await self.session.pause(self.settle_delay)
         listed = await self.directory.read()
         parked, self._parked = self._parked, {}
         for key, row in parked.items():

@@ -10,7 +10,7 @@ import json
 import math
 import random
 import sqlite3
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from importer import pipeline
 from importer.client import G2WClient
+from importer.connection import Access, Connection
+from importer.credentials import Credentials
 from importer.errors import AuthError, LimitReached, RateLimited, WebinarNotFound
 from importer.journal import Journal
 from importer.models import Registrant, Result, Status
+from importer.oauth import RefreshingAuth
+from importer.outcome import Outcome
+from importer.pipeline import RunOptions
 from importer.register import OnResult, Registrar
-from importer.sandbox import Sandbox, SandboxTransport
+from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxTransport
 from importer.session import HEADROOM, ApiSession, Pacer, RetryPolicy, default_concurrency
 
-from .conftest import api, sandbox_client, virtual_sandbox
+from .conftest import TOKEN, api, people, sandbox_client, virtual_sandbox, write_csv
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -55,7 +61,9 @@ class Recorder(SandboxTransport):
         return [t for t, method, _ in self.calls if method == "POST"]
 
     def lists(self) -> int:
-        return sum(1 for _, method, path in self.calls if method == "GET" and "registrants" in path)
+        return sum(
+            1 for _, method, path in self.calls if method == "GET" and path.endswith("/registrants")
+        )
 
 
 def session(rate: float = 10.0, **options: Any) -> ApiSession:
@@ -556,3 +564,62 @@ def test_every_create_leaves_with_its_row_on_disk_as_sending(
     with contextlib.closing(sqlite3.connect(path)) as other:
         states = collections.Counter(s for (s,) in other.execute("SELECT state FROM people"))
     assert states == {"registered": 600}
+
+
+# --- the path to the first create ---------------------------------------------------------------
+
+
+def run_import(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch, folder: Path, transport: Recorder
+) -> Outcome:
+    """``pipeline.run`` for 20 people of ``people()`` on virtual time, through ``transport``."""
+
+    @contextlib.asynccontextmanager
+    async def connected(access: Access, table: object = None) -> AsyncIterator[Connection]:
+        auth = RefreshingAuth(Credentials(TOKEN), None)
+        url = f"http://sandbox.invalid{PREFIX}"
+        yield Connection(url, ORGANIZER_KEY, auth, transport=transport, journal_folder=folder)
+
+    monkeypatch.setattr(pipeline, "open_connection", connected)
+    source = write_csv(folder / "guests.csv", people(20))
+    options = RunOptions(webinar_keys=(WEBINAR_KEY,), journal=folder / "journal.sqlite3")
+    outcome: Outcome = run_virtual(pipeline.run(source, Access(), options))
+    return outcome
+
+
+def test_a_first_run_sends_without_reading_the_registrant_list(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sandbox = virtual_sandbox(rate=10, latency=0.3)
+    recorder = Recorder(sandbox)
+    outcome = run_import(run_virtual, monkeypatch, tmp_path, recorder)
+    assert outcome.counts == {Status.REGISTERED: 20}
+    assert recorder.lists() == 0
+    gets = [t for t, method, _ in recorder.calls if method == "GET"]
+    assert len(gets) == 2  # the webinar and its form, side by side
+    assert recorder.creates()[0] == pytest.approx(0.3 + 0.101, abs=0.01)  # once both answered
+
+
+def test_a_journal_with_rows_of_unknown_outcome_reads_the_list_beside_the_look_ups(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sandbox = virtual_sandbox(rate=10, latency=0.3)
+    with Journal.open(
+        tmp_path / "journal.sqlite3", organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY
+    ) as journal:  # an earlier run was killed with two registrations under way
+        sent = [
+            Registrant(2 + i, f"First{i}", f"Last{i}", f"person{i}@example.com") for i in (0, 1)
+        ]
+        journal.admit(sent)
+        for person in sent:
+            journal.sending(person)
+    arrived = sandbox.add_registrant(sent[0].body())  # the first one went through
+    recorder = Recorder(sandbox)
+    outcome = run_import(run_virtual, monkeypatch, tmp_path, recorder)
+    assert outcome.counts == {Status.REGISTERED: 20}
+    assert outcome.rows[0].registrant_key == arrived["registrantKey"]
+    assert recorder.lists() == 1
+    times = [t for t, _, _ in recorder.calls]
+    assert max(times[:3]) < 0.3  # the webinar, its form and the list all asked before any answer
+    assert len(recorder.creates()) == 19  # the first is not sent again
+    registered_once(sandbox, registrants(20))
