@@ -84,23 +84,32 @@ class Client:
     """What the command's process took."""
 
     exit_code: int
+    #: when it started (``time.monotonic``, the clock the sandbox notes registrations by)
+    launched: float
     seconds: float
-    cpu: float
+    user: float
+    system: float
     peak_rss: int  # bytes
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
 
 
 def run_command(argv: list[str], env: dict[str, str], log: Path) -> Client:
     """Run ``argv``; its wall time, CPU time and peak memory, from the kernel's accounting."""
     with log.open("wb") as errors:
-        started = time.perf_counter()
+        launched = time.monotonic()
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
         _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
+        seconds = time.monotonic() - launched
     process.returncode = os.waitstatus_to_exitcode(status)
     return Client(
         process.returncode,
+        launched,
         seconds,
-        usage.ru_utime + usage.ru_stime,
+        usage.ru_utime,
+        usage.ru_stime,
         usage.ru_maxrss * 1024,  # KiB on Linux
     )
 
@@ -122,6 +131,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, help="the command's --concurrency")
     parser.add_argument("--serial", action="store_true", help="one request at a time")
+    parser.add_argument("--csv", action="store_true", help="a CSV report instead of XLSX")
     args = parser.parse_args()
     settings = {"rate": args.rate, "latency": args.latency, "jitter": args.jitter}
     ours, theirs = multiprocessing.Pipe()
@@ -150,7 +160,7 @@ def main() -> None:
                 "--journal",
                 str(here / "journal.sqlite3"),
                 "--out",
-                str(here / "report.xlsx"),
+                str(here / ("report.csv" if args.csv else "report.xlsx")),
                 "--yes",
                 "--quiet",
                 *(["--concurrency", str(concurrency)] if concurrency else []),
@@ -172,7 +182,8 @@ def report(args: argparse.Namespace, client: Client, seen: dict[str, Any], error
     rows = args.rows
     limit = f"{args.rate:g}/s" if args.rate else "none"
     jitter = f" ± {args.jitter * 1000:.0f}" if args.jitter else ""
-    print(f"{rows:,} rows, limit {limit}, latency {args.latency * 1000:.0f}{jitter} ms")
+    kind = "CSV" if args.csv else "XLSX"
+    print(f"{rows:,} rows, limit {limit}, latency {args.latency * 1000:.0f}{jitter} ms, {kind}")
     if client.exit_code:
         print(f"the command exited with {client.exit_code}:\n{errors}")
     span = created[-1] - created[0] if len(created) > 1 else 0.0
@@ -190,9 +201,16 @@ def report(args: argparse.Namespace, client: Client, seen: dict[str, Any], error
     else:
         print(f"server-side rate   {server_rate:7.2f} rows/s")
         print(f"whole run          {whole:7.2f} rows/s ({client.seconds:.2f} s)")
+    if created:
+        before = created[0] - client.launched
+        after = client.launched + client.seconds - created[-1]
+        print(f"first registration {before:7.2f} s after launch; exit {after:.2f} s after the last")
     print(f"429s               {seen['throttled']} (of {seen['calls']:,} calls)")
     print(f"not registered     {rows - len(created)}")
-    print(f"client CPU         {client.cpu * 1000 / rows:.2f} ms a row ({client.cpu:.2f} s)")
+    print(
+        f"client CPU         {client.cpu * 1000 / rows:.2f} ms a row ({client.user:.2f} s user, "
+        f"{client.system:.2f} s system)"
+    )
     print(f"client peak RSS    {client.peak_rss / 2**20:.0f} MiB")
 
 
