@@ -190,7 +190,7 @@ class Registrar:
         if self.journal is None:
             return Preparation(list(registrants), {}, 0, 0)
         admission = self.journal.admit(registrants)
-        if not admission.unknown:
+        if listed is None and not admission.unknown:
             settled = admission.settled
             return Preparation(admission.to_send, settled, len(settled), 0)
         if listed is None:
