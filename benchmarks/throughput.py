@@ -1,123 +1,221 @@
-"""Registration throughput against the sandbox served on loopback by a separate process.
+"""One whole ``g2w-import register`` run against the sandbox served by a separate process.
 
-    python benchmarks/throughput.py --rate 10 --latency 0.3 --rows 1000
-    python benchmarks/throughput.py --rate 100 --latency 0.3 --rows 1000
-    python benchmarks/throughput.py --rate 10 --latency 0.3 --rows 1000 --serial
+    python benchmarks/throughput.py --rate 10 --latency 0.25 --jitter 0.1 --rows 4000
+    python benchmarks/throughput.py --rate 100 --latency 0.25 --jitter 0.1 --rows 4000
+    python benchmarks/throughput.py --rate 0 --latency 0.05 --rows 4000
 
-The sandbox enforces ``--rate`` calls in any one-second window and adds ``--latency`` to every
-answer; the importer is given the same rate and keeps a journal, as the command does. Printed:
-rows per second while sending, that as a fraction of the limit, the same counting the
-registrant-list check that precedes the first create call, and how many rows failed and how many
-429s the sandbox sent. ``--serial`` sends one row at a time, as the old curl script did.
+The sandbox runs in a process of its own on 127.0.0.1: it allows ``--rate`` calls in any
+one-second window (0: no limit) and holds every answer ``--latency`` ± ``--jitter`` seconds. The
+importer runs as a person runs it, in another process: ``g2w-import register FILE --yes
+--quiet`` with its journal and an XLSX report, given the same rate (1,000 calls a second, the
+command's highest, against a server without a limit). Printed, for the one run:
+
+* server-side rate: registrations the sandbox accepted per second, from the first to the last,
+  and that over the limit;
+* whole run: rows over the command's time from launch to exit (start-up, reading the file,
+  the webinar's look-ups, sending, the report), and that over the limit (the ideal run sends
+  every row at exactly the limit, nothing else taking any time);
+* the 429s the sandbox answered, and the rows not registered;
+* the command's CPU time (user and system) per row, and its peak resident memory;
+* the sandbox's own CPU time per row: on a 2-core machine it has the other core, and without a
+  limit it can be what holds the pace back.
+
+``--serial`` sends one row at a time, as the old curl script did.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import re
+import csv
+import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
-import httpx
+from importer.httpserver import Answer, Request
+from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, Sandbox, SandboxConfig, SandboxServer
 
-from importer.client import G2WClient
-from importer.credentials import Credentials
-from importer.journal import Journal
-from importer.models import Registrant, Status
-from importer.oauth import RefreshingAuth
-from importer.register import Registrar
-from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
+TOKEN = "benchmark-token"
+#: the command's highest --rate, given to it against a server without a limit
+UNLIMITED = 1000.0
 
 
-def start_sandbox(rate: float, latency: float) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "importer",
-            "sandbox",
-            "--port",
-            "0",
-            "--rate",
-            str(rate),
-            "--latency",
-            str(latency),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+class TimedSandbox(Sandbox):
+    """The sandbox, noting when it accepted each registration (before its latency)."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        super().__init__(config)
+        self.created: list[float] = []
+
+    async def handle(self, request: Request) -> Answer:
+        accepted = self.clock()
+        answer = await super().handle(request)
+        if request.method == "POST" and answer.status == 201:
+            self.created.append(accepted)
+        return answer
+
+
+def serve(settings: dict[str, Any], pipe: Connection) -> None:
+    """The sandbox process: send the API's URL, serve until asked, send what it saw."""
+
+    async def main() -> None:
+        sandbox = TimedSandbox(SandboxConfig(tokens=(TOKEN,), **settings))
+        async with SandboxServer(sandbox, port=0) as server:
+            pipe.send(server.api_url)
+            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+        pipe.send(
+            {
+                "created": sandbox.created,
+                "throttled": sandbox.stats["throttled"],
+                "calls": sandbox.stats["calls"],
+                "cpu": time.process_time(),
+            }
+        )
+
+    asyncio.run(main())
+
+
+@dataclass(frozen=True)
+class Client:
+    """What the command's process took."""
+
+    exit_code: int
+    #: when it started (``time.monotonic``, the clock the sandbox notes registrations by)
+    launched: float
+    seconds: float
+    user: float
+    system: float
+    peak_rss: int  # bytes
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
+
+def run_command(argv: list[str], env: dict[str, str], log: Path) -> Client:
+    """Run ``argv``; its wall time, CPU time and peak memory, from the kernel's accounting."""
+    with log.open("wb") as errors:
+        launched = time.monotonic()
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.monotonic() - launched
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Client(
+        process.returncode,
+        launched,
+        seconds,
+        usage.ru_utime,
+        usage.ru_stime,
+        usage.ru_maxrss * 1024,  # KiB on Linux
     )
-    assert server.stdout is not None
-    match = re.fullmatch(r"Sandbox API on (\S+)\n", server.stdout.readline())
-    if not match:
-        server.kill()
-        raise SystemExit("the sandbox did not start")
-    return server, match[1]
 
 
-async def measure(api_url: str, rows: int, rate: float, concurrency: int | None) -> None:
-    people = [
-        Registrant(i + 2, f"First{i}", f"Last{i}", f"bench{i}@example.com") for i in range(rows)
-    ]
-    statuses: list[Status] = []
-    workers = concurrency or 256
-    with (
-        tempfile.TemporaryDirectory() as folder,
-        Journal.open(
-            Path(folder) / "journal.sqlite3", organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY
-        ) as journal,
-    ):
-        async with httpx.AsyncClient(
-            base_url=api_url,
-            auth=RefreshingAuth(Credentials("benchmark"), None),
-            timeout=30,
-            limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
-        ) as http:
-            client = G2WClient(http, ORGANIZER_KEY, WEBINAR_KEY)
-            registrar = Registrar(client, rate=rate, concurrency=concurrency, journal=journal)
-            await registrar.call(client.get_webinar)  # as the command does before it sends
-            before = time.perf_counter()
-            prepared = await registrar.prepare(people)  # the journal and the registrant list
-            started = time.perf_counter()
-            outcome = await registrar.run(
-                prepared.to_send, lambda _, result: statuses.append(result.status)
-            )
-            elapsed = time.perf_counter() - started
-            preparing = started - before
-    per_second = len(statuses) / elapsed
-    failed = sum(status is not Status.REGISTERED for status in statuses)
-    print(f"rows {rows}, rate limit {rate:g}/s, concurrency {registrar.concurrency}")
-    print(
-        f"sending {elapsed:.2f} s, {per_second:.2f} rows/s = {per_second / rate:.3f} of the limit"
-    )
-    whole = len(statuses) / (elapsed + preparing)
-    print(
-        f"with the registrant-list check before it ({preparing:.2f} s): {whole:.2f} rows/s = "
-        f"{whole / rate:.3f} of the limit"
-    )
-    print(
-        f"not registered {failed + rows - len(statuses)}, 429s seen {outcome.throttled}, "
-        f"calls {outcome.calls}"
-    )
+def write_people(path: Path, rows: int) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["firstName", "lastName", "email", "organization"])
+        writer.writerows(
+            [f"First{i}", f"Last{i}", f"bench{i}@example.com", "Example Ltd"] for i in range(rows)
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--latency", type=float, default=0.3)
-    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0, help="the limit (0: none)")
+    parser.add_argument("--latency", type=float, default=0.25)
+    parser.add_argument("--jitter", type=float, default=0.0)
+    parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, help="the command's --concurrency")
     parser.add_argument("--serial", action="store_true", help="one request at a time")
+    parser.add_argument("--csv", action="store_true", help="a CSV report instead of XLSX")
     args = parser.parse_args()
-    server, api_url = start_sandbox(args.rate, args.latency)
+    settings = {"rate": args.rate, "latency": args.latency, "jitter": args.jitter}
+    ours, theirs = multiprocessing.Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=serve, args=(settings, theirs))
+    server.start()
     try:
-        asyncio.run(measure(api_url, args.rows, args.rate, 1 if args.serial else None))
+        api_url = ours.recv()
+        with tempfile.TemporaryDirectory(prefix="g2w-bench-") as folder:
+            here = Path(folder)
+            write_people(here / "people.csv", args.rows)
+            concurrency = 1 if args.serial else args.concurrency
+            argv = [
+                sys.executable,
+                "-m",
+                "importer",
+                "register",
+                str(here / "people.csv"),
+                "--api-url",
+                api_url,
+                "--organizer-key",
+                ORGANIZER_KEY,
+                "--webinar-key",
+                WEBINAR_KEY,
+                "--rate",
+                f"{args.rate or UNLIMITED:g}",
+                "--journal",
+                str(here / "journal.sqlite3"),
+                "--out",
+                str(here / ("report.csv" if args.csv else "report.xlsx")),
+                "--yes",
+                "--quiet",
+                *(["--concurrency", str(concurrency)] if concurrency else []),
+            ]
+            env = {**os.environ, "G2W_ACCESS_TOKEN": TOKEN, "XDG_DATA_HOME": folder}
+            client = run_command(argv, env, here / "stderr.txt")
+            errors = (here / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+        ours.send("stop")
+        seen = ours.recv()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.join(timeout=30)
+        if server.is_alive():
+            server.kill()
+    report(args, client, seen, errors)
+
+
+def report(args: argparse.Namespace, client: Client, seen: dict[str, Any], errors: str) -> None:
+    created: list[float] = seen["created"]
+    rows = args.rows
+    limit = f"{args.rate:g}/s" if args.rate else "none"
+    jitter = f" ± {args.jitter * 1000:.0f}" if args.jitter else ""
+    kind = "CSV" if args.csv else "XLSX"
+    print(f"{rows:,} rows, limit {limit}, latency {args.latency * 1000:.0f}{jitter} ms, {kind}")
+    if client.exit_code:
+        print(f"the command exited with {client.exit_code}:\n{errors}")
+    span = created[-1] - created[0] if len(created) > 1 else 0.0
+    server_rate = (len(created) - 1) / span if span else 0.0
+    whole = rows / client.seconds
+    if args.rate:
+        print(
+            f"server-side rate   {server_rate:7.2f} rows/s = "
+            f"{server_rate / args.rate:.3f} of the limit"
+        )
+        print(
+            f"whole run          {whole:7.2f} rows/s = {whole / args.rate:.3f} of the limit "
+            f"({client.seconds:.2f} s; ideal {rows / args.rate:.2f} s)"
+        )
+    else:
+        print(f"server-side rate   {server_rate:7.2f} rows/s")
+        print(f"whole run          {whole:7.2f} rows/s ({client.seconds:.2f} s)")
+    if created:
+        before = created[0] - client.launched
+        after = client.launched + client.seconds - created[-1]
+        print(f"first registration {before:7.2f} s after launch; exit {after:.2f} s after the last")
+    print(f"429s               {seen['throttled']} (of {seen['calls']:,} calls)")
+    print(f"not registered     {rows - len(created)}")
+    print(
+        f"client CPU         {client.cpu * 1000 / rows:.2f} ms a row ({client.user:.2f} s user, "
+        f"{client.system:.2f} s system)"
+    )
+    print(f"client peak RSS    {client.peak_rss / 2**20:.0f} MiB")
+    print(f"sandbox CPU        {seen['cpu'] * 1000 / rows:.2f} ms a row (on the other core)")
 
 
 if __name__ == "__main__":

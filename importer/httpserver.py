@@ -55,6 +55,8 @@ class HttpServer:
         self.port = port
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        #: connections accepted so far
+        self.accepted = 0
 
     async def start(self) -> None:
         """Listen; raises ``OSError`` when the port is taken."""
@@ -88,6 +90,7 @@ class HttpServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        self.accepted += 1
         try:
             await self._serve(reader, writer)
         except (ConnectionError, h11.ProtocolError, asyncio.IncompleteReadError):

@@ -1,10 +1,16 @@
 """The journal: an SQLite record of every person's state for one webinar, the run's truth.
 
 A row moves ``todo → sending → registered | already_registered | failed``. ``sending`` is
-committed *before* the create call and the answer right after it, so a kill at any instant leaves
-an exact record: a ``sending`` row is one whose outcome is unknown, to be settled from the
-webinar's registrant list before it is ever sent again. SQLite runs in WAL mode with
-``synchronous=FULL``: a committed state survives a power cut.
+committed *before* the create call and the answer after it, so a kill at any instant leaves an
+exact record: a ``sending`` row is one whose outcome is unknown, to be settled from the webinar's
+registrant list before it is ever sent again. SQLite runs in WAL mode with ``synchronous=FULL``:
+a committed state survives a power cut.
+
+A run sending many rows stages these writes and commits them together (group commit): the
+worker whose create is next commits every write staged so far, its own ``sending`` among them,
+before its call leaves; the workers whose marks that commit carried send without one. A staged
+answer is lost only with the process, and leaves its row ``sending``, which the next run looks
+up in the registrant list as it does any row of unknown outcome.
 
 Cancelling works the same way: ``cancelling`` is committed before the DELETE call and
 ``cancelled`` after it, and ``prior`` keeps the state the cancellation started from (whether this
@@ -102,6 +108,8 @@ class Admission:
     to_send: list[Registrant]
     #: rows settled by an earlier run, by input line
     settled: dict[int, Result]
+    #: how many of the rows to send may have been registered by an earlier run (``sending``)
+    unknown: int = 0
 
 
 def default_path(organizer_key: str, webinar_key: str, folder: Path | None = None) -> Path:
@@ -140,6 +148,11 @@ class Journal:
         self.path = path
         self._db = connection
         self._lock = lock
+        #: writes staged for the next commit: the parameters of ``_UPDATE``
+        self._staged: list[tuple[object, ...]] = []
+        #: how many batches of staged writes were committed: a write staged as batch n is on
+        #: disk once this exceeds n
+        self.batches = 0
 
     @classmethod
     def open(
@@ -185,8 +198,11 @@ class Journal:
         return journal
 
     def close(self) -> None:
-        """Release the database and the lock."""
-        self._db.close()
+        """Commit what is staged, then release the database and the lock."""
+        try:
+            self.commit()
+        finally:
+            self._db.close()
         self._lock.close()
 
     def __enter__(self) -> Journal:
@@ -249,6 +265,7 @@ class Journal:
         }
         to_send: list[Registrant] = []
         settled: dict[int, Result] = {}
+        unknown = 0
         now = _now()
         with self._transaction():
             for person in registrants:
@@ -278,34 +295,57 @@ class Journal:
                     ours = prior == State.REGISTERED
                     self._set(person.email_key, State.SENDING if ours else State.TODO)
                     to_send.append(person)
+                    unknown += ours
                 elif state in (State.TODO, State.SENDING):
                     to_send.append(person)
+                    unknown += state == State.SENDING
                 else:
                     settled[person.line] = Result(
                         person.line, _SETTLED[State(state)], key, url, error, approval=approval
                     )
-        return Admission(to_send, settled)
+        return Admission(to_send, settled, unknown)
+
+    def holds_unknown(self) -> bool:
+        """Whether anyone may have been registered by an earlier run without the journal
+        knowing (``sending``, or a cancellation under way)."""
+        query = "SELECT 1 FROM people WHERE state IN (?, ?) LIMIT 1"
+        return self._db.execute(query, (State.SENDING, State.CANCELLING)).fetchone() is not None
 
     def sending(self, registrant: Registrant) -> None:
         """Commit, before the call, that this person is being sent."""
-        with self._transaction():
-            self._set(registrant.email_key, State.SENDING, body_hash=body_hash(registrant))
+        self.commit(self.stage_sending(registrant))
 
     def settle(self, registrant: Registrant, result: Result) -> None:
         """Commit the outcome of sending this person, as soon as it is known."""
+        self.commit(self.stage_settled(registrant, result))
+
+    def stage_sending(self, registrant: Registrant) -> int:
+        """Stage that this person is being sent; returns the batch that will commit it, for
+        :meth:`commit` before the call leaves."""
+        fingerprint = body_hash(registrant)
+        return self._stage(_values(registrant.email_key, State.SENDING, body_hash=fingerprint))
+
+    def stage_settled(self, registrant: Registrant, result: Result) -> int:
+        """Stage the outcome of sending this person, for the next commit."""
+        return self._stage(_outcome(registrant.email_key, result))
+
+    def commit(self, batch: int | None = None) -> None:
+        """Commit every staged write in one transaction; with ``batch``, only if that batch is
+        not committed yet."""
+        if not self._staged or (batch is not None and batch < self.batches):
+            return
+        staged, self._staged = self._staged, []
+        now = _now()
         with self._transaction():
-            self._record(registrant.email_key, result)
+            self._db.executemany(_UPDATE, [(*values, now, key) for *values, key in staged])
+        self.batches += 1
+
+    def _stage(self, values: tuple[object, ...]) -> int:
+        self._staged.append(values)
+        return self.batches
 
     def _record(self, email_key: str, result: Result) -> None:
-        self._set(
-            email_key,
-            _STATE_OF[result.status],
-            key=result.registrant_key,
-            url=result.join_url,
-            error=result.error,
-            retry=result.retryable,
-            approval=result.approval,
-        )
+        self._write(_outcome(email_key, result))
 
     def reconcile(
         self, registrants: Iterable[Registrant], listed: Mapping[str, ListedRegistrant]
@@ -391,24 +431,48 @@ class Journal:
                 (State.ALREADY_REGISTERED, _now(), email_key, State.CANCELLING),
             )
 
-    def _set(
-        self,
-        email_key: str,
-        state: State,
-        *,
-        key: str | None = None,
-        url: str | None = None,
-        error: str | None = None,
-        retry: bool = False,
-        body_hash: str | None = None,
-        approval: str | None = None,
-    ) -> None:
-        self._db.execute(
-            "UPDATE people SET state = ?, registrant_key = ?, join_url = ?, error = ?, retry = ?, "
-            "body_hash = COALESCE(?, body_hash), updated = ?, prior = NULL, approval = ? "
-            "WHERE email_key = ?",
-            (state, key, url, error, int(retry), body_hash, _now(), approval, email_key),
-        )
+    def _set(self, email_key: str, state: State, *, body_hash: str | None = None) -> None:
+        self._write(_values(email_key, state, body_hash=body_hash))
+
+    def _write(self, values: tuple[object, ...]) -> None:
+        *fields, email_key = values
+        self._db.execute(_UPDATE, (*fields, _now(), email_key))
+
+
+#: one person's state and what goes with it; the parameters are those of :func:`_values`, with
+#: the time of the write before the e-mail key
+_UPDATE = (
+    "UPDATE people SET state = ?, registrant_key = ?, join_url = ?, error = ?, retry = ?, "
+    "body_hash = COALESCE(?, body_hash), approval = ?, prior = NULL, updated = ? "
+    "WHERE email_key = ?"
+)
+
+
+def _values(
+    email_key: str,
+    state: State,
+    *,
+    key: str | None = None,
+    url: str | None = None,
+    error: str | None = None,
+    retry: bool = False,
+    body_hash: str | None = None,
+    approval: str | None = None,
+) -> tuple[object, ...]:
+    """The parameters of ``_UPDATE`` but its time, the e-mail key last."""
+    return (state, key, url, error, int(retry), body_hash, approval, email_key)
+
+
+def _outcome(email_key: str, result: Result) -> tuple[object, ...]:
+    return _values(
+        email_key,
+        _STATE_OF[result.status],
+        key=result.registrant_key,
+        url=result.join_url,
+        error=result.error,
+        retry=result.retryable,
+        approval=result.approval,
+    )
 
 
 def _now() -> str:

@@ -30,11 +30,11 @@ from .credentials import NotSignedIn
 from .errors import EXIT_ROWS, ImporterError, RunStopped, UsageError
 from .events import Listener, PlanView, Silent, StopSignal
 from .journal import Journal, webinar_journal
-from .models import Form, Result, RowProblem, Table, Webinar
+from .models import Form, ListedRegistrant, Result, RowProblem, Table, Webinar
 from .outcome import Outcome, RowOutcome, WebinarOutcome, row_outcomes
 from .reader import Source
 from .redact import hidden_in_logs
-from .register import Preparation, Registrar
+from .register import Directory, Preparation, Registrar
 from .report import report_columns
 from .session import DEFAULT_RATE, ApiSession, default_concurrency
 from .settings import NoWebinar
@@ -83,6 +83,8 @@ class _Part:
     webinar: Webinar | None = None
     form: Form | None = None
     plan: Plan | None = None
+    #: the webinar's registrant list, read beside the look-ups when the journal needs it
+    listed: dict[str, ListedRegistrant] | None = None
     prepared: Preparation | None = None
     registrar: Registrar | None = None
     results: dict[int, Result] = field(default_factory=dict)
@@ -160,7 +162,8 @@ class _Run:
         self.clients: dict[str, G2WClient] = {}
 
     async def look_up(self, stack: contextlib.AsyncExitStack) -> None:
-        """Whose token, the journals, every webinar and its form (side by side), the checks.
+        """Whose token, the journals, every webinar and its form (side by side, with the
+        registrant list when a journal holds rows of unknown outcome), the checks.
 
         Every webinar of the run is read before anything is sent: one that is missing stops
         the run before its first registration.
@@ -190,7 +193,11 @@ class _Run:
             what = f"reading the form of webinar {part.key}"
             part.form = await self.session.call(client.get_form, what=what)
 
-        await _together(webinar(), form())
+        async def registrants() -> None:
+            if part.journal is not None and part.journal.holds_unknown():
+                part.listed = await Directory(self.session, client).read()
+
+        await _together(webinar(), form(), registrants())
 
     async def send(self) -> None:
         """Prepare (resume, reconcile), show the plan, confirm, and register; raises
@@ -240,7 +247,7 @@ class _Run:
 async def _prepare(part: _Part) -> None:
     assert part.registrar is not None
     assert part.plan is not None
-    part.prepared = await part.registrar.prepare(list(part.plan.registrants))
+    part.prepared = await part.registrar.prepare(list(part.plan.registrants), part.listed)
     part.results.update(part.prepared.settled)
 
 

@@ -1,9 +1,11 @@
 """Register people for one webinar through a pool of asyncio workers, keeping the journal.
 
-* The concurrency cap is the number of workers; every call goes through the run's
-  :class:`~importer.session.ApiSession`, which paces, retries and stops.
-* Each person is committed to the journal as ``sending`` before the create call and settled right
-  after the answer, so a crash at any instant leaves an exact record.
+* As many workers run as the pace needs with the answer times seen so far
+  (:meth:`~importer.session.ApiSession.workers`), never more than ``concurrency``; every call
+  goes through the run's :class:`~importer.session.ApiSession`, which paces, retries and stops.
+* Each person is committed to the journal as ``sending`` before the create call leaves and
+  settled after the answer (in batches: :class:`~importer.journal.Journal`), so a crash at any
+  instant leaves an exact record.
 * A create whose outcome is unknown (the answer was lost, timed out, or was a 5xx from a gateway
   that may have passed the request on) is *parked*, never re-sent blindly: GoTo has no
   idempotency key. When the queue runs dry, one read of the registrant list settles every parked
@@ -19,10 +21,10 @@ import asyncio
 import collections
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from .client import PAGE_LIMIT, G2WClient, Page
+from .client import PAGE_LIMIT, G2WClient, Page, Registration
 from .errors import (
     AnswersDropped,
     ApiUnavailable,
@@ -180,19 +182,30 @@ class Registrar:
         self._maybe_ours: set[str] = set()
         self._parked: dict[str, _Parked] = {}
 
-    async def prepare(self, registrants: list[Registrant]) -> Preparation:
+    async def prepare(
+        self,
+        registrants: list[Registrant],
+        listed: Mapping[str, ListedRegistrant] | None = None,
+    ) -> Preparation:
         """Sort out who still needs sending, before the first create call.
 
-        Rows the journal holds as settled are not sent again; for the rest the webinar's
-        registrant list is read once, so that people already registered (by an earlier run
-        whose answer was lost, or by any other channel) are not sent at all.
+        Rows the journal holds as settled are not sent again. When an earlier run may have
+        registered some of the rest without learning it (``sending`` in the journal), the
+        webinar's registrant list settles them first (``listed``, when already read), and
+        anyone else it shows is not sent either. Otherwise nothing is read: people registered
+        by another channel are found by GoTo's 409, and settled from one read of the list once
+        the rest are sent.
         """
         if self.journal is None:
             return Preparation(list(registrants), {}, 0, 0)
         admission = self.journal.admit(registrants)
-        if not admission.to_send:
-            return Preparation([], admission.settled, len(admission.settled), 0)
-        listed = await self.directory.read()
+        if listed is None and not admission.unknown:
+            settled = admission.settled
+            return Preparation(admission.to_send, settled, len(settled), 0)
+        if listed is None:
+            listed = await self.directory.read()
+        else:
+            self.directory.known = dict(listed)
         still, found = self.journal.reconcile(admission.to_send, listed)
         return Preparation(
             still, {**admission.settled, **found}, len(admission.settled), len(found)
@@ -205,15 +218,18 @@ class Registrar:
         pending (their journal state says whether a call for them may have gone through).
         """
         queue = collections.deque(registrants)
-        if any(registrant.responses for registrant in queue):
-            await self._answers_kept(queue, on_result)
-        while queue and not self.session.stopping:
-            await self._drain(queue, on_result)
-            if self._parked and not self.session.stopping:
-                try:
-                    await self._settle_parked(queue, on_result)
-                except RunStopped:
-                    return
+        try:
+            if any(registrant.responses for registrant in queue):
+                await self._answers_kept(queue, on_result)
+            while queue and not self.session.stopping:
+                await self._drain(queue, on_result)
+                if self._parked and not self.session.stopping:
+                    try:
+                        await self._settle_parked(queue, on_result)
+                    except RunStopped:
+                        return
+        finally:
+            self._commit()
 
     def unsettled(self) -> set[int]:
         """Lines sent without a clear answer and not settled yet: the journal holds them as
@@ -221,13 +237,41 @@ class Registrar:
         return {row.registrant.line for row in self._parked.values() if row.kind == "unknown"}
 
     async def _drain(self, queue: collections.deque[Registrant], on_result: OnResult) -> None:
-        async def worker() -> None:
-            while queue and not self.session.stopping:
-                await self._send(queue.popleft(), on_result)
+        """Send everyone in ``queue``; workers are added as the pace needs more, and leave
+        when it needs fewer."""
+        running = 0
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(self.concurrency, len(queue))):
+        def wanted() -> int:
+            return self.session.workers(self.concurrency)
+
+        async def worker() -> None:
+            nonlocal running
+            while queue and not self.session.stopping and running <= wanted():
+                await self._send(queue.popleft(), on_result)
+                hire()
+            running -= 1
+            if not queue:  # no create is left to commit the answers staged since
+                self._commit()
+
+        def hire() -> None:
+            nonlocal running
+            while running < min(wanted(), len(queue)):
+                running += 1
                 group.create_task(worker())
+
+        async def stand_in() -> None:
+            while True:  # a call waiting to be tried again holds its worker: hire another
+                await self.session.backing_off()
+                hire()
+
+        standing_in: asyncio.Task[None] | None = None
+        try:
+            async with asyncio.TaskGroup() as group:
+                hire()
+                standing_in = asyncio.create_task(stand_in())
+        finally:
+            if standing_in is not None:
+                standing_in.cancel()
 
     async def _answers_kept(
         self, queue: collections.deque[Registrant], on_result: OnResult
@@ -274,13 +318,19 @@ class Registrar:
     async def _create(self, registrant: Registrant) -> Result | None:
         key = registrant.email_key
         self._attempts[key] += 1
-        if self.journal is not None and self._attempts[key] == 1:
-            self.journal.sending(registrant)
+        journal = self.journal
+        batch = None
+        if journal is not None and self._attempts[key] == 1:
+            batch = journal.stage_sending(registrant)
+
+        async def create() -> Registration:
+            if journal is not None and batch is not None:
+                journal.commit(batch)  # "sending" is on disk before the call leaves
+            return await self.client.create_registrant(registrant, resend=self.resend)
+
         try:
             got = await self.session.call(
-                functools.partial(self.client.create_registrant, registrant, resend=self.resend),
-                what=f"registering row {registrant.line}",
-                create=True,
+                create, what=f"registering row {registrant.line}", create=True
             )
         except RunStopped:
             return None
@@ -323,7 +373,9 @@ class Registrar:
         self, queue: collections.deque[Registrant], on_result: OnResult
     ) -> None:
         """One read of the registrant list for every parked row; send again who is not in it."""
-        await self.session.pause(self.settle_delay)
+        self._commit()
+        if any(row.kind == "unknown" for row in self._parked.values()):
+            await self.session.pause(self.settle_delay)
         listed = await self.directory.read()
         parked, self._parked = self._parked, {}
         for key, row in parked.items():
@@ -361,9 +413,13 @@ class Registrar:
                 queue.append(registrant)  # the list shows the last attempt did not arrive
                 self.session.retries += 1
 
+    def _commit(self) -> None:
+        if self.journal is not None:
+            self.journal.commit()
+
     def _settle(self, registrant: Registrant, result: Result, on_result: OnResult) -> None:
         if self.journal is not None:
-            self.journal.settle(registrant, result)
+            self.journal.stage_settled(registrant, result)
         on_result(registrant, result)
 
 

@@ -10,6 +10,9 @@
   jitter, and ``Retry-After`` is honoured.
 * The API answering only 429s, 5xx or nothing at all for ``give_up_after`` seconds stops the
   run resumably, as do ``max_calls`` and an answer that makes every further call pointless.
+* How many calls need to be under way to keep the pace follows from Little's law: the rate
+  times the time an answer takes (a moving average of the answers seen), with a margin for
+  answers slower than the average; :meth:`ApiSession.workers` says how many, as it changes.
 """
 
 from __future__ import annotations
@@ -47,10 +50,19 @@ DEFAULT_RATE = 10.0
 HEADROOM = 0.99
 #: 429s less than this many seconds apart are a storm, not jitter
 STORM_SECONDS = 5.0
+#: calls kept under way beyond the rate times the average answer time: a share of it, and a few
+#: more, so that answers slower than the average do not leave a slot of the pace unused
+MARGIN = 1.5
+SPARE = 2
+#: the weight of each new answer time in the moving average
+LATENCY_WEIGHT = 0.125
+#: the answer time assumed before the first answer
+FIRST_LATENCY = 1.0
 
 
 def default_concurrency(rate: float) -> int:
-    """Enough workers to keep ``rate`` calls a second going at 2 s per answer."""
+    """The most calls under way by default: enough to keep ``rate`` calls a second going at
+    2 s per answer."""
     return max(4, min(256, math.ceil(rate * 2)))
 
 
@@ -101,6 +113,8 @@ class Pacer:
         self._turn = asyncio.Lock()
         self._last_slot = -math.inf
         self._last_cut = -math.inf
+        #: 429s keep coming: the pace was halved and has not been won back since
+        self.storm = False
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Wait for this call's slot; False, at once, if ``stop`` is set meanwhile."""
@@ -123,12 +137,14 @@ class Pacer:
         if since < 1.0:
             return
         self._last_cut = now
+        self.storm = self.storm or since < STORM_SECONDS
         self.rate = max(self.floor, self.rate * (0.5 if since < STORM_SECONDS else 0.9))
 
     def succeeded(self) -> None:
         """A call went through: win back a fiftieth of the ceiling."""
         if self.rate < self.ceiling:
             self.rate = min(self.ceiling, self.rate + self.ceiling / 50)
+            self.storm = self.storm and self.rate < self.ceiling
 
 
 class ApiSession:
@@ -156,6 +172,12 @@ class ApiSession:
         self.calls = 0
         self.throttled = 0
         self.retries = 0
+        #: the moving average of the seconds from a call leaving to its answer
+        self.latency = FIRST_LATENCY
+        self._answers = 0
+        #: calls waiting to be tried again, and a signal each time one starts to
+        self._backing_off = 0
+        self._backed_off = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._last_success = self._loop.time()
         #: whether every failure since the last success was a 429
@@ -172,6 +194,22 @@ class ApiSession:
     def stopped(self) -> RunStopped | None:
         """Why the run stopped, once it has."""
         return self._stopped
+
+    def workers(self, most: int) -> int:
+        """How many workers to keep, at least one and at most ``most``: the pace times the
+        average answer time (Little's law), with a margin, and one more for each call that
+        waits to be tried again. While 429s keep coming, ``most``: the few calls the API lets
+        through are then spread over many rows, so that no row runs out of attempts before
+        the storm ends or the run gives up."""
+        if self.pacer.storm:
+            return most
+        needed = math.ceil(self.pacer.rate * self.latency * MARGIN) + SPARE + self._backing_off
+        return max(1, min(most, needed))
+
+    async def backing_off(self) -> None:
+        """Wait until a call starts waiting to be tried again (its worker is then held up)."""
+        await self._backed_off.wait()
+        self._backed_off.clear()
 
     def stop(self, reason: RunStopped | None = None) -> None:
         """Start no new call or attempt; calls under way finish. The first reason stands."""
@@ -194,12 +232,14 @@ class ApiSession:
         waited = 0.0
         while True:
             await self._slot()
+            left = self._loop.time()
             try:
                 answer = await operation()
             except RunStopped as exc:
                 self.stop(exc)
                 raise
             except TransientError as exc:
+                self._answered(left)
                 if create and not isinstance(exc, RateLimited | ConnectFailed):
                     self._failed(exc)
                     raise
@@ -214,11 +254,17 @@ class ApiSession:
                     raise self._stopped from exc
                 waited += delay
             else:
+                self._answered(left)
                 self._last_success = self._loop.time()
                 self._only_429 = True
                 self.pacer.succeeded()
                 return answer
-            await self.pause(delay)
+            self._backing_off += 1
+            self._backed_off.set()
+            try:
+                await self.pause(delay)
+            finally:
+                self._backing_off -= 1
 
     async def pause(self, seconds: float) -> None:
         """Sleep, waking early if the run stops (and then raising why)."""
@@ -226,6 +272,13 @@ class ApiSession:
             await asyncio.wait_for(self._stopping.wait(), seconds)
         if self._stopped is not None:
             raise self._stopped
+
+    def _answered(self, left: float) -> None:
+        """Count the time a call took into the moving average (the first answer sets it)."""
+        took = self._loop.time() - left
+        weight = LATENCY_WEIGHT if self._answers else 1.0
+        self.latency += weight * (took - self.latency)
+        self._answers += 1
 
     async def _slot(self) -> None:
         """Wait for the pace to allow a call and count it; raise when no call may be made."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -93,3 +95,39 @@ def test_a_journal_of_another_webinar_or_not_a_journal_is_refused(tmp_path: Path
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(JournalError, match="is not a usable journal"):
         open_journal(junk)
+
+
+def states_on_disk(path: Path) -> dict[str, str]:
+    """The states another process would read: only what is committed."""
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        return dict(other.execute("SELECT email_key, state FROM people").fetchall())
+
+
+def test_staged_writes_reach_the_disk_together_when_committed(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    people = [person(i) for i in range(3)]
+    with open_journal(path) as journal:
+        journal.admit(people)
+        first = journal.stage_sending(people[0])
+        second = journal.stage_sending(people[1])
+        assert first == second  # one batch
+        assert set(states_on_disk(path).values()) == {"todo"}
+        journal.commit(first)
+        assert states_on_disk(path) == {
+            "p0@example.com": "sending",
+            "p1@example.com": "sending",
+            "p2@example.com": "todo",
+        }
+        journal.stage_settled(people[0], Result(2, Status.REGISTERED, "9" * 19, "https://j/0"))
+        journal.commit(first)  # that batch is on disk already: nothing to do
+        assert states_on_disk(path)["p0@example.com"] == "sending"
+        later = journal.stage_sending(people[2])
+        assert later == first + 1
+        journal.commit(later)
+        assert states_on_disk(path) == {
+            "p0@example.com": "registered",
+            "p1@example.com": "sending",
+            "p2@example.com": "sending",
+        }
+        journal.stage_settled(people[1], Result(3, Status.FAILED, error="Invalid phone"))
+    assert states_on_disk(path)["p1@example.com"] == "failed"  # closing commits what is staged

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import functools
 import json
+import math
 import random
+import sqlite3
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,14 +20,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from importer import pipeline
 from importer.client import G2WClient
-from importer.errors import ApiUnavailable, AuthError, Interrupted, LimitReached, WebinarNotFound
+from importer.connection import Access, Connection
+from importer.credentials import Credentials
+from importer.errors import (
+    ApiUnavailable,
+    AuthError,
+    Interrupted,
+    LimitReached,
+    RateLimited,
+    WebinarNotFound,
+)
+from importer.journal import Journal
 from importer.models import Registrant, Result, Status
-from importer.register import Directory, Registrar
-from importer.sandbox import Sandbox, SandboxTransport
+from importer.oauth import RefreshingAuth
+from importer.outcome import Outcome
+from importer.pipeline import RunOptions
+from importer.register import Directory, OnResult, Registrar
+from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxTransport
 from importer.session import HEADROOM, ApiSession, Pacer, RetryPolicy, default_concurrency
 
-from .conftest import api, sandbox_client, virtual_sandbox
+from .conftest import TOKEN, api, people, sandbox_client, virtual_sandbox, write_csv
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 
@@ -50,7 +69,9 @@ class Recorder(SandboxTransport):
         return [t for t, method, _ in self.calls if method == "POST"]
 
     def lists(self) -> int:
-        return sum(1 for _, method, path in self.calls if method == "GET" and "registrants" in path)
+        return sum(
+            1 for _, method, path in self.calls if method == "GET" and path.endswith("/registrants")
+        )
 
 
 def session(rate: float = 10.0, **options: Any) -> ApiSession:
@@ -465,3 +486,246 @@ def test_a_201_without_a_join_url_is_completed_from_the_list(run_virtual: Run) -
     )
     assert results[2].status is Status.REGISTERED
     assert results[2].error == "GoTo gave no join URL for this person; find it in GoTo Webinar"
+
+
+# --- workers sized to the pace -----------------------------------------------------------------
+
+
+class Busy(SandboxTransport):
+    """Notes, by hundreds of rows registered, the most registrations under way at once and the
+    most workers holding a row (under way, waiting for the pace, or settling)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__(sandbox)
+        self.calls = self.rows = 0
+        self.most_calls: collections.Counter[int] = collections.Counter()
+        self.most_rows: collections.Counter[int] = collections.Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        self._note()
+        try:
+            return await super().handle_async_request(request)
+        finally:
+            self.calls -= 1
+
+    def _note(self) -> None:
+        hundreds = self.sandbox.stats["created"] // 100
+        self.most_calls[hundreds] = max(self.most_calls[hundreds], self.calls)
+        self.most_rows[hundreds] = max(self.most_rows[hundreds], self.rows)
+
+    def registrar(self, session: ApiSession, http: httpx.AsyncClient, most: int) -> Registrar:
+        busy = self
+
+        class Counted(Registrar):
+            async def _send(self, registrant: Registrant, on_result: OnResult) -> Result | None:
+                busy.rows += 1
+                busy._note()
+                try:
+                    return await super()._send(registrant, on_result)
+                finally:
+                    busy.rows -= 1
+
+        return Counted(session, api(http, self.sandbox), concurrency=most)
+
+    def between(self, counts: collections.Counter[int], first: int, last: int) -> int:
+        """The most while rows ``first`` to ``last`` were being registered."""
+        return max(counts[hundreds] for hundreds in range(first // 100, last // 100))
+
+
+async def send_counted(
+    busy: Busy, people: list[Registrant], *, rate: float, most: int = 256
+) -> tuple[int, float]:
+    """Register ``people`` through ``busy``; how many were settled, and how long it took."""
+    loop = asyncio.get_running_loop()
+    settled = 0
+
+    def count(_: Registrant, result: Result) -> None:
+        nonlocal settled
+        settled += result.status is Status.REGISTERED
+
+    async with sandbox_client(busy.sandbox, transport=busy) as http:
+        registrar = busy.registrar(session(rate), http, most)
+        started = loop.time()
+        await registrar.run(people, count)
+        return settled, loop.time() - started
+
+
+def test_workers_follow_the_rate_times_the_answer_time(run_virtual: Run) -> None:
+    # 100 calls a second at 0.3 s an answer: 30 under way (Little's law), so about 47 workers
+    # (with the margin for slower answers), not the 256 allowed
+    sandbox = virtual_sandbox(rate=100, latency=0.3)
+    busy = Busy(sandbox)
+    settled, elapsed = run_virtual(send_counted(busy, registrants(1000), rate=100))
+    assert settled == 1000
+    assert sandbox.stats["throttled"] == 0
+    # (from the 200th row on: the first workers were hired before any answer came)
+    assert busy.between(busy.most_calls, 200, 1000) == 30
+    assert 45 <= busy.between(busy.most_rows, 200, 1000) <= 48
+    ideal = 999 / (100 * HEADROOM)
+    assert ideal <= elapsed <= ideal + 1.0  # the pace held, but for the first answer's 0.3 s
+
+
+def test_workers_grow_and_shrink_as_answers_slow_down_and_speed_up(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=100, latency=0.1)
+
+    class Changing(Busy):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            sandbox.config.latency = [0.1, 0.6, 0.2][sandbox.stats["created"] // 500]
+            return await super().handle_async_request(request)
+
+    busy = Changing(sandbox)
+    settled, elapsed = run_virtual(send_counted(busy, registrants(1500), rate=100))
+    assert settled == 1500
+    # each time, once the answers of the time before are in: the calls Little's law says,
+    # and half as many workers again and two
+    for first, last, calls in ((200, 500, 10), (600, 1000, 60), (1100, 1500, 20)):
+        assert calls <= busy.between(busy.most_calls, first, last) <= calls + 2
+        workers = busy.between(busy.most_rows, first, last)
+        assert calls * 1.5 <= workers <= calls * 1.5 + 4, (first, workers)
+    assert elapsed <= 1499 / (100 * HEADROOM) + 1.5  # the pace held throughout
+
+
+def test_concurrency_caps_the_workers(run_virtual: Run) -> None:
+    sandbox = virtual_sandbox(rate=0, latency=0.3)
+    busy = Busy(sandbox)
+    settled, elapsed = run_virtual(send_counted(busy, registrants(100), rate=100, most=5))
+    assert settled == 100
+    assert max(busy.most_calls.values()) == max(busy.most_rows.values()) == 5
+    assert elapsed == pytest.approx(100 / 5 * 0.3, abs=0.5)  # five at a time, 0.3 s each
+
+
+def test_workers_needed_follow_answers_and_count_calls_waiting_to_be_tried_again(
+    run_virtual: Run,
+) -> None:
+    async def go() -> list[int]:
+        shared = session(100)
+        seen = [shared.workers(256)]
+        for _ in range(3):  # answers of 0.2 s
+            await shared.call(lambda: asyncio.sleep(0.2), what="reading")
+        seen.append(shared.workers(256))
+        refused: set[int] = set()
+
+        async def once_429(n: int) -> None:
+            await asyncio.sleep(0.2)
+            if n not in refused:
+                refused.add(n)
+                raise RateLimited("429", retry_after=5.0)
+
+        calls = [
+            asyncio.create_task(shared.call(functools.partial(once_429, n), what="reading"))
+            for n in range(3)
+        ]
+        await asyncio.sleep(1.0)  # all three wait for their next attempt
+        seen += [shared.workers(256), shared.workers(10)]
+        await asyncio.gather(*calls)
+        seen.append(shared.workers(256))
+        return seen
+
+    first, steady, waiting, capped, after = run_virtual(go())
+    assert first == math.ceil(99 * 1.0 * 1.5) + 2  # one second assumed before any answer
+    assert steady == math.ceil(99 * 0.2 * 1.5) + 2
+    assert waiting == math.ceil(99 * 0.9 * 0.2 * 1.5) + 2 + 3  # the lone 429 cut the pace
+    assert capped == 10
+    assert after < waiting
+
+
+# --- the journal's batches ----------------------------------------------------------------------
+
+
+def test_every_create_leaves_with_its_row_on_disk_as_sending(
+    run_virtual: Run, tmp_path: Path
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    sandbox = virtual_sandbox(rate=100, latency=0.3, drop_rate=0.02, seed=4)
+    seen: list[str] = []
+
+    class Checking(SandboxTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST":
+                address = json.loads(request.content)["email"]
+                with contextlib.closing(sqlite3.connect(path)) as other:  # as a later run would
+                    (state,) = other.execute(
+                        "SELECT state FROM people WHERE email_key = ?", (address,)
+                    ).fetchone()
+                seen.append(state)
+            return await super().handle_async_request(request)
+
+    people = registrants(600)
+
+    async def go() -> int:
+        with Journal.open(path, organizer_key="1", webinar_key="2") as journal:
+            async with sandbox_client(sandbox, transport=Checking(sandbox)) as http:
+                client = api(http, sandbox)
+                registrar = Registrar(session(100), client, journal=journal, concurrency=200)
+                prepared = await registrar.prepare(people)
+                await registrar.run(prepared.to_send, lambda _, __: None)
+            return journal.batches
+
+    batches = run_virtual(go())
+    assert sandbox.stats["dropped"] > 5  # lost answers, settled from the registrant list
+    assert len(seen) == 600
+    assert set(seen) == {"sending"}
+    assert batches < 600 / 2  # fewer commits than rows, let alone two a row
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        states = collections.Counter(s for (s,) in other.execute("SELECT state FROM people"))
+    assert states == {"registered": 600}
+
+
+# --- the path to the first create ---------------------------------------------------------------
+
+
+def run_import(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch, folder: Path, transport: Recorder
+) -> Outcome:
+    """``pipeline.run`` for 20 people of ``people()`` on virtual time, through ``transport``."""
+
+    @contextlib.asynccontextmanager
+    async def connected(access: Access, table: object = None) -> AsyncIterator[Connection]:
+        auth = RefreshingAuth(Credentials(TOKEN), None)
+        url = f"http://sandbox.invalid{PREFIX}"
+        yield Connection(url, ORGANIZER_KEY, auth, transport=transport, journal_folder=folder)
+
+    monkeypatch.setattr(pipeline, "open_connection", connected)
+    source = write_csv(folder / "guests.csv", people(20))
+    options = RunOptions(webinar_keys=(WEBINAR_KEY,), journal=folder / "journal.sqlite3")
+    outcome: Outcome = run_virtual(pipeline.run(source, Access(), options))
+    return outcome
+
+
+def test_a_first_run_sends_without_reading_the_registrant_list(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sandbox = virtual_sandbox(rate=10, latency=0.3)
+    recorder = Recorder(sandbox)
+    outcome = run_import(run_virtual, monkeypatch, tmp_path, recorder)
+    assert outcome.counts == {Status.REGISTERED: 20}
+    assert recorder.lists() == 0
+    gets = [t for t, method, _ in recorder.calls if method == "GET"]
+    assert len(gets) == 2  # the webinar and its form, side by side
+    assert recorder.creates()[0] == pytest.approx(0.3 + 0.101, abs=0.01)  # once both answered
+
+
+def test_a_journal_with_rows_of_unknown_outcome_reads_the_list_beside_the_look_ups(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sandbox = virtual_sandbox(rate=10, latency=0.3)
+    with Journal.open(
+        tmp_path / "journal.sqlite3", organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY
+    ) as journal:  # an earlier run was killed with two registrations under way
+        sent = [
+            Registrant(2 + i, f"First{i}", f"Last{i}", f"person{i}@example.com") for i in (0, 1)
+        ]
+        journal.admit(sent)
+        for person in sent:
+            journal.sending(person)
+    arrived = sandbox.add_registrant(sent[0].body())  # the first one went through
+    recorder = Recorder(sandbox)
+    outcome = run_import(run_virtual, monkeypatch, tmp_path, recorder)
+    assert outcome.counts == {Status.REGISTERED: 20}
+    assert outcome.rows[0].registrant_key == arrived["registrantKey"]
+    assert recorder.lists() == 1
+    times = [t for t, _, _ in recorder.calls]
+    assert max(times[:3]) < 0.3  # the webinar, its form and the list all asked before any answer
+    assert len(recorder.creates()) == 19  # the first is not sent again
+    registered_once(sandbox, registrants(20))

@@ -177,8 +177,8 @@ def test_max_calls_caps_a_run_and_the_next_run_goes_on(
     first = register(server.api_url, source, "--max-calls", "12", "--concurrency", "1")
     assert first.exit_code == 3
     assert "the run made the 12 calls --max-calls allows" in first.stderr
-    # the webinar, its form, the registrant list, 9 registrations
-    assert len(server.sandbox.registrants()) == 9
+    # the webinar, its form, 10 registrations (a first run reads no registrant list)
+    assert len(server.sandbox.registrants()) == 10
     second = register(server.api_url, source, "--max-calls", "100")
     assert second.exit_code == 0
     assert server.sandbox.stats["created"] == 30
@@ -199,19 +199,24 @@ def test_a_finished_run_run_again_sends_nothing(
     assert (tmp_path / "again.csv").read_text(encoding="utf-8-sig").count("registered") == 20
 
 
-def test_people_registered_elsewhere_are_not_sent(
+def test_people_registered_elsewhere_are_found_by_409_and_not_registered_twice(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
-    server = loopback_sandbox(rate=0, dedupe=False)
+    # A first run reads no registrant list before sending: GoTo answers 409 for people it has
+    # (without their keys, as the spec's 409), and one read of the list settles them all.
+    server = loopback_sandbox(rate=0)
     rows = people(10)
     for first, last, email in rows[1:4]:
         server.sandbox.add_registrant({"firstName": first, "lastName": last, "email": email})
     source = write_csv(tmp_path / "guests.csv", rows)
     result = register(server.api_url, source)
     assert result.exit_code == 0
-    assert "Found:    3 already registered in GoTo Webinar; not sent again." in result.stderr
-    assert server.sandbox.stats["created"] == 10
-    statuses = [row["status"] for row in report(tmp_path / "guests-joinurls.xlsx")]
+    assert "Done: 7 registered, 3 already registered." in result.stderr
+    assert server.sandbox.stats["conflicts"] == 3
+    assert server.sandbox.stats["list_reads"] == 1
+    rows_out = report(tmp_path / "guests-joinurls.xlsx")
+    assert_each_registered_once(server.sandbox.registrants(), rows_out, 10)
+    statuses = [row["status"] for row in rows_out]
     assert statuses == ["already_registered"] * 3 + ["registered"] * 7
 
 

@@ -192,7 +192,30 @@ def test_sandbox_command_serves_a_real_import_between_two_processes(
     assert len(set(keys)) == 25
     stopped = server.stop()
     assert re.search(
-        # the webinar, its form, the registrant list, 25 registrations
-        r"Sandbox stopped after 28 calls \(0 answered 429\); it held 25 registrants",
+        # the webinar, its form, 25 registrations
+        r"Sandbox stopped after 27 calls \(0 answered 429\); it held 25 registrants",
         stopped,
     )
+
+
+def test_jitter_spreads_answers_over_latency_plus_or_minus_jitter(
+    run_virtual: Callable[[Any], Any],
+) -> None:
+    sandbox = Sandbox(SandboxConfig(rate=0, latency=0.25, jitter=0.1, tokens=(TOKEN,), seed=3))
+    request = Request("GET", BASE, AUTH, b"")
+
+    async def timed() -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await sandbox.handle(request)
+        return loop.time() - started
+
+    async def all_of_them() -> list[float]:
+        return list(await asyncio.gather(*(timed() for _ in range(200))))
+
+    delays = run_virtual(all_of_them())
+    assert all(0.15 <= delay <= 0.35 for delay in delays)
+    # spread across the range, not fixed
+    assert min(delays) < 0.17
+    assert max(delays) > 0.33
+    assert sum(delays) / len(delays) == pytest.approx(0.25, abs=0.015)

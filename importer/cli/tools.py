@@ -182,6 +182,14 @@ def _count(name: str, help: str) -> Callable[[FC], FC]:
     show_default=True,
     help="Seconds added to every answer.",
 )
+@click.option(
+    "--jitter",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    default=0.0,
+    show_default=True,
+    help="Spread each answer's latency evenly over --latency plus or minus this.",
+)
 @_faults
 @click.option(
     "--slow-seconds",

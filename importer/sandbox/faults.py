@@ -16,6 +16,8 @@ class SandboxConfig:
 
     rate: float = 10.0  #: calls allowed in any one-second window; 0 = no limit
     latency: float = 0.0  #: seconds added to every answer
+    #: each answer's added seconds are drawn evenly from ``latency`` ± this (never below 0)
+    jitter: float = 0.0
     error_rate: float = 0.0  #: answer 503 with an HTML body
     throttle_rate: float = 0.0  #: answer 429 although the rate is kept
     slow_rate: float = 0.0  #: register, then answer only after ``slow_seconds``
@@ -84,3 +86,9 @@ class Dice:
     def chance(self, probability: float) -> bool:
         """True with the given probability (never for 0)."""
         return probability > 0 and self.random.random() < probability
+
+    def delay(self, latency: float, jitter: float) -> float:
+        """Seconds to hold one answer: ``latency`` ± ``jitter``, evenly spread, never negative."""
+        if jitter <= 0:
+            return latency
+        return max(0.0, latency + self.random.uniform(-jitter, jitter))

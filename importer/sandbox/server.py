@@ -55,6 +55,11 @@ class SandboxServer:
         return self._http.port
 
     @property
+    def connections(self) -> int:
+        """How many connections it has accepted."""
+        return self._http.accepted
+
+    @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``: the sign-in server's address."""
         return f"http://{self._http.host}:{self._http.port}"

@@ -123,8 +123,9 @@ class Sandbox:
             if self.dice.chance(self.config.slow_rate):
                 self.stats["slow"] += 1
                 await asyncio.sleep(self.config.slow_seconds)
-        if self.config.latency:
-            await asyncio.sleep(self.config.latency)
+        delay = self.dice.delay(self.config.latency, self.config.jitter)
+        if delay:
+            await asyncio.sleep(delay)
         return answer
 
     def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
