@@ -9,6 +9,7 @@ starts like a formula is stored as plain text in XLSX and behind an apostrophe i
 from __future__ import annotations
 
 import collections
+import copy
 import csv
 import errno
 import os
@@ -418,11 +419,12 @@ def _write_sheet(report: Report, path: Path, name: str) -> None:
     colours = report.colours or [_COLOURS[status] for status in report.statuses]
     fills = {colour: PatternFill("solid", fgColor=colour) for colour in set(colours)}
     shades: list[str | None] = list(colours) if colours else [None] * len(report.rows)
+    styles: dict[tuple[object, ...], Any] = {}
     for row, colour in zip(report.rows, shades, strict=True):
         fill = fills[colour] if colour else None
         sheet.append(
             [
-                _cell(sheet, value, fill=fill, link=column == link_column)
+                _cell(sheet, value, fill=fill, link=column == link_column, styles=styles)
                 for column, value in enumerate(row)
             ]
         )
@@ -432,29 +434,50 @@ def _write_sheet(report: Report, path: Path, name: str) -> None:
 
 
 def _cell(
-    sheet: Any, value: int | str, *, font: Any = None, fill: Any = None, link: bool = False
+    sheet: Any,
+    value: int | str,
+    *,
+    font: Any = None,
+    fill: Any = None,
+    link: bool = False,
+    styles: dict[tuple[object, ...], Any] | None = None,
 ) -> Any:
     """A cell that is never a formula: text as text (an apostrophe-free quote prefix keeps
     Excel from reading it as one when edited), characters XML cannot hold replaced, numbers as
-    numbers; a web address in the join URL column is a link."""
+    numbers; a web address in the join URL column is a link.
+
+    ``styles`` keeps each combination of styles made so far: openpyxl looks a style up among
+    the workbook's each time one is set on a cell, which for a large report costs more than
+    writing the cells, so a combination seen before is copied instead."""
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+    quoted = linked = False
     if isinstance(value, int):
         cell = WriteOnlyCell(sheet, value=value)
     else:
         text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)[:_EXCEL_CELL_LIMIT]
         cell = WriteOnlyCell(sheet, value=text)
         cell.data_type = "s"  # never a formula, whatever the text starts with
-        if text.startswith(FORMULA_STARTS):
-            cell.quotePrefix = True  # and Excel keeps it text when the cell is edited
-        elif link and text.startswith(("https://", "http://")):
+        quoted = text.startswith(FORMULA_STARTS)
+        linked = not quoted and link and text.startswith(("https://", "http://"))
+        if linked:
             cell.hyperlink = text
-            cell.style = "Hyperlink"
+    kind = (quoted, linked, id(font), id(fill))
+    made = None if styles is None else styles.get(kind)
+    if made is not None:
+        cell._style = copy.copy(made)
+        return cell
+    if quoted:
+        cell.quotePrefix = True  # and Excel keeps it text when the cell is edited
+    if linked:
+        cell.style = "Hyperlink"
     if font is not None:
         cell.font = font
     if fill is not None:
         cell.fill = fill
+    if styles is not None:
+        styles[kind] = copy.copy(cell._style)
     return cell
 
 
