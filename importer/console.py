@@ -109,13 +109,18 @@ class Console:
                     self.say(f"  row {line}, {problem}")
             if len(plan.problems) > SHOWN_PROBLEMS:
                 more = len(plan.problems) - SHOWN_PROBLEMS
-                self.say(f"  … and {more:,} more {'row' if more == 1 else 'rows'} (see the report)")
+                self.say(_and_more(more))
         if plan.duplicates:
             repeated = len(plan.duplicates)
             verbs = ("repeats", "is") if repeated == 1 else ("repeat", "are")
             self.say(
-                f"Repeated: {rows(repeated)} {verbs[0]} an earlier e-mail and {verbs[1]} not sent"
+                f"Repeated: {rows(repeated)} {verbs[0]} an earlier e-mail and {verbs[1]} not sent:"
             )
+            shown = list(plan.duplicates.items())[:SHOWN_PROBLEMS]
+            self.say("  " + ", ".join(f"row {line} (as row {first})" for line, first in shown))
+            if repeated > len(shown):
+                more = repeated - len(shown)
+                self.say(_and_more(more))
         renamed = [(h, to) for h, to, plain in plan.mapping if not plain]
         if renamed:
             self.say("Columns:  " + ", ".join(f"'{h}' → {to}" for h, to in renamed))
@@ -124,11 +129,18 @@ class Console:
         said = {header for header, _ in plan.unsent}
         unused = [h for h in plan.unused if h and fold(h) != "webinarkey" and h not in said]
         if unused:
-            self.say(
-                "Not sent: columns "
-                + ", ".join(f"'{h}'" for h in unused)
-                + " match no field or question of the webinar (kept in the report)"
-            )
+            named = ", ".join(f"'{h}'" for h in unused)
+            if plan.webinar is None:
+                which = "it answers" if len(unused) == 1 else "they answer"
+                self.say(
+                    f"Columns:  {named}: no standard field; whether {which} the webinar's "
+                    "questions is not checked without a sign-in (kept in the report)"
+                )
+            else:
+                self.say(
+                    f"Not sent: columns {named} match no field or question of the webinar "
+                    "(kept in the report)"
+                )
         if plan.journal is not None:
             self.say(f"Journal:  {plan.journal}")
         if plan.to_send is None:
@@ -215,6 +227,10 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(
             logging.INFO if verbose and name == "httpx" else logging.WARNING
         )
+
+
+def _and_more(count: int) -> str:
+    return f"  … and {count:,} more {'row' if count == 1 else 'rows'} (see the report)"
 
 
 def rows(count: int) -> str:

@@ -434,6 +434,21 @@ def test_a_token_file_others_can_read_is_used_with_a_warning_and_its_bom_dropped
     assert result.exit_code == 0, result.output
     assert "other users may read this token (mode 644); run: chmod 600" in result.stderr
     assert invoke("login", "--client-secret", "s").exit_code == 2  # no secrets on the line
+    for command in (["webinars", "--api-url", server.api_url], ["whoami"]):
+        other = invoke(*command, "--token-file", str(token_file), env={})
+        assert "other users may read this token (mode 644)" in other.stderr, command
+    token_file.chmod(0o600)
+    assert "other users" not in invoke("whoami", "--token-file", str(token_file), env={}).stderr
+
+
+def test_a_dry_run_refuses_a_report_folder_the_real_run_would_refuse(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(1))
+    for extra in ((), ("--dry-run",)):
+        out = tmp_path / "missing" / "report.xlsx"
+        error = one_line_error(
+            invoke("register", str(source), "--sandbox", "--out", str(out), *extra)
+        )
+        assert "missing: no such folder for the report; create it or change --out" in error
 
 
 # --- what a new user stumbled over ---------------------------------------------------------------

@@ -168,6 +168,11 @@ def test_the_dry_run_asks_the_webinar_with_read_only_calls(
     assert offline.exit_code == 0
     assert "Dry run of the file alone" in offline.stderr
     assert "Not checked without a sign-in: the webinar itself" in offline.stderr
+    assert (
+        "Columns:  'Your role?': no standard field; whether it answers the webinar's questions "
+        "is not checked without a sign-in" in offline.stderr
+    )
+    assert "match no field" not in offline.stderr
 
 
 def test_answers_gotos_create_dropped_stop_the_run_before_the_rest(

@@ -23,6 +23,7 @@ from .base import (
     errors,
     fail,
     open_browser,
+    warn_about_token_file,
 )
 
 
@@ -212,6 +213,7 @@ def _read_secret(what: str, example: str) -> str:
 def whoami(token_file: Path | None) -> None:
     """Show who is signed in, where the login is kept and when the token expires."""
     with errors():
+        warn_about_token_file(token_file, quiet=False)
         try:
             signed, _, source, _ = credentials.resolve(token_file=token_file)
         except UsageError as exc:

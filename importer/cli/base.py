@@ -13,7 +13,7 @@ from typing import Any, NoReturn, cast
 import click
 from click.decorators import FC
 
-from .. import oauth, pipeline
+from .. import credentials, oauth, pipeline
 from ..connection import Access
 from ..errors import EXIT_CODES, EXIT_INTERRUPTED, ImporterError
 from ..settings import API_URL
@@ -138,11 +138,19 @@ def api_options(*, several: bool = False, webinar: bool = True) -> Callable[[FC]
             where = Access(
                 sandbox=sandbox, api_url=api_url, token_file=token_file, organizer_key=organizer_key
             )
+            warn_about_token_file(token_file, quiet=kwargs.get("quiet", False))
             return command(*args, where=where, **kwargs)
 
         return options(cast(FC, with_access))
 
     return apply
+
+
+def warn_about_token_file(token_file: Path | None, *, quiet: bool) -> None:
+    """Say so when others may read the token file."""
+    warning = credentials.token_file_warning(token_file) if token_file else None
+    if warning and not quiet:
+        click.secho(f"Warning: {warning}", fg="yellow", err=True)
 
 
 def run_options(*, out: str, dry_run: str, journal: bool = True) -> Callable[[FC], FC]:

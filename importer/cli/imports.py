@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
-from .. import cancel, credentials, export, pipeline, report
+from .. import cancel, export, pipeline, report
 from ..connection import Access
 from ..console import Console, Interrupts, setup_logging
 from ..errors import EXIT_API, EXIT_CODES, EXIT_OK, EXIT_ROWS
@@ -58,10 +58,7 @@ def register(
     setup_logging(common["verbose"])
     dry_run = common["dry_run"]
     with errors(), Interrupts(stop, console) as interrupts:
-        out, attention = (None, None) if dry_run else report.destinations(file, common["out"])
-        warning = credentials.token_file_warning(where.token_file) if where.token_file else None
-        if warning:
-            console.note(warning)
+        out, attention = report.destinations(file, common["out"])
         options = pipeline.RunOptions(
             webinar_keys=webinar_keys,
             sheet=sheet,
@@ -78,7 +75,7 @@ def register(
         interrupts.in_loop = True
         outcome = asyncio.run(pipeline.run(file, where, options, console, stop))
         interrupts.in_loop = False
-        if out is None or attention is None:
+        if dry_run:
             console.dry_run(outcome)
             sys.exit(outcome.exit_code)
         written = outcome.write(out, console.note)
