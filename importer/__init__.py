@@ -12,6 +12,7 @@ The Python API (see the README, "Use it from Python")::
 __version__ = "0.2.0"
 
 from .api import ProgressReport, check, register, register_async
+from .credentials import NotSignedIn
 from .errors import ImporterError, InputError, UsageError
 from .events import StopSignal
 from .models import RowProblem, Status
@@ -20,6 +21,7 @@ from .outcome import Outcome, RowOutcome
 __all__ = [
     "ImporterError",
     "InputError",
+    "NotSignedIn",
     "Outcome",
     "ProgressReport",
     "RowOutcome",

@@ -87,16 +87,19 @@ async def open_connection(access: Access, table: Table | None = None) -> AsyncIt
     organizer = settings.organizer_key(given, table)
     if access.sandbox:
         if access.api_url or access.token_file or access.token:
+            unset = " (and unset G2W_API_URL)" if os.environ.get("G2W_API_URL") else ""
             raise UsageError(
                 "--sandbox runs against the built-in API; leave out --api-url and --token-file"
+                + unset
             )
         from . import sandbox  # the simulator is loaded only when asked for
 
         with sandbox.connect(organizer_key=organizer) as connection:
             yield connection
         return
-    url = settings.api_url(access.api_url or os.environ.get("G2W_API_URL"))
     found = credentials.resolve(access.token, access.token_file)
+    given_url = access.api_url or os.environ.get("G2W_API_URL", "").strip()
+    url = settings.api_url(given_url or found.credentials.api_url)
     organizer = organizer or found.credentials.organizer_key
     yield Connection(
         url,

@@ -43,6 +43,9 @@ class Credentials:
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     auth_url: str | None = None
+    #: the API the login was made for, when it is not GoTo's (a sandbox served on this machine):
+    #: commands given no --api-url use it
+    api_url: str | None = None
     #: a personal access token: exchanged for access tokens, never sent as one
     pat: str | None = field(default=None, repr=False)
 

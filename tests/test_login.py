@@ -167,18 +167,13 @@ def test_login_with_a_pat_exchanges_it_and_renews_from_it(
     assert stored["pat"] == PAT
     assert stored["refresh_token"] is None
     assert stored["organizer_key"] == ORGANIZER_KEY
-    assert "(personal access token)" in invoke("whoami").stdout
+    assert stored["api_url"] == server.api_url  # the login's API, used without --api-url
+    whoami = invoke("whoami").stdout
+    assert "(personal access token)" in whoami
+    assert f"API:       {server.api_url}" in whoami
     source = write_csv(tmp_path / "guests.csv", people(150))
-    done = invoke(
-        "register",
-        str(source),
-        "--api-url",
-        server.api_url,
-        "--webinar-key",
-        WEBINAR_KEY,
-        "--rate",
-        "200",
-    )
+    assert "G2W_API_URL" not in os.environ
+    done = invoke("register", str(source), "--webinar-key", WEBINAR_KEY, "--rate", "200")
     assert done.exit_code == 0, done.output
     stats = server.sandbox.stats
     assert len(server.sandbox.registrants()) == 150

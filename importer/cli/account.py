@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -98,6 +98,8 @@ def login(
         key = settings.check_key("--organizer-key", organizer_key) if organizer_key else None
         way = _Way(client_id, port, auth_url, api_url, with_pat, with_token, key, no_browser, wait)
         signed = asyncio.run(way.sign_in(sandbox))
+        if api_url:
+            signed = replace(signed, api_url=settings.api_url(api_url))
         if not signed.organizer_key:
             raise UsageError(
                 "the API did not say whose token this is; run login again with --organizer-key"
@@ -117,6 +119,8 @@ def login(
             f"is kept in {place.where()}.",
             colour="green",
         )
+        if signed.api_url:
+            echo(f"Commands given no --api-url use {signed.api_url}, the API of this login.")
         if with_token:
             echo(
                 "Warning: an access token lasts about an hour and cannot be renewed; for long "
@@ -222,6 +226,8 @@ def whoami(token_file: Path | None) -> None:
     click.echo(f"Organizer: {signed.organizer_key or 'asked of the API at each run'}")
     if signed.account:
         click.echo(f"Account:   {signed.account}")
+    if signed.api_url:
+        click.echo(f"API:       {signed.api_url}")
     left = signed.expires_in()
     if left is None:
         click.echo("Expires:   unknown")

@@ -252,6 +252,11 @@ def sandbox_command(
             f"  try: G2W_ACCESS_TOKEN={tokens[0]} g2w-import register samples/registrants.csv "
             f"--api-url {server.api_url} --webinar-key {state.webinar_key}"
         )
+        echo(
+            f"  or sign in to it: echo {state.config.pats[0]} | G2W_CLIENT_SECRET=any g2w-import "
+            f"login --with-pat --client-id any --auth-url {server.base_url} --api-url "
+            f"{server.api_url}"
+        )
         echo("  Press Ctrl-C to stop.")
         sys.stdout.flush()
 
