@@ -23,30 +23,45 @@ _FIXED_DATE = dt.datetime(2026, 1, 1)  # the same file properties every time it 
 _HEADER_FILL = "DDEBF7"
 _LIST_LIMIT = 255  # Excel's limit on a drop-down written inline
 
-INSTRUCTIONS = (
-    "How to register people for a GoTo Webinar with this workbook",
-    "",
-    "1. Fill the Registrants sheet: one person per row. Columns marked * are required.",
-    "   Leave a column empty if you have nothing for it; do not rename or reorder the headers.",
-    "2. On the Settings sheet, paste the webinar key (the long number in the webinar's",
-    "   settings) into the cell next to webinarKey. The cell is formatted as text on purpose:",
-    "   Excel would round a 19-digit number.",
-    "3. Save the workbook (keep the .xlsx format) and run:",
-    "       g2w-import register registrants.xlsx",
-    "   Nothing is sent before every row has been checked; rows with problems are listed.",
-    "4. Open the report next to the workbook (registrants-joinurls.xlsx). Its Summary sheet",
-    "   says how it went; the Registrants sheet has every person's status and join URL.",
-    "   Rows that need attention are also in registrants-needs-attention.csv: fix them there",
-    "   and run g2w-import register on that file.",
-    "",
-    "Interrupted, or out of quota? Run the same command again: nobody is registered twice.",
-    "Never type an access token into this workbook: files get mailed around.",
-)
+
+def instructions(name: str, webinar: Webinar | None = None) -> tuple[str, ...]:
+    """The Instructions sheet of the workbook called ``name``, for ``webinar`` if it is known."""
+    stem = Path(name).stem
+    settings: tuple[str, ...]
+    if webinar is None:
+        settings = (
+            "2. On the Settings sheet, paste the webinar key (the long number in the webinar's",
+            "   settings) into the cell next to webinarKey. The cell is formatted as text on",
+            "   purpose: Excel would round a 19-digit number.",
+        )
+    else:
+        settings = (
+            f"2. The Settings sheet already names the webinar '{webinar.subject}' ({webinar.key});",
+            "   to register for another one, paste its key there instead (keep the cell as text).",
+        )
+    command = f'"{name}"' if " " in name else name
+    return (
+        "How to register people for a GoTo Webinar with this workbook",
+        "",
+        "1. Fill the Registrants sheet: one person per row. Columns marked * are required.",
+        "   Leave a column empty if you have nothing for it; do not rename or reorder the headers.",
+        *settings,
+        "3. Save the workbook (keep the .xlsx format) and run:",
+        f"       g2w-import register {command}",
+        "   Nothing is sent before every row has been checked; rows with problems are listed.",
+        f"4. Open the report next to the workbook ({stem}-joinurls.xlsx). Its Summary sheet",
+        "   says how it went; the Registrants sheet has every person's status and join URL.",
+        f"   Rows that need attention are also in {stem}-needs-attention.xlsx: fix them there",
+        "   and run g2w-import register on that file.",
+        "",
+        "Interrupted, or out of quota? Run the same command again: nobody is registered twice.",
+        "Never type an access token into this workbook: files get mailed around.",
+    )
 
 
 def build(path: Path, *, webinar: Webinar | None = None, form: Form | None = None) -> None:
     """Write the template to ``path``; with a webinar's form, one column per custom question."""
-    write_atomically(path, lambda temp: _build(temp, webinar, form or Form()))
+    write_atomically(path, lambda temp: _build(temp, path.name, webinar, form or Form()))
 
 
 def headers(form: Form) -> list[tuple[str, str]]:
@@ -64,7 +79,7 @@ def headers(form: Form) -> list[tuple[str, str]]:
     return columns
 
 
-def _build(path: Path, webinar: Webinar | None, form: Form) -> None:
+def _build(path: Path, file_name: str, webinar: Webinar | None, form: Form) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -152,9 +167,9 @@ def _build(path: Path, webinar: Webinar | None, form: Form) -> None:
     for letter, width in (("A", 22), ("B", 24), ("C", 80)):
         settings.column_dimensions[letter].width = width
 
-    instructions = book.create_sheet("Instructions")
-    for line in INSTRUCTIONS:
-        instructions.append([line])
-    instructions["A1"].font = Font(bold=True, size=14)
-    instructions.column_dimensions["A"].width = 100
+    sheet_of_instructions = book.create_sheet("Instructions")
+    for line in instructions(file_name, webinar):
+        sheet_of_instructions.append([line])
+    sheet_of_instructions["A1"].font = Font(bold=True, size=14)
+    sheet_of_instructions.column_dimensions["A"].width = 100
     book.save(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 from openpyxl import load_workbook
 
 from importer import template
-from importer.models import Answer, Form, Question
+from importer.models import Answer, Form, Question, Webinar
 from importer.sandbox import WORKSHOP_KEY, WORKSHOP_QUESTIONS
 
 HERE = Path(__file__).parent
@@ -111,7 +111,8 @@ def workshop_xlsx() -> None:
         )
     )
     path = HERE / "workshop.xlsx"
-    template.build(path, form=form)
+    workshop = Webinar(WORKSHOP_KEY, "Customer workshop (sandbox)", None, None)
+    template.build(path, webinar=workshop, form=form)
     book = load_workbook(path)
     sheet = book["Registrants"]
     columns = [cell.value for cell in sheet[1]]
@@ -131,7 +132,6 @@ def workshop_xlsx() -> None:
         for column, header in enumerate(columns, start=1):
             if values.get(header):
                 sheet.cell(row=number + 2, column=column, value=values[header])
-    book["Settings"]["B2"] = WORKSHOP_KEY
     book.save(path)
 
 

@@ -56,8 +56,8 @@ def describe_workbook(path: Path) -> dict[str, Any]:
 
 
 def test_committed_template_is_what_the_code_builds(tmp_path: Path) -> None:
-    template.build(tmp_path / "fresh.xlsx")
-    assert describe_workbook(tmp_path / "fresh.xlsx") == describe_workbook(
+    template.build(tmp_path / "registrants.xlsx")
+    assert describe_workbook(tmp_path / "registrants.xlsx") == describe_workbook(
         ROOT / "templates" / "registrants.xlsx"
     )
 
@@ -106,6 +106,19 @@ def test_webinar_aware_template_has_question_columns_and_drop_downs(tmp_path: Pa
     assert '"Developer,Marketing,Management,Other"' in lists
     assert any("1-20" in formula for formula in lists)  # numberOfEmployees has fixed answers
     assert book["Settings"]["B2"].value == WORKSHOP_KEY
+    steps = "\n".join(str(row[0]) for row in book["Instructions"].iter_rows(values_only=True))
+    assert "already names the webinar 'Customer workshop (sandbox)' (4617712963571298411)" in steps
+    assert "paste the webinar key" not in steps
+    assert "g2w-import register workshop.xlsx" in steps
+    assert "workshop-needs-attention.xlsx" in steps
+
+    plain = tmp_path / "my guests.xlsx"
+    assert invoke("template", str(plain)).exit_code == 0
+    sheet = load_workbook(plain)["Instructions"]
+    steps = "\n".join(str(row[0]) for row in sheet.iter_rows(values_only=True))
+    assert "paste the webinar key" in steps
+    assert 'g2w-import register "my guests.xlsx"' in steps
+    assert "(my guests-joinurls.xlsx)" in steps
 
 
 def test_fields_command_as_a_table_and_as_json() -> None:
