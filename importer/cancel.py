@@ -43,6 +43,7 @@ from .manage import (
 )
 from .models import Cancellation, ListedRegistrant, Webinar, email_key
 from .pipeline import Declined
+from .text import are, counted
 
 HEADERS = ("row", "firstName", "lastName", "email", "status", "registrantKey", "error")
 _COLOURS = {
@@ -118,7 +119,8 @@ class Cancellations:
         if self.stopped is None:
             return None
         again = (
-            f"{self.counts[Cancellation.PENDING]:,} rows are pending: run the same command "
+            f"{counted(self.counts[Cancellation.PENDING], 'row')} "
+            f"{are(self.counts[Cancellation.PENDING])} pending: run the same command "
             "again to continue."
         )
         if isinstance(self.stopped, Interrupted):
@@ -193,7 +195,7 @@ async def cancel(
             console,
             run,
             [
-                ("File", f"{table.describe()} ({len(rows):,} rows)"),
+                ("File", f"{table.describe()} ({counted(len(rows), 'row')})"),
                 *_common_lines(run, book),
                 *_nobody_lines(nobody),
                 ("To cancel", f"{len(book.targets):,} registrations"),
@@ -241,11 +243,16 @@ async def undo(
             console,
             run,
             [
-                *([("File", f"{table.describe()} ({len(table.rows):,} rows)")] if table else []),
+                *(
+                    [("File", f"{table.describe()} ({counted(len(table.rows), 'row')})")]
+                    if table
+                    else []
+                ),
                 *_common_lines(run, book),
                 (
                     "Left alone",
-                    f"{total - len(chosen):,} people g2w-import did not register "
+                    f"{counted(total - len(chosen), 'person', 'people')} g2w-import did not "
+                    "register "
                     "(registered already, or through another channel)",
                 ),
                 ("To cancel", f"{len(book.targets):,} registrations made by g2w-import"),
@@ -335,7 +342,13 @@ def _nobody_lines(nobody: list[Person]) -> list[tuple[str, str]]:
     """The plan's rows that name nobody registered, the first few of them by line."""
     if not nobody:
         return []
-    lines = [("Not found", f"{len(nobody):,} rows name nobody registered for this webinar:")]
+    names = "names" if len(nobody) == 1 else "name"
+    lines = [
+        (
+            "Not found",
+            f"{counted(len(nobody), 'row')} {names} nobody registered for this webinar:",
+        )
+    ]
     lines += [("", f"  row {p.line}, {p.email or '(no e-mail)'}") for p in nobody[:SHOWN_ROWS]]
     if len(nobody) > SHOWN_ROWS:
         lines.append(("", f"  … and {len(nobody) - SHOWN_ROWS:,} more rows (see the report)"))
@@ -423,20 +436,21 @@ def _report(outcome: Cancellations) -> report.Report:
         for row in outcome.rows
     ]
     counts = outcome.counts
-    summary = [
+    summary: list[tuple[str, str | int]] = [
         ("People from", outcome.source),
         ("Webinar", webinar_line(outcome.webinar)),
         ("Run at", stamp(outcome.started)),
-        ("Rows", f"{len(rows):,}"),
-        *((s.value.replace("_", " ").capitalize(), f"{counts[s]:,}") for s in Cancellation),
+        ("Rows", len(rows)),
+        *((s.value.replace("_", " ").capitalize(), counts[s]) for s in Cancellation),
     ]
-    if counts[Cancellation.PENDING]:
+    pending = counts[Cancellation.PENDING]
+    if pending:
         interrupted = isinstance(outcome.stopped, Interrupted)
         reason = f" ({outcome.stopped})" if outcome.stopped and not interrupted else ""
         summary.append(
             (
                 "Interrupted" if interrupted else "Stopped early",
-                f"{counts[Cancellation.PENDING]:,} rows are pending{reason}. To continue, "
+                f"{counted(pending, 'row')} {are(pending)} pending{reason}. To continue, "
                 f"{outcome.resume_hint}",
             )
         )

@@ -146,9 +146,14 @@ class _Api:
                 status=status,
             )
         if status == 404:
-            what = f"webinar {self.webinar_key}" if self.webinar_key else "the organizer"
+            if not self.webinar_key:
+                return WebinarNotFound(
+                    f"organizer {self.organizer_key} was not found (a wrong key?); check "
+                    "--organizer-key, or leave it out to use the login's",
+                    status=status,
+                )
             return WebinarNotFound(
-                f"{what} was not found for organizer {self.organizer_key} "
+                f"webinar {self.webinar_key} was not found for organizer {self.organizer_key} "
                 "(cancelled, or a wrong key); check --webinar-key and --organizer-key",
                 status=status,
             )

@@ -21,7 +21,7 @@ from .events import PlanView, StopSignal
 from .models import Form, Status, Webinar
 from .outcome import Outcome
 from .progress import Progress
-from .text import clean
+from .text import clean, counted
 
 SHOWN_PROBLEMS = 20
 _COLOURS = {"red": 31, "green": 32, "yellow": 33}
@@ -98,7 +98,7 @@ class Console:
             self.say(f"As:       {plan.account}")
         if plan.webinar is not None:
             label = f" [{plan.connection}]" if plan.connection else ""
-            self.say(f"Webinar:  {plan.webinar.describe()}{label}")
+            self.say(f"Webinar:  {plan.webinar.describe(zone=True)}{label}")
         for warning in plan.warnings:
             self.line(f"Warning: {warning}", "yellow")
         self.say(f"File:     {plan.source} (header in line {plan.header_line}, {rows(plan.rows)})")
@@ -147,9 +147,7 @@ class Console:
             return
         total = plan.to_send + plan.resumed + plan.found
         if plan.resumed:
-            self.say(
-                f"Resuming: {plan.resumed:,} of {total:,} rows were settled by an earlier run."
-            )
+            self.say(f"Resuming: {plan.resumed:,} of {rows(total)} were settled by an earlier run.")
         if plan.found:
             self.say(
                 f"Found:    {plan.found:,} already registered in GoTo Webinar; not sent again."
@@ -192,7 +190,8 @@ class Console:
         self.say("Done: " + (", ".join(parts) or "no rows") + ".", colour)
         if outcome.throttled:
             self.say(
-                f"The API asked to slow down {outcome.throttled:,} times; the pace was adjusted."
+                f"The API asked to slow down {counted(outcome.throttled, 'time')}; the pace was "
+                "adjusted."
             )
 
     def ending(self, outcome: Outcome) -> None:
@@ -235,7 +234,7 @@ def _and_more(count: int) -> str:
 
 def rows(count: int) -> str:
     """``1 row``, ``2 rows``, ``1,200 rows``."""
-    return f"{count:,} {'row' if count == 1 else 'rows'}"
+    return counted(count, "row")
 
 
 def _is_terminal(stream: object) -> bool:

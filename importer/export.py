@@ -38,6 +38,7 @@ from .manage import (
 )
 from .models import ListedRegistrant, Table, Webinar, email_key
 from .pipeline import Declined
+from .text import counted
 
 HEADERS = (
     "firstName",
@@ -83,16 +84,17 @@ class Exported:
     def summary(self) -> str:
         """``120 registrants exported`` or ``90 of 100 rows matched``."""
         if self.file_rows is not None:
-            return f"{self.matched:,} of {self.file_rows:,} rows matched a registrant"
-        return f"{self.registrants:,} registrants exported"
+            return f"{self.matched:,} of {counted(self.file_rows, 'row')} matched a registrant"
+        return f"{counted(self.registrants, 'registrant')} exported"
 
     def ending(self) -> str | None:
         """Why the answers are incomplete, if they are, and what to do."""
         if self.stopped is None:
             return None
         return (
-            f"Stopped early: {self.stopped}. The answers of {self.unanswered:,} registrants "
-            "are missing: export again later for all of them."
+            f"Stopped early: {self.stopped}. The answers of "
+            f"{counted(self.unanswered, 'registrant')} are missing: export again later for all "
+            "of them."
         )
 
 
@@ -147,13 +149,13 @@ def _default_out(merge: Path | None, webinar: Webinar) -> Path:
 def _plan(
     found: int, table: Table | None, matched: int, questions: Sequence[str], out: Path
 ) -> list[tuple[str, str]]:
-    plan = [("Found", f"{found:,} registrants")]
+    plan = [("Found", counted(found, "registrant"))]
     if table is not None:
         rows = len(table.rows)
         plan.append(
             (
                 "Merge",
-                f"{table.describe()} ({rows:,} rows): {matched:,} matched by e-mail, "
+                f"{table.describe()} ({counted(rows, 'row')}): {matched:,} matched by e-mail, "
                 f"{rows - matched:,} not registered",
             )
         )
@@ -162,7 +164,7 @@ def _plan(
             (
                 "Answers",
                 f"{len(questions)} custom questions, read one registrant at a time "
-                f"({found:,} calls; --no-answers leaves them out)",
+                f"({counted(found, 'call')}; --no-answers leaves them out)",
             )
         )
     replaces = " (replacing the file there)" if out.exists() else ""
@@ -221,16 +223,16 @@ def _listing(
                 *(given.get(question, "") for question in asked),
             )
         )
-    summary = [
+    summary: list[tuple[str, str | int]] = [
         ("Webinar", webinar_line(outcome.webinar)),
         ("Exported at", stamp(outcome.started)),
-        ("Registrants", f"{outcome.registrants:,}"),
+        ("Registrants", outcome.registrants),
     ]
     if outcome.unanswered:
         summary.append(
             (
                 "Answers",
-                f"not read for {outcome.unanswered:,} registrants: the run stopped first "
+                f"not read for {counted(outcome.unanswered, 'registrant')}: the run stopped first "
                 f"({outcome.stopped}); export again for all of them",
             )
         )

@@ -247,10 +247,17 @@ class Webinar:
         last = max(m for m in moments if m is not None)
         return last if last < (now or dt.datetime.now(dt.UTC)) else None
 
-    def describe(self) -> str:
-        """``Product launch (8325357307900339981, starts 2026-12-01T15:00:00Z)``."""
+    def describe(self, *, zone: bool = False) -> str:
+        """``Product launch (8325357307900339981, starts 2026-12-01T15:00:00Z)``; with
+        ``zone``, the webinar's own time zone after the start when it is not UTC."""
         when = f", starts {self.starts}" if self.starts else ""
+        if zone and self.starts and self.time_zone and self.time_zone not in _UTC_NAMES:
+            when += f", time zone {self.time_zone}"
         return f"{self.subject} ({self.key}{when})"
+
+
+#: time zone names that say no more than the start's own "Z"
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z"})
 
 
 def _moment(text: str) -> dt.datetime | None:

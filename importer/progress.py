@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from .text import counted
+
 BAR_WIDTH = 28
 
 
@@ -58,7 +60,9 @@ class Progress:
             filled = BAR_WIDTH * self.done // self.total
             bar = "#" * filled + "-" * (BAR_WIDTH - filled)
             return f"[{bar}] {self.done:,}/{self.total:,}  {rate:4.1f}/s  ETA {eta}"
-        return f"{self.done:,} of {self.total:,} rows done ({rate:.1f}/s, about {eta} left)"
+        return (
+            f"{self.done:,} of {counted(self.total, 'row')} done ({rate:.1f}/s, about {eta} left)"
+        )
 
     def finish(self) -> None:
         """End the bar's line so that later messages start on a fresh one."""

@@ -25,6 +25,13 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 Source = Path | str | Any
 
 
+def unreadable_kind(suffix: str) -> str:
+    """Why a file of this name cannot be read, in words."""
+    if not suffix:
+        return "has no extension, so what it holds is unknown"
+    return f"cannot read '{suffix}' files"
+
+
 def read(source: Source, *, sheet: str | None = None) -> Table:
     """Read a file path, a pandas DataFrame or an iterable of mappings into a table."""
     if isinstance(source, str | Path):
@@ -41,8 +48,7 @@ def read_table(path: Path, *, sheet: str | None = None) -> Table:
     suffix = path.suffix.lower()
     if suffix not in CSV_SUFFIXES | EXCEL_SUFFIXES:
         raise InputError(
-            f"{path.name}: cannot read '{suffix or 'no extension'}' files; "
-            "save the list as .xlsx or .csv and run again"
+            f"{path.name}: {unreadable_kind(suffix)}; save the list as .xlsx or .csv and run again"
         )
     try:
         with path.open("rb") as handle:

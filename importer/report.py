@@ -25,7 +25,7 @@ from .errors import ReportError, UsageError
 from .files import write_atomically
 from .grid import MAX_COLUMNS
 from .models import FORMULA_STARTS, Status
-from .text import normalise
+from .text import are, counted, normalise
 
 if TYPE_CHECKING:
     from .outcome import Outcome
@@ -177,8 +177,7 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], .
         if webinar is None:
             lines.append(("Webinar", f"{part.key} (not reached)"))
             continue
-        zone = f" ({webinar.time_zone})" if webinar.time_zone and webinar.starts else ""
-        lines.append(("Webinar", webinar.describe() + zone))
+        lines.append(("Webinar", webinar.describe(zone=True)))
     stamp = outcome.started.strftime("%Y-%m-%d %H:%M %Z")
     lines.append(("Run at", stamp.strip()))
     counts = report.counts()
@@ -191,7 +190,8 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], .
         lines.append(
             (
                 how,
-                f"{counts[Status.PENDING]:,} rows are pending{reason}. To continue, "
+                f"{counted(counts[Status.PENDING], 'row')} {are(counts[Status.PENDING])} "
+                f"pending{reason}. To continue, "
                 f"{outcome.resume_hint}",
             )
         )
@@ -201,7 +201,7 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], .
             if table.source is not None
             else "see the error column"
         )
-        lines.append(("Needs attention", f"{len(report.attention):,} rows: {where}"))
+        lines.append(("Needs attention", f"{counted(len(report.attention), 'row')}: {where}"))
     return tuple(lines)
 
 
@@ -253,6 +253,7 @@ def destinations(source: Path, out: Path | None) -> tuple[Path, Path]:
 
 def probe(folder: Path) -> None:
     """Check, by creating and removing a file, that a report can be written in ``folder``."""
+    folder = folder.absolute()  # "." says nothing in a message
     try:
         handle, name = tempfile.mkstemp(dir=folder, prefix=".g2w-probe-")
     except FileNotFoundError:
@@ -305,7 +306,8 @@ def write(report: Report, path: Path, note: Callable[[str], None] | None = None)
             write_atomically(beside, lambda temp: writer(report, temp))
             _tell(
                 note,
-                f"{path.name} was kept: it holds join URLs of {len(lost):,} people that this run "
+                f"{path.name} was kept: it holds join URLs of "
+                f"{counted(len(lost), 'person', 'people')} that this run "
                 "does not have (another webinar's, or another journal's); the report was "
                 f"written to {beside.name} instead",
             )

@@ -35,6 +35,7 @@ from .errors import (
     RunStopped,
     TransientError,
 )
+from .text import counted
 
 if TYPE_CHECKING:
     from aiolimiter import AsyncLimiter
@@ -249,7 +250,7 @@ class ApiSession:
                     if self._stopped is None and create:
                         raise
                     if self._stopped is None:
-                        self.stop(_unavailable(exc, f"{what} failed {tries} times"))
+                        self.stop(_unavailable(exc, f"{what} failed {counted(tries, 'time')}"))
                     assert self._stopped is not None
                     raise self._stopped from exc
                 waited += delay
@@ -285,7 +286,11 @@ class ApiSession:
         if self._stopped is None:
             await self.pacer.acquire(self._stopping)
         if self._stopped is None and self.max_calls is not None and self.calls >= self.max_calls:
-            self.stop(LimitReached(f"the run made the {self.max_calls:,} calls --max-calls allows"))
+            self.stop(
+                LimitReached(
+                    f"the run made the {counted(self.max_calls, 'call')} --max-calls allows"
+                )
+            )
         if self._stopped is not None:
             raise self._stopped
         self.calls += 1

@@ -67,3 +67,18 @@ def clean(text: str) -> str:
     among them) and bidirectional overrides removed, so it cannot clear a screen, set a window
     title, or read differently from what it is."""
     return _UNSAFE.sub("", text)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``1,200 rows``; ``1 person``, ``3 people`` with ``plural``."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def are(count: int) -> str:
+    """``is`` for one, ``are`` for more."""
+    return "is" if count == 1 else "are"
+
+
+def article(noun: str) -> str:
+    """``a`` or ``an`` before ``noun``, by its first letter."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"

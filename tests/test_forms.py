@@ -315,3 +315,7 @@ def test_webinars_lists_keys_subjects_and_starts() -> None:
     assert "No webinars between 2099-01-01 and 2100-01-01." in later.stderr
     wrong = invoke("webinars", "--sandbox", "--from", "2099-01-01", "--to", "2098-01-01")
     assert wrong.exit_code == 2
+    nobody = invoke("webinars", "--sandbox", "--organizer-key", "1234567890123456789")
+    assert nobody.exit_code == 4
+    assert "organizer 1234567890123456789 was not found" in nobody.stderr
+    assert "--webinar-key" not in nobody.stderr

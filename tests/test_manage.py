@@ -109,7 +109,7 @@ def test_export_cancel_undo_and_register_again(
     link = load_workbook(tmp_path / "all.xlsx")["Registrants"]["G2"]
     assert link.hyperlink is not None
     assert link.hyperlink.target == rows[0]["joinUrl"]
-    assert summary(tmp_path / "all.xlsx")["Registrants"] == "120"
+    assert summary(tmp_path / "all.xlsx")["Registrants"] == 120
 
     leaving = [[email.upper()] for _, _, email in others[:10]]
     cancel_file = write_csv(
@@ -117,7 +117,7 @@ def test_export_cancel_undo_and_register_again(
     )
     cancelled = invoke("cancel", str(cancel_file), *at(server.api_url), "--rate", "200")
     assert cancelled.exit_code == 0, cancelled.output
-    assert "Not found:  1 rows name nobody registered for this webinar:" in cancelled.stderr
+    assert "Not found:  1 row names nobody registered for this webinar:" in cancelled.stderr
     assert "row 12, nobody@example.com" in cancelled.stderr
     assert "Done: 10 cancelled, 1 not registered." in cancelled.stderr
     report = sheet_rows(tmp_path / "leaving-cancelled.xlsx")
@@ -307,7 +307,7 @@ def test_a_dry_run_or_a_no_changes_nothing(
     leaving = write_csv(tmp_path / "leaving.csv", rows)
     dry = invoke("cancel", str(leaving), *at(server.api_url), "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "Not found:  1 rows name nobody registered for this webinar:" in dry.stderr
+    assert "Not found:  1 row names nobody registered for this webinar:" in dry.stderr
     assert "row 4, (no e-mail)" in dry.stderr
     assert "To cancel:  2 registrations" in dry.stderr
     assert "Dry run: nothing was changed or written." in dry.stderr

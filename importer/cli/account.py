@@ -15,6 +15,7 @@ import click
 from .. import credentials, oauth, settings
 from ..errors import EXIT_API, UsageError
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer
+from ..text import article
 from .base import (
     auth_url_option,
     callback_port_option,
@@ -115,8 +116,8 @@ def login(
             return
         place.save(signed)
         echo(
-            f"Signed in{who} (organizer {signed.organizer_key}) with a {signed.kind}; the login "
-            f"is kept in {place.where()}.",
+            f"Signed in{who} (organizer {signed.organizer_key}) with {article(signed.kind)} "
+            f"{signed.kind}; the login is kept in {place.where()}.",
             colour="green",
         )
         if signed.api_url:

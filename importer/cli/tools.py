@@ -21,6 +21,7 @@ from ..connection import Access
 from ..console import form_json, form_lines, table_lines, webinar_json
 from ..errors import EXIT_USAGE, UsageError
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer, serve
+from ..text import counted
 from .base import (
     api_options,
     auth_url_option,
@@ -265,8 +266,8 @@ def sandbox_command(
     except KeyboardInterrupt:
         stats = state.stats
         echo(
-            f"Sandbox stopped after {stats['calls']:,} calls ({stats['throttled']:,} answered "
-            f"429); it held {len(state.registrants()):,} registrants."
+            f"Sandbox stopped after {counted(stats['calls'], 'call')} ({stats['throttled']:,} "
+            f"answered 429); it held {counted(len(state.registrants()), 'registrant')}."
         )
     except OSError as exc:
         fail(
@@ -334,4 +335,7 @@ def ui(
                 started=started,
                 open_browser=None if no_browser else open_browser,
             )
-        echo("The page was stopped.")
+        echo(
+            "The page was stopped. An import it had under way carries on where it stopped when "
+            "the same file is registered again, from the page or with g2w-import register."
+        )

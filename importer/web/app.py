@@ -29,6 +29,7 @@ from ..errors import EXIT_INTERRUPTED, ImporterError
 from ..events import PlanView
 from ..models import Status, Webinar
 from ..progress import clock_text
+from ..text import are, counted
 from .desk import Busy, Desk, Job, TooLarge, blocker
 from .guard import Guard
 from .signin import SignIn
@@ -321,7 +322,7 @@ def _headline(stopped: ImporterError | None, counts: collections.Counter[Status]
         return f"Done: {said or 'no rows'}."
     pending = counts[Status.PENDING]
     again = (
-        f"{pending:,} rows are pending: press Continue to register them; "
+        f"{counted(pending, 'row')} {are(pending)} pending: press Continue to register them; "
         "nobody is registered twice."
     )
     if stopped.exit_code == EXIT_INTERRUPTED:

@@ -91,8 +91,8 @@ def upload_name(name: str) -> str:
     suffix = Path(base).suffix.lower()
     if suffix not in reader.CSV_SUFFIXES | reader.EXCEL_SUFFIXES:
         raise InputError(
-            f"{base or 'the file'}: cannot read '{suffix or 'no extension'}' files; save the "
-            "list as .xlsx or .csv and choose it again"
+            f"{base or 'the file'}: {reader.unreadable_kind(suffix)}; save the list as .xlsx or "
+            ".csv and choose it again"
         )
     return (Path(base).stem[:100] or "list") + suffix
 

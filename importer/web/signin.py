@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import credentials, oauth, settings
 from ..connection import Access
+from ..credentials import NotSignedIn
 from ..errors import ImporterError
 
 #: how long the page waits for the browser to come back from signing in, in seconds
@@ -75,6 +76,9 @@ class SignIn:
             )
         try:
             found, _, source, _ = credentials.resolve(self.access.token, self.access.token_file)
+        except NotSignedIn:
+            # the page says how to sign in itself: the button, or the hint
+            return _status("signed-out", "Not signed in", [], **self._how_to_sign_in(None))
         except ImporterError as exc:
             return _status("signed-out", "Not signed in", [], **self._how_to_sign_in(str(exc)))
         organizer = self.access.organizer_key or found.organizer_key

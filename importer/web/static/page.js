@@ -182,7 +182,8 @@ async function upload(file) {
 }
 
 function size(bytes) {
-  return bytes < 1e6 ? `${Math.max(1, Math.round(bytes / 1e3))} KB` : `${(bytes / 1e6).toFixed(1)} MB`;
+  if (bytes < 1e3) return `${bytes} ${bytes === 1 ? "byte" : "bytes"}`;
+  return bytes < 1e6 ? `${Math.round(bytes / 1e3)} KB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 // --- the state: plan, progress, result ----------------------------------------------------------
@@ -276,7 +277,11 @@ function planBlock(plan) {
   if (plan.connection) nodes.push(element("p", `Against ${plan.connection}.`, "hint"));
   for (const warning of plan.warnings) nodes.push(element("p", "Warning: " + sentence(warning), "message"));
   if (plan.unused.length) {
-    nodes.push(element("p", `Not sent (kept in the report): ${plan.unused.join(", ")}; they match no field or question of the webinar.`, "hint"));
+    const columns = plan.unused.join(", ");
+    nodes.push(element("p", plan.webinar
+      ? `Not sent (kept in the report): ${columns}; they match no field or question of the webinar.`
+      : `Kept in the report: ${columns}; whether they answer the webinar's questions is checked once a webinar is chosen.`,
+      "hint"));
   }
   if (plan.attention.length) {
     const count = plan.attention.length + plan.more;
