@@ -281,6 +281,9 @@ def _same(one: Path, other: Path) -> bool:
     return one.resolve() == other.resolve()
 
 
+Writer = Callable[[Report, Path], None]
+
+
 def write(report: Report, path: Path, note: Callable[[str], None] | None = None) -> Path:
     """Write ``report`` to ``path`` (.xlsx or .csv) atomically; return where it was written.
 
@@ -301,38 +304,28 @@ def write(report: Report, path: Path, note: Callable[[str], None] | None = None)
     writer = _write_xlsx if suffix == ".xlsx" else _write_csv
     beside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
     try:
+
+        def elsewhere(target: Path, why: str, write_with: Writer = writer) -> Path:
+            write_atomically(target, lambda temp: write_with(report, temp))
+            _tell(note, f"{path.name} {why}; the report was written to {target.name} instead")
+            return target
+
         lost = _join_urls(path) - _join_urls(report)
         if lost:
-            write_atomically(beside, lambda temp: writer(report, temp))
-            _tell(
-                note,
-                f"{path.name} was kept: it holds join URLs of "
-                f"{counted(len(lost), 'person', 'people')} that this run "
-                "does not have (another webinar's, or another journal's); the report was "
-                f"written to {beside.name} instead",
+            return elsewhere(
+                beside,
+                f"was kept: it holds join URLs of {counted(len(lost), 'person', 'people')} "
+                "that this run does not have (another webinar's, or another journal's)",
             )
-            return beside
         try:
             write_atomically(path, lambda temp: writer(report, temp))
         except PermissionError:
-            write_atomically(beside, lambda temp: writer(report, temp))
-            _tell(
-                note,
-                f"{path.name} could not be replaced (is it open?); the report was written to "
-                f"{beside.name} instead",
-            )
-            return beside
+            return elsewhere(beside, "could not be replaced (is it open?)")
         except (ValueError, TypeError, KeyError):
             if writer is _write_csv:
                 raise
-            written = path.with_suffix(".csv")
-            write_atomically(written, lambda temp: _write_csv(report, temp))
-            _tell(
-                note,
-                f"{path.name} could not be written as XLSX (the input holds what XLSX cannot); "
-                f"the report was written as {written.name} instead",
-            )
-            return written
+            why = "could not be written as XLSX (the input holds what XLSX cannot)"
+            return elsewhere(path.with_suffix(".csv"), why, _write_csv)
     except OSError as exc:
         raise ReportError(
             f"{path}: the report could not be written ({exc.strerror or exc}); "
