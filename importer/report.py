@@ -288,11 +288,11 @@ def write(report: Report, path: Path, note: Callable[[str], None] | None = None)
     """Write ``report`` to ``path`` (.xlsx or .csv) atomically; return where it was written.
 
     A report at ``path`` that holds join URLs this one lacks (a run for another webinar, with
-    another journal, or stopped before it could read the list) is kept, and this one written
-    beside it under a time-stamped name; so is one that cannot be replaced (on Windows, while
-    Excel has it open). When what the input holds cannot be written as XLSX at all, the report
-    is written as CSV beside it, so that a run's outcome is never lost for want of a report.
-    ``note`` hears why, whenever the report went elsewhere.
+    another journal, or stopped before it could settle its rows) is kept under a time-stamped
+    name beside it, and this one written at ``path``; one that cannot be replaced (on Windows,
+    while Excel has it open) stays, and this one is written beside it. When what the input
+    holds cannot be written as XLSX at all, the report is written as CSV beside it, so that a
+    run's outcome is never lost for want of a report. ``note`` hears where things went.
     """
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -302,7 +302,7 @@ def write(report: Report, path: Path, note: Callable[[str], None] | None = None)
             f"{path.parent}: no such folder for the report; create it or change --out"
         )
     writer = _write_xlsx if suffix == ".xlsx" else _write_csv
-    beside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+    beside = _unused_beside(path)
     try:
 
         def elsewhere(target: Path, why: str, write_with: Writer = writer) -> Path:
@@ -310,14 +310,15 @@ def write(report: Report, path: Path, note: Callable[[str], None] | None = None)
             _tell(note, f"{path.name} {why}; the report was written to {target.name} instead")
             return target
 
-        lost = _join_urls(path) - _join_urls(report)
-        if lost:
-            return elsewhere(
-                beside,
-                f"was kept: it holds join URLs of {counted(len(lost), 'person', 'people')} "
-                "that this run does not have (another webinar's, or another journal's)",
-            )
+        lost = {email for email, _ in _join_urls(path) - _join_urls(report)}
         try:
+            if lost:
+                os.replace(path, beside)
+                _tell(
+                    note,
+                    f"{path.name} held join URLs that this run's report does not have (of "
+                    f"{counted(len(lost), 'person', 'people')}); it was kept as {beside.name}",
+                )
             write_atomically(path, lambda temp: writer(report, temp))
         except PermissionError:
             return elsewhere(beside, "could not be replaced (is it open?)")
@@ -339,9 +340,20 @@ def _tell(note: Callable[[str], None] | None, message: str) -> None:
         note(message)
 
 
-def _join_urls(source: Report | Path) -> set[str]:
-    """The e-mail addresses that have a join URL in a report, or in the report file at a path
-    (none when there is no such file, or it is no report this tool can read)."""
+def _unused_beside(path: Path) -> Path:
+    """A time-stamped name beside ``path`` that no file has yet."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    beside = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
+    number = 1
+    while beside.exists():
+        number += 1
+        beside = path.with_name(f"{path.stem}-{stamp}-{number}{path.suffix}")
+    return beside
+
+
+def _join_urls(source: Report | Path) -> set[tuple[str, str]]:
+    """The e-mail addresses and join URLs in a report, or in the report file at a path (none
+    when there is no such file, or it is no report this tool can read)."""
     if isinstance(source, Report):
         headers, rows = source.headers, source.rows
     else:
@@ -360,7 +372,7 @@ def _join_urls(source: Report | Path) -> set[str]:
         return set()
     email, url = headers.index("email"), headers.index("joinUrl")
     return {
-        str(row[email]).strip().lower()
+        (str(row[email]).strip().lower(), str(row[url]).strip())
         for row in rows
         if len(row) > max(email, url) and str(row[url]).strip()
     }

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 
 from importer.cli import cli
 from importer.console import Console
-from importer.sandbox import WEBINAR_KEY
+from importer.sandbox import KICKOFF_KEY, WEBINAR_KEY
 
 from .conftest import TOKEN, ThreadedServer, people, register_args, write_csv
 
@@ -279,11 +279,18 @@ def test_a_wrong_webinar_key_keeps_the_earlier_report_with_its_join_urls(
     args[args.index(WEBINAR_KEY)] = "1111111111111111111"
     typo = run(*args, env={"G2W_ACCESS_TOKEN": TOKEN})
     assert typo.exit_code == 4
+    kept = list(tmp_path.glob("guests-joinurls-*.xlsx"))
+    assert len(kept) == 1
+    assert [row["joinUrl"] for row in report_rows(kept[0])] == urls
+    assert (
+        "guests-joinurls.xlsx held join URLs that this run's report does not have (of 3 "
+        f"people); it was kept as {kept[0].name}" in typo.stderr
+    )
+    assert {row["status"] for row in report_rows(report)} == {"pending"}
+    again = run(*real_args(server, source), env={"G2W_ACCESS_TOKEN": TOKEN})
+    assert again.exit_code == 0, again.output
     assert [row["joinUrl"] for row in report_rows(report)] == urls
-    assert "guests-joinurls.xlsx was kept: it holds join URLs of 3 people" in typo.stderr
-    beside = [p for p in tmp_path.glob("guests-joinurls-*.xlsx")]
-    assert len(beside) == 1
-    assert {row["status"] for row in report_rows(beside[0])} == {"pending"}
+    assert "was kept" not in again.stderr  # nothing of the pending report was lost
     assert "3 rows are pending: once this is put right, run the command again." in typo.stderr
 
 
@@ -296,3 +303,18 @@ def test_answering_no_at_the_prompt_sends_nothing_and_exits_1(
     assert result.exit_code == 1
     assert "Nothing was sent." in result.stderr
     assert not (tmp_path / "guests-joinurls.xlsx").exists()
+
+
+def test_a_run_for_another_webinar_keeps_the_report_with_the_first_ones_join_urls(
+    tmp_path: Path,
+) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    report = tmp_path / "guests-joinurls.xlsx"
+    assert run("register", str(source), "--sandbox").exit_code == 0
+    first = [row["joinUrl"] for row in report_rows(report)]
+    second = run("register", str(source), "--sandbox", "--webinar-key", KICKOFF_KEY)
+    assert second.exit_code == 0, second.output
+    kept = list(tmp_path.glob("guests-joinurls-*.xlsx"))
+    assert len(kept) == 1
+    assert [row["joinUrl"] for row in report_rows(kept[0])] == first
+    assert "it was kept as guests-joinurls-" in second.stderr
