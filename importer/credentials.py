@@ -288,7 +288,8 @@ def resolve(token: str | None = None, token_file: Path | None = None) -> Found:
     stored = place.load()
     if stored is None:
         raise NotSignedIn(
-            "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file)"
+            "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file; "
+            "in Python, token=)"
         )
     return Found(
         stored, place, f"the stored login in {place.where()}", "sign in again with g2w-import login"

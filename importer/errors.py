@@ -53,7 +53,11 @@ EXIT_CODES = (
         "stopped early, resumable (quota, --max-calls, rate storm, API unavailable, "
         "webinar full): run the same command again later",
     ),
-    (EXIT_API, "sign-in or webinar problem: the token was refused or the webinar is unknown"),
+    (
+        EXIT_API,
+        "sign-in or webinar problem: the token was refused, the webinar is unknown, or GoTo "
+        "kept none of the answers to its questions",
+    ),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C): run the same command again to continue"),
 )
 

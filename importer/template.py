@@ -24,8 +24,11 @@ _HEADER_FILL = "DDEBF7"
 _LIST_LIMIT = 255  # Excel's limit on a drop-down written inline
 
 
-def instructions(name: str, webinar: Webinar | None = None) -> tuple[str, ...]:
-    """The Instructions sheet of the workbook called ``name``, for ``webinar`` if it is known."""
+def instructions(
+    name: str, webinar: Webinar | None = None, *, sandbox: bool = False
+) -> tuple[str, ...]:
+    """The Instructions sheet of the workbook called ``name``, for ``webinar`` if it is known
+    (and for the built-in sandbox's, with ``sandbox``)."""
     stem = Path(name).stem
     settings: tuple[str, ...]
     if webinar is None:
@@ -39,7 +42,7 @@ def instructions(name: str, webinar: Webinar | None = None) -> tuple[str, ...]:
             f"2. The Settings sheet already names the webinar '{webinar.subject}' ({webinar.key});",
             "   to register for another one, paste its key there instead (keep the cell as text).",
         )
-    command = f'"{name}"' if " " in name else name
+    command = (f'"{name}"' if " " in name else name) + (" --sandbox" if sandbox else "")
     return (
         "How to register people for a GoTo Webinar with this workbook",
         "",
@@ -59,9 +62,17 @@ def instructions(name: str, webinar: Webinar | None = None) -> tuple[str, ...]:
     )
 
 
-def build(path: Path, *, webinar: Webinar | None = None, form: Form | None = None) -> None:
-    """Write the template to ``path``; with a webinar's form, one column per custom question."""
-    write_atomically(path, lambda temp: _build(temp, path.name, webinar, form or Form()))
+def build(
+    path: Path,
+    *,
+    webinar: Webinar | None = None,
+    form: Form | None = None,
+    sandbox: bool = False,
+) -> None:
+    """Write the template to ``path``; with a webinar's form, one column per custom question.
+    ``sandbox``: the webinar is the built-in sandbox's, and the instructions say so."""
+    steps = instructions(path.name, webinar, sandbox=sandbox)
+    write_atomically(path, lambda temp: _build(temp, steps, webinar, form or Form()))
 
 
 def headers(form: Form) -> list[tuple[str, str]]:
@@ -79,7 +90,7 @@ def headers(form: Form) -> list[tuple[str, str]]:
     return columns
 
 
-def _build(path: Path, file_name: str, webinar: Webinar | None, form: Form) -> None:
+def _build(path: Path, steps: tuple[str, ...], webinar: Webinar | None, form: Form) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -168,7 +179,7 @@ def _build(path: Path, file_name: str, webinar: Webinar | None, form: Form) -> N
         settings.column_dimensions[letter].width = width
 
     sheet_of_instructions = book.create_sheet("Instructions")
-    for line in instructions(file_name, webinar):
+    for line in steps:
         sheet_of_instructions.append([line])
     sheet_of_instructions["A1"].font = Font(bold=True, size=14)
     sheet_of_instructions.column_dimensions["A"].width = 100

@@ -51,8 +51,11 @@ def _email_validator_problem(address: str) -> str | None:
     try:
         validate_email(address, check_deliverability=False)
     except EmailNotValidError as exc:
-        reason = str(exc).rstrip(".")
-        return reason[:1].lower() + reason[1:]
+        # the library's sentences, run into one clause: "… is not valid. It should have a
+        # period." → "… is not valid; it should have a period"
+        sentences = [s.strip() for s in str(exc).rstrip(".").split(". ") if s.strip()]
+        reason = "; ".join(s[:1].lower() + s[1:] for s in sentences)
+        return reason
     return None
 
 

@@ -109,7 +109,7 @@ def test_webinar_aware_template_has_question_columns_and_drop_downs(tmp_path: Pa
     steps = "\n".join(str(row[0]) for row in book["Instructions"].iter_rows(values_only=True))
     assert "already names the webinar 'Customer workshop (sandbox)' (4617712963571298411)" in steps
     assert "paste the webinar key" not in steps
-    assert "g2w-import register workshop.xlsx" in steps
+    assert "g2w-import register workshop.xlsx --sandbox" in steps  # made with --sandbox
     assert "workshop-needs-attention.xlsx" in steps
 
     plain = tmp_path / "my guests.xlsx"

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from .. import credentials, oauth, settings
-from ..errors import EXIT_API, UsageError
+from ..errors import UsageError
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer
 from ..text import article
 from .base import (
@@ -22,7 +22,6 @@ from .base import (
     cli,
     echo,
     errors,
-    fail,
     open_browser,
     warn_about_token_file,
 )
@@ -219,10 +218,7 @@ def whoami(token_file: Path | None) -> None:
     """Show who is signed in, where the login is kept and when the token expires."""
     with errors():
         warn_about_token_file(token_file, quiet=False)
-        try:
-            signed, _, source, _ = credentials.resolve(token_file=token_file)
-        except UsageError as exc:
-            fail(str(exc), EXIT_API)
+        signed, _, source, _ = credentials.resolve(token_file=token_file)
     click.echo(f"Using:     {source} ({signed.kind})")
     click.echo(f"Organizer: {signed.organizer_key or 'asked of the API at each run'}")
     if signed.account:

@@ -118,7 +118,7 @@ def template_command(
         if webinar_keys or where.sandbox:
             webinar, form = asyncio.run(lookup.webinar_and_form(where, webinar_keys))
         try:
-            template.build(path, webinar=webinar, form=form)
+            template.build(path, webinar=webinar, form=form, sandbox=where.sandbox)
         except OSError as exc:
             raise UsageError(f"{path}: cannot be written ({exc.strerror})") from exc
         if webinar is not None and form is not None:
@@ -234,7 +234,7 @@ def sandbox_command(
     **settings_: Any,
 ) -> None:
     """Serve the simulated GoTo Webinar API on 127.0.0.1 until Ctrl-C."""
-    tokens = tokens or (secrets.token_urlsafe(16),)
+    tokens = tokens or (secrets.token_hex(16),)  # never starts with "-", as an option would
     state = Sandbox(
         SandboxConfig(
             dedupe=not no_dedupe,

@@ -126,9 +126,12 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         webinar = form = None
         if key:
             webinar, form = await _off_loop(lookup.webinar_and_form(desk.access, key))
-        path = desk.folder / f"template-{webinar.key if webinar else 'plain'}.xlsx"
-        await asyncio.to_thread(template.build, path, webinar=webinar, form=form)
-        return FileResponse(path, filename="registrants.xlsx")
+        # under the name it is downloaded as, which its instructions use
+        path = desk.folder / f"template-{webinar.key if webinar else 'plain'}" / "registrants.xlsx"
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        sandbox = desk.access.sandbox
+        await asyncio.to_thread(template.build, path, webinar=webinar, form=form, sandbox=sandbox)
+        return FileResponse(path, filename=path.name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
