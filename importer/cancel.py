@@ -49,11 +49,15 @@ HEADERS = ("row", "firstName", "lastName", "email", "status", "registrantKey", "
 _COLOURS = {
     Cancellation.CANCELLED: report.GREEN,
     Cancellation.NOT_REGISTERED: report.PALE_GREEN,
+    Cancellation.LEFT_ALONE: report.PALE_GREEN,
     Cancellation.FAILED: report.RED,
     Cancellation.PENDING: report.YELLOW,
 }
 SHOWN_ROWS = 20
 EARLIER = "cancelled by an earlier run"
+#: undo's: a registration of this tool's may also have been cancelled in GoTo Webinar meanwhile
+UNDONE = "the registration g2w-import made is cancelled (by an earlier run, or in GoTo Webinar)"
+LEFT = "not registered by g2w-import (registered already, or through another channel)"
 NOBODY = "nobody with this e-mail is registered for the webinar"
 NO_EMAIL = "the row has no e-mail address"
 GONE = (
@@ -105,7 +109,7 @@ class Cancellations:
         and the stop's own code when the run stopped early."""
         if self.stopped is not None:
             return self.stopped.exit_code
-        done = (Cancellation.CANCELLED, Cancellation.NOT_REGISTERED)
+        done = (Cancellation.CANCELLED, Cancellation.NOT_REGISTERED, Cancellation.LEFT_ALONE)
         return EXIT_OK if self.dry_run or all(r.status in done for r in self.rows) else EXIT_ROWS
 
     def summary(self) -> str:
@@ -139,6 +143,8 @@ class _Book:
     #: journal rows whose registration the list shows gone: recorded as cancelled before going on
     gone: list[str] = field(default_factory=list)
     results: dict[str, Settled] = field(default_factory=dict)
+    #: how a person cancelled before this run is described
+    before: str = EARLIER
 
     def cancel(self, target: Target) -> None:
         self.targets.append(target)
@@ -153,12 +159,12 @@ class _Book:
 
     def earlier(self, entry: Entry) -> None:
         """Cancelled by an earlier run (whose last call's answer may have been lost)."""
-        self.settle(entry.email_key, Cancellation.CANCELLED, EARLIER, entry.registrant_key)
+        self.settle(entry.email_key, Cancellation.CANCELLED, self.before, entry.registrant_key)
         if entry.state == State.CANCELLING:
             self.gone.append(entry.email_key)
 
     def resumed(self) -> int:
-        return sum(1 for _, note in self.settled.values() if note == EARLIER)
+        return sum(1 for _, note in self.settled.values() if note == self.before)
 
     def nobody(self) -> set[str]:
         return {key for key, (_, note) in self.settled.items() if note == NOBODY}
@@ -224,8 +230,10 @@ async def undo(
     given), as its journal records them."""
     check_out(options.out)
     table = reader.read(file, sheet=options.sheet) if file is not None else None
-    in_file = first_lines(people(table)) if table is not None else None
-    book = _Book()
+    rows = people(table) if table is not None else []
+    in_file = first_lines(rows) if table is not None else None
+    named = {email_key(person.email): person for person in reversed(rows)}
+    book = _Book(before=UNDONE)
     chosen: list[Person] = []
     async with connected(access, options, stop, table, journal=True, existing=True) as run:
         assert run.journal is not None
@@ -237,8 +245,9 @@ async def undo(
         for key, entry in entries.items():
             line = in_file[key] if in_file is not None else entry.line
             if _sort_for_undo(book, entry, line, listed.get(key), live):
-                chosen.append(Person(line, "", "", entry.email))
+                chosen.append(named.get(key) or Person(line, "", "", entry.email))
         total = len(in_file) if in_file is not None else len(entries)
+        left = total - len(chosen)
         show(
             console,
             run,
@@ -251,14 +260,19 @@ async def undo(
                 *_common_lines(run, book),
                 (
                     "Left alone",
-                    f"{counted(total - len(chosen), 'person', 'people')} g2w-import did not "
-                    "register "
+                    f"{counted(left, 'person', 'people')} g2w-import did not register "
                     "(registered already, or through another channel)",
                 ),
                 ("To cancel", f"{len(book.targets):,} registrations made by g2w-import"),
             ],
         )
         unknown = await _go(run, book, options, console)
+    if table is not None:  # the report has every row of the file
+        for person in rows:
+            key = email_key(person.email)
+            if person.email and key not in book.keys and key not in book.settled:
+                book.settle(key, Cancellation.LEFT_ALONE, LEFT)
+        chosen = rows
     chosen.sort(key=lambda person: person.line)
     outcome = Cancellations(
         run.webinar,
@@ -334,7 +348,13 @@ def _common_lines(run: Run, book: _Book) -> list[tuple[str, str]]:
     """The plan's journal and resume lines."""
     lines = [("Journal", str(run.journal.path))] if run.journal is not None else []
     if book.resumed():
-        lines.append(("Resuming", f"{book.resumed():,} were cancelled by an earlier run."))
+        said = (
+            "of g2w-import's registrations are cancelled already (by an earlier run, or in GoTo "
+            "Webinar)"
+            if book.before == UNDONE
+            else "were cancelled by an earlier run"
+        )
+        lines.append(("Resuming", f"{book.resumed():,} {said}."))
     return lines
 
 

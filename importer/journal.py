@@ -415,10 +415,12 @@ class Journal:
             )
 
     def cancelled(self, email_key: str) -> None:
-        """Commit that the registration is cancelled (``prior`` is kept, for ``undo``)."""
+        """Commit that the registration is cancelled (``prior`` is kept, for ``undo``; a
+        registration found gone without a call of ours has its own state as ``prior``)."""
         with self._transaction():
             self._db.execute(
-                "UPDATE people SET state = ?, updated = ? WHERE email_key = ?",
+                "UPDATE people SET state = ?, prior = COALESCE(prior, state), updated = ? "
+                "WHERE email_key = ?",
                 (State.CANCELLED, _now(), email_key),
             )
 

@@ -35,6 +35,8 @@ class Cancellation(enum.StrEnum):
     CANCELLED = "cancelled"
     #: nobody with this e-mail is registered for the webinar
     NOT_REGISTERED = "not_registered"
+    #: undo: registered, but not by g2w-import (already, or through another channel)
+    LEFT_ALONE = "left_alone"
     FAILED = "failed"
     DENIED = "denied"
     PENDING = "pending"

@@ -174,20 +174,24 @@ def test_undo_cancels_only_what_this_tool_registered(
     assert "Left alone: 2 people g2w-import did not register" in partly.stderr
     report = sheet_rows(tmp_path / "first-six-undone.xlsx")
     assert [(r["row"], r["email"], r["status"]) for r in report] == [
+        (2, "person0@example.com", "left_alone"),  # every row of the file is in the report
+        (3, "person1@example.com", "left_alone"),
         (4, "person2@example.com", "not_registered"),
         *((line, f"person{line - 2}@example.com", "cancelled") for line in (5, 6, 7)),
     ]
-    assert "a registration made since is left alone" in report[0]["error"]
+    assert report[0]["firstName"] == "First0"  # names from the file
+    assert "not registered by g2w-import" in report[0]["error"]
+    assert "a registration made since is left alone" in report[2]["error"]
     kept = {f"person{i}@example.com" for i in (0, 1, 2, *range(6, 10))}
     assert listed_emails(server) == kept
 
     rest = invoke("undo", *at(server.api_url), "--out", str(tmp_path / "rest.csv"))
     assert rest.exit_code == 0, rest.output
-    assert "Resuming:   3 were cancelled by an earlier run." in rest.stderr
+    assert "Resuming:   4 of g2w-import's registrations are cancelled already" in rest.stderr
     assert listed_emails(server) == {f"person{i}@example.com" for i in (0, 1, 2)}
     text = (tmp_path / "rest.csv").read_text(encoding="utf-8-sig")
-    assert text.count("cancelled by an earlier run") == 3
-    assert text.count(",cancelled,") == 7
+    assert text.count("(by an earlier run, or in GoTo Webinar)") == 4  # person2's among them
+    assert text.count(",cancelled,") == 8
 
     again = register(server.api_url, guests)
     assert again.exit_code == 0
