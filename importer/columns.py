@@ -6,8 +6,9 @@ Headers are compared ignoring case, spaces, ``_``, ``-``, ``.`` and a trailing `
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 REQUIRED = ("firstName", "lastName", "email")
@@ -59,6 +60,18 @@ def fold(header: str) -> str:
 def field_for(header: str) -> str | None:
     """The API field a header stands for, or None."""
     return _LOOKUP.get(fold(header))
+
+
+def near_field(header: str, among: Iterable[str] = ()) -> str | None:
+    """The field (or one of ``among``, a webinar's question texts) that a header not matching
+    any is most likely a misspelling of: ``Compnay`` → ``organization``, ``Emial`` → ``email``."""
+    folded = fold(header)
+    if len(folded) < 4:
+        return None
+    names = {alias: name for alias, name in _LOOKUP.items() if len(alias) >= 4}
+    names.update({fold(text): text for text in among})
+    close = difflib.get_close_matches(folded, list(names), n=1, cutoff=0.8)
+    return names[close[0]] if close else None
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,10 @@ class Console:
         said = {header for header, _ in plan.unsent}
         unused = [h for h in plan.unused if h and fold(h) != "webinarkey" and h not in said]
         if unused:
-            named = ", ".join(f"'{h}'" for h in unused)
+            near = dict(plan.near)
+            named = ", ".join(
+                f"'{h}'" + (f" (did you mean {near[h]}?)" if h in near else "") for h in unused
+            )
             if plan.webinar is None:
                 which = "it answers" if len(unused) == 1 else "they answer"
                 self.say(
@@ -137,8 +140,10 @@ class Console:
                     "questions is not checked without a sign-in (kept in the report)"
                 )
             else:
+                columns = "column" if len(unused) == 1 else "columns"
+                match = "matches" if len(unused) == 1 else "match"
                 self.say(
-                    f"Not sent: columns {named} match no field or question of the webinar "
+                    f"Not sent: {columns} {named} {match} no field or question of the webinar "
                     "(kept in the report)"
                 )
         if plan.journal is not None:

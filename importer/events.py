@@ -33,6 +33,8 @@ class PlanView:
     duplicates: Mapping[int, int]
     #: input columns that are not sent (kept in the report)
     unused: tuple[str, ...] = ()
+    #: of those, the ones that look like a misspelt field or question: (header, which)
+    near: tuple[tuple[str, str], ...] = ()
     #: of those, the ones that look like a field but are not sent, and why: (header, reason)
     unsent: tuple[tuple[str, str], ...] = ()
     #: which input column answers which field or question: (header, what it is sent as,

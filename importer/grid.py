@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .columns import fold, looks_like_header
+from .columns import fold, looks_like_header, near_field
 from .errors import InputError
 from .models import FORMULA_STARTS, RawRow, Table
 
@@ -160,10 +160,17 @@ def column_letter(index: int) -> str:
 
 def no_email_column(name: str, first_row: Iterable[str], *, sheet: str | None = None) -> InputError:
     """The error for a sheet in which no header row names an e-mail column."""
-    found = [cell.strip() for cell in first_row if cell.strip()][:8]
+    cells = [cell.strip() for cell in first_row if cell.strip()]
+    found = cells[:8]
     seen = f" (first row: {', '.join(repr(cell) for cell in found)})" if found else ""
     place = f" of sheet '{sheet}'" if sheet is not None else ""
+    misspelt = next((cell for cell in cells if near_field(cell) == "email"), None)
+    advice = (
+        f"rename the column '{misspelt}' to email (or E-Mail)"
+        if misspelt is not None
+        else "add a header row with columns named firstName, lastName and email"
+    )
     return InputError(
         f"{name}: no e-mail column found in the first {HEADER_SEARCH_ROWS} rows{place}{seen}; "
-        "add a header row with columns named firstName, lastName and email"
+        + advice
     )

@@ -25,6 +25,7 @@ import httpx
 
 from . import lookup, reader, settings
 from .client import G2WClient
+from .columns import near_field
 from .connection import Access, Connection, default_webinar, open_connection
 from .credentials import NotSignedIn
 from .errors import EXIT_ROWS, ImporterError, RunStopped, UsageError
@@ -290,6 +291,18 @@ def _view(part: _Part, connection: Connection | None, account: str | None = None
             f"this webinar is over: its last session ended on {ended:%Y-%m-%d}; GoTo may still "
             "take registrations (as late registrants), check the key if that is not what you mean"
         )
+    unused = tuple(
+        header
+        for i, header in enumerate(plan.table.headers)
+        if header in plan.ignored_headers and i not in report_columns(plan.table.headers)
+    )
+    questions = [question.text for question in part.form.questions] if part.form else []
+    taken = {rule.question or rule.name for rule in plan.rules}
+    near = tuple(
+        (header, which)
+        for header in unused
+        if (which := near_field(header, questions)) is not None and which not in taken
+    )
     return PlanView(
         webinar_key=part.key,
         webinar=part.webinar,
@@ -298,11 +311,8 @@ def _view(part: _Part, connection: Connection | None, account: str | None = None
         rows=len(plan.table.rows),
         problems=plan.problems,
         duplicates=plan.duplicates,
-        unused=tuple(
-            header
-            for i, header in enumerate(plan.table.headers)
-            if header in plan.ignored_headers and i not in report_columns(plan.table.headers)
-        ),
+        unused=unused,
+        near=near,
         unsent=tuple((plan.table.headers[i], why) for i, why in sorted(plan.unsent.items())),
         mapping=tuple((rule.header, rule.sent_as, rule.plain) for rule in plan.rules),
         resumed=prepared.resumed if prepared else 0,

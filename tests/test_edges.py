@@ -623,3 +623,17 @@ def test_several_webinars_each_checked_before_anyone_is_sent(
     result = invoke(*args)
     assert result.exit_code == 4
     assert server.sandbox.stats["created"] == 0
+
+
+def test_a_misspelt_header_gets_a_did_you_mean(tmp_path: Path) -> None:
+    source = tmp_path / "typo.csv"
+    source.write_text("First Name,Lastname,Email,Compnay\nAnn,Lee,ann@example.com,X\n")
+    checked = invoke("register", str(source), "--sandbox", "--dry-run")
+    assert checked.exit_code == 0, checked.output
+    assert (
+        "Not sent: column 'Compnay' (did you mean organization?) matches no field or question"
+        in checked.stderr
+    )
+    source.write_text("First Name,Lastname,Emial\nAnn,Lee,ann@example.com\n")
+    error = one_line_error(invoke("register", str(source), "--sandbox"))
+    assert error.endswith("rename the column 'Emial' to email (or E-Mail)")

@@ -254,6 +254,7 @@ def _plan(view: PlanView, job: Job) -> dict[str, Any]:
         (row.line, "email", row.error or "") for row in rows if row.status is Status.DUPLICATE
     ]
     attention.sort(key=lambda item: item[0])
+    near = dict(view.near)
     return {
         "key": view.webinar_key,
         "webinar": _webinar(view.webinar),
@@ -264,7 +265,11 @@ def _plan(view: PlanView, job: Job) -> dict[str, Any]:
             for line, column, problem in attention[:SHOWN]
         ],
         "more": max(0, len(attention) - SHOWN),
-        "unused": [h for h in view.unused if h and fold(h) != "webinarkey"],
+        "unused": [
+            h + (f" (did you mean {near[h]}?)" if h in near else "")
+            for h in view.unused
+            if h and fold(h) != "webinarkey"
+        ],
         "warnings": list(view.warnings),
         "connection": view.connection,
     }
