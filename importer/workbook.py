@@ -61,8 +61,18 @@ def read(path: Path, sheet: str | None) -> Table:
 #: XFD1048576 would ask for seventeen billion cells
 MAX_INFLATED = 512 * 2**20
 MAX_CELLS = 20_000_000
-#: a cell with a value: not self-closed (``<c r="B7" s="1"/>`` is formatting only)
-_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"[^>]*>')
+#: the most text the cells may come to once each shared string is counted in every cell that
+#: uses it (a 20 MB string used by a thousand cells is 20 GB to read)
+MAX_TEXT = 256 * 2**20
+#: a cell with a value: not self-closed (``<c r="B7" s="1"/>`` is formatting only); its
+#: reference may stand after other attributes, the tag may carry a namespace prefix; a shared
+#: string's index follows when it is one
+_CELL = re.compile(
+    rb'<(?:[A-Za-z_][\w.-]*:)?c\s([^>]*?)\br="([A-Z]{1,3})([0-9]{1,7})"([^>]*)>'
+    rb"(?:\s*<(?:[A-Za-z_][\w.-]*:)?v>([0-9]{1,10})<)?"
+)
+_SHARED = re.compile(rb'\bt="s"')
+_STRING = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s>/]")
 _CHUNK = 1 << 20
 
 
@@ -80,8 +90,15 @@ def _check_extent(path: Path) -> None:
                 f"{path.name}: unpacks to {inflated / 2**20:,.0f} MB, far more than a list of "
                 "people needs; copy the list alone into a new workbook and run again"
             )
+        sizes = _string_sizes(book)
         for part, name in _sheet_parts(book).items():
-            rows, columns = _extent(book, part)
+            rows, columns, text = _extent(book, part, sizes)
+            if text > MAX_TEXT:
+                raise InputError(
+                    f"{path.name}: sheet '{name}' comes to {text / 2**20:,.0f} MB of text once "
+                    "its repeated cells are spelt out, far more than a list of people needs; "
+                    "copy the list alone into a new workbook and run again"
+                )
             if rows * columns > MAX_CELLS:
                 raise InputError(
                     f"{path.name}: sheet '{name}' has a value as far out as cell "
@@ -112,20 +129,56 @@ _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 
 
-def _extent(book: zipfile.ZipFile, part: str) -> tuple[int, int]:
-    """The last row and column (1-based) that hold a value in a worksheet, read as a stream."""
-    rows = columns = 0
+def _extent(book: zipfile.ZipFile, part: str, sizes: list[int]) -> tuple[int, int, int]:
+    """The last row and column (1-based) that hold a value in a worksheet, and the bytes of
+    shared strings its cells use, read as a stream."""
+    rows = columns = text = 0
+    largest = max(sizes, default=0)
+
+    def count(match: re.Match[bytes]) -> None:
+        nonlocal rows, columns, text
+        before, letters, number, after, index = match.groups()
+        if after.endswith(b"/"):
+            return
+        columns = max(columns, _column_number(letters))
+        rows = max(rows, int(number))
+        if _SHARED.search(before) or _SHARED.search(after):
+            position = int(index) if index is not None else -1
+            text += sizes[position] if 0 <= position < len(sizes) else largest
+
     tail = b""
     with book.open(part) as stream:
         while chunk := stream.read(_CHUNK):
             data = tail + chunk
+            cut = max(0, len(data) - 512)  # a match starting after this is read again next time
             for match in _CELL.finditer(data):
-                if match.group().endswith(b"/>"):
-                    continue
-                columns = max(columns, _column_number(match.group(1)))
-                rows = max(rows, int(match.group(2)))
-            tail = data[-256:]
-    return rows, columns
+                if match.start() >= cut:
+                    break
+                count(match)
+            tail = data[cut:]
+    for match in _CELL.finditer(tail):  # the last few cells
+        count(match)
+    return rows, columns, text
+
+
+def _string_sizes(book: zipfile.ZipFile) -> list[int]:
+    """The size in bytes of each shared string, in order (the XML of each ``<si>``)."""
+    name = next((n for n in book.namelist() if n.lower().endswith("sharedstrings.xml")), None)
+    if name is None:
+        return []
+    starts: list[int] = []
+    offset = 0  # of ``data`` in the part
+    tail = b""
+    with book.open(name) as stream:
+        while chunk := stream.read(_CHUNK):
+            data = tail + chunk
+            cut = max(0, len(data) - 64)
+            starts.extend(offset + m.start() for m in _STRING.finditer(data) if m.start() < cut)
+            offset += cut
+            tail = data[cut:]
+        starts.extend(offset + m.start() for m in _STRING.finditer(tail))
+        end = offset + len(tail)
+    return [after - before for before, after in zip(starts, [*starts[1:], end], strict=True)]
 
 
 def _column_number(letters: bytes) -> int:

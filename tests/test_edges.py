@@ -637,3 +637,76 @@ def test_a_misspelt_header_gets_a_did_you_mean(tmp_path: Path) -> None:
     source.write_text("First Name,Lastname,Emial\nAnn,Lee,ann@example.com\n")
     error = one_line_error(invoke("register", str(source), "--sandbox"))
     assert error.endswith("rename the column 'Emial' to email (or E-Mail)")
+
+
+_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def rewritten_workbook(path: Path, sheet: str, strings: list[str] | None = None) -> Path:
+    """A workbook whose first sheet's XML is ``sheet`` (and shared strings ``strings``)."""
+    plain = path.with_suffix(".plain.xlsx")
+    Workbook().save(plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as book:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = sheet.encode()
+            elif info.filename == "[Content_Types].xml" and strings is not None:
+                data = data.replace(
+                    b"</Types>",
+                    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+                )
+            elif info.filename == "xl/_rels/workbook.xml.rels" and strings is not None:
+                data = data.replace(
+                    b"</Relationships>",
+                    b'<Relationship Id="rIdS" Type="http://schemas.openxmlformats.org/'
+                    b'officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/>'
+                    b"</Relationships>",
+                )
+            book.writestr(info.filename, data)
+        if strings is not None:
+            items = "".join(f"<si><t>{text}</t></si>" for text in strings)
+            book.writestr("xl/sharedStrings.xml", f'<sst xmlns="{_MAIN_NS}">{items}</sst>')
+    plain.unlink()
+    return path
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        '<c t="inlineStr" r="XFD1048576"><is><t>x</t></is></c>',  # the reference not first
+        '<x:c r="XFD1048576" t="inlineStr"><x:is><x:t>x</x:t></x:is></x:c>',  # a prefix
+    ],
+)
+def test_a_far_away_cell_however_it_is_written_is_refused(tmp_path: Path, cell: str) -> None:
+    prefix = "x:" if cell.startswith("<x:") else ""
+    header = (
+        f'<{prefix}row r="1"><{prefix}c r="A1" t="inlineStr"><{prefix}is><{prefix}t>email'
+        f"</{prefix}t></{prefix}is></{prefix}c></{prefix}row>"
+    )
+    xmlns = f'xmlns:x="{_MAIN_NS}"' if prefix else f'xmlns="{_MAIN_NS}"'
+    sheet = (
+        f'<{prefix}worksheet {xmlns}><{prefix}sheetData>{header}<{prefix}row r="1048576">'
+        f"{cell}</{prefix}row></{prefix}sheetData></{prefix}worksheet>"
+    )
+    path = rewritten_workbook(tmp_path / "far.xlsx", sheet)
+    error = one_line_error(invoke("register", str(path), "--sandbox"))
+    assert "has a value as far out as cell XFD1048576" in error
+
+
+def test_a_shared_string_repeated_into_gigabytes_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workbook, "MAX_TEXT", 2**20)
+    rows = ['<row r="1"><c r="A1" t="s"><v>0</v></c></row>']
+    rows += [f'<row r="{i}"><c r="A{i}" t="s"><v>1</v></c></row>' for i in range(2, 40)]
+    sheet = f'<worksheet xmlns="{_MAIN_NS}"><sheetData>{"".join(rows)}</sheetData></worksheet>'
+    path = rewritten_workbook(tmp_path / "bomb.xlsx", sheet, ["email", "A" * 50_000])
+    with zipfile.ZipFile(path) as book:  # small, and small unpacked
+        assert sum(info.file_size for info in book.infolist()) < 100_000
+    error = one_line_error(invoke("register", str(path), "--sandbox"))
+    assert "comes to 2 MB of text once its repeated cells are spelt out" in error
+    monkeypatch.setattr(workbook, "MAX_TEXT", 4 * 2**20)
+    read = one_line_error(invoke("register", str(path), "--sandbox", "--dry-run"))
+    assert "no firstName or lastName column" in read  # under the limit: read, and checked
