@@ -88,7 +88,7 @@ def describe(response: httpx.Response) -> str:
     elif response.content:
         text = _TAGS.sub("\n", response.text)
         said = next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
-    said = scrub(said[:200], _credentials_of(response.request))
+    said = scrub(said, _credentials_of(response.request))[:200]  # cut after: no half secret
     return clean(said) or f"HTTP {response.status_code} {response.reason_phrase}".strip()
 
 

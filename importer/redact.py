@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import unicodedata
 from collections.abc import Callable, Iterator
+
+from .text import clean
 
 HIDDEN = "<hidden>"
 #: shorter strings are not secrets worth hiding (and would hide ordinary words)
@@ -15,7 +18,13 @@ Secrets = Callable[[], list[str]]
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret in it replaced by ``<hidden>``."""
+    """``text`` with every secret in it replaced by ``<hidden>``.
+
+    Control and invisible format characters go first (they are shown to nobody anyway): a
+    secret spelt out with them between its letters would otherwise pass here whole, and come
+    back together when the text is cleaned for the terminal.
+    """
+    text = "".join(c for c in clean(text) if unicodedata.category(c) != "Cf")
     for secret in secrets:
         if len(secret) >= MIN_LENGTH and secret in text:
             text = text.replace(secret, HIDDEN)
