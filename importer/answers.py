@@ -72,8 +72,8 @@ def describe(response: httpx.Response) -> str:
     message (GoTo's, the gateway's, or problem+json), else the first line of a text or HTML
     body. The credentials the request carried are never part of it, even when echoed back."""
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = _parsed(response)
+    except ValueError:
         body = None
     said = ""
     if isinstance(body, dict):
@@ -130,10 +130,25 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
+def _parsed(response: httpx.Response) -> Any:
+    """The body as JSON; ValueError for anything else, including what JSON allows only
+    loosely (NaN, Infinity) and nesting deep enough to exhaust the parser."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is no JSON value")
+
+    try:
+        return json.loads(response.content, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError("not UTF-8") from exc
+
+
 def json_body(response: httpx.Response) -> Any:
     try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _parsed(response)
+    except ValueError as exc:
         raise ServerError(
             f"the API answered HTTP {response.status_code} with something other than JSON",
             status=response.status_code,
@@ -145,8 +160,8 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     if not response.content:
         return {}
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = _parsed(response)
+    except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import math
 import secrets
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -101,7 +102,7 @@ async def token_request(
     return Tokens(
         token,
         body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,
-        float(expires) if isinstance(expires, int | float) else None,
+        min(float(expires), 86_400.0 * 365) if _finite(expires) else None,
         str(organizer) if organizer is not None else None,
         body.get("principal") if isinstance(body.get("principal"), str) else None,
     )
@@ -400,6 +401,16 @@ async def sign_in_with_pat(
             "", client_id=client_id, client_secret=client_secret, auth_url=auth_url, pat=pat
         )
         return await _signed_in(http, api_url, tokens, organizer_key, client)
+
+
+def _finite(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a number a lifetime can be: not NaN, not past what a float holds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 async def _signed_in(

@@ -219,3 +219,33 @@ def test_webinar_subject_and_start() -> None:
         "2026-12-01T15:00:00Z",
         "Europe/Berlin",
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # deep enough to exhaust the parser
+        b'{"registrantKey": NaN, "joinUrl": Infinity}',  # JSON only loosely
+    ],
+)
+def test_answers_json_cannot_parse_are_not_json(body: bytes) -> None:
+    from importer import answers
+
+    response = httpx.Response(201, content=body, request=httpx.Request("POST", "http://x/"))
+    with pytest.raises(ServerError, match="something other than JSON"):
+        answers.json_body(response)
+    assert answers.json_object(response) == {}
+    assert answers.describe(response)  # the first line of the text instead
+
+
+def test_a_token_lifetime_too_large_for_a_float_is_unknown() -> None:
+    from importer.oauth import _finite
+
+    assert [_finite(v) for v in (3600, 3599.5, 10**400, float("nan"), True, "3600")] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
