@@ -246,9 +246,11 @@ def resolve(token: str | None = None, token_file: Path | None = None) -> Found:
     login comes with a store to keep renewed tokens in.
     """
     if token is not None and token.strip():
+        _one_word(token.strip(), "the token given")
         return Found(Credentials(token.strip()), None, "the token given", "give a new token")
     token = os.environ.get("G2W_ACCESS_TOKEN", "").strip()
     if token:
+        _one_word(token, "G2W_ACCESS_TOKEN")
         return Found(
             Credentials(token),
             None,
@@ -296,13 +298,23 @@ def resolve(token: str | None = None, token_file: Path | None = None) -> Found:
     )
 
 
+def _one_word(token: str, where: str) -> None:
+    """Refuse a token with spaces, line breaks or control characters in it: no server issues
+    one, and in a header it would be a broken request, not a refused token."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in token):
+        raise UsageError(
+            f"{where}: the token holds spaces, line breaks or control characters; copy the "
+            "token alone"
+        )
+
+
 def token_file_warning(path: Path) -> str | None:
     """A warning when others may read a token file (as ssh warns about keys), else None."""
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except OSError:
         return None
-    if os.name != "posix" or not mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if os.name != "posix" or not path.is_file() or not mode & (stat.S_IRWXG | stat.S_IRWXO):
         return None
     return (
         f"--token-file {path}: other users may read this token (mode {mode:o}); "
@@ -312,6 +324,10 @@ def token_file_warning(path: Path) -> str | None:
 
 def read_token_file(path: Path) -> str:
     """The token in a file: one line, a byte-order mark or spaces around it dropped."""
+    if path.exists() and not path.is_file():  # a pipe would block, a device never end
+        raise UsageError(f"--token-file {path}: is not a regular file; put the token in one")
+    if path.is_file() and path.stat().st_size > 64 * 1024:
+        raise UsageError(f"--token-file {path}: is far too large for a token; check the file")
     try:
         token = path.read_text(encoding="utf-8-sig").strip()
     except (OSError, UnicodeDecodeError) as exc:

@@ -50,6 +50,11 @@ def read_table(path: Path, *, sheet: str | None = None) -> Table:
         raise InputError(
             f"{path.name}: {unreadable_kind(suffix)}; save the list as .xlsx or .csv and run again"
         )
+    if path.exists() and not path.is_file():  # opening a pipe would wait for a writer
+        raise InputError(
+            f"{path}: is a device, pipe or socket, not a file; save the list as a file and "
+            "name that"
+        )
     try:
         with path.open("rb") as handle:
             head = handle.read(4096)

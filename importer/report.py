@@ -278,7 +278,10 @@ def probe(folder: Path) -> None:
 
 
 def _same(one: Path, other: Path) -> bool:
-    return one.resolve() == other.resolve()
+    try:
+        return one.resolve() == other.resolve()
+    except (OSError, RuntimeError):  # a symbolic link that loops: not the same as anything
+        return one.absolute() == other.absolute()
 
 
 Writer = Callable[[Report, Path], None]

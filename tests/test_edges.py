@@ -713,3 +713,33 @@ def test_a_shared_string_repeated_into_gigabytes_is_refused(
     monkeypatch.setattr(workbook, "MAX_TEXT", 4 * 2**20)
     read = one_line_error(invoke("register", str(path), "--sandbox", "--dry-run"))
     assert "no firstName or lastName column" in read  # under the limit: read, and checked
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_pipes_devices_and_looping_links_are_refused_in_one_line(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    error = one_line_error(invoke("register", str(pipe), "--sandbox"))
+    assert "is a device, pipe or socket, not a file" in error
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    assert "cannot be opened" in one_line_error(invoke("register", str(loop), "--sandbox"))
+    source = write_csv(tmp_path / "guests.csv", people(1))
+    looping_out = tmp_path / "out.xlsx"
+    looping_out.symlink_to(looping_out)
+    written = invoke("register", str(source), "--sandbox", "--out", str(looping_out))
+    assert written.exit_code == 0, written.output
+    token_pipe = tmp_path / "token"
+    os.mkfifo(token_pipe)
+    alone = {"G2W_ACCESS_TOKEN": ""}  # nothing in the environment to come first
+    piped = invoke("whoami", "--token-file", str(token_pipe), env=alone)
+    assert "is not a regular file" in one_line_error(piped)
+    assert "Warning" not in piped.stderr
+
+
+def test_a_token_with_a_line_break_is_refused_before_any_call(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(1))
+    evil = {"G2W_ACCESS_TOKEN": "demo-token\r\nX-Evil: 1"}
+    result = invoke(*register_args(source, "http://127.0.0.1:9/G2W/rest/v2"), env=evil)
+    error = one_line_error(result)
+    assert "G2W_ACCESS_TOKEN: the token holds spaces, line breaks or control characters" in error
