@@ -184,15 +184,28 @@ def _lane_maker() -> Callable[[], httpx.AsyncBaseTransport]:
     return lambda: httpx.AsyncHTTPTransport(verify=tls, limits=one)
 
 
+#: the largest answer read: a page of 200 registrants is some hundred kilobytes; a server
+#: that sends more is not to be held in memory
+MAX_ANSWER = 32 * 2**20
+
+
 class _Lent(httpx.AsyncByteStream):
-    """A response body read from a lent lane; closing it gives the lane back, once."""
+    """A response body read from a lent lane, at most :data:`MAX_ANSWER` bytes of it; closing
+    it gives the lane back, once."""
 
     def __init__(self, body: httpx.AsyncByteStream, give_back: Callable[[], None]) -> None:
         self._body = body
         self._give_back: Callable[[], None] | None = give_back
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        read = 0
         async for chunk in self._body:
+            read += len(chunk)
+            if read > MAX_ANSWER:
+                raise httpx.RemoteProtocolError(
+                    f"the answer is larger than {MAX_ANSWER // 2**20} MB, more than any the API "
+                    "gives"
+                )
             yield chunk
 
     async def aclose(self) -> None:

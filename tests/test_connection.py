@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from importer import connection
 from importer.connection import Lanes
 
 from .conftest import TOKEN, ThreadedServer
@@ -141,3 +142,21 @@ def test_lanes_keep_their_connections_alive_over_a_real_socket(
     asyncio.run(go())
     assert server.sandbox.stats["calls"] == 12
     assert server.server.connections == 4  # four lanes, each kept alive
+
+
+def test_an_answer_larger_than_any_the_api_gives_is_not_read_whole(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "MAX_ANSWER", 1000)
+
+    def make() -> httpx.AsyncBaseTransport:
+        return httpx.MockTransport(lambda request: httpx.Response(200, content=b"x" * 5000))
+
+    async def go() -> None:
+        async with client(Lanes(1, make=make)) as http:
+            with pytest.raises(httpx.RemoteProtocolError, match="larger than"):
+                await http.get("/x")
+            monkeypatch.setattr(connection, "MAX_ANSWER", 10_000)
+            assert len((await http.get("/x")).content) == 5000  # and the lane came back
+
+    run_virtual(go())
