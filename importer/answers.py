@@ -221,6 +221,21 @@ def as_text(value: object) -> str | None:
     return text or None
 
 
+_KEY = re.compile(r"[0-9]{1,20}")
+
+
+def key_text(value: object) -> str | None:
+    """A registrant key as text, if it is one: GoTo's keys are non-negative 64-bit numbers."""
+    text = as_text(value)
+    return text if text is not None and _KEY.fullmatch(text) else None
+
+
+def link_text(value: object) -> str | None:
+    """A join URL as text, if it is a web address."""
+    text = as_text(value)
+    return text if text is not None and text.lower().startswith(("https://", "http://")) else None
+
+
 def choices(item: dict[str, Any]) -> tuple[str, ...]:
     """A form field's listed answers (a state, a country), as text."""
     listed = objects(item.get("answers"), dict_only=False)

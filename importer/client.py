@@ -22,6 +22,8 @@ from .answers import (
     describe,
     json_body,
     json_object,
+    key_text,
+    link_text,
     objects,
     parse_retry_after,
     parse_webinar,
@@ -185,18 +187,19 @@ class G2WClient(_Api):
         )
         if response.status_code in (200, 201):
             body = json_object(response)
-            key, url = as_text(body.get("registrantKey")), as_text(body.get("joinUrl"))
+            key, url = key_text(body.get("registrantKey")), link_text(body.get("joinUrl"))
             if key is None:
-                # The person is registered, but the answer does not say as whom: only the
-                # registrant list can tell, exactly as if the answer had been lost.
+                # The person is registered, but the answer does not say as whom (no key, or
+                # none that is a key): only the registrant list can tell, exactly as if the
+                # answer had been lost. A join URL that is no web address is asked of it too.
                 raise OutcomeUnknown(f"HTTP {response.status_code} without a registrantKey")
             return Registration(Status.REGISTERED, key, url, as_text(body.get("status")))
         if response.status_code == 409:
             body = json_object(response)
             return Registration(
                 Status.ALREADY_REGISTERED,
-                as_text(body.get("registrantKey")),
-                as_text(body.get("joinUrl")),
+                key_text(body.get("registrantKey")),
+                link_text(body.get("joinUrl")),
                 as_text(body.get("status")),
             )
         raise self._error(response)

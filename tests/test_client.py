@@ -120,6 +120,16 @@ def test_conflict_without_keys_leaves_them_to_the_registrant_list(body: Any) -> 
 def test_created_without_a_key_is_an_unknown_outcome() -> None:
     with pytest.raises(OutcomeUnknown):
         call(reply(201, "<html>ok</html>"))
+    for nonsense in ("nan", "-1", "1" * 30, "key"):  # none of them a registrant key
+        with pytest.raises(OutcomeUnknown):
+            call(reply(201, {"registrantKey": nonsense, "joinUrl": "https://j"}))
+
+
+def test_a_join_url_that_is_no_web_address_is_left_to_the_list() -> None:
+    got = call(reply(201, {"registrantKey": 123, "joinUrl": "inf"}))
+    assert (got.registrant_key, got.join_url) == ("123", None)
+    got = call(reply(409, {"registrantKey": 123, "joinUrl": "javascript:alert(1)"}))
+    assert (got.registrant_key, got.join_url) == ("123", None)
 
 
 def test_bad_request_carries_the_api_description() -> None:
