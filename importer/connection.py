@@ -14,13 +14,17 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
 from . import __version__, credentials, settings
 from .errors import UsageError
+from .events import StopSignal
 from .models import Table
 from .oauth import RefreshingAuth
+from .redact import hidden_in_logs
+from .session import ApiSession, default_concurrency
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,36 @@ async def open_connection(access: Access, table: Table | None = None) -> AsyncIt
         RefreshingAuth(found.credentials, found.store, when_refused=found.when_refused),
         token_source=found.source,
     )
+
+
+class Pace(Protocol):
+    """How a run may call the API: its options as every bulk command has them."""
+
+    @property
+    def rate(self) -> float: ...
+    @property
+    def concurrency(self) -> int | None: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def max_calls(self) -> int | None: ...
+    @property
+    def give_up_after(self) -> float: ...
+
+
+async def paced(
+    stack: contextlib.AsyncExitStack, connection: Connection, pace: Pace, stop: StopSignal | None
+) -> tuple[httpx.AsyncClient, ApiSession, int]:
+    """The HTTP client, the session that paces and retries every call, and how many workers
+    may call at once, for one run on ``connection``, held open by ``stack``: ``stop`` (Ctrl-C)
+    stops the session, and the connection's secrets are hidden from the logs meanwhile."""
+    workers = pace.concurrency or default_concurrency(pace.rate)
+    http = await stack.enter_async_context(connection.http_client(workers, pace.timeout))
+    session = ApiSession(rate=pace.rate, max_calls=pace.max_calls, give_up_after=pace.give_up_after)
+    if stop is not None:
+        stack.callback(stop.attach(session.stop))
+    stack.enter_context(hidden_in_logs(connection.secrets))
+    return http, session, workers
 
 
 class Lanes(httpx.AsyncBaseTransport):

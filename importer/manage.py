@@ -19,16 +19,15 @@ from typing import Protocol
 from . import lookup, report, settings
 from .client import G2WClient
 from .columns import ColumnMap
-from .connection import Access, Connection, default_webinar, open_connection
+from .connection import Access, Connection, default_webinar, open_connection, paced
 from .console import Console
 from .errors import UsageError
 from .events import StopSignal
 from .journal import Journal, default_path, webinar_journal
 from .models import Table, Webinar, email_key
 from .progress import Progress
-from .redact import hidden_in_logs
 from .register import Directory
-from .session import DEFAULT_RATE, ApiSession, default_concurrency
+from .session import DEFAULT_RATE, ApiSession
 from .text import normalise
 
 #: characters no file name may hold on Windows, macOS or Linux
@@ -113,14 +112,7 @@ async def connected(
     key = keys[0]
     async with contextlib.AsyncExitStack() as stack:
         connection = await stack.enter_async_context(open_connection(access, table))
-        workers = options.concurrency or default_concurrency(options.rate)
-        http = await stack.enter_async_context(connection.http_client(workers, options.timeout))
-        session = ApiSession(
-            rate=options.rate, max_calls=options.max_calls, give_up_after=options.give_up_after
-        )
-        if stop is not None:
-            stack.callback(stop.attach(session.stop))
-        stack.enter_context(hidden_in_logs(connection.secrets))
+        http, session, workers = await paced(stack, connection, options, stop)
         organizer, _ = await lookup.organizer(connection, http, session)
         opened = None
         if journal:

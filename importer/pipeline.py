@@ -26,7 +26,7 @@ import httpx
 from . import lookup, reader, settings
 from .client import G2WClient
 from .columns import near_field
-from .connection import Access, Connection, default_webinar, open_connection
+from .connection import Access, Connection, default_webinar, open_connection, paced
 from .credentials import NotSignedIn
 from .errors import EXIT_ROWS, ImporterError, RunStopped, UsageError
 from .events import Listener, PlanView, Silent, StopSignal
@@ -34,10 +34,9 @@ from .journal import Journal, webinar_journal
 from .models import Form, ListedRegistrant, Result, RowProblem, Table, Webinar
 from .outcome import Outcome, RowOutcome, WebinarOutcome, row_outcomes
 from .reader import Source
-from .redact import hidden_in_logs
 from .register import Directory, Preparation, Registrar
 from .report import report_columns
-from .session import DEFAULT_RATE, ApiSession, default_concurrency
+from .session import DEFAULT_RATE, ApiSession
 from .settings import NoWebinar
 from .validate import Plan, check_columns, validate
 
@@ -119,14 +118,7 @@ async def run(
             if not options.dry_run:
                 raise
             return _offline(table, parts, options, listener)
-        workers = options.concurrency or default_concurrency(options.rate)
-        http = await stack.enter_async_context(connection.http_client(workers, options.timeout))
-        session = ApiSession(
-            rate=options.rate, max_calls=options.max_calls, give_up_after=options.give_up_after
-        )
-        if stop is not None:
-            stack.callback(stop.attach(session.stop))
-        stack.enter_context(hidden_in_logs(connection.secrets))
+        http, session, workers = await paced(stack, connection, options, stop)
         run = _Run(parts, http, connection, session, options, listener, table, workers)
         try:
             await run.look_up(stack)
