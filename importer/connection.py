@@ -7,11 +7,10 @@ kind of connection. Nothing after this point knows which of the two it talks to.
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +24,7 @@ from .models import Table
 from .oauth import RefreshingAuth
 from .redact import hidden_in_logs
 from .session import ApiSession, default_concurrency
+from .transport import Transport
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Connection:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
             headers={"User-Agent": f"g2w-import/{__version__}"},
-            transport=self.transport or Lanes(workers),
+            transport=self.transport or _transport(workers),
         )
 
     def secrets(self) -> list[str]:
@@ -143,109 +143,10 @@ async def paced(
     return http, session, workers
 
 
-class Lanes(httpx.AsyncBaseTransport):
-    """Connections kept alive as httpx keeps them, each in a transport of its own.
-
-    httpcore's pool looks at every connection it holds whenever a request starts or ends (it
-    asks each idle one, with a system call or two, whether the server has closed it), so each
-    request costs in proportion to the pool's size. Here every connection is a one-connection
-    ``httpx.AsyncHTTPTransport`` (a lane), lent to one request at a time: a request costs the
-    same whatever the number of lanes. The most recently returned lane is lent first, so no more
-    lanes are opened than requests are ever under way at once, and at most ``size``; a request
-    that finds them all busy waits for one, up to the pool timeout.
-    """
-
-    def __init__(
-        self, size: int, make: Callable[[], httpx.AsyncBaseTransport] | None = None
-    ) -> None:
-        self.size = size
-        self._make = make or _lane_maker()
-        self._lanes: list[httpx.AsyncBaseTransport] = []
-        self._idle: list[httpx.AsyncBaseTransport] = []
-        self._waiting: collections.deque[asyncio.Future[httpx.AsyncBaseTransport]] = (
-            collections.deque()
-        )
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        lane = await self._take(request)
-        try:
-            response = await lane.handle_async_request(request)
-        except BaseException:
-            self._give(lane)
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_Lent(response.stream, lambda: self._give(lane)),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        for lane in self._lanes:
-            await lane.aclose()
-
-    async def _take(self, request: httpx.Request) -> httpx.AsyncBaseTransport:
-        if self._idle:
-            return self._idle.pop()
-        if len(self._lanes) < self.size:
-            self._lanes.append(self._make())
-            return self._lanes[-1]
-        turn: asyncio.Future[httpx.AsyncBaseTransport] = asyncio.get_running_loop().create_future()
-        self._waiting.append(turn)
-        try:
-            return await asyncio.wait_for(turn, request.extensions.get("timeout", {}).get("pool"))
-        except BaseException as exc:
-            if turn.done() and not turn.cancelled():
-                self._give(turn.result())  # lent as this request gave up: to the next one
-            if isinstance(exc, TimeoutError):
-                raise httpx.PoolTimeout("no connection came free in time") from None
-            raise
-
-    def _give(self, lane: httpx.AsyncBaseTransport) -> None:
-        while self._waiting:
-            turn = self._waiting.popleft()
-            if not turn.done():
-                turn.set_result(lane)
-                return
-        self._idle.append(lane)
-
-
-def _lane_maker() -> Callable[[], httpx.AsyncBaseTransport]:
-    """One-connection transports sharing one TLS context (made once: it reads the CA bundle)."""
-    tls = httpx.create_ssl_context()
-    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    return lambda: httpx.AsyncHTTPTransport(verify=tls, limits=one)
-
-
-#: the largest answer read: a page of 200 registrants is some hundred kilobytes; a server
-#: that sends more is not to be held in memory
-MAX_ANSWER = 32 * 2**20
-
-
-class _Lent(httpx.AsyncByteStream):
-    """A response body read from a lent lane, at most :data:`MAX_ANSWER` bytes of it; closing
-    it gives the lane back, once."""
-
-    def __init__(self, body: httpx.AsyncByteStream, give_back: Callable[[], None]) -> None:
-        self._body = body
-        self._give_back: Callable[[], None] | None = give_back
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        read = 0
-        async for chunk in self._body:
-            read += len(chunk)
-            if read > MAX_ANSWER:
-                raise httpx.RemoteProtocolError(
-                    f"the answer is larger than {MAX_ANSWER // 2**20} MB, more than any the API "
-                    "gives"
-                )
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._body.aclose()
-        finally:
-            give_back, self._give_back = self._give_back, None
-            if give_back is not None:
-                give_back()
+def _transport(workers: int) -> httpx.AsyncBaseTransport | None:
+    """The transport for GoTo's API: the run's own (``transport.py``); behind a proxy named in
+    the environment (``HTTPS_PROXY``, ``ALL_PROXY``...), None: httpx's, which goes through it."""
+    proxies = urllib.request.getproxies()
+    if any(proxies.get(scheme) for scheme in ("https", "http", "all")):
+        return None
+    return Transport(workers)

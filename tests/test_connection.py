@@ -1,131 +1,309 @@
-"""The run's HTTP connections: one lane per request under way, lent and given back."""
+"""The run's HTTP transport, over real loopback sockets: connections kept alive and lent to one
+request at a time, answers read whole, every failure an httpx error that says whether the
+request left."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import gzip
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
 import pytest
 
-from importer import connection
-from importer.connection import Lanes
+from importer import connection, transport
+from importer.transport import Transport
 
 from .conftest import TOKEN, ThreadedServer
 
-Run = Callable[[Coroutine[Any, Any, Any]], Any]
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-class Counted:
-    """Makes lanes that answer after ``delay`` seconds; counts the lanes and their requests."""
+class Server:
+    """A raw HTTP/1.1 server on 127.0.0.1 that answers each request with ``answer(n)``, the
+    bytes to write (n counts requests from 1), after ``delay`` seconds; it counts connections,
+    requests and how many were under way at once."""
 
-    def __init__(self, delay: float = 0.1) -> None:
+    def __init__(self, answer: Callable[[int], bytes] | None = None, *, delay: float = 0.0) -> None:
+        self.answer = answer or (lambda n: ok(b'{"n": %d}' % n))
         self.delay = delay
-        self.lanes = 0
+        self.connections = 0
+        self.requests = 0
         self.under_way = 0
         self.most = 0
+        self.url = ""
 
-    def __call__(self) -> httpx.AsyncBaseTransport:
-        self.lanes += 1
-        lane = self.lanes
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                self.requests += 1
+                number = self.requests
+                self.under_way += 1
+                self.most = max(self.most, self.under_way)
+                try:
+                    await asyncio.sleep(self.delay)
+                finally:
+                    self.under_way -= 1
+                answer = self.answer(number)
+                if not answer:
+                    break  # close without answering
+                writer.write(answer)
+                await writer.drain()
+                if b"connection: close" in answer.lower():
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
-        async def answer(request: httpx.Request) -> httpx.Response:
-            self.under_way += 1
-            self.most = max(self.most, self.under_way)
-            try:
-                await asyncio.sleep(self.delay)
-            finally:
-                self.under_way -= 1
-            return httpx.Response(200, json={"lane": lane})
 
-        return httpx.MockTransport(answer)
+def ok(body: bytes, *extra: bytes) -> bytes:
+    head = [b"HTTP/1.1 200 OK", b"Content-Length: %d" % len(body), *extra]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-def client(lanes: Lanes, pool: float | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url="http://api.invalid", transport=lanes, timeout=httpx.Timeout(5.0, pool=pool)
+async def serving(
+    server: Server, go: Callable[[httpx.AsyncClient], Awaitable[Any]], **kw: Any
+) -> Any:
+    listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    server.url = f"http://127.0.0.1:{port}"
+    size = kw.pop("size", 4)
+    keepalive = kw.pop("keepalive", transport.KEEPALIVE)
+    timeout = httpx.Timeout(kw.pop("timeout", 5.0), pool=kw.pop("pool", None))
+    try:
+        async with httpx.AsyncClient(
+            base_url=server.url,
+            transport=Transport(size, keepalive=keepalive),
+            timeout=timeout,
+        ) as http:
+            return await go(http)
+    finally:
+        listening.close()
+        await listening.wait_closed()
+
+
+def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coroutine)
+
+
+def test_no_more_connections_than_requests_under_way_at_once() -> None:
+    server = Server(delay=0.05)
+
+    async def go(http: httpx.AsyncClient) -> list[int]:
+        seen = []
+        for burst in (3, 5, 2):
+            answers = await asyncio.gather(*(http.get("/x") for _ in range(burst)))
+            seen += [answer.json()["n"] for answer in answers]
+        return seen
+
+    seen = run(serving(server, go, size=8))
+    assert sorted(seen) == list(range(1, 11))
+    assert server.connections == 5  # the largest burst; the others reused connections
+
+
+def test_requests_beyond_the_size_wait_for_a_connection() -> None:
+    server = Server(delay=0.1)
+
+    async def go(http: httpx.AsyncClient) -> list[int]:
+        answers = await asyncio.gather(*(http.get("/x") for _ in range(6)))
+        return [answer.status_code for answer in answers]
+
+    assert run(serving(server, go, size=2)) == [200] * 6
+    assert server.connections == 2
+    assert server.most == 2
+
+
+def test_a_request_finding_every_connection_busy_times_out_on_the_pool() -> None:
+    server = Server(delay=1.0)
+
+    async def go(http: httpx.AsyncClient) -> None:
+        slow = asyncio.create_task(http.get("/x"))
+        await asyncio.sleep(0.1)
+        with pytest.raises(httpx.PoolTimeout):
+            await http.get("/x")
+        assert (await slow).status_code == 200
+        assert (await http.get("/x")).status_code == 200  # the connection came back
+
+    run(serving(server, go, size=1, pool=0.2))
+    assert server.connections == 1
+
+
+def test_a_cancelled_request_closes_its_connection_and_frees_its_place() -> None:
+    server = Server(delay=0.5)
+
+    async def go(http: httpx.AsyncClient) -> None:
+        slow = asyncio.create_task(http.get("/x"))
+        await asyncio.sleep(0.1)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert (await http.get("/x")).status_code == 200  # not a PoolTimeout
+
+    run(serving(server, go, size=1, pool=2.0))
+    assert server.connections == 2  # half-way through a request: never reused
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    server = Server(lambda n: ok(b"{}", b"Connection: close") if n == 1 else ok(b"{}"))
+
+    async def go(http: httpx.AsyncClient) -> None:
+        for _ in range(3):
+            assert (await http.get("/x")).status_code == 200
+            await asyncio.sleep(0.05)
+
+    run(serving(server, go, size=1))
+    assert server.connections == 2  # closed after the first answer; then one kept alive
+
+
+def test_a_connection_idle_for_longer_than_keepalive_is_replaced() -> None:
+    server = Server()
+
+    async def go(http: httpx.AsyncClient) -> None:
+        await http.get("/x")
+        await http.get("/x")
+        await asyncio.sleep(0.3)
+        await http.get("/x")
+
+    run(serving(server, go, size=1, keepalive=0.2))
+    assert server.connections == 2
+
+
+def test_chunked_and_compressed_answers_are_read_whole() -> None:
+    body = gzip.compress(b'{"registrantKey": "123"}')
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    server = Server(
+        lambda n: (
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Encoding: gzip\r\n\r\n" + chunked
+        )
     )
 
+    async def go(http: httpx.AsyncClient) -> tuple[int, Any, str]:
+        answer = await http.post("/x", json={"a": 1})
+        return answer.status_code, answer.json(), answer.reason_phrase
 
-def test_no_more_lanes_than_requests_under_way_at_once(run_virtual: Run) -> None:
-    made = Counted()
-
-    async def go() -> list[int]:
-        async with client(Lanes(8, make=made)) as http:
-            used = []
-            for burst in (3, 5, 2):
-                answers = await asyncio.gather(*(http.get("/x") for _ in range(burst)))
-                used += [answer.json()["lane"] for answer in answers]
-            return used
-
-    used = run_virtual(go())
-    assert made.lanes == 5  # the largest burst; the others reused lanes given back
-    assert sorted(set(used)) == [1, 2, 3, 4, 5]
+    assert run(serving(server, go)) == (201, {"registrantKey": "123"}, "Created")
 
 
-def test_requests_beyond_the_size_wait_for_a_lane(run_virtual: Run) -> None:
-    made = Counted(delay=1.0)
+def test_an_answer_ended_by_closing_is_read_whole() -> None:
+    server = Server(lambda n: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 100_000)
 
-    async def go() -> float:
-        loop = asyncio.get_running_loop()
-        async with client(Lanes(2, make=made)) as http:
-            started = loop.time()
-            answers = await asyncio.gather(*(http.get("/x") for _ in range(6)))
-            assert all(answer.status_code == 200 for answer in answers)
-            return loop.time() - started
+    async def go(http: httpx.AsyncClient) -> int:
+        return len((await http.get("/x")).content)
 
-    assert run_virtual(go()) == pytest.approx(3.0)  # two at a time, a second each
-    assert made.lanes == 2
-    assert made.most == 2
+    assert run(serving(server, go)) == 100_000
 
 
-def test_a_lane_comes_back_only_when_the_answer_is_closed(run_virtual: Run) -> None:
-    made = Counted(delay=0.0)
+def test_a_server_that_closes_without_answering_is_a_protocol_error() -> None:
+    server = Server(lambda n: b"" if n == 1 else ok(b"{}"))
 
+    async def go(http: httpx.AsyncClient) -> None:
+        with pytest.raises(httpx.RemoteProtocolError, match="closed the connection"):
+            await http.post("/x", json={})
+        assert (await http.get("/x")).status_code == 200
+
+    run(serving(server, go, size=1))
+
+
+def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
+    server = Server(lambda n: b"SSH-2.0-OpenSSH\r\n\r\n" if n == 1 else ok(b"{}"))
+
+    async def go(http: httpx.AsyncClient) -> None:
+        with pytest.raises(httpx.RemoteProtocolError, match="not HTTP"):
+            await http.get("/x")
+        assert (await http.get("/x")).status_code == 200
+
+    run(serving(server, go, size=1))
+    assert server.connections == 2
+
+
+def test_a_silent_server_is_a_read_timeout() -> None:
+    server = Server(delay=5.0)
+
+    async def go(http: httpx.AsyncClient) -> None:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.get("/x")
+
+    run(serving(server, go, timeout=0.3))
+
+
+def test_a_trickling_answer_is_not_a_read_timeout() -> None:
+    """The read timeout is for silence, as httpx's: an answer arriving in pieces within it
+    is read whole."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        for piece in b"hello":
+            await asyncio.sleep(0.15)
+            writer.write(bytes([piece]))
+        await writer.drain()
+        writer.close()
+
+    server = Server()
+    server.handle = handle  # type: ignore[method-assign]
+
+    async def go(http: httpx.AsyncClient) -> bytes:
+        return (await http.get("/x")).content
+
+    assert run(serving(server, go, timeout=0.5)) == b"hello"
+
+
+def test_an_answer_larger_than_any_the_api_gives_is_not_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transport, "MAX_ANSWER", 1000)
+    server = Server(lambda n: ok(b"x" * 5000))
+
+    async def go(http: httpx.AsyncClient) -> None:
+        with pytest.raises(httpx.RemoteProtocolError, match="larger than"):
+            await http.get("/x")
+        monkeypatch.setattr(transport, "MAX_ANSWER", 10_000)
+        assert len((await http.get("/x")).content) == 5000  # on a new connection
+
+    run(serving(server, go, size=1))
+    assert server.connections == 2
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
     async def go() -> None:
-        async with client(Lanes(1, make=made), pool=2.0) as http:
-            request = http.build_request("GET", "/x")
-            held = await http.send(request, stream=True)  # the body not read: the lane is lent
-            with pytest.raises(httpx.PoolTimeout):
-                await http.get("/x")
-            await held.aclose()
-            assert (await http.get("/x")).status_code == 200
-
-    run_virtual(go())
-    assert made.lanes == 1
-
-
-def test_a_failed_or_cancelled_request_gives_its_lane_back(run_virtual: Run) -> None:
-    calls = 0
-
-    def make() -> httpx.AsyncBaseTransport:
-        async def answer(request: httpx.Request) -> httpx.Response:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                raise httpx.ConnectError("refused", request=request)
-            await asyncio.sleep(10)
-            return httpx.Response(200)
-
-        return httpx.MockTransport(answer)
-
-    async def go() -> None:
-        lanes = Lanes(1, make=make)
-        async with client(lanes, pool=1.0) as http:
+        listening = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = listening.sockets[0].getsockname()[1]
+        listening.close()
+        await listening.wait_closed()
+        async with httpx.AsyncClient(transport=Transport(2)) as http:
             with pytest.raises(httpx.ConnectError):
-                await http.get("/x")
-            slow = asyncio.create_task(http.get("/x"))
-            await asyncio.sleep(1)
-            slow.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await slow
-            assert (await http.get("/x")).status_code == 200  # not a PoolTimeout
+                await http.get(f"http://127.0.0.1:{port}/x")
+            with pytest.raises(httpx.ConnectError):  # the failed one freed its place
+                await http.get(f"http://127.0.0.1:{port}/x")
 
-    run_virtual(go())
+    run(go())
 
 
-def test_lanes_keep_their_connections_alive_over_a_real_socket(
+def test_a_header_that_would_split_the_request_is_refused_before_sending() -> None:
+    server = Server()
+
+    async def go(http: httpx.AsyncClient) -> None:
+        request = http.build_request("GET", "/x")
+        request.headers["X-Bad"] = "a\r\nInjected: yes"
+        with pytest.raises(httpx.LocalProtocolError):
+            await http.send(request)
+
+    run(serving(server, go))
+    assert server.requests == 0
+
+
+def test_connections_are_kept_alive_with_the_sandbox_over_a_real_socket(
     loopback_sandbox: Callable[..., ThreadedServer],
 ) -> None:
     server = loopback_sandbox(rate=0, latency=0.05)
@@ -134,29 +312,36 @@ def test_lanes_keep_their_connections_alive_over_a_real_socket(
 
     async def go() -> None:
         headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with httpx.AsyncClient(transport=Lanes(4), headers=headers) as http:
+        async with httpx.AsyncClient(transport=Transport(4), headers=headers) as http:
             for _ in range(3):
                 answers = await asyncio.gather(*(http.get(path, params=query) for _ in range(4)))
                 assert [answer.status_code for answer in answers] == [200] * 4
 
     asyncio.run(go())
     assert server.sandbox.stats["calls"] == 12
-    assert server.server.connections == 4  # four lanes, each kept alive
+    assert server.server.connections == 4  # four connections, each kept alive
 
 
-def test_an_answer_larger_than_any_the_api_gives_is_not_read_whole(
-    run_virtual: Run, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"])
+def test_behind_a_proxy_httpx_own_transport_goes_through_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
-    monkeypatch.setattr(connection, "MAX_ANSWER", 1000)
+    for name in (
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(connection._transport(4), Transport)
+    monkeypatch.setenv(variable, "http://127.0.0.1:3128")
+    assert connection._transport(4) is None
 
-    def make() -> httpx.AsyncBaseTransport:
-        return httpx.MockTransport(lambda request: httpx.Response(200, content=b"x" * 5000))
+    async def go() -> httpx.AsyncBaseTransport:
+        access = httpx.AsyncClient(base_url="https://api.getgo.com/G2W/rest/v2/")
+        async with access:
+            return access._transport_for_url(httpx.URL("https://api.getgo.com/x"))
 
-    async def go() -> None:
-        async with client(Lanes(1, make=make)) as http:
-            with pytest.raises(httpx.RemoteProtocolError, match="larger than"):
-                await http.get("/x")
-            monkeypatch.setattr(connection, "MAX_ANSWER", 10_000)
-            assert len((await http.get("/x")).content) == 5000  # and the lane came back
-
-    run_virtual(go())
+    assert isinstance(asyncio.run(go()), httpx.AsyncHTTPTransport)
