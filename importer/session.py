@@ -114,6 +114,7 @@ class Pacer:
         self._turn = asyncio.Lock()
         self._last_slot = -math.inf
         self._last_cut = -math.inf
+        self._nap: asyncio.Future[None] | None = None
         #: 429s keep coming: the pace was halved and has not been won back since
         self.storm = False
 
@@ -122,14 +123,26 @@ class Pacer:
         async with self._turn:
             now = self._loop.time()
             slot = max(now, self._last_slot + 1.0 / self.rate)
-            if slot > now:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), slot - now)
+            if slot > now and not stop.is_set():
+                # a future and a timer, not ``wait_for(stop.wait())``: that makes a task for
+                # every call; ``wake`` ends the nap early when the run stops
+                nap = self._nap = self._loop.create_future()
+                timer = self._loop.call_at(slot, _wake, nap)
+                try:
+                    await nap
+                finally:
+                    timer.cancel()
+                    self._nap = None
             if stop.is_set():
                 return False
             self._last_slot = slot
         await self.limiter.acquire()
         return True
+
+    def wake(self) -> None:
+        """End the wait for a slot at once (the run stops: ``acquire`` checks why)."""
+        if self._nap is not None:
+            _wake(self._nap)
 
     def throttled(self) -> None:
         """A 429: slow down, by a tenth after a quiet spell and by half while they persist."""
@@ -217,6 +230,7 @@ class ApiSession:
         if self._stopped is None:
             self._stopped = reason or Interrupted()
         self._stopping.set()
+        self.pacer.wake()
 
     async def call(
         self, operation: Callable[[], Awaitable[T]], *, what: str, create: bool = False
@@ -328,6 +342,11 @@ class ApiSession:
         self.retries += 1
         log.debug("%s: %s; attempt %d in %.1f s", what, error, tries + 1, delay)
         return delay
+
+
+def _wake(nap: asyncio.Future[None]) -> None:
+    if not nap.done():
+        nap.set_result(None)
 
 
 def _unavailable(error: TransientError, detail: str) -> RunStopped:
