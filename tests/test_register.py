@@ -390,7 +390,6 @@ def test_pacer_never_goes_below_its_floor(run_virtual: Run) -> None:
     assert run_virtual(go()) == pytest.approx(0.5)
 
 
-
 def test_a_stop_ends_the_wait_for_a_slot_at_once(run_virtual: Run) -> None:
     async def go() -> tuple[list[str], float]:
         session = ApiSession(rate=0.1)  # a slot every ten seconds
@@ -415,6 +414,7 @@ def test_a_stop_ends_the_wait_for_a_slot_at_once(run_virtual: Run) -> None:
     ended, at = run_virtual(go())
     assert ended == ["called", "stopped"]
     assert at == pytest.approx(2.0)  # not at the next slot, ten seconds after the first
+
 
 def listing(pages: Callable[[int], httpx.Response]) -> httpx.MockTransport:
     """Registrant-list pages from ``pages``; creates answer 409 without a body."""
