@@ -126,6 +126,8 @@ class _Api:
             ) from exc
         except httpx.TransportError as exc:
             raise OutcomeUnknown(f"no answer from the API ({_reason(exc)})") from exc
+        except httpx.DecodingError as exc:
+            raise OutcomeUnknown(f"no answer that could be read ({_reason(exc)})") from exc
 
     def _url(self, path: str, params: dict[str, str | int] | None) -> httpx.URL:
         """The API's address for ``path`` and ``params``, as httpx joins them to the base URL;

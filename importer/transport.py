@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+import zlib
 from typing import cast
 
 import h11
@@ -39,6 +40,15 @@ CLOSED = "the server closed the connection before answering"
 
 Origin = tuple[bytes, str, int]
 _PORTS = {b"http": 80, b"https": 443}
+#: asked for with every request: answers as they are, not compressed (the API's are small; a
+#: server that compresses anyway is decoded, at most MAX_ANSWER bytes of it)
+_IDENTITY = (b"Accept-Encoding", b"identity")
+#: zlib's window bits for each content coding this transport decodes
+_CODINGS = {
+    b"gzip": 16 + zlib.MAX_WBITS,
+    b"x-gzip": 16 + zlib.MAX_WBITS,
+    b"deflate": zlib.MAX_WBITS,
+}
 #: an answer: status, reason, headers, body
 _Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
 
@@ -77,10 +87,16 @@ class Transport(httpx.AsyncBaseTransport):
             raise
         finally:
             self._give(connection)
+        try:
+            headers, content = _decoded(headers, content)
+        except httpx.RequestError as exc:
+            exc.request = request
+            raise
+        # read already: httpx has nothing left to do but hand it over
         return httpx.Response(
             status,
             headers=headers,
-            stream=httpx.ByteStream(content),
+            content=content,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
 
@@ -210,7 +226,7 @@ class _Connection(asyncio.Protocol):
             head = h11.Request(
                 method=request.method,
                 target=request.url.raw_path,
-                headers=request.headers.raw,
+                headers=[*_without(request.headers.raw, b"accept-encoding"), _IDENTITY],
             )
             wire = state.send(head) or b""
             if body:
@@ -291,12 +307,7 @@ class _Connection(asyncio.Protocol):
             elif isinstance(event, h11.Data):
                 self._size += len(event.data)
                 if self._size > MAX_ANSWER:
-                    self._fail(
-                        httpx.RemoteProtocolError(
-                            f"the answer is larger than {MAX_ANSWER // 2**20} MB, more than any "
-                            "the API gives"
-                        )
-                    )
+                    self._fail(httpx.RemoteProtocolError(_too_large()))
                     return
                 self._body.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
@@ -338,3 +349,53 @@ class _Connection(asyncio.Protocol):
             self._fail(httpx.ReadTimeout(f"no answer for {timeout:g} s"))
         else:
             self._timer = self._loop.call_later(timeout - quiet, self._watch, timeout)
+
+
+def _without(headers: list[tuple[bytes, bytes]], name: bytes) -> list[tuple[bytes, bytes]]:
+    return [header for header in headers if header[0].lower() != name]
+
+
+def _decoded(
+    headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The answer's body as it was before the server compressed it (gzip or deflate), and its
+    headers without the coding; at most :data:`MAX_ANSWER` bytes of it, however small the
+    compressed body was."""
+    codings = [
+        coding.strip().lower()
+        for name, value in headers
+        if name.lower() == b"content-encoding"
+        for coding in value.split(b",")
+    ]
+    codings = [coding for coding in codings if coding not in (b"", b"identity")]
+    if not codings:
+        return headers, body
+    for coding in reversed(codings):  # the last applied comes first off
+        bits = _CODINGS.get(coding)
+        if bits is None:
+            shown = coding.decode("ascii", "replace")
+            raise httpx.DecodingError(f"the answer is encoded as {shown!r}, which is not asked for")
+        try:
+            body = _inflate(body, bits, coding)
+        except zlib.error as exc:
+            shown = coding.decode("ascii", "replace")
+            raise httpx.DecodingError(f"the answer's {shown} body is broken ({exc})") from exc
+    return _without(_without(headers, b"content-encoding"), b"content-length"), body
+
+
+def _inflate(body: bytes, bits: int, coding: bytes) -> bytes:
+    inflater = zlib.decompressobj(bits)
+    try:
+        plain = inflater.decompress(body, MAX_ANSWER + 1)
+    except zlib.error:
+        if coding != b"deflate":
+            raise
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent without its zlib header
+        plain = inflater.decompress(body, MAX_ANSWER + 1)
+    if len(plain) > MAX_ANSWER:
+        raise httpx.RemoteProtocolError(_too_large())
+    return plain
+
+
+def _too_large() -> str:
+    return f"the answer is larger than {MAX_ANSWER // 2**20} MB, more than any the API gives"

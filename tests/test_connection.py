@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import zlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -13,6 +14,9 @@ import httpx
 import pytest
 
 from importer import connection, transport
+from importer.client import G2WClient
+from importer.errors import OutcomeUnknown
+from importer.models import Registrant
 from importer.transport import Transport
 
 from .conftest import TOKEN, ThreadedServer
@@ -345,3 +349,70 @@ def test_behind_a_proxy_httpx_own_transport_goes_through_it(
             return access._transport_for_url(httpx.URL("https://api.getgo.com/x"))
 
     assert isinstance(asyncio.run(go()), httpx.AsyncHTTPTransport)
+
+
+def test_requests_ask_for_answers_as_they_are() -> None:
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(ok(b"{}", b"Connection: close"))
+        await writer.drain()
+        writer.close()
+
+    server = Server()
+    server.handle = handle  # type: ignore[method-assign]
+
+    async def go(http: httpx.AsyncClient) -> None:
+        await http.get("/x", headers={"Accept-Encoding": "gzip, br"})
+
+    run(serving(server, go))
+    lines = [line.lower() for line in seen[0].split(b"\r\n")]
+    assert [line for line in lines if line.startswith(b"accept-encoding")] == [
+        b"accept-encoding: identity"
+    ]
+
+
+def test_a_compressed_answer_is_decoded_within_the_same_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transport, "MAX_ANSWER", 100_000)
+    bomb = gzip.compress(b"\0" * 10_000_000)  # ten kilobytes that inflate to ten megabytes
+    deflated = zlib.compress(b'{"a": 1}')[2:-4]  # "deflate" as some servers send it: raw
+    answers = {
+        1: ok(bomb, b"Content-Encoding: gzip"),
+        2: ok(deflated, b"Content-Encoding: deflate"),
+        3: ok(b"xx", b"Content-Encoding: br"),
+        4: ok(b"not gzip", b"Content-Encoding: gzip"),
+    }
+    server = Server(lambda n: answers[n])
+
+    async def go(http: httpx.AsyncClient) -> None:
+        with pytest.raises(httpx.RemoteProtocolError, match="larger than"):
+            await http.get("/x")
+        answer = await http.get("/x")
+        assert answer.json() == {"a": 1}
+        assert "content-encoding" not in answer.headers
+        with pytest.raises(httpx.DecodingError, match="'br', which is not asked for"):
+            await http.get("/x")
+        with pytest.raises(httpx.DecodingError, match="gzip body is broken"):
+            await http.get("/x")
+
+    assert len(bomb) < 20_000
+    run(serving(server, go, size=1))
+
+
+def test_an_answer_that_cannot_be_decoded_is_an_unknown_outcome() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    async def go() -> None:
+        async with httpx.AsyncClient(
+            base_url="http://api.invalid", transport=httpx.MockTransport(answer)
+        ) as http:
+            client = G2WClient(http, "1", "2")
+            person = Registrant(line=2, first_name="A", last_name="B", email="a@example.com")
+            with pytest.raises(OutcomeUnknown, match="no answer that could be read"):
+                await client.create_registrant(person, resend=False)
+
+    run(go())
