@@ -9,7 +9,6 @@ starts like a formula is stored as plain text in XLSX and behind an apostrophe i
 from __future__ import annotations
 
 import collections
-import copy
 import csv
 import errno
 import os
@@ -18,8 +17,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from . import xlsx
 from .columns import REQUIRED, ColumnMap, fold
 from .errors import ReportError, UsageError
 from .files import write_atomically
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 LEAD = ("row", *REQUIRED)
 TRAIL = ("status", "registrantKey", "joinUrl", "error")
 SUFFIXES = (".xlsx", ".csv")
-_EXCEL_CELL_LIMIT = 32767
 #: row colours: green for done, pale green for nothing to do, red for needs attention, yellow for
 #: pending
 GREEN, PALE_GREEN, RED, YELLOW = "C6EFCE", "E2EFDA", "FFC7CE", "FFEB9C"
@@ -210,7 +209,8 @@ def write_attention(report: Report, path: Path) -> Path | None:
 
     As XLSX, a sheet of text cells: Excel keeps 19-digit keys (the webinarKey column) as they
     are when the file is opened, corrected and saved, so it can be registered again as it is.
-    As CSV when ``path`` ends so (Excel rounds such keys if it saves the CSV).
+    As CSV when ``path`` ends so (Excel rounds such keys if it saves the CSV), or when the rows
+    are more than an Excel sheet holds; the path written is returned.
     """
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -219,11 +219,16 @@ def write_attention(report: Report, path: Path) -> Path | None:
         path.unlink(missing_ok=True)
         return None
     attention = Report(report.attention_headers, list(report.attention), [])
+    sheet = "Needs attention"
     try:
-        if suffix == ".csv":
-            write_atomically(path, lambda temp: _write_csv(attention, temp))
-        else:
-            write_atomically(path, lambda temp: _write_sheet(attention, temp, "Needs attention"))
+        if suffix == ".xlsx":
+            try:
+                write_atomically(path, lambda temp: _write_sheet(attention, temp, sheet))
+                return path
+            except ValueError:  # more rows or columns than a sheet holds
+                path.unlink(missing_ok=True)  # an old one would pass for this run's
+                path = path.with_suffix(".csv")
+        write_atomically(path, lambda temp: _write_csv(attention, temp))
     except OSError as exc:
         raise ReportError(f"{path}: could not be written ({exc.strerror or exc})") from exc
     return path
@@ -325,10 +330,10 @@ def write(report: Report, path: Path, note: Callable[[str], None] | None = None)
             write_atomically(path, lambda temp: writer(report, temp))
         except PermissionError:
             return elsewhere(beside, "could not be replaced (is it open?)")
-        except (ValueError, TypeError, KeyError):
+        except ValueError:  # from the XLSX writer: more rows or columns than a sheet holds
             if writer is _write_csv:
                 raise
-            why = "could not be written as XLSX (the input holds what XLSX cannot)"
+            why = "could not be written as XLSX (it has more rows or columns than a sheet holds)"
             return elsewhere(path.with_suffix(".csv"), why, _write_csv)
     except OSError as exc:
         raise ReportError(
@@ -401,94 +406,12 @@ def _write_xlsx(report: Report, path: Path) -> None:
 def _write_sheet(report: Report, path: Path, name: str) -> None:
     """One sheet of the report's rows (text cells, never formulas), after a Summary sheet when
     the report has one; coloured by status, with clickable join URLs."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    book = Workbook(write_only=True)
-    bold = Font(bold=True)
-    if report.summary:
-        summary = book.create_sheet("Summary")
-        summary.column_dimensions["A"].width = 22
-        summary.column_dimensions["B"].width = 80
-        summary.page_setup.fitToWidth, summary.page_setup.fitToHeight = 1, 0
-        summary.sheet_properties.pageSetUpPr.fitToPage = True
-        summary.append([_cell(summary, report.title, font=Font(bold=True, size=14))])
-        summary.append([])
-        for label, value in report.summary:
-            summary.append([_cell(summary, label, font=bold), _cell(summary, value)])
-    sheet = book.create_sheet(name)
-    sheet.freeze_panes = "A2"
-    sheet.page_setup.orientation = "landscape"  # printed: as wide as the page, as long as needed
-    sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
-    sheet.sheet_properties.pageSetUpPr.fitToPage = True
-    for index, width in enumerate(_widths(report), start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    sheet.append([_cell(sheet, title, font=bold) for title in report.headers])
-    link_column = report.headers.index("joinUrl") if "joinUrl" in report.headers else None
     colours = report.colours or [_COLOURS[status] for status in report.statuses]
-    fills = {colour: PatternFill("solid", fgColor=colour) for colour in set(colours)}
-    shades: list[str | None] = list(colours) if colours else [None] * len(report.rows)
-    styles: dict[tuple[object, ...], Any] = {}
-    for row, colour in zip(report.rows, shades, strict=True):
-        fill = fills[colour] if colour else None
-        sheet.append(
-            [
-                _cell(sheet, value, fill=fill, link=column == link_column, styles=styles)
-                for column, value in enumerate(row)
-            ]
-        )
-    last = get_column_letter(len(report.headers))
-    sheet.auto_filter.ref = f"A1:{last}{len(report.rows) + 1}"
-    book.save(path)
-
-
-def _cell(
-    sheet: Any,
-    value: int | str,
-    *,
-    font: Any = None,
-    fill: Any = None,
-    link: bool = False,
-    styles: dict[tuple[object, ...], Any] | None = None,
-) -> Any:
-    """A cell that is never a formula: text as text (an apostrophe-free quote prefix keeps
-    Excel from reading it as one when edited), characters XML cannot hold replaced, numbers as
-    numbers; a web address in the join URL column is a link.
-
-    ``styles`` keeps each combination of styles made so far: openpyxl looks a style up among
-    the workbook's each time one is set on a cell, which for a large report costs more than
-    writing the cells, so a combination seen before is copied instead."""
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    quoted = linked = False
-    if isinstance(value, int):
-        cell = WriteOnlyCell(sheet, value=value)
-    else:
-        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)[:_EXCEL_CELL_LIMIT]
-        cell = WriteOnlyCell(sheet, value=text)
-        cell.data_type = "s"  # never a formula, whatever the text starts with
-        quoted = text.startswith(FORMULA_STARTS)
-        linked = not quoted and link and text.startswith(("https://", "http://"))
-        if linked:
-            cell.hyperlink = text
-    kind = (quoted, linked, id(font), id(fill))
-    made = None if styles is None else styles.get(kind)
-    if made is not None:
-        cell._style = copy.copy(made)
-        return cell
-    if quoted:
-        cell.quotePrefix = True  # and Excel keeps it text when the cell is edited
-    if linked:
-        cell.style = "Hyperlink"
-    if font is not None:
-        cell.font = font
-    if fill is not None:
-        cell.fill = fill
-    if styles is not None:
-        styles[kind] = copy.copy(cell._style)
-    return cell
+    fills: Sequence[str | None] = colours or [None] * len(report.rows)
+    link = report.headers.index("joinUrl") if "joinUrl" in report.headers else None
+    table = xlsx.Table(name, report.headers, report.rows, fills, tuple(_widths(report)), link)
+    summary = [xlsx.Summary(report.title, report.summary)] if report.summary else []
+    xlsx.write(path, [*summary, table])
 
 
 def _widths(report: Report) -> Iterator[float]:
