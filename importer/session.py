@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -111,38 +112,59 @@ class Pacer:
             AsyncLimiter(limit, 1.0) if limit >= 1 else AsyncLimiter(1, 1.0 / limit)
         )
         self._loop = asyncio.get_running_loop()
-        self._turn = asyncio.Lock()
+        #: callers waiting for a slot, in arrival order, and the timer of the next slot
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
         self._last_slot = -math.inf
         self._last_cut = -math.inf
-        self._nap: asyncio.Future[None] | None = None
         #: 429s keep coming: the pace was halved and has not been won back since
         self.storm = False
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Wait for this call's slot; False, at once, if ``stop`` is set meanwhile."""
-        async with self._turn:
-            now = self._loop.time()
-            slot = max(now, self._last_slot + 1.0 / self.rate)
-            if slot > now and not stop.is_set():
-                # a future and a timer, not ``wait_for(stop.wait())``: that makes a task for
-                # every call; ``wake`` ends the nap early when the run stops
-                nap = self._nap = self._loop.create_future()
-                timer = self._loop.call_at(slot, _wake, nap)
-                try:
-                    await nap
-                finally:
-                    timer.cancel()
-                    self._nap = None
-            if stop.is_set():
-                return False
-            self._last_slot = slot
+        if stop.is_set():
+            return False
+        turn: asyncio.Future[None] = self._loop.create_future()
+        self._queue.append(turn)
+        if self._timer is None:
+            self._next()
+        await turn  # cancelled while waiting, it is passed over; its slot, if given, is lost
+        if stop.is_set():
+            return False
         await self.limiter.acquire()
         return True
 
     def wake(self) -> None:
-        """End the wait for a slot at once (the run stops: ``acquire`` checks why)."""
-        if self._nap is not None:
-            _wake(self._nap)
+        """End every wait for a slot at once (the run stops: ``acquire`` checks why)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._queue:
+            turn = self._queue.popleft()
+            if not turn.done():
+                turn.set_result(None)
+
+    def _next(self) -> None:
+        """Give the first caller in line its slot now, or set a timer for it."""
+        slot = self._last_slot + 1.0 / self.rate
+        if slot <= self._loop.time():
+            self._grant()
+        else:
+            self._timer = self._loop.call_at(slot, self._grant)
+
+    def _grant(self) -> None:
+        """The slot has come: the first caller still waiting takes it; then the next slot."""
+        self._timer = None
+        while self._queue:
+            turn = self._queue.popleft()
+            if not turn.done():
+                # the slot as scheduled, not the moment the timer fired: late costs nothing
+                now = self._loop.time()
+                self._last_slot = max(now, self._last_slot + 1.0 / self.rate)
+                turn.set_result(None)
+                break
+        if self._queue:
+            self._next()
 
     def throttled(self) -> None:
         """A 429: slow down, by a tenth after a quiet spell and by half while they persist."""
@@ -342,11 +364,6 @@ class ApiSession:
         self.retries += 1
         log.debug("%s: %s; attempt %d in %.1f s", what, error, tries + 1, delay)
         return delay
-
-
-def _wake(nap: asyncio.Future[None]) -> None:
-    if not nap.done():
-        nap.set_result(None)
 
 
 def _unavailable(error: TransientError, detail: str) -> RunStopped:

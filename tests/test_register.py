@@ -390,6 +390,30 @@ def test_pacer_never_goes_below_its_floor(run_virtual: Run) -> None:
     assert run_virtual(go()) == pytest.approx(0.5)
 
 
+def test_a_caller_cancelled_while_waiting_for_a_slot_is_passed_over(run_virtual: Run) -> None:
+    async def go() -> list[float]:
+        pacer = Pacer(1.0 / HEADROOM)  # a slot a second
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        given: list[float] = []
+
+        async def call() -> None:
+            assert await pacer.acquire(stop)
+            given.append(loop.time())
+
+        first = asyncio.create_task(call())
+        second = asyncio.create_task(call())
+        third = asyncio.create_task(call())
+        await asyncio.sleep(0.5)
+        second.cancel()
+        await asyncio.gather(first, third)
+        fourth = asyncio.create_task(call())
+        await fourth
+        return given
+
+    assert run_virtual(go()) == pytest.approx([0.0, 1.0, 2.0])
+
+
 def test_a_stop_ends_the_wait_for_a_slot_at_once(run_virtual: Run) -> None:
     async def go() -> tuple[list[str], float]:
         session = ApiSession(rate=0.1)  # a slot every ten seconds
