@@ -86,11 +86,12 @@ class RetryPolicy:
 class Pacer:
     """The rate cap: calls on an evenly spaced schedule, under an ``AsyncLimiter`` ceiling.
 
-    One caller at a time (in arrival order) waits for the next slot of the schedule, spaced
-    ``1 / rate`` after the previous *slot*, not after the moment the previous caller woke up, so
-    a timer that fires a little late costs nothing. ``AsyncLimiter(limit, 1.0)`` stays as the
-    ceiling no call can pass; on its own it would let ``limit`` calls through at once, and such a
-    burst puts twice the limit into one second under a fixed or sliding window.
+    Callers wait in line (in arrival order) for the slots of the schedule, each spaced
+    ``1 / rate`` after the previous *slot*, not after the moment its timer fired, so a timer
+    that fires a little late costs nothing; one timer at a time hands out the next slot.
+    ``AsyncLimiter(limit, 1.0)`` stays as the ceiling no call can pass; on its own it would let
+    ``limit`` calls through at once, and such a burst puts twice the limit into one second
+    under a fixed or sliding window.
 
     Additive increase, multiplicative decrease: a 429 slows the schedule (at most once a
     second, so that one burst counts once), each success wins back a fiftieth of the ceiling.
@@ -146,21 +147,22 @@ class Pacer:
 
     def _next(self) -> None:
         """Give the first caller in line its slot now, or set a timer for it."""
-        slot = self._last_slot + 1.0 / self.rate
-        if slot <= self._loop.time():
-            self._grant()
+        now = self._loop.time()
+        slot = max(now, self._last_slot + 1.0 / self.rate)
+        if slot <= now:
+            self._grant(slot)
         else:
-            self._timer = self._loop.call_at(slot, self._grant)
+            self._timer = self._loop.call_at(slot, self._grant, slot)
 
-    def _grant(self) -> None:
-        """The slot has come: the first caller still waiting takes it; then the next slot."""
+    def _grant(self, slot: float) -> None:
+        """``slot`` has come: the first caller still waiting takes it; then the next slot is
+        spaced from this one as scheduled, not from the moment its timer fired, so a timer that
+        fires late costs nothing."""
         self._timer = None
         while self._queue:
             turn = self._queue.popleft()
             if not turn.done():
-                # the slot as scheduled, not the moment the timer fired: late costs nothing
-                now = self._loop.time()
-                self._last_slot = max(now, self._last_slot + 1.0 / self.rate)
+                self._last_slot = slot
                 turn.set_result(None)
                 break
         if self._queue:

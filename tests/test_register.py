@@ -130,6 +130,32 @@ def test_calls_are_spaced_just_under_the_rate(run_virtual: Run) -> None:
     assert outcome.calls == 200
 
 
+def test_a_timer_that_fires_late_costs_the_pace_nothing(run_virtual: Run) -> None:
+    """Timers fire a little late (epoll rounds its wait up to the millisecond): each slot is
+    spaced from the one before as scheduled, so the lateness does not add up."""
+
+    async def go() -> list[float]:
+        loop = asyncio.get_running_loop()
+        on_time = loop.call_at
+        late = functools.partial(lambda when, *args, **kw: on_time(when + 0.003, *args, **kw))
+        loop.call_at = late  # type: ignore[method-assign]
+        pacer = Pacer(100)
+        stop = asyncio.Event()
+        given: list[float] = []
+
+        async def call() -> None:
+            for _ in range(25):
+                assert await pacer.acquire(stop)
+                given.append(loop.time())
+
+        await asyncio.gather(*(call() for _ in range(4)))
+        return given
+
+    given = run_virtual(go())
+    assert len(given) == 100
+    assert given[-1] - given[0] == pytest.approx(99 / (100 * HEADROOM), abs=0.01)
+
+
 def test_keys_and_join_urls_come_from_the_server(run_virtual: Run) -> None:
     sandbox = virtual_sandbox(rate=0)
     people = registrants(30)
