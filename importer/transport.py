@@ -206,7 +206,7 @@ class _Connection(asyncio.Protocol):
         self._answer: asyncio.Future[_Answer] | None
         self._answer = None
         self._head: h11.Response | None = None
-        self._body: list[bytes] = []
+        self._body = bytearray()
         self._size = 0
         self._heard = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -236,7 +236,7 @@ class _Connection(asyncio.Protocol):
             raise httpx.LocalProtocolError(str(exc), request=request) from exc
         answer: asyncio.Future[_Answer] = self._loop.create_future()
         self._answer = answer
-        self._head, self._body, self._size = None, [], 0
+        self._head, self._body, self._size = None, bytearray(), 0
         self._heard = self._loop.time()
         self._transport.write(wire)
         if read_timeout is not None:
@@ -309,7 +309,7 @@ class _Connection(asyncio.Protocol):
                 if self._size > MAX_ANSWER:
                     self._fail(httpx.RemoteProtocolError(_too_large()))
                     return
-                self._body.append(event.data)
+                self._body += event.data
             elif isinstance(event, h11.EndOfMessage):
                 self._done()
                 return
@@ -322,7 +322,11 @@ class _Connection(asyncio.Protocol):
         assert head is not None
         assert answer is not None
         state = self._state
-        if state.our_state is h11.DONE and state.their_state is h11.DONE:
+        if (
+            state.our_state is h11.DONE
+            and state.their_state is h11.DONE
+            and not state.trailing_data[0]  # bytes beyond the answer: no next answer to trust
+        ):
             state.start_next_cycle()
             self._idle_since = self._loop.time()
         else:  # the server closes it (Connection: close, or an answer ended by closing)
@@ -333,7 +337,7 @@ class _Connection(asyncio.Protocol):
                     head.status_code,
                     head.reason,
                     list(head.headers.raw_items()),
-                    b"".join(self._body),
+                    bytes(self._body),
                 )
             )
 
