@@ -264,6 +264,7 @@ class Interrupts:
         #: whether the event loop is running (the run, or asyncio closing it)
         self.in_loop = False
         self._previous: dict[int, Any] = {}
+        self._interrupted = False
 
     def __enter__(self) -> Interrupts:
         self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
@@ -271,11 +272,15 @@ class Interrupts:
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self._previous.items():
-            signal.signal(number, handler)
+            # Interrupted, the process is on its way out with its report written: a further
+            # Ctrl-C has nothing left to stop, and with Python's own handler back it would
+            # kill the process by signal instead of letting it exit with 130.
+            signal.signal(number, signal.SIG_IGN if self._interrupted else handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.console.asking:
             raise KeyboardInterrupt
+        self._interrupted = True
         if not self.stop.is_set():
             self.stop.set()
             self.console.say()

@@ -71,3 +71,26 @@ def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
     assert statuses(report) == {"registered": 300}
     # the sandbox registers a repeated e-mail again: 300 means nobody was sent twice
     assert "it held 300 registrants" in server.stop()
+
+
+def test_ctrl_c_held_down_still_exits_130_with_nothing_lost(
+    tmp_path: Path, sandbox_process: Callable[..., SandboxProcess]
+) -> None:
+    """Interrupts every few milliseconds until the process is gone: some land while it stops,
+    some after its report is written and it is on its way out. None may kill it by signal."""
+    server = sandbox_process("--rate", "0", "--latency", "0.05", "--no-dedupe")
+    source = write_csv(tmp_path / "guests.csv", people(200))
+    argv = command(*register_args(source, server.api_url, "--rate", "40"))
+    env = token_env()
+    run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(random.uniform(1.5, 2.5))
+    while run.poll() is None:
+        run.send_signal(signal.SIGINT)
+        time.sleep(0.003)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert "Traceback" not in err
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert statuses(tmp_path / "guests-joinurls.xlsx") == {"registered": 200}
+    assert "it held 200 registrants" in server.stop()
