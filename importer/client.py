@@ -124,6 +124,8 @@ class _Api:
                 f"could not connect to the API at {host} ({_reason(exc)}); check --api-url, "
                 "the network and any proxy (or try --sandbox)"
             ) from exc
+        except httpx.LocalProtocolError as exc:  # refused on this side, before sending
+            raise RequestRejected(f"the request could not be sent ({_reason(exc)})") from exc
         except httpx.TransportError as exc:
             raise OutcomeUnknown(f"no answer from the API ({_reason(exc)})") from exc
         except httpx.DecodingError as exc:

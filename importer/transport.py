@@ -37,6 +37,7 @@ MAX_ANSWER = 32 * 2**20
 KEEPALIVE = 5.0
 
 CLOSED = "the server closed the connection before answering"
+SHUT = "the connections were closed before this request had one"
 
 Origin = tuple[bytes, str, int]
 _PORTS = {b"http": 80, b"https": 443}
@@ -105,6 +106,10 @@ class Transport(httpx.AsyncBaseTransport):
         for connection in self._idle:
             connection.close()
         self._idle.clear()
+        while self._waiting:  # nothing of theirs was sent, and no connection will come
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_exception(httpx.ConnectError(SHUT))
 
     async def _take(
         self, origin: Origin, timeouts: dict[str, float | None], request: httpx.Request
@@ -125,17 +130,22 @@ class Transport(httpx.AsyncBaseTransport):
             async with asyncio.timeout(timeouts.get("pool")):
                 handed = await turn
         except BaseException as exc:
-            if turn.done() and not turn.cancelled():
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
                 self._pass_on(turn.result())  # handed over as this request gave up
             if isinstance(exc, TimeoutError):
                 raise httpx.PoolTimeout(
                     "no connection came free in time", request=request
                 ) from None
+            if isinstance(exc, httpx.ConnectError):
+                exc.request = request
             raise
         if handed is not None and handed.usable(origin, now - self.keepalive):
             return handed
         if handed is not None:
             handed.close()
+        if self._closed:
+            self._pass_on(None)
+            raise httpx.ConnectError(SHUT, request=request)
         return await self._open(origin, timeouts, request)
 
     async def _open(
@@ -398,6 +408,9 @@ def _inflate(body: bytes, bits: int, coding: bytes) -> bytes:
         plain = inflater.decompress(body, MAX_ANSWER + 1)
     if len(plain) > MAX_ANSWER:
         raise httpx.RemoteProtocolError(_too_large())
+    if not inflater.eof:  # the compressed stream stops before its end: a part is missing
+        shown = coding.decode("ascii", "replace")
+        raise httpx.DecodingError(f"the answer's {shown} body is cut short")
     return plain
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from importer import connection, transport
 from importer.client import G2WClient
-from importer.errors import OutcomeUnknown
+from importer.errors import OutcomeUnknown, RequestRejected
 from importer.models import Registrant
 from importer.transport import Transport
 
@@ -140,6 +140,33 @@ def test_a_request_finding_every_connection_busy_times_out_on_the_pool() -> None
 
     run(serving(server, go, size=1, pool=0.2))
     assert server.connections == 1
+
+
+def test_closing_the_transport_fails_requests_waiting_for_a_connection_at_once() -> None:
+    server = Server(delay=0.3)
+
+    async def go() -> None:
+        listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        port = listening.sockets[0].getsockname()[1]
+        pool = Transport(1)
+        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", transport=pool)
+        try:
+            under_way = asyncio.create_task(http.get("/x"))
+            waiting = [asyncio.create_task(http.get("/x")) for _ in range(3)]
+            await asyncio.sleep(0.1)
+            started = asyncio.get_running_loop().time()
+            await pool.aclose()
+            for task in waiting:
+                with pytest.raises(httpx.ConnectError, match="closed before this request"):
+                    await task
+            assert asyncio.get_running_loop().time() - started < 0.1  # not the pool timeout
+            assert (await under_way).status_code == 200  # the one under way finishes
+        finally:
+            listening.close()
+            await listening.wait_closed()
+
+    run(go())
+    assert server.requests == 1
 
 
 def test_a_cancelled_request_closes_its_connection_and_frees_its_place() -> None:
@@ -307,6 +334,30 @@ def test_a_header_that_would_split_the_request_is_refused_before_sending() -> No
     assert server.requests == 0
 
 
+def test_a_request_refused_before_sending_fails_its_row_not_as_an_unknown_outcome() -> None:
+    server = Server(lambda n: ok(b'{"registrantKey": 1, "joinUrl": "https://j/1"}'))
+
+    async def go() -> None:
+        listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        port = listening.sockets[0].getsockname()[1]
+        try:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}",
+                transport=Transport(1),
+                headers={"X-Bad": "a\r\nInjected: yes"},
+            ) as http:
+                client = G2WClient(http, "1", "2")
+                person = Registrant(line=2, first_name="A", last_name="B", email="a@example.com")
+                with pytest.raises(RequestRejected, match="could not be sent"):
+                    await client.create_registrant(person, resend=False)
+        finally:
+            listening.close()
+            await listening.wait_closed()
+
+    run(go())
+    assert server.requests == 0
+
+
 def test_connections_are_kept_alive_with_the_sandbox_over_a_real_socket(
     loopback_sandbox: Callable[..., ThreadedServer],
 ) -> None:
@@ -384,6 +435,7 @@ def test_a_compressed_answer_is_decoded_within_the_same_bound(
         2: ok(deflated, b"Content-Encoding: deflate"),
         3: ok(b"xx", b"Content-Encoding: br"),
         4: ok(b"not gzip", b"Content-Encoding: gzip"),
+        5: ok(gzip.compress(b'{"a": 1}' * 100)[:-20], b"Content-Encoding: gzip"),
     }
     server = Server(lambda n: answers[n])
 
@@ -396,6 +448,8 @@ def test_a_compressed_answer_is_decoded_within_the_same_bound(
         with pytest.raises(httpx.DecodingError, match="'br', which is not asked for"):
             await http.get("/x")
         with pytest.raises(httpx.DecodingError, match="gzip body is broken"):
+            await http.get("/x")
+        with pytest.raises(httpx.DecodingError, match="gzip body is cut short"):
             await http.get("/x")
 
     assert len(bomb) < 20_000
