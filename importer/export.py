@@ -168,7 +168,7 @@ def _plan(
             )
         )
     replaces = " (replacing the file there)" if out.exists() else ""
-    plan.append(("Report", f"{out}{replaces}"))
+    plan.append(("Write to", f"{out}{replaces}"))
     return plan
 
 
