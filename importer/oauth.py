@@ -13,6 +13,7 @@ import asyncio
 import base64
 import hashlib
 import math
+import os
 import secrets
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
@@ -176,8 +177,9 @@ class CallbackServer:
         try:
             await self._http.start()
         except OSError as exc:
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise UsageError(
-                f"cannot listen on 127.0.0.1:{self.port} ({exc.strerror}): another program "
+                f"cannot listen on 127.0.0.1:{self.port} ({why}): another program "
                 "holds the port; close it, or pass --port N and register "
                 f"{redirect_uri(self.port).replace(str(self.port), 'N')} as your client's "
                 "redirect URI"
@@ -335,6 +337,7 @@ async def sign_in(
     """
     callback = CallbackServer(port)
     await callback.start()
+    show(f"Redirect URI: {callback.redirect_uri} (register exactly this on your client)")
     verifier, challenge = pkce()
     state = secrets.token_urlsafe(16)
     address = authorize_url(auth_url, client_id, callback.redirect_uri, state, challenge)

@@ -185,9 +185,6 @@ class _Way:
                 api_url=url,
                 organizer_key=self.organizer_key,
             )
-        echo(
-            f"Redirect URI: {oauth.redirect_uri(self.port)} (register exactly this on your client)"
-        )
         return await oauth.sign_in(
             auth_url=sign_in_url,
             api_url=url,
