@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -17,6 +18,12 @@ import h11
 
 #: the largest request body accepted, in bytes
 MAX_BODY = 1 << 20
+
+
+def cannot_listen(exc: OSError) -> str:
+    """Why a port could not be listened on, in the system's words ("address already in
+    use"), without asyncio's wrapping of them."""
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc) or type(exc).__name__
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import hashlib
 import math
-import os
 import secrets
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
@@ -25,7 +24,7 @@ import httpx
 from .answers import json_object, token_refused
 from .credentials import Credentials, Store
 from .errors import AuthError, ConnectFailed, RateLimited, ServerError, UsageError
-from .httpserver import Answer, HttpServer, Request
+from .httpserver import Answer, HttpServer, Request, cannot_listen
 from .redact import scrub
 from .text import clean
 
@@ -177,9 +176,8 @@ class CallbackServer:
         try:
             await self._http.start()
         except OSError as exc:
-            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise UsageError(
-                f"cannot listen on 127.0.0.1:{self.port} ({why}): another program "
+                f"cannot listen on 127.0.0.1:{self.port} ({cannot_listen(exc)}): another program "
                 "holds the port; close it, or pass --port N and register "
                 f"{redirect_uri(self.port).replace(str(self.port), 'N')} as your client's "
                 "redirect URI"

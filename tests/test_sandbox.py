@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -219,3 +220,29 @@ def test_jitter_spreads_answers_over_latency_plus_or_minus_jitter(
     assert min(delays) < 0.17
     assert max(delays) > 0.33
     assert sum(delays) / len(delays) == pytest.approx(0.25, abs=0.015)
+
+
+@posix_only
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_sandbox_started_in_the_background_of_a_script_stops_with_its_summary(
+    number: int,
+) -> None:
+    """A shell gives a background job SIGINT ignored; the sandbox still stops on it (and on
+    SIGTERM), saying what it held, instead of running on or dying without a word."""
+    process = subprocess.Popen(
+        command("sandbox", "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("Sandbox API on http://127.0.0.1:")
+        process.send_signal(number)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert "Sandbox stopped after 0 calls (0 answered 429); it held 0 registrants." in err
+    assert "Traceback" not in err
+    assert process.returncode == 0

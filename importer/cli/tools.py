@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from .. import lookup, oauth, template
 from ..connection import Access
 from ..console import form_json, form_lines, table_lines, webinar_json
 from ..errors import EXIT_USAGE, UsageError
+from ..httpserver import cannot_listen
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer, serve
 from ..text import counted
 from .base import (
@@ -261,6 +263,10 @@ def sandbox_command(
         echo("  Press Ctrl-C to stop.")
         sys.stdout.flush()
 
+    # Ctrl-C or SIGTERM stops it with its summary, even when started from a script in the
+    # background, where the shell hands a program SIGINT ignored
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in stopping}
     try:
         asyncio.run(serve(state, port, ready))
     except KeyboardInterrupt:
@@ -271,9 +277,12 @@ def sandbox_command(
         )
     except OSError as exc:
         fail(
-            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port",
+            f"cannot listen on 127.0.0.1:{port} ({cannot_listen(exc)}); choose another --port",
             EXIT_USAGE,
         )
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @cli.command()

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 from ..connection import Access, open_connection
 from ..credentials import NotSignedIn
 from ..errors import UsageError
+from ..httpserver import cannot_listen
 from .app import create_app
 from .desk import Desk, default_folder
 from .signin import OAuthClient, SignIn
@@ -40,7 +41,7 @@ def bind(port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise UsageError(
-            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); choose another --port"
+            f"cannot listen on 127.0.0.1:{port} ({cannot_listen(exc)}); choose another --port"
         ) from exc
     return sock
 
