@@ -47,7 +47,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
 OPTIONAL = tuple(name for name in ALIASES if name not in REQUIRED)
 
 _LOOKUP = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
-_NOISE = re.compile(r"[\s_\-.]+")
+#: spaces, separators, and the invisible characters a header can carry from another program
+#: (a second byte-order mark, zero-width spaces and joiners, a word joiner)
+_NOISE = re.compile(r"[\s_\-.\u200b-\u200d\u2060\ufeff]+")
 _ACCENTS = str.maketrans("éèêáàäöüß", "eeeaaaous")
 
 

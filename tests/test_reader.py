@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from importer.columns import ColumnMap
 from importer.errors import InputError
 from importer.reader import read_table
 
@@ -35,6 +36,21 @@ def test_utf8_with_bom() -> None:
     assert table.headers == ("firstName", "lastName", "email")
     assert cells(DATA / "utf8_bom.csv") == [(2, ("Zoë", "Ångström", "zoe@example.com"))]
     assert table.notes == ()
+
+
+def test_invisible_characters_in_headers_do_not_hide_a_column(tmp_path: Path) -> None:
+    """A second byte-order mark (a file saved twice by different programs), or a zero-width
+    space pasted with a header, is invisible in every program: it must not hide the column."""
+    path = tmp_path / "guests.csv"
+    path.write_bytes(
+        "\ufeff\ufefffirstName,last\u200bName,\u2060Email\u200d\nA,B,a@example.com\n".encode()
+    )
+    table = read_table(path)
+    assert ColumnMap.from_headers(table.headers).positions == {
+        "firstName": 0,
+        "lastName": 1,
+        "email": 2,
+    }
 
 
 def test_excel_legacy_csv_is_read_as_windows_1252_with_a_warning() -> None:
