@@ -257,6 +257,9 @@ class Interrupts:
     sending, once is enough: nothing was sent."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    #: whether the process ends with the command (the console entry point), rather than a
+    #: program that runs the command inside itself and goes on
+    process_ends = False
 
     def __init__(self, stop: StopSignal, console: Console) -> None:
         self.stop = stop
@@ -275,7 +278,8 @@ class Interrupts:
             # Interrupted, the process is on its way out with its report written: a further
             # Ctrl-C has nothing left to stop, and with Python's own handler back it would
             # kill the process by signal instead of letting it exit with 130.
-            signal.signal(number, signal.SIG_IGN if self._interrupted else handler)
+            ending = self._interrupted and self.process_ends
+            signal.signal(number, signal.SIG_IGN if ending else handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.console.asking:

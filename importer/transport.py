@@ -382,7 +382,7 @@ def _decoded(
         for coding in value.split(b",")
     ]
     codings = [coding for coding in codings if coding not in (b"", b"identity")]
-    if not codings:
+    if not codings or not body:  # an empty body (a 204, say) stays empty whatever its coding
         return headers, body
     for coding in reversed(codings):  # the last applied comes first off
         bits = _CODINGS.get(coding)

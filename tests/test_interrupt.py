@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -9,9 +10,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from openpyxl import load_workbook
+
+from importer import report
+from importer.cli import cli
 
 from .conftest import (
     SandboxProcess,
@@ -94,3 +100,23 @@ def test_ctrl_c_held_down_still_exits_130_with_nothing_lost(
     assert rerun.returncode == 0, rerun.stderr
     assert statuses(tmp_path / "guests-joinurls.xlsx") == {"registered": 200}
     assert "it held 200 registrants" in server.stop()
+
+
+def test_a_command_run_inside_a_program_leaves_its_signal_handlers_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the g2w-import process itself ignores a late Ctrl-C on its way out; a program that
+    runs the command inside itself and is interrupted gets its own handlers back."""
+    source = write_csv(tmp_path / "guests.csv", people(3))
+    writes = report._write_sheet
+
+    def interrupted(*args: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)  # taken by the run's handler, as a Ctrl-C is
+        return writes(*args)
+
+    monkeypatch.setattr(report, "_write_sheet", interrupted)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    result = CliRunner().invoke(cli, ["register", str(source), "--sandbox", "--yes"])
+    assert "Stopping: letting the calls under way finish" in result.output  # taken, and
+    assert result.exit_code == 0, result.output  # everyone was registered before it came
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -223,12 +224,17 @@ def test_jitter_spreads_answers_over_latency_plus_or_minus_jitter(
 
 
 @posix_only
-@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "numbers",
+    [[signal.SIGINT], [signal.SIGTERM], [signal.SIGTERM, signal.SIGINT, signal.SIGINT]],
+    ids=["ctrl-c", "sigterm", "sigterm-then-ctrl-c-twice"],
+)
 def test_sandbox_started_in_the_background_of_a_script_stops_with_its_summary(
-    number: int,
+    numbers: list[int],
 ) -> None:
     """A shell gives a background job SIGINT ignored; the sandbox still stops on it (and on
-    SIGTERM), saying what it held, instead of running on or dying without a word."""
+    SIGTERM), saying what it held, instead of running on or dying without a word; signals
+    while it closes change nothing."""
     process = subprocess.Popen(
         command("sandbox", "--port", "0"),
         stdout=subprocess.PIPE,
@@ -239,7 +245,9 @@ def test_sandbox_started_in_the_background_of_a_script_stops_with_its_summary(
     try:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("Sandbox API on http://127.0.0.1:")
-        process.send_signal(number)
+        for number in numbers:
+            process.send_signal(number)
+            time.sleep(0.001)
         _, err = process.communicate(timeout=30)
     finally:
         process.kill()

@@ -15,6 +15,7 @@ from click.decorators import FC
 
 from .. import credentials, oauth, pipeline
 from ..connection import Access
+from ..console import Interrupts
 from ..errors import EXIT_CODES, EXIT_INTERRUPTED, ImporterError
 from ..settings import API_URL
 from ..text import clean
@@ -47,6 +48,7 @@ def cli() -> None:
 
 def main() -> None:
     """Console entry point."""
+    Interrupts.process_ends = True
     try:
         cli(prog_name="g2w-import")
     except KeyboardInterrupt:  # before a run took Ctrl-C over: nothing was sent yet

@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -19,7 +20,7 @@ from click.decorators import FC
 
 from .. import lookup, oauth, template
 from ..connection import Access
-from ..console import form_json, form_lines, table_lines, webinar_json
+from ..console import Interrupts, form_json, form_lines, table_lines, webinar_json
 from ..errors import EXIT_USAGE, UsageError
 from ..httpserver import cannot_listen
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer, serve
@@ -264,9 +265,16 @@ def sandbox_command(
         sys.stdout.flush()
 
     # Ctrl-C or SIGTERM stops it with its summary, even when started from a script in the
-    # background, where the shell hands a program SIGINT ignored
+    # background, where the shell hands a program SIGINT ignored; the first one does, and
+    # any more while it closes change nothing
     stopping = (signal.SIGINT, signal.SIGTERM)
-    previous = {number: signal.signal(number, signal.default_int_handler) for number in stopping}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for number in stopping:
+            signal.signal(number, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, stop) for number in stopping}
     try:
         asyncio.run(serve(state, port, ready))
     except KeyboardInterrupt:
@@ -281,8 +289,8 @@ def sandbox_command(
             EXIT_USAGE,
         )
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        for number, handler in previous.items():  # as Interrupts leaves them: see there
+            signal.signal(number, signal.SIG_IGN if Interrupts.process_ends else handler)
 
 
 @cli.command()
