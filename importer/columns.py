@@ -48,15 +48,14 @@ OPTIONAL = tuple(name for name in ALIASES if name not in REQUIRED)
 
 _LOOKUP = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
 #: spaces, separators, and the invisible characters a header can carry from another program
-#: (a second byte-order mark, zero-width spaces and joiners, a word joiner)
-_NOISE = re.compile(r"[\s_\-.\u200b-\u200d\u2060\ufeff]+")
+#: (a second byte-order mark, zero-width spaces and joiners, a word joiner, a soft hyphen)
+_NOISE = re.compile(r"[\s_\-.\u00ad\u200b-\u200d\u2060\ufeff]+")
 _ACCENTS = str.maketrans("éèêáàäöüß", "eeeaaaous")
 
 
 def fold(header: str) -> str:
     """A header in the form the alias table uses: ``E-Mail Adresse *`` → ``emailadresse``."""
-    text = header.strip().rstrip("*:").casefold().translate(_ACCENTS)
-    return _NOISE.sub("", text)
+    return _NOISE.sub("", header).rstrip("*:").casefold().translate(_ACCENTS)
 
 
 def field_for(header: str) -> str | None:

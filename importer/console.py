@@ -282,8 +282,11 @@ class Interrupts:
             signal.signal(number, signal.SIG_IGN if ending else handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.console.asking:
-            raise KeyboardInterrupt
+        if self.console.asking:  # nothing was sent: the first one ends it, the rest wait
+            if not self._interrupted:
+                self._interrupted = True
+                raise KeyboardInterrupt
+            return
         self._interrupted = True
         if not self.stop.is_set():
             self.stop.set()

@@ -179,7 +179,7 @@ class CallbackServer:
             raise UsageError(
                 f"cannot listen on 127.0.0.1:{self.port} ({cannot_listen(exc)}): another program "
                 "holds the port; close it, or pass --port N and register "
-                f"{redirect_uri(self.port).replace(str(self.port), 'N')} as your client's "
+                "http://127.0.0.1:N/callback as your client's "
                 "redirect URI"
             ) from exc
 

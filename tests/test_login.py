@@ -221,8 +221,8 @@ def test_the_redirect_uri_is_fixed_and_printed_and_a_busy_port_is_one_line(
     assert busy.exit_code == 2
     assert busy.stderr.count("\n") == 1  # the one error line
     assert (
-        "(address already in use): another program holds the port; close it, or pass --port N"
-        in busy.stderr
+        "(address already in use): another program holds the port; close it, or pass --port N "
+        "and register http://127.0.0.1:N/callback as your client's redirect URI" in busy.stderr
     )
     other = free_port()
     wrong = invoke("login", "--port", str(other), "--wait", "1", env=client_env(server))
