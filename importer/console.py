@@ -250,6 +250,10 @@ def _is_terminal(stream: object) -> bool:
         return False
 
 
+class Unanswered(KeyboardInterrupt):
+    """Ctrl-C at the question before sending: nothing was sent or written."""
+
+
 class Interrupts:
     """Ctrl-C or SIGTERM once: no new rows, the calls under way finish, the report is written.
     Twice: the run stops at once (its journal has everything settled), or, if the report is
@@ -285,7 +289,7 @@ class Interrupts:
         if self.console.asking:  # nothing was sent: the first one ends it, the rest wait
             if not self._interrupted:
                 self._interrupted = True
-                raise KeyboardInterrupt
+                raise Unanswered
             return
         self._interrupted = True
         if not self.stop.is_set():

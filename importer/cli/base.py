@@ -15,7 +15,7 @@ from click.decorators import FC
 
 from .. import credentials, oauth, pipeline
 from ..connection import Access
-from ..console import Interrupts
+from ..console import Interrupts, Unanswered
 from ..errors import EXIT_CODES, EXIT_INTERRUPTED, ImporterError
 from ..settings import API_URL
 from ..text import clean
@@ -66,6 +66,9 @@ def errors() -> Iterator[None]:
         sys.exit(exc.exit_code)
     except ImporterError as exc:
         fail(str(exc), exc.exit_code)
+    except Unanswered:
+        echo("\nInterrupted at the question: nothing was sent or written.", colour="yellow")
+        sys.exit(EXIT_INTERRUPTED)
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C: stop at once
         echo(
             "\nInterrupted. The journal keeps everything settled: run the same command again "
