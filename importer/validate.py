@@ -197,6 +197,8 @@ def _rules(table: Table, form: Form) -> tuple[tuple[Rule, ...], dict[int, str]]:
         fields.append(_field_rule(table, spec.name, found, spec.required, spec))
     if missing:
         shown = ", ".join(f"'{h}'" for h in table.headers[:8])
+        if len(table.headers) > 8:
+            shown += f" and {len(table.headers) - 8:,} more"
         if len(missing) == 1:
             fix = f"add a column named {missing[0]}, or rename the one that holds it"
         else:

@@ -122,6 +122,9 @@ def test_missing_required_column_names_it_and_the_fix() -> None:
     )
     with pytest.raises(InputError, match=r"no firstName or lastName column .*add columns named "):
         validate(table(("Ann", "ann@example.com"), headers=("Person", "Email")))
+    many = ("Vorname", "Email", *(f"Extra {n}" for n in range(1, 10)))
+    with pytest.raises(InputError, match=r"'Extra 5', 'Extra 6' and 3 more\); add a column"):
+        validate(table(("Ann", "ann@example.com", *[""] * 9), headers=many))
 
 
 @pytest.mark.parametrize("header", ["Name", "Full name", "Vollständiger Name"])
