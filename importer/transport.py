@@ -124,6 +124,8 @@ class Transport(httpx.AsyncBaseTransport):
         if self._count < self.size:
             self._count += 1
             return await self._open(origin, timeouts, request)
+        if self._closed:  # closed as this request began: no connection will come free
+            raise httpx.ConnectError(SHUT, request=request)
         turn: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
         self._waiting.append(turn)
         try:
@@ -143,9 +145,6 @@ class Transport(httpx.AsyncBaseTransport):
             return handed
         if handed is not None:
             handed.close()
-        if self._closed:
-            self._pass_on(None)
-            raise httpx.ConnectError(SHUT, request=request)
         return await self._open(origin, timeouts, request)
 
     async def _open(
