@@ -53,7 +53,25 @@ def parse_webinar(body: dict[str, Any], key: str) -> Webinar:
         time_zone=as_text(body.get("timeZone")),
         times=tuple(times),
         approval=approval.upper() if approval else None,
+        # a limit of 0 would take nobody: read as no limit stated (GoTo does not say)
+        registration_limit=as_size(body.get("registrationLimit")),
+        registrant_count=as_count(body.get("numberOfRegistrants")),
+        kind=_kind(body),
     )
+
+
+#: the spec's webinar types; the one webinar says ``type``, the organizer's list
+#: ``recurrenceType``, and ``recurrencePeriod`` is named for them too
+_KINDS = frozenset({"single_session", "series", "sequence"})
+
+
+def _kind(body: dict[str, Any]) -> str | None:
+    """``single_session``, ``series`` or ``sequence``, from whichever field says it."""
+    for name in ("type", "recurrenceType", "recurrencePeriod"):
+        text = (as_text(body.get(name)) or "").lower().replace("-", "_").replace(" ", "_")
+        if text in _KINDS:
+            return text
+    return None
 
 
 def _moment(text: str) -> float:
@@ -171,7 +189,7 @@ def registrants(items: list[Any]) -> list[ListedRegistrant]:
     for item in items:
         if not isinstance(item, dict):
             continue
-        key, address = as_text(item.get("registrantKey")), as_text(item.get("email"))
+        key, address = key_text(item.get("registrantKey")), as_text(item.get("email"))
         if key is None or address is None:
             continue
         answers = (
@@ -221,13 +239,20 @@ def as_text(value: object) -> str | None:
     return text or None
 
 
-_KEY = re.compile(r"[0-9]{1,20}")
+_KEY = re.compile(r"[0-9]{1,19}")
+#: the largest int64: GoTo's keys are positive int64 numbers (g2w-api.md)
+_KEY_MAX = 2**63 - 1
 
 
 def key_text(value: object) -> str | None:
-    """A registrant key as text, if it is one: GoTo's keys are non-negative 64-bit numbers."""
+    """A registrant key as text, if it is one: a positive 64-bit number, as GoTo's keys are.
+    One rule for every answer that carries a key: a 201, a 409, the registrant list."""
+    if isinstance(value, float):  # a JSON number that lost digits is no key
+        return None
     text = as_text(value)
-    return text if text is not None and _KEY.fullmatch(text) else None
+    if text is None or not _KEY.fullmatch(text) or not 0 < int(text) <= _KEY_MAX:
+        return None
+    return text.lstrip("0")
 
 
 def link_text(value: object) -> str | None:

@@ -110,6 +110,7 @@ async def register_async(
     give_up_after: float = 60.0,
     stop: StopSignal | None = None,
     dry_run: bool = False,
+    verify: bool = True,
 ) -> Outcome:
     """Register everyone in ``source`` for the webinar(s); see :func:`register`."""
     keys = (webinar_key,) if isinstance(webinar_key, str) else tuple(webinar_key or ())
@@ -124,6 +125,7 @@ async def register_async(
         max_calls=max_calls,
         give_up_after=give_up_after,
         dry_run=dry_run,
+        verify=verify,
         resume_hint=RESUME_HINT,
     )
     access = Access(sandbox=sandbox, api_url=api_url, token=token, organizer_key=organizer_key)
@@ -148,6 +150,7 @@ def register(
     max_calls: int | None = None,
     give_up_after: float = 60.0,
     stop: StopSignal | None = None,
+    verify: bool = True,
 ) -> Outcome:
     """Register everyone in ``source`` for a webinar, as ``g2w-import register`` does.
 
@@ -156,7 +159,8 @@ def register(
     several (default: the file's Settings sheet). Without ``token`` the credentials come from
     where the command finds them: ``G2W_ACCESS_TOKEN``, then the stored login. ``sandbox=True``
     uses the built-in simulated API. ``progress`` is True for a progress line on stderr, or a
-    function called with a :class:`ProgressReport` after each row.
+    function called with a :class:`ProgressReport` after each row. ``verify=False`` skips the
+    check of every registered row against GoTo's registrant list once sending ends.
 
     Returns the :class:`~importer.outcome.Outcome`; a run stopped by the API, a quota or an
     interrupt returns one too, with the rest ``pending`` and ``exit_code`` saying why. An input
@@ -181,6 +185,7 @@ def register(
         max_calls=max_calls,
         give_up_after=give_up_after,
         stop=stop,
+        verify=verify,
     )
     return _in_own_thread(coroutine, stop)
 

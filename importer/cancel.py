@@ -4,7 +4,10 @@
   webinar's registrant list, whoever registered them.
 * :func:`undo` unregisters exactly the people this tool registered for the webinar, as its
   journal records them: never one it found registered already, nor one who came through another
-  channel (a registration under another key than the one the journal holds).
+  channel (a registration under another key than the one the journal holds). A row whose create
+  call went without an answer (``sending``) is this tool's only when proven
+  (:mod:`importer.provenance`); it is settled so in the journal before anything is cancelled, and
+  one that cannot be proven is left alone, with the reason in the report.
 
 Both read the registrant list, show a plan, ask, and cancel through a
 :class:`~importer.canceller.Canceller`, which keeps the journal. Run again after any stop, they
@@ -43,6 +46,7 @@ from .manage import (
 )
 from .models import Cancellation, ListedRegistrant, Webinar, email_key
 from .pipeline import Declined
+from .provenance import ServerClock, verdict
 from .text import are, counted
 
 HEADERS = ("row", "firstName", "lastName", "email", "status", "registrantKey", "error")
@@ -58,6 +62,8 @@ EARLIER = "cancelled by an earlier run"
 #: undo's: a registration of this tool's may also have been cancelled in GoTo Webinar meanwhile
 UNDONE = "the registration g2w-import made is cancelled (by an earlier run, or in GoTo Webinar)"
 LEFT = "not registered by g2w-import (registered already, or through another channel)"
+#: undo's note for a registration of unknown outcome that is not proven to be this tool's
+UNPROVEN = "not proven to be g2w-import's registration (its call went without an answer)"
 NOBODY = "nobody with this e-mail is registered for the webinar"
 NO_EMAIL = "the row has no e-mail address"
 GONE = (
@@ -142,6 +148,11 @@ class _Book:
     keys: dict[str, str] = field(default_factory=dict)
     #: journal rows whose registration the list shows gone: recorded as cancelled before going on
     gone: list[str] = field(default_factory=list)
+    #: journal rows of unknown outcome (``sending``) and what the list proved of them: whose
+    #: registration it is (None: nobody is registered), recorded before going on
+    resolved: list[tuple[str, bool | None, ListedRegistrant | None]] = field(default_factory=list)
+    #: of those, the registrations left alone because they are not proven this tool's
+    unproven: int = 0
     results: dict[str, Settled] = field(default_factory=dict)
     #: how a person cancelled before this run is described
     before: str = EARLIER
@@ -195,7 +206,7 @@ async def cancel(
         listed = await run.directory().read()
         entries = run.journal.entries() if run.journal is not None else {}
         for key, line in first_lines(rows).items():
-            _sort_for_cancel(book, key, line, listed.get(key), entries.get(key))
+            _sort_for_cancel(book, key, line, listed.get(key), entries.get(key), run.client.clock)
         nobody = [p for p in rows if not p.email or email_key(p.email) in book.nobody()]
         show(
             console,
@@ -244,10 +255,10 @@ async def undo(
         live = {found.registrant_key for found in listed.values()}
         for key, entry in entries.items():
             line = in_file[key] if in_file is not None else entry.line
-            if _sort_for_undo(book, entry, line, listed.get(key), live):
+            if _sort_for_undo(book, entry, line, listed.get(key), live, run.client.clock):
                 chosen.append(named.get(key) or Person(line, "", "", entry.email))
         total = len(in_file) if in_file is not None else len(entries)
-        left = total - len(chosen)
+        left = total - len(chosen) + book.unproven
         show(
             console,
             run,
@@ -263,6 +274,7 @@ async def undo(
                     f"{counted(left, 'person', 'people')} g2w-import did not register "
                     "(registered already, or through another channel)",
                 ),
+                *_unproven_lines(book, run.client.clock),
                 ("To cancel", f"{len(book.targets):,} registrations made by g2w-import"),
             ],
         )
@@ -287,39 +299,58 @@ async def undo(
 
 
 def _sort_for_cancel(
-    book: _Book, key: str, line: int, found: ListedRegistrant | None, entry: Entry | None
+    book: _Book,
+    key: str,
+    line: int,
+    found: ListedRegistrant | None,
+    entry: Entry | None,
+    clock: ServerClock,
 ) -> None:
     """Cancel whoever the list shows under this e-mail; otherwise the person is cancelled
     already (by an earlier run) or was never registered."""
     if found is not None:
-        book.cancel(
-            Target(line, found.email, found.registrant_key, found.join_url, _prior(entry, found))
-        )
+        prior = _prior(entry, found, clock)
+        book.cancel(Target(line, found.email, found.registrant_key, found.join_url, prior))
     elif entry is not None and entry.state in (State.CANCELLING, State.CANCELLED):
         book.earlier(entry)
     else:
         book.settle(key, Cancellation.NOT_REGISTERED, NOBODY)
 
 
-def _prior(entry: Entry | None, found: ListedRegistrant) -> State:
-    """Whether the registration about to be cancelled is one this tool made."""
+def _prior(entry: Entry | None, found: ListedRegistrant, clock: ServerClock) -> State:
+    """Whether the registration about to be cancelled is one this tool made (proven so, for a
+    row whose create went without an answer)."""
     if entry is None:
         return State.ALREADY_REGISTERED
     if entry.state == State.CANCELLING:
         return entry.prior or State.ALREADY_REGISTERED
-    ours = entry.state == State.SENDING or (
-        entry.state == State.REGISTERED and entry.registrant_key == found.registrant_key
-    )
+    if entry.state == State.SENDING:
+        ours = verdict(found, entry.sent_at, clock, key_seen=entry.registrant_key).ours
+    else:
+        ours = entry.state == State.REGISTERED and entry.registrant_key == found.registrant_key
     return State.REGISTERED if ours else State.ALREADY_REGISTERED
 
 
 def _sort_for_undo(
-    book: _Book, entry: Entry, line: int, found: ListedRegistrant | None, live: set[str]
+    book: _Book,
+    entry: Entry,
+    line: int,
+    found: ListedRegistrant | None,
+    live: set[str],
+    clock: ServerClock,
 ) -> bool:
     """Sort one journal entry; False when it is not a registration this tool made."""
     if entry.state == State.SENDING:
         if found is None:
+            book.resolved.append((entry.email_key, None, None))
             return False  # sent, but the registration never arrived
+        proof = verdict(found, entry.sent_at, clock, key_seen=entry.registrant_key)
+        book.resolved.append((entry.email_key, proof.ours, found))
+        if not proof.ours:
+            book.unproven += 1
+            note = f"{UNPROVEN}: {proof.reason}"
+            book.settle(entry.email_key, Cancellation.LEFT_ALONE, note, found.registrant_key)
+            return True
         book.cancel(
             Target(line, entry.email, found.registrant_key, found.join_url, State.REGISTERED)
         )
@@ -358,6 +389,25 @@ def _common_lines(run: Run, book: _Book) -> list[tuple[str, str]]:
     return lines
 
 
+def _unproven_lines(book: _Book, clock: ServerClock) -> list[tuple[str, str]]:
+    """The plan's lines about registrations of unknown outcome, and the clocks that judged
+    them."""
+    if not book.resolved:
+        return []
+    lines = [("Clock", f"{clock.describe()}.")]
+    if book.unproven:
+        lines.append(
+            (
+                "Not proven",
+                f"{counted(book.unproven, 'registration')} whose call went without an answer "
+                f"{'is' if book.unproven == 1 else 'are'} not proven to be g2w-import's (GoTo "
+                "registered them before the call left, or does not say when): left alone, "
+                "see the report",
+            )
+        )
+    return lines
+
+
 def _nobody_lines(nobody: list[Person]) -> list[tuple[str, str]]:
     """The plan's rows that name nobody registered, the first few of them by line."""
     if not nobody:
@@ -385,6 +435,8 @@ async def _go(run: Run, book: _Book, options: ManageOptions, console: Console) -
         if not console.confirm(f"Cancel {count:,} {what} for '{run.webinar.subject}'?"):
             raise Declined("Nothing was cancelled.")
     assert run.journal is not None
+    for key, ours, found in book.resolved:
+        run.journal.resolve(key, ours, found)
     for key in book.gone:
         run.journal.cancelled(key)
     if not count:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
+from . import tls
 from .answers import (
     as_count,
     as_size,
@@ -37,6 +39,7 @@ from .errors import (
     LimitReached,
     OutcomeUnknown,
     RateLimited,
+    ReadRefused,
     RequestRejected,
     ServerError,
     WebinarNotFound,
@@ -53,6 +56,7 @@ from .models import (
     Webinar,
 )
 from .oauth import SIGN_IN_AGAIN, RefreshingAuth
+from .provenance import ServerClock
 
 #: the largest page the registrant list serves
 PAGE_LIMIT = 200
@@ -103,6 +107,8 @@ class _Api:
         self.organizer_key = organizer_key
         self.webinar_key = webinar_key
         self._urls: dict[str | tuple[object, ...], httpx.URL] = {}
+        #: GoTo's clock against this computer's, from the answers' Date headers
+        self.clock = ServerClock()
 
     async def _send(
         self, method: str, url: str, params: dict[str, str | int] | None = None, **kwargs: Any
@@ -112,14 +118,20 @@ class _Api:
         deadline = self.http.timeout.read
         try:
             async with asyncio.timeout(deadline):
-                return await self.http.request(
+                sent = time.time()
+                response = await self.http.request(
                     method, self._url(url, params), headers={"Accept": ACCEPT}, **kwargs
                 )
+                self.clock.observe(response.headers.get("date"), sent, time.time())
+                return response
         except TimeoutError as exc:
             within = f" within {deadline:g} s (--timeout)" if deadline else ""
             raise OutcomeUnknown(f"no complete answer from the API{within}") from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             host = self.http.base_url.netloc.decode("ascii", "replace") or "?"
+            refused = tls.untrusted(exc, host)
+            if refused is not None:  # every try would meet the same certificate
+                raise refused from exc
             raise ConnectFailed(
                 f"could not connect to the API at {host} ({_reason(exc)}); check --api-url, "
                 "the network and any proxy (or try --sandbox)"
@@ -191,6 +203,11 @@ class _Api:
                 "the API is rate limiting (HTTP 429)",
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
+        if 400 <= status < 500 and response.request.method == "GET":
+            # a read names nothing but keys: GoTo's 400 is about the webinar (a mistyped key,
+            # or another organizer's), not one row, and no later call can get past it; so is
+            # any other refusal of a read (405, 410, 422)
+            return ReadRefused(_refused_read(self.organizer_key, self.webinar_key, status, detail))
         if 400 <= status < 500:
             return RequestRejected(detail, status=status)
         said = detail if detail.startswith(f"HTTP {status}") else f"HTTP {status}: {detail}"
@@ -361,6 +378,19 @@ class OrganizerClient(_Api):
             if (key := as_text(item.get("webinarKey")))
         ]
         return webinars, pages
+
+
+def _refused_read(organizer_key: str, webinar_key: str, status: int, detail: str) -> str:
+    said = detail if detail.startswith(f"HTTP {status}") else f"HTTP {status}: {detail}"
+    if not webinar_key:
+        return (
+            f"GoTo refused to list the webinars of organizer {organizer_key} ({said}); check "
+            "--organizer-key, or leave it out to use the login's"
+        )
+    return (
+        f"GoTo refused webinar key {webinar_key} ({said}); check --webinar-key (or the file's "
+        "webinarKey): g2w-import webinars lists the keys of your webinars"
+    )
 
 
 def _reason(exc: Exception) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Protocol
 
 import httpx
 
-from . import __version__, credentials, settings
+from . import __version__, credentials, settings, tls
 from .errors import UsageError
 from .events import StopSignal
 from .models import Table
@@ -56,14 +57,24 @@ class Connection:
     token_source: str = ""
 
     def http_client(self, workers: int, timeout: float) -> httpx.AsyncClient:
-        """The HTTP client for a run: ``workers`` connections at most, ``timeout`` per answer."""
+        """The HTTP client for a run: ``workers`` connections at most, ``timeout`` per answer.
+
+        Over the network, the CA bundle is read here, before any call: one that cannot be used
+        (``SSL_CERT_FILE``) is a :class:`UsageError` now, not a failure of every call.
+        """
+        verify: ssl.SSLContext | bool = True
+        transport = self.transport
+        if transport is None:
+            verify = tls.context()
+            transport = _transport(workers, verify)
         return httpx.AsyncClient(
             base_url=self.api_url,
             auth=self.auth,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
             headers={"User-Agent": f"g2w-import/{__version__}"},
-            transport=self.transport or _transport(workers),
+            verify=verify,
+            transport=transport,
         )
 
     def secrets(self) -> list[str]:
@@ -143,10 +154,12 @@ async def paced(
     return http, session, workers
 
 
-def _transport(workers: int) -> httpx.AsyncBaseTransport | None:
+def _transport(
+    workers: int, verify: ssl.SSLContext | None = None
+) -> httpx.AsyncBaseTransport | None:
     """The transport for GoTo's API: the run's own (``transport.py``); behind a proxy named in
     the environment (``HTTPS_PROXY``, ``ALL_PROXY``...), None: httpx's, which goes through it."""
     proxies = urllib.request.getproxies()
     if any(proxies.get(scheme) for scheme in ("https", "http", "all")):
         return None
-    return Transport(workers)
+    return Transport(workers, tls=verify)

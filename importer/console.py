@@ -7,10 +7,12 @@ knows, renewed tokens included.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import signal
 import sys
+import zoneinfo
 from types import FrameType
 from typing import Any, TextIO
 
@@ -99,6 +101,9 @@ class Console:
         if plan.webinar is not None:
             label = f" [{plan.connection}]" if plan.connection else ""
             self.say(f"Webinar:  {plan.webinar.describe(zone=True)}{label}")
+            left, limit = plan.webinar.places_left, plan.webinar.registration_limit
+            if left is not None and limit is not None:
+                self.say(f"Places:   {left:,} of {limit:,} left")
         for warning in plan.warnings:
             self.line(f"Warning: {warning}", "yellow")
         self.say(f"File:     {plan.source} (header in line {plan.header_line}, {rows(plan.rows)})")
@@ -159,6 +164,12 @@ class Console:
             )
         people = "registrant" if plan.to_send == 1 else "registrants"
         self.say(f"To send:  {plan.to_send:,} {people}")
+        if plan.check_calls is not None:
+            calls = counted(plan.check_calls, "call")
+            self.say(
+                f"Check:    afterwards, every key and join URL against GoTo's registrant list "
+                f"(one read, about {calls}; --no-verify skips it)"
+            )
 
     # --- the end ------------------------------------------------------------------------------
 
@@ -193,6 +204,16 @@ class Console:
         ]
         colour = "green" if all(status.ok for status in counts) else "yellow"
         self.say("Done: " + (", ".join(parts) or "no rows") + ".", colour)
+        checked = [part for part in outcome.webinars if part.checked]
+        fixed = sum(part.corrected for part in checked)
+        if fixed:
+            self.line(
+                f"Checked against GoTo's registrant list: {counted(fixed, 'row')} corrected "
+                "(GoTo's list wins; see the error column of the report).",
+                "yellow",
+            )
+        elif checked:
+            self.say("Checked against GoTo's registrant list: every key and join URL matches.")
         if outcome.throttled:
             self.say(
                 f"The API asked to slow down {counted(outcome.throttled, 'time')}; the pace was "
@@ -329,7 +350,63 @@ def webinar_json(webinar: Webinar) -> dict[str, object]:
         "subject": webinar.subject,
         "times": [{"startTime": start, "endTime": end} for start, end in webinar.times],
         "timeZone": webinar.time_zone,
+        "type": webinar.kind,
+        "registrationLimit": webinar.registration_limit,
+        "numberOfRegistrants": webinar.registrant_count,
     }
+
+
+def webinar_lines(webinars: list[Webinar]) -> list[str]:
+    """The organizer's webinars as ``webinars`` prints them: each start on the webinar's own
+    clock, and whether it is one of a series or a sequence."""
+    rows: list[tuple[str, ...]] = [("key", "starts", "time zone", "type", "subject")]
+    rows += [
+        (
+            w.key,
+            local_time(w.starts, w.time_zone) if w.starts else "",
+            w.time_zone or "",
+            kind_text(w),
+            w.subject,
+        )
+        for w in webinars
+    ]
+    return table_lines(rows)
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def local_time(text: str, zone: str | None) -> str:
+    """An ISO-8601 time as the webinar's own clock shows it, ``Tue 13 Jan 2027, 10:00 CET``:
+    in UTC when its time zone is missing or unknown here; text that is no time, as it is.
+    English names whatever the locale, as every other word the tool prints."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        moment = moment.astimezone(_zone(zone))
+    except (ValueError, OverflowError):
+        return text
+    day, month = _DAYS[moment.weekday()], _MONTHS[moment.month - 1]
+    return f"{day} {moment.day} {month} {moment.year}, {moment:%H:%M} {moment.tzname()}"
+
+
+def _zone(name: str | None) -> dt.tzinfo:
+    if not name:
+        return dt.UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return dt.UTC
+
+
+def kind_text(webinar: Webinar) -> str:
+    """``single session``, ``series`` or ``sequence of 3 sessions``; empty when unsaid."""
+    if webinar.kind == "sequence" and webinar.times:
+        return f"sequence of {counted(len(webinar.times), 'session')}"
+    names = {"series": "series", "sequence": "sequence", "single_session": "single session"}
+    return names.get(webinar.kind or "", "")
 
 
 def form_json(webinar: Webinar, form: Form) -> dict[str, object]:

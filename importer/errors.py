@@ -9,15 +9,19 @@ setting at fault and says what to do. One handler in ``cli.py`` prints the messa
     ├── UsageError              a setting is missing or malformed (2)
     ├── InputError              the input file cannot be used (2)
     ├── ReportError             the report could not be written (2)
+    │   └── NoRoomForReport     ... for want of space, after sending: resumable (3)
     ├── JournalError            the journal cannot be used, or another import holds it (2)
     └── ApiError                the API answered something the run cannot get past
         ├── RunStopped          nothing more may be sent in this run; rows left are pending
         │   ├── AuthError           token missing, wrong or expired (4)
         │   ├── WebinarNotFound     unknown or cancelled webinar (4)
+        │   ├── ReadRefused         a read refused as malformed (HTTP 400): a wrong key (4)
+        │   ├── UntrustedCertificate  the server's TLS certificate failed verification (4)
         │   ├── LimitReached        a quota, --max-calls, or 429s without end (3)
         │   ├── ApiUnavailable      only 5xx, or no connection, for --give-up-after (3)
         │   ├── WebinarRefused      a 403 about the webinar, e.g. it is full (3)
-        │   ├── AnswersDropped      GoTo did not store the answers to custom questions (2)
+        │   ├── AnswersDropped      GoTo did not store the answers to custom questions (4)
+        │   ├── JournalFull         the journal's disk is full, or refuses writes (3)
         │   └── Interrupted         Ctrl-C, SIGTERM or a stop asked for (130)
         ├── RequestRejected     the API refused one registrant (HTTP 400): the row fails
         └── TransientError      worth another try later
@@ -55,8 +59,9 @@ EXIT_CODES = (
     ),
     (
         EXIT_API,
-        "sign-in or webinar problem: the token was refused, the webinar is unknown, or GoTo "
-        "kept none of the answers to its questions",
+        "sign-in or webinar problem: the token was refused, the webinar is unknown or its key "
+        "refused, GoTo kept none of the answers to its questions, or the API's TLS certificate "
+        "is not trusted",
     ),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C): run the same command again to continue"),
 )
@@ -84,6 +89,13 @@ class ReportError(ImporterError):
     """The report could not be written where it was asked for."""
 
     exit_code = EXIT_USAGE
+
+
+class NoRoomForReport(ReportError):
+    """The report could not be written for want of space: run again once there is room (the
+    journal keeps what was sent)."""
+
+    exit_code = EXIT_STOPPED
 
 
 class JournalError(ImporterError):
@@ -118,6 +130,20 @@ class WebinarNotFound(RunStopped):
     exit_code = EXIT_API
 
 
+class ReadRefused(RunStopped):
+    """GoTo refused a read as malformed (HTTP 400), as it answers a mistyped webinar key or one
+    of another organizer: no call about this webinar can succeed."""
+
+    exit_code = EXIT_API
+
+
+class UntrustedCertificate(RunStopped):
+    """The server's TLS certificate failed verification (self-signed, expired, another host's,
+    or signed by a company proxy's CA that is not trusted): trying again cannot help."""
+
+    exit_code = EXIT_API
+
+
 class LimitReached(RunStopped):
     """A call quota or a rate limit that waiting a little will not lift: run again later."""
 
@@ -135,6 +161,11 @@ class AnswersDropped(RunStopped):
     problem of the webinar (or of the API), not of the file."""
 
     exit_code = EXIT_API
+
+
+class JournalFull(RunStopped):
+    """The journal could not be written (its disk is full, a file size limit, an I/O error):
+    nothing more may be sent, since a call whose ``sending`` is not on disk could be lost."""
 
 
 class Interrupted(RunStopped):

@@ -49,8 +49,11 @@ class PlanView:
     warnings: tuple[str, ...] = ()
     #: what the connection is, when it is not GoTo itself ("the built-in sandbox")
     connection: str | None = None
-    #: whose token this is, when the API said (a dry run asks)
+    #: whose token this is, when known (the sign-in's account, or the API said it)
     account: str | None = None
+    #: about how many calls the check after sending costs (one read of the registrant list);
+    #: None when there is nothing to check or --no-verify
+    check_calls: int | None = None
 
 
 class Listener(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -9,6 +10,10 @@ from pathlib import Path
 
 #: temporary files being written now, for :func:`abandon` to remove
 _WRITING: set[Path] = set()
+
+
+#: errno values of a write that found no room: a full disk, a file size limit, a disk quota
+NO_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 def write_atomically(path: Path, write: Callable[[Path], None], *, private: bool = False) -> None:

@@ -32,15 +32,18 @@ import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from .errors import JournalError
+from . import provenance
+from .errors import JournalError, JournalFull
+from .files import NO_SPACE
 from .models import ListedRegistrant, Registrant, Result, Status, email_key
+from .provenance import ServerClock
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS people (
@@ -55,11 +58,12 @@ CREATE TABLE IF NOT EXISTS people (
     body_hash       TEXT NOT NULL,
     updated         TEXT NOT NULL,
     approval        TEXT,
-    prior           TEXT
+    prior           TEXT,
+    sent_at         REAL
 );
 """
 #: columns added since schema 1, added to an older journal when it is opened
-_ADDED = {"approval": "TEXT", "prior": "TEXT"}
+_ADDED = {"approval": "TEXT", "prior": "TEXT", "sent_at": "REAL"}
 
 
 class State(enum.StrEnum):
@@ -86,6 +90,14 @@ _SETTLED = {
 _STATE_OF = {status: state for state, status in _SETTLED.items()}
 
 
+def _state_of(result: Result) -> State:
+    """The journal state of a settled row: whose registration it is, kept apart from whether
+    the organizer has approved it yet (``approval``)."""
+    if result.status is Status.WAITING_APPROVAL:
+        return State.REGISTERED if result.ours else State.ALREADY_REGISTERED
+    return _STATE_OF[result.status]
+
+
 @dataclass(frozen=True)
 class Entry:
     """One person as the journal holds them, for cancellations."""
@@ -98,6 +110,10 @@ class Entry:
     join_url: str | None
     #: while ``cancelling`` or once ``cancelled``: the state the cancellation started from
     prior: State | None = None
+    #: when the create call for this person last left (this computer's clock, seconds since
+    #: the epoch): a ``sending`` row is this tool's registration only if GoTo's
+    #: ``registrationDate`` is not earlier (see :mod:`importer.provenance`)
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -173,12 +189,21 @@ class Journal:
                 # names and e-mail addresses: for the user's eyes only, from the first byte
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise _full(path, exc.strerror or str(exc)) from exc
             raise JournalError(
                 f"{path}: the journal cannot be created ({exc.strerror}); "
                 "choose another place with --journal"
             ) from exc
         connection: sqlite3.Connection | None = None
         try:
+            other = cls._other_tables(path)
+            if other is not None:
+                raise JournalError(
+                    f"{path}: is not a g2w-import journal but another SQLite database (tables: "
+                    f"{', '.join(sorted(other)) or 'none'}), left untouched; choose another path "
+                    "with --journal"
+                )
             connection = sqlite3.connect(path, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
@@ -191,6 +216,8 @@ class Journal:
             lock.close()
             if isinstance(exc, JournalError):
                 raise
+            if _no_room(exc):
+                raise _full(path, str(exc)) from exc
             raise JournalError(
                 f"{path}: is not a usable journal ({exc}); move it away and run again "
                 "(people already registered are then found in the webinar's registrant list)"
@@ -200,10 +227,15 @@ class Journal:
     def close(self) -> None:
         """Commit what is staged, then release the database and the lock."""
         try:
-            self.commit()
+            # answers that cannot be committed now leave their rows ``sending``: the next run
+            # settles them from the registrant list, and the run has stopped already
+            with contextlib.suppress(JournalFull):
+                self.commit()
         finally:
-            self._db.close()
-        self._lock.close()
+            try:
+                self._db.close()
+            finally:
+                self._lock.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -231,6 +263,28 @@ class Journal:
         if found.get("schema") != SCHEMA_VERSION:
             self._upgrade()
 
+    @staticmethod
+    def _other_tables(path: Path) -> set[str] | None:
+        """The tables of a database at ``path`` that is not a journal; None for a journal, or
+        for a file with nothing in it yet (which becomes one). Read without writing a byte,
+        before anything would create the journal's tables in another program's database."""
+        first = {"email_key", "email", "line", "state", "registrant_key", "join_url"}
+        first |= {"error", "retry", "body_hash", "updated"}  # the people columns of schema 1
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            names = db.execute(
+                "SELECT type, name FROM sqlite_master WHERE substr(name, 1, 7) != 'sqlite_'"
+            ).fetchall()
+            tables = {name for kind, name in names if kind == "table"}
+            if not names or not {"meta", "people"} <= tables:
+                return tables if names else None
+            meta = {row[1] for row in db.execute("PRAGMA table_info(meta)")}
+            people = {row[1] for row in db.execute("PRAGMA table_info(people)")}
+            if not ({"name", "value"} <= meta and first <= people):
+                return tables
+            said = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        return tables if said and not {"organizer", "webinar"} <= said.keys() else None
+
     def _upgrade(self) -> None:
         """Bring a journal written by an earlier version up to this schema."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(people)")}
@@ -242,13 +296,24 @@ class Journal:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction; a journal that cannot be written (a full disk, a file size
+        limit, an I/O error) raises :class:`JournalFull`, having written nothing of it."""
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if not _no_room(exc):
+                raise
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:  # SQLite may have rolled it back itself
+                    self._db.execute("ROLLBACK")
+            raise _full(self.path, str(exc)) from exc
 
     def admit(self, registrants: Iterable[Registrant]) -> Admission:
         """Record new people as ``todo`` and sort everyone into sent and still to send.
@@ -293,15 +358,18 @@ class Journal:
                     # an interrupted cancellation: the registrant list settles whether the person
                     # is still registered, and as this tool's registration if it was one
                     ours = prior == State.REGISTERED
-                    self._set(person.email_key, State.SENDING if ours else State.TODO)
+                    if ours:  # its key stays: the proof that the registration is this tool's
+                        self._write(_values(person.email_key, State.SENDING, key=key))
+                    else:
+                        self._set(person.email_key, State.TODO)
                     to_send.append(person)
                     unknown += ours
                 elif state in (State.TODO, State.SENDING):
                     to_send.append(person)
                     unknown += state == State.SENDING
                 else:
-                    settled[person.line] = Result(
-                        person.line, _SETTLED[State(state)], key, url, error, approval=approval
+                    settled[person.line] = _settled_row(
+                        person.line, State(state), key, url, error, approval
                     )
         return Admission(to_send, settled, unknown)
 
@@ -320,10 +388,22 @@ class Journal:
         self.commit(self.stage_settled(registrant, result))
 
     def stage_sending(self, registrant: Registrant) -> int:
-        """Stage that this person is being sent; returns the batch that will commit it, for
-        :meth:`commit` before the call leaves."""
+        """Stage that this person is being sent, and when; returns the batch that will commit
+        it, for :meth:`commit` before the call leaves."""
         fingerprint = body_hash(registrant)
-        return self._stage(_values(registrant.email_key, State.SENDING, body_hash=fingerprint))
+        return self._stage(
+            _values(
+                registrant.email_key,
+                State.SENDING,
+                body_hash=fingerprint,
+                sent_at=provenance.now(),
+            )
+        )
+
+    def stage_key_seen(self, registrant: Registrant, registrant_key: str) -> int:
+        """Stage, for a row still ``sending``, the registrant key an answer to this tool's call
+        gave: proof that the registration is this tool's, whatever the list says later."""
+        return self._stage(_values(registrant.email_key, State.SENDING, key=registrant_key))
 
     def stage_settled(self, registrant: Registrant, result: Result) -> int:
         """Stage the outcome of sending this person, for the next commit."""
@@ -348,28 +428,36 @@ class Journal:
         self._write(_outcome(email_key, result))
 
     def reconcile(
-        self, registrants: Iterable[Registrant], listed: Mapping[str, ListedRegistrant]
+        self,
+        registrants: Iterable[Registrant],
+        listed: Mapping[str, ListedRegistrant],
+        clock: ServerClock,
     ) -> tuple[list[Registrant], dict[int, Result]]:
         """Settle rows from the webinar's registrant list (by e-mail key).
 
-        A person in the list is registered: by this tool if the row was ``sending``, by some
-        other channel if it was ``todo``; one the organizer declined is ``denied``. A
-        ``sending`` row not in the list was never received and goes back to ``todo``. Returns
-        the rows still to send and the rows settled now.
+        A person in the list is registered: by this tool if the row was ``sending`` and the
+        registration is proven this tool's (:func:`~importer.provenance.verdict`), by someone
+        else otherwise; one the organizer declined is ``denied``. A ``sending`` row not in the
+        list was never received and goes back to ``todo``. Returns the rows still to send and
+        the rows settled now.
         """
-        states = dict(self._db.execute("SELECT email_key, state FROM people").fetchall())
+        rows = self._db.execute("SELECT email_key, state, registrant_key, sent_at FROM people")
+        known = {key: (state, seen, sent_at) for key, state, seen, sent_at in rows}
         still: list[Registrant] = []
         settled: dict[int, Result] = {}
         with self._transaction():
             for person in registrants:
                 found = listed.get(person.email_key)
-                state = states.get(person.email_key)
+                state, seen, sent_at = known.get(person.email_key, (None, None, None))
                 if found is None:
                     if state == State.SENDING:
                         self._set(person.email_key, State.TODO)
                     still.append(person)
                     continue
-                status = Status.REGISTERED if state == State.SENDING else Status.ALREADY_REGISTERED
+                status = Status.ALREADY_REGISTERED
+                if state == State.SENDING:
+                    proof = provenance.verdict(found, sent_at, clock, key_seen=seen)
+                    status = Status.REGISTERED if proof.ours else Status.ALREADY_REGISTERED
                 result = Result.settled(
                     person.line, status, found.registrant_key, found.join_url, found.status
                 )
@@ -380,14 +468,21 @@ class Journal:
     def entries(self) -> dict[str, Entry]:
         """Everyone the journal holds, by e-mail key, in the order of their input lines."""
         rows = self._db.execute(
-            "SELECT email_key, email, line, state, registrant_key, join_url, prior FROM people "
-            "ORDER BY line"
+            "SELECT email_key, email, line, state, registrant_key, join_url, prior, sent_at "
+            "FROM people ORDER BY line"
         )
         return {
             key: Entry(
-                key, email, line, State(state), registrant_key, url, State(prior) if prior else None
+                key,
+                email,
+                line,
+                State(state),
+                registrant_key,
+                url,
+                State(prior) if prior else None,
+                sent_at,
             )
-            for key, email, line, state, registrant_key, url, prior in rows
+            for key, email, line, state, registrant_key, url, prior, sent_at in rows
         }
 
     def cancelling(
@@ -424,6 +519,21 @@ class Journal:
                 (State.CANCELLED, _now(), email_key),
             )
 
+    def resolve(self, email_key: str, ours: bool | None, found: ListedRegistrant | None) -> None:
+        """Commit what the registrant list proved of a row of unknown outcome (``sending``):
+        registered by this tool (``ours``), by someone else, or (``found`` None) not at all."""
+        if found is None:
+            state, key, url, approval = State.TODO, None, None, None
+        else:
+            state = State.REGISTERED if ours else State.ALREADY_REGISTERED
+            key, url, approval = found.registrant_key, found.join_url, found.status
+        with self._transaction():
+            self._db.execute(
+                "UPDATE people SET state = ?, registrant_key = ?, join_url = ?, approval = ?, "
+                "updated = ? WHERE email_key = ? AND state = ?",
+                (state, key, url, approval, _now(), email_key, State.SENDING),
+            )
+
     def kept(self, email_key: str) -> None:
         """Commit that a cancellation did not happen: the person is registered as before."""
         with self._transaction():
@@ -445,8 +555,8 @@ class Journal:
 #: the time of the write before the e-mail key
 _UPDATE = (
     "UPDATE people SET state = ?, registrant_key = ?, join_url = ?, error = ?, retry = ?, "
-    "body_hash = COALESCE(?, body_hash), approval = ?, prior = NULL, updated = ? "
-    "WHERE email_key = ?"
+    "body_hash = COALESCE(?, body_hash), approval = ?, sent_at = COALESCE(?, sent_at), "
+    "prior = NULL, updated = ? WHERE email_key = ?"
 )
 
 
@@ -460,20 +570,56 @@ def _values(
     retry: bool = False,
     body_hash: str | None = None,
     approval: str | None = None,
+    sent_at: float | None = None,
 ) -> tuple[object, ...]:
     """The parameters of ``_UPDATE`` but its time, the e-mail key last."""
-    return (state, key, url, error, int(retry), body_hash, approval, email_key)
+    return (state, key, url, error, int(retry), body_hash, approval, sent_at, email_key)
 
 
 def _outcome(email_key: str, result: Result) -> tuple[object, ...]:
     return _values(
         email_key,
-        _STATE_OF[result.status],
+        _state_of(result),
         key=result.registrant_key,
         url=result.join_url,
         error=result.error,
         retry=result.retryable,
         approval=result.approval,
+    )
+
+
+def _settled_row(
+    line: int,
+    state: State,
+    key: str | None,
+    url: str | None,
+    error: str | None,
+    approval: str | None,
+) -> Result:
+    """A row an earlier run settled, as the journal holds it."""
+    status = _SETTLED[state]
+    if key is None or status not in (Status.REGISTERED, Status.ALREADY_REGISTERED):
+        return Result(line, status, key, url, error, approval=approval, ours=False)
+    result = Result.settled(line, status, key, url, approval)
+    if error and result.status in (Status.REGISTERED, Status.ALREADY_REGISTERED):
+        result = replace(result, error=error)  # a note of its own: e.g. corrected from the list
+    return result
+
+
+def _no_room(exc: sqlite3.Error) -> bool:
+    """Whether SQLite could not write: SQLITE_FULL, or an I/O error (a write that a file size
+    limit cut short is an I/O error to SQLite)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return "disk is full" in str(exc) or "disk I/O error" in str(exc)
+    return code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+
+
+def _full(path: Path, reason: str) -> JournalFull:
+    return JournalFull(
+        f"the journal {path} could not be written ({reason}); free some space there (or move "
+        "its folder and name the journal with --journal), then run the same command again: "
+        "nobody is sent twice"
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,11 @@ from .register import Directory
 from .session import DEFAULT_RATE, ApiSession
 from .text import normalise
 
-#: characters no file name may hold on Windows, macOS or Linux
-_NOT_IN_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+#: characters no file name may hold on Windows, macOS or Linux, and the other controls
+_NOT_IN_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f-\x9f]+')
+#: Unicode categories dropped from a file name: format characters (bidirectional controls,
+#: zero-width ones) and surrogates
+_HIDDEN = frozenset({"Cf", "Cs"})
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class Run:
 
     def directory(self) -> Directory:
         """The webinar's registrant list, read through the session."""
-        return Directory(self.session, self.client)
+        return Directory(self.session, self.client, self.webinar.registrant_count or 0)
 
 
 @contextlib.asynccontextmanager
@@ -167,8 +171,12 @@ def check_out(path: Path | None) -> None:
 
 def named_after(webinar: Webinar, ending: str) -> Path:
     """``<subject>-<ending>`` in the current folder, the subject made safe for a file name (the
-    webinar key when nothing is left of it)."""
-    stem = " ".join(_NOT_IN_NAMES.sub(" ", webinar.subject).split())[:80].strip(" .")
+    webinar key when nothing is left of it). Invisible format characters go too: after a
+    right-to-left override (U+202E) the rest of the name reads backwards, so that a subject
+    could pass the file off as a ``.jpg`` or ``.exe``; and lone surrogates, which no file
+    system takes."""
+    visible = "".join(ch for ch in webinar.subject if unicodedata.category(ch) not in _HIDDEN)
+    stem = " ".join(_NOT_IN_NAMES.sub(" ", visible).split())[:80].strip(" .")
     return Path(f"{stem or webinar.key}-{ending}")
 
 

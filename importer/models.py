@@ -17,6 +17,9 @@ class Status(enum.StrEnum):
 
     REGISTERED = "registered"
     ALREADY_REGISTERED = "already_registered"
+    #: registered, on a webinar whose organizer approves each registrant by hand: GoTo e-mails
+    #: the join link once they do
+    WAITING_APPROVAL = "waiting_approval"
     INVALID = "invalid"
     DUPLICATE = "duplicate"
     FAILED = "failed"
@@ -25,8 +28,8 @@ class Status(enum.StrEnum):
 
     @property
     def ok(self) -> bool:
-        """Whether the person ends up registered."""
-        return self in (Status.REGISTERED, Status.ALREADY_REGISTERED)
+        """Whether the person ends up registered (approved or awaiting approval)."""
+        return self in (Status.REGISTERED, Status.ALREADY_REGISTERED, Status.WAITING_APPROVAL)
 
 
 class Cancellation(enum.StrEnum):
@@ -157,20 +160,44 @@ class Result:
     retryable: bool = False
     #: the registration's approval in GoTo: ``APPROVED``, ``WAITING``, ``DENIED`` (None: unsaid)
     approval: str | None = None
+    #: a ``waiting_approval`` or ``denied`` row whose registration this tool made (a
+    #: ``registered`` row's always is): see :attr:`by_us`
+    ours: bool = False
 
     @classmethod
     def settled(
         cls, line: int, status: Status, key: str, url: str | None, approval: str | None
     ) -> Result:
         """A registration GoTo has, as its approval status makes it: one the organizer
-        declined is ``denied`` (its join URL lets nobody in); one waiting is noted."""
+        declined is ``denied`` (its join URL lets nobody in); one awaiting the organizer's
+        approval is ``waiting_approval``. ``status`` says whose registration it is:
+        ``registered`` (this tool's) or ``already_registered``."""
+        ours = status is Status.REGISTERED
         if approval == "DENIED":
-            return cls(line, Status.DENIED, key, url, DENIED_NOTE, approval=approval)
-        note = WAITING_NOTE if approval == "WAITING" else None
-        return cls(line, status, key, url, note, approval=approval)
+            return cls(line, Status.DENIED, key, url, DENIED_NOTE, approval=approval, ours=ours)
+        if approval == "WAITING":
+            return cls(
+                line, Status.WAITING_APPROVAL, key, url, WAITING_NOTE, approval=approval, ours=ours
+            )
+        return cls(line, status, key, url, approval=approval)
+
+    @property
+    def by_us(self) -> bool:
+        """Whether the registration is one this tool made."""
+        return self.status is Status.REGISTERED or self.ours
+
+    @property
+    def registered(self) -> bool:
+        """Whether GoTo holds a registration for this row (whatever its approval)."""
+        return self.registrant_key is not None and self.status in (
+            Status.REGISTERED,
+            Status.ALREADY_REGISTERED,
+            Status.WAITING_APPROVAL,
+            Status.DENIED,
+        )
 
 
-WAITING_NOTE = "awaits the organizer's approval in GoTo Webinar"
+WAITING_NOTE = "GoTo e-mails the join link once the organizer approves this person"
 DENIED_NOTE = "the organizer declined this person in GoTo Webinar; not sent again"
 
 
@@ -240,6 +267,20 @@ class Webinar:
     times: tuple[tuple[str, str | None], ...] = ()
     #: ``AUTOMATIC`` or ``MANUAL``: whether the organizer approves each registrant by hand
     approval: str | None = None
+    #: how many people it takes (``registrationLimit``); None: no limit stated
+    registration_limit: int | None = None
+    #: how many are registered now (``numberOfRegistrants``)
+    registrant_count: int | None = None
+    #: ``single_session``, ``series`` (each session its own key) or ``sequence`` (one key for
+    #: several sessions); None when the answer does not say
+    kind: str | None = None
+
+    @property
+    def places_left(self) -> int | None:
+        """How many more people it takes before it is full; None without a stated limit."""
+        if self.registration_limit is None or self.registrant_count is None:
+            return None
+        return max(0, self.registration_limit - self.registrant_count)
 
     def ended(self, now: dt.datetime | None = None) -> dt.datetime | None:
         """When its last session ended, if every session has; None while one is to come."""

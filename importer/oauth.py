@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from . import tls
 from .answers import json_object, token_refused
 from .credentials import Credentials, Store
 from .errors import AuthError, ConnectFailed, RateLimited, ServerError, UsageError
@@ -87,6 +88,9 @@ async def token_request(
             headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
         )
     except httpx.TransportError as exc:
+        untrusted = tls.untrusted(exc, urlsplit(auth_url).netloc)
+        if untrusted is not None:
+            raise untrusted from exc
         raise AuthError(f"the sign-in server could not be reached ({type(exc).__name__})") from exc
     body = json_object(response)
     token = body.get("access_token")
@@ -131,6 +135,9 @@ async def identify(
         try:
             response = await http.get(base + path, headers=headers)
         except httpx.TransportError as exc:
+            untrusted = tls.untrusted(exc, parts.netloc)
+            if untrusted is not None:  # no try would meet another certificate
+                raise untrusted from exc
             raise ConnectFailed(
                 f"could not connect to the API at {parts.netloc} ({type(exc).__name__}); "
                 "check --api-url, the network and any proxy (or try --sandbox)"
@@ -333,6 +340,7 @@ async def sign_in(
 
     The organizer key comes from the token answer, or from ``/admin/rest/v1/me`` when absent.
     """
+    verify = tls.context()  # an unusable CA bundle is refused before the browser opens
     callback = CallbackServer(port)
     await callback.start()
     show(f"Redirect URI: {callback.redirect_uri} (register exactly this on your client)")
@@ -349,7 +357,7 @@ async def sign_in(
         raise AuthError("the sign-in answer did not match this request; run g2w-import login again")
     if "error" in answer:
         raise AuthError(f"sign-in was refused ({answer['error']})")
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, verify=verify) as http:
         tokens = await token_request(
             http,
             auth_url,
@@ -373,7 +381,7 @@ async def sign_in_with_token(token: str, api_url: str, organizer_key: str | None
     renewed."""
     account = None
     if not organizer_key:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, verify=tls.context()) as http:
             organizer_key, account = await identify(http, api_url, token)
     return Credentials(token, organizer_key=organizer_key, account=account)
 
@@ -390,7 +398,7 @@ async def sign_in_with_pat(
     """A sign-in with a personal access token (GoTo's guide "How to obtain an OAuth access
     token using a Personal Access Token"): the PAT is exchanged at the token endpoint with the
     OAuth client's credentials, and kept to be exchanged again whenever the token runs out."""
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, verify=tls.context()) as http:
         tokens = await token_request(
             http,
             auth_url,

@@ -46,6 +46,10 @@ class WebinarOutcome:
     found: int = 0
     to_send: int = 0
     journal: Path | None = None
+    #: whether the registered rows were checked against GoTo's registrant list once sending
+    #: ended, and how many of them it corrected
+    checked: bool = False
+    corrected: int = 0
 
 
 @dataclass(frozen=True)

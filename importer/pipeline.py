@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 
 from . import lookup, reader, settings
-from .client import G2WClient
+from .client import PAGE_LIMIT, G2WClient
 from .columns import near_field
 from .connection import Access, Connection, default_webinar, open_connection, paced
 from .credentials import NotSignedIn
@@ -38,6 +39,7 @@ from .register import Directory, Preparation, Registrar
 from .report import report_columns
 from .session import DEFAULT_RATE, ApiSession
 from .settings import NoWebinar
+from .text import are, counted
 from .validate import Plan, check_columns, validate
 
 UNKNOWN_PENDING = (
@@ -63,6 +65,8 @@ class RunOptions:
     give_up_after: float = 60.0
     #: check only: read-only calls, nothing sent, no journal written
     dry_run: bool = False
+    #: once sending ends, check every registered row against one read of the registrant list
+    verify: bool = True
     #: how to carry on after a stop, in the front door's words (for the report's Summary)
     resume_hint: str = "run the same import again"
 
@@ -85,9 +89,15 @@ class _Part:
     plan: Plan | None = None
     #: the webinar's registrant list, read beside the look-ups when the journal needs it
     listed: dict[str, ListedRegistrant] | None = None
+    #: the webinar's approvalType, from the organizer's webinar list
+    approval: str | None = None
     prepared: Preparation | None = None
     registrar: Registrar | None = None
     results: dict[int, Result] = field(default_factory=dict)
+    #: whether the registered rows were checked against the registrant list, and how many of
+    #: them it corrected
+    checked: bool = False
+    corrected: int = 0
 
 
 async def run(
@@ -123,8 +133,8 @@ async def run(
         try:
             await run.look_up(stack)
             await run.send()
-        except RunStopped:
-            pass  # the session holds the reason; rows not settled are pending
+        except RunStopped as exc:
+            session.stop(exc)  # the session holds the reason (the first one stands)
         return _outcome(table, parts, options, session)
 
 
@@ -150,7 +160,7 @@ class _Run:
         self.listener = listener
         self.table = table
         self.workers = workers
-        #: whose token this is, when the API said (a dry run asks)
+        #: whose token this is, when known: from the sign-in, or the API when asked for the key
         self.account: str | None = None
         self.clients: dict[str, G2WClient] = {}
 
@@ -162,9 +172,7 @@ class _Run:
         the run before its first registration.
         """
         dry = self.options.dry_run
-        organizer, self.account = await lookup.organizer(
-            self.connection, self.http, self.session, ask=dry
-        )
+        organizer, self.account = await lookup.organizer(self.connection, self.http, self.session)
         if not dry:
             _open_journals(stack, self.parts, organizer, self.connection, self.options.journal)
         self.clients = {part.key: G2WClient(self.http, organizer, part.key) for part in self.parts}
@@ -190,7 +198,19 @@ class _Run:
             if part.journal is not None and part.journal.holds_unknown():
                 part.listed = await Directory(self.session, client).read()
 
-        await _together(webinar(), form(), registrants())
+        async def approval() -> None:
+            part.approval = await lookup.approval(
+                self.session, self.http, client.organizer_key, part.key
+            )
+
+        await _together(webinar(), form(), registrants(), approval())
+        found = part.webinar
+        if found is not None and found.approval is None:
+            if part.approval is None and not lookup.upcoming(found):  # asked the wrong days
+                part.approval = await lookup.approval(
+                    self.session, self.http, client.organizer_key, part.key, found.times
+                )
+            part.webinar = dataclasses.replace(found, approval=part.approval)
 
     async def send(self) -> None:
         """Prepare (resume, reconcile), show the plan, confirm, and register; raises
@@ -205,18 +225,27 @@ class _Run:
                 journal=part.journal,
                 resend=resend,
                 concurrency=self.workers,
-                manual_approval=part.webinar is not None and part.webinar.approval == "MANUAL",
+                manual_approval=_by_hand(part.webinar),
             )
         await _together(*(_prepare(part) for part in self.parts))
         for part in self.parts:
             self.listener.plan(self._view(part))
         total = sum(len(part.prepared.to_send) for part in self.parts if part.prepared)
-        if not total:
-            return
-        people = "person" if total == 1 else "people"
-        what = f"{total:,} {people}" if len(self.parts) == 1 else f"{total:,} registrations"
-        if not self.listener.confirm(f"Send {what}?"):
-            raise Declined("Nothing was sent.")
+        if total:
+            people = "person" if total == 1 else "people"
+            what = f"{total:,} {people}" if len(self.parts) == 1 else f"{total:,} registrations"
+            if not self.listener.confirm(f"Send {what}?"):
+                raise Declined("Nothing was sent.")
+            await self._register(total)
+        for part in self.parts:
+            # after a stray answer, the answers that followed it on its connection are suspect
+            # too: only the list can tell, so it is read whatever --no-verify says
+            strays = part.registrar is not None and part.registrar.strays
+            if (self.options.verify or strays) and not self.session.stopping:
+                await self._verify(part)
+
+    async def _register(self, total: int) -> None:
+        """Send every webinar's rows, one webinar after the other."""
         self.listener.started(total)
         try:
             for part in self.parts:
@@ -232,9 +261,30 @@ class _Run:
                     break
         finally:
             self.listener.finished()
+            for part in self.parts:
+                if part.registrar is not None and part.registrar.strays:
+                    self.listener.note(
+                        f"{counted(part.registrar.strays, 'answer')} of the API belonged to "
+                        "another registrant (a stray answer on a connection, or a proxy that "
+                        "mixed them up): every row is checked against GoTo's registrant list"
+                        + ("" if self.options.verify else ", --no-verify notwithstanding")
+                    )
+
+    async def _verify(self, part: _Part) -> None:
+        """Check the webinar's registered rows against GoTo's registrant list (GoTo's wins)."""
+        assert part.registrar is not None
+        assert part.plan is not None
+        held = part.webinar.registrant_count if part.webinar is not None else None
+        sent = len(part.prepared.to_send) if part.prepared is not None else 0
+        corrected = await part.registrar.verify(
+            part.plan.registrants, part.results, (held or 0) + sent
+        )
+        part.results.update(corrected)
+        part.checked = True
+        part.corrected = len(corrected)
 
     def _view(self, part: _Part) -> PlanView:
-        return _view(part, self.connection, self.account)
+        return _view(part, self.connection, self.account, self.options.verify)
 
 
 async def _prepare(part: _Part) -> None:
@@ -272,7 +322,29 @@ def _open_journals(
         )
 
 
-def _view(part: _Part, connection: Connection | None, account: str | None = None) -> PlanView:
+def _by_hand(webinar: Webinar | None) -> bool | None:
+    """Whether the webinar's organizer approves each registrant by hand; None when unknown."""
+    approval = webinar.approval if webinar is not None else None
+    return {"MANUAL": True, "AUTOMATIC": False}.get(approval or "")
+
+
+def _check_calls(part: _Part, verify: bool) -> int | None:
+    """About how many calls the check after sending costs: one read of the registrant list,
+    ⌈registrants / 200⌉ pages."""
+    prepared = part.prepared
+    if not verify or prepared is None:
+        return None
+    settled = [r for r in prepared.settled.values() if r.registered]
+    if not prepared.to_send and not settled:
+        return None
+    held = part.webinar.registrant_count if part.webinar is not None else None
+    people = len(prepared.to_send) + (held if held is not None else len(settled))
+    return max(1, -(-people // PAGE_LIMIT))
+
+
+def _view(
+    part: _Part, connection: Connection | None, account: str | None = None, verify: bool = False
+) -> PlanView:
     plan = part.plan
     assert plan is not None
     prepared = part.prepared
@@ -282,6 +354,20 @@ def _view(part: _Part, connection: Connection | None, account: str | None = None
         warnings.append(
             f"this webinar is over: its last session ended on {ended:%Y-%m-%d}; GoTo may still "
             "take registrations (as late registrants), check the key if that is not what you mean"
+        )
+    if _by_hand(part.webinar):
+        warnings.append(
+            "this webinar approves registrants by hand: GoTo e-mails each person the join link "
+            "once the organizer approves them (the report says waiting_approval until then)"
+        )
+    left = part.webinar.places_left if part.webinar else None
+    sending = len(prepared.to_send) if prepared else len(plan.registrants)
+    if left is not None and sending > left:
+        people = counted(sending, "person", "people")
+        warnings.append(
+            f"this webinar has {counted(left, 'place')} left and {people} {are(sending)} to be "
+            "sent: GoTo will refuse the rest once it is full; the run then stops, and the same "
+            "command continues after the limit is raised"
         )
     unused = tuple(
         header
@@ -314,6 +400,7 @@ def _view(part: _Part, connection: Connection | None, account: str | None = None
         connection=connection.label if connection else None,
         account=account,
         warnings=tuple(warnings),
+        check_calls=_check_calls(part, verify),
     )
 
 
@@ -370,4 +457,6 @@ def _webinar_outcome(part: _Part) -> WebinarOutcome:
         found=prepared.found if prepared else 0,
         to_send=len(prepared.to_send) if prepared else 0,
         journal=part.journal.path if part.journal else None,
+        checked=part.checked,
+        corrected=part.corrected,
     )

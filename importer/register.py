@@ -13,6 +13,12 @@
   same way.
 * One row's failure never touches another; an answer that makes every further call pointless
   stops the session, and rows not yet settled stay pending.
+* Nothing an answer says is taken on trust where it could belong to someone else: a registrant
+  key or join URL that another row of the run or of the journal holds is no answer (a stray
+  answer on a kept-alive connection, a broken proxy), and the row is settled from the list; a
+  registration of unknown outcome counts as this tool's only when proven
+  (:mod:`importer.provenance`). Once sending ends, :meth:`Registrar.verify` reads the list once
+  more and checks every registered row's key, join URL and approval against it: GoTo's list wins.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
+from . import provenance
 from .client import PAGE_LIMIT, G2WClient, Page, Registration
 from .errors import (
     AnswersDropped,
@@ -46,6 +53,16 @@ MAX_PAGES = 1000
 VERIFY_TRIES = 5
 #: seconds to let a request whose answer was lost reach the API before the list is read
 SETTLE_DELAY = 2.0
+#: the note of a row whose key or join URL GoTo's registrant list corrected
+CORRECTED = (
+    "corrected from GoTo's registrant list: the answer to this row's call carried another "
+    "registrant key or join URL (key {key})"
+)
+#: the note of a row the answer called registered that GoTo's list does not hold
+NOT_LISTED = (
+    "the answer to this row's call said registered (key {key}), but GoTo's registrant list "
+    "does not hold this person; run the same command again to send them"
+)
 
 OnResult = Callable[[Registrant, Result], None]
 
@@ -66,12 +83,16 @@ class Preparation:
 class Directory:
     """The webinar's registrant list by e-mail key, read whole (every page) when asked."""
 
-    def __init__(self, session: ApiSession, client: G2WClient) -> None:
+    def __init__(self, session: ApiSession, client: G2WClient, expected: int = 0) -> None:
         self._session = session
         self._client = client
+        #: about how many people the list holds, when known (the webinar's own count)
+        self.expected = expected
         self.known: dict[str, ListedRegistrant] = {}
+        #: how many whole reads were made
+        self.reads = 0
 
-    async def read(self) -> dict[str, ListedRegistrant]:
+    async def read(self, expected: int | None = None) -> dict[str, ListedRegistrant]:
         """Everyone registered now, by e-mail key (the first entry of a repeated address).
 
         Pages are read until the answer's own shape says the list is over: the total of a
@@ -79,42 +100,79 @@ class Directory:
         arrays a page shorter than asked for, or one with nobody new (a server that ignores
         paging sends the same people again). Entries are told apart by registrant key; the
         reading is bounded, and stops with the run.
+
+        The first page is read alone, for the list's shape; the pages the shape says are left
+        (or, for bare arrays, those that ``expected`` people fill) are then asked for side by
+        side, each in its own slot of the pace, rather than one answer's time after another.
         """
         log.debug("reading the webinar's registrant list")
+        expected = self.expected if expected is None else expected
         by_key: dict[str, ListedRegistrant] = {}
-        style: str | None = None
-        page = 0
-        for _ in range(MAX_PAGES + 1):
-            answer = await self._session.call(
-                functools.partial(
-                    self._client.list_registrants_page, page, PAGE_LIMIT, style=style
-                ),
-                what="reading the registrant list",
-            )
-            if style is None and answer.style == "spec" and answer.size not in (None, PAGE_LIMIT):
-                style = "spec"  # it ignored "limit": start again, asking for full pages
-                continue
-            style = answer.style
-            new = [entry for entry in answer.entries if entry.registrant_key not in by_key]
-            by_key.update((entry.registrant_key, entry) for entry in new)
-            absurd = _absurd(answer.total, answer.pages)
-            if absurd is not None:
-                self._session.stop(absurd)
-                raise absurd
-            if _last_page(answer, page, len(by_key), bool(new)):
-                break
-            page += 1
-        else:
-            endless = ApiUnavailable(
-                f"the registrant list did not end after {MAX_PAGES:,} pages; run again later"
-            )
-            self._session.stop(endless)  # nobody may be sent again without the whole list
-            raise endless
+        first = await self._page(0, None)
+        if first.style == "spec" and first.size not in (None, PAGE_LIMIT):
+            first = await self._page(0, "spec")  # it ignored "limit": again, with full pages
+        style = first.style
+        pages = [(0, first)]
+        while True:
+            for number, answer in pages:
+                new = [entry for entry in answer.entries if entry.registrant_key not in by_key]
+                by_key.update((entry.registrant_key, entry) for entry in new)
+                absurd = _absurd(answer.total, answer.pages)
+                if absurd is not None:
+                    self._session.stop(absurd)
+                    raise absurd
+                if _last_page(answer, number, len(by_key), bool(new)):
+                    return self._found(by_key)
+            number, answer = pages[-1]
+            after = number + 1
+            if after > MAX_PAGES:
+                endless = ApiUnavailable(
+                    f"the registrant list did not end after {MAX_PAGES:,} pages; run again later"
+                )
+                self._session.stop(endless)  # nobody may be sent again without the whole list
+                raise endless
+            numbers = range(after, min(after + _ahead(answer, after, expected), MAX_PAGES + 1))
+            pages = list(zip(numbers, await self._pages(numbers, style), strict=True))
+
+    async def _page(self, number: int, style: str | None) -> Page:
+        return await self._session.call(
+            functools.partial(self._client.list_registrants_page, number, PAGE_LIMIT, style=style),
+            what="reading the registrant list",
+        )
+
+    async def _pages(self, numbers: range, style: str | None) -> list[Page]:
+        """Pages of the list, asked for side by side; the first stop raises why."""
+        tasks: list[asyncio.Task[Page]] = []
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks += [group.create_task(self._page(number, style)) for number in numbers]
+        except* RunStopped as stopped:
+            raise stopped.exceptions[0] from None
+        return [task.result() for task in tasks]
+
+    def _found(self, by_key: Mapping[str, ListedRegistrant]) -> dict[str, ListedRegistrant]:
         found: dict[str, ListedRegistrant] = {}
         for entry in by_key.values():
             found.setdefault(email_key(entry.email), entry)
         self.known = found
+        self.reads += 1
         return found
+
+
+#: the most pages of the registrant list asked for side by side
+AHEAD = 50
+
+
+def _ahead(answer: Page, page: int, expected: int) -> int:
+    """How many pages from ``page`` on to ask for side by side, after ``answer``: as many as
+    its shape says are left, or as ``expected`` people fill; at least one."""
+    if answer.style == "data" and answer.total is not None:
+        wanted = -(-answer.total // PAGE_LIMIT)
+    elif answer.style == "spec" and answer.pages is not None:
+        wanted = answer.pages
+    else:  # a bare array ends with a page shorter than asked for: one past the expected
+        wanted = -(-(expected + 1) // PAGE_LIMIT)
+    return max(1, min(wanted - page, AHEAD))
 
 
 def _last_page(answer: Page, page: int, seen: int, anything_new: bool) -> bool:
@@ -165,7 +223,7 @@ class Registrar:
         resend: bool = False,
         concurrency: int = 4,
         settle_delay: float = SETTLE_DELAY,
-        manual_approval: bool = False,
+        manual_approval: bool | None = False,
     ) -> None:
         self.session = session
         self.client = client
@@ -174,13 +232,21 @@ class Registrar:
         self.concurrency = concurrency
         self.settle_delay = settle_delay
         #: the organizer approves registrants by hand: a new one waits (the spec's 201 does
-        #: not say so itself)
+        #: not say so itself); None while unknown: the first new registrant is read back
         self.manual_approval = manual_approval
         self.directory = Directory(session, client)
         self._attempts: collections.Counter[str] = collections.Counter()
         #: e-mail keys whose create this run sent without learning the outcome
         self._maybe_ours: set[str] = set()
         self._parked: dict[str, _Parked] = {}
+        #: when each person's first create of this run left (this computer's clock)
+        self._sent_at: dict[str, float] = {}
+        #: registrant keys and join URLs given to a person, by the e-mail key they belong to
+        self._owners: dict[str, str] | None = None
+        #: answers refused because another row holds their key or join URL
+        self.strays = 0
+        #: creates sent since the registrant list was last read
+        self._sent_since_read = 0
 
     async def prepare(
         self,
@@ -206,7 +272,7 @@ class Registrar:
             listed = await self.directory.read()
         else:
             self.directory.known = dict(listed)
-        still, found = self.journal.reconcile(admission.to_send, listed)
+        still, found = self.journal.reconcile(admission.to_send, listed, self.client.clock)
         return Preparation(
             still, {**admission.settled, **found}, len(admission.settled), len(found)
         )
@@ -219,8 +285,8 @@ class Registrar:
         """
         queue = collections.deque(registrants)
         try:
-            if any(registrant.responses for registrant in queue):
-                await self._answers_kept(queue, on_result)
+            if self.manual_approval is None or any(r.responses for r in queue):
+                await self._read_back_first(queue, on_result)
             while queue and not self.session.stopping:
                 await self._drain(queue, on_result)
                 if self._parked and not self.session.stopping:
@@ -273,22 +339,25 @@ class Registrar:
             if standing_in is not None:
                 standing_in.cancel()
 
-    async def _answers_kept(
+    async def _read_back_first(
         self, queue: collections.deque[Registrant], on_result: OnResult
     ) -> None:
-        """Send the first people with answers to custom questions one by one until one is
-        newly registered, and read that one back: if GoTo kept none of the answers (as its
-        "basic" create does), stop before the rest are sent without theirs."""
-        for registrant in [r for r in queue if r.responses][:VERIFY_TRIES]:
+        """Send the first people one by one until one is newly registered, and read that one
+        back, before the rest are sent: if GoTo kept none of the answers to custom questions
+        (as its "basic" create does), stop; and when the webinar did not say whether its
+        organizer approves registrants by hand, the registrant's own status says it (the spec's
+        201 need not carry one)."""
+        answers = any(registrant.responses for registrant in queue)
+        first = [r for r in queue if r.responses or not answers][:VERIFY_TRIES]
+        for registrant in first:
             if self.session.stopping:
                 return
             queue.remove(registrant)
-            result = await self._send(registrant, on_result)
-            if (
-                result is None
-                or result.status is not Status.REGISTERED
-                or not result.registrant_key
-            ):
+            result = await self._create(registrant)
+            if result is None:
+                continue
+            if not result.by_us or not result.registrant_key:
+                self._settle(registrant, result, on_result)
                 continue
             try:
                 stored = await self.session.call(
@@ -296,7 +365,14 @@ class Registrar:
                     what="reading back the first registrant",
                 )
             except RunStopped:
+                self._settle(registrant, result, on_result)
                 return
+            if stored is not None and self.manual_approval is None:
+                self.manual_approval = stored.status == "WAITING"
+            if stored is not None and stored.status and stored.status != result.approval:
+                key, url = result.registrant_key, result.join_url
+                result = Result.settled(result.line, Status.REGISTERED, key, url, stored.status)
+            self._settle(registrant, result, on_result)
             if stored is not None and stored.responses is not None and not stored.responses:
                 self.session.stop(
                     AnswersDropped(
@@ -320,12 +396,15 @@ class Registrar:
         self._attempts[key] += 1
         journal = self.journal
         batch = None
-        if journal is not None and self._attempts[key] == 1:
-            batch = journal.stage_sending(registrant)
+        if self._attempts[key] == 1:
+            self._sent_at[key] = provenance.now()
+            if journal is not None:
+                batch = journal.stage_sending(registrant)
 
         async def create() -> Registration:
             if journal is not None and batch is not None:
                 journal.commit(batch)  # "sending" is on disk before the call leaves
+            self._sent_since_read += 1
             return await self.client.create_registrant(registrant, resend=self.resend)
 
         try:
@@ -337,14 +416,23 @@ class Registrar:
         except RequestRejected as exc:
             return _failed(registrant, f"GoTo refused this row: {exc}")
         except (OutcomeUnknown, ServerError) as exc:
-            log.debug("row %d: %s; parked for the registrant list", registrant.line, exc)
-            self._maybe_ours.add(key)
-            self._parked[key] = _Parked(registrant, "unknown", str(exc))
+            self._park_unknown(registrant, str(exc))
             return None
         except TransientError as exc:  # 429s or failed connections until retries ran out
             attempts = self.session.policy.attempts
             return _failed(registrant, f"gave up after {attempts} attempts: {exc}", retryable=True)
+        if self._taken(key, got.registrant_key, got.join_url):
+            # another row's key or join URL: an answer meant for another call (a stray answer
+            # on a kept-alive connection, a proxy that mixed them up), so no answer for this one
+            self.strays += 1
+            self._park_unknown(registrant, "the answer belonged to another registrant")
+            return None
         approval = got.approval
+        if got.status is Status.ALREADY_REGISTERED and key in self._maybe_ours:
+            # "already registered" after a call of this run went unanswered: whether that call
+            # registered the person, only the list can prove
+            self._park_unknown(registrant, "already registered after an unanswered call")
+            return None
         if got.status is Status.ALREADY_REGISTERED and (
             got.registrant_key is None or approval is None
         ):
@@ -359,15 +447,38 @@ class Registrar:
         elif approval is None and self.manual_approval:
             approval = "WAITING"
         if got.join_url is None and got.registrant_key is not None:
-            # registered, but the answer did not carry the join URL: the list has it
+            # registered, but the answer did not carry the join URL: the list has it; the key
+            # is proof that the registration is this tool's, should the run end first
             self._maybe_ours.add(key)
             self._parked[key] = _Parked(registrant, "created", key=got.registrant_key)
+            if journal is not None:
+                journal.stage_key_seen(registrant, got.registrant_key)
             return None
-        status = got.status
-        if status is Status.ALREADY_REGISTERED and key in self._maybe_ours:
-            status = Status.REGISTERED  # this run's own earlier attempt went through
         assert got.registrant_key is not None
-        return Result.settled(registrant.line, status, got.registrant_key, got.join_url, approval)
+        return Result.settled(
+            registrant.line, got.status, got.registrant_key, got.join_url, approval
+        )
+
+    def _park_unknown(self, registrant: Registrant, why: str) -> None:
+        """Set a row aside for the registrant list: its create may or may not have gone
+        through."""
+        log.debug("row %d: %s; parked for the registrant list", registrant.line, why)
+        self._maybe_ours.add(registrant.email_key)
+        self._parked[registrant.email_key] = _Parked(registrant, "unknown", why)
+
+    def _taken(self, email: str, registrant_key: str | None, join_url: str | None) -> bool:
+        """Whether another person of the run or of the journal holds this key or join URL."""
+        if self._owners is None:
+            self._owners = {}
+            entries = self.journal.entries() if self.journal is not None else {}
+            for entry in entries.values():
+                for value in (entry.registrant_key, entry.join_url):
+                    if value:
+                        self._owners[value] = entry.email_key
+        return any(
+            value is not None and self._owners.get(value, email) != email
+            for value in (registrant_key, join_url)
+        )
 
     async def _settle_parked(
         self, queue: collections.deque[Registrant], on_result: OnResult
@@ -376,25 +487,27 @@ class Registrar:
         self._commit()
         if any(row.kind == "unknown" for row in self._parked.values()):
             await self.session.pause(self.settle_delay)
-        listed = await self.directory.read()
+        self._sent_since_read = 0
+        listed = await self.directory.read(max(self.directory.expected, len(self._sent_at)))
         parked, self._parked = self._parked, {}
         for key, row in parked.items():
             registrant = row.registrant
             found = listed.get(key)
             if found is not None:
-                ours = key in self._maybe_ours
-                status = Status.REGISTERED if ours else Status.ALREADY_REGISTERED
+                status = Status.ALREADY_REGISTERED
+                if key in self._maybe_ours:
+                    sent_at = self._sent_at.get(key)
+                    proof = provenance.verdict(found, sent_at, self.client.clock, key_seen=row.key)
+                    status = Status.REGISTERED if proof.ours else Status.ALREADY_REGISTERED
                 result = Result.settled(
                     registrant.line, status, found.registrant_key, found.join_url, found.status
                 )
                 if result.join_url is None and result.status is not Status.DENIED:
-                    note = "GoTo gave no join URL for this person; find it in GoTo Webinar"
-                    result = replace(result, error=note)
+                    result = replace(result, error=NO_JOIN_URL)
                 self._settle(registrant, result, on_result)
             elif row.kind == "created":
                 assert row.key is not None
-                note = "GoTo gave no join URL for this person; find it in GoTo Webinar"
-                result = Result(registrant.line, Status.REGISTERED, row.key, None, note)
+                result = Result(registrant.line, Status.REGISTERED, row.key, None, NO_JOIN_URL)
                 self._settle(registrant, result, on_result)
             elif row.kind == "conflict":
                 self._settle(
@@ -413,14 +526,104 @@ class Registrar:
                 queue.append(registrant)  # the list shows the last attempt did not arrive
                 self.session.retries += 1
 
+    async def verify(
+        self, registrants: Iterable[Registrant], results: Mapping[int, Result], expected: int = 0
+    ) -> dict[int, Result]:
+        """Check every row settled as registered (by this run or an earlier one) against one
+        read of the registrant list: its key, join URL and approval must be GoTo's for that
+        e-mail. Where they are not, GoTo's list wins: the journal is corrected and the row's
+        note says so. Returns the corrected rows by line.
+
+        The list read after the last create is used when there was one; a person the list
+        does not show is looked for once more after a pause (a list that lags behind).
+        ``expected`` is about how many people the list holds, when known.
+        """
+        rows = [
+            (registrant, result)
+            for registrant in registrants
+            if (result := results.get(registrant.line)) is not None and result.registered
+        ]
+        if not rows:
+            return {}
+        self._commit()
+        expected = max(expected, len(rows))
+        fresh = self.directory.reads and not self._sent_since_read
+        listed = self.directory.known if fresh else await self.directory.read(expected)
+        if any(registrant.email_key not in listed for registrant, _ in rows):
+            await self.session.pause(self.settle_delay)
+            listed = await self.directory.read(expected)
+        entries = self.journal.entries() if self.journal is not None else {}
+        corrected: dict[int, Result] = {}
+        for registrant, result in rows:
+            key = registrant.email_key
+            entry = entries.get(key)
+            sent_at = self._sent_at.get(key) or (entry.sent_at if entry else None)
+            checked = _checked(result, listed.get(key), sent_at, self.client.clock)
+            if checked != result:
+                corrected[registrant.line] = checked
+                if self.journal is not None:
+                    self.journal.stage_settled(registrant, checked)
+        self._commit()
+        return corrected
+
     def _commit(self) -> None:
-        if self.journal is not None:
+        if self.journal is None:
+            return
+        try:
             self.journal.commit()
+        except RunStopped as exc:  # the journal could not be written: nothing more is sent
+            self.session.stop(exc)
+            raise
 
     def _settle(self, registrant: Registrant, result: Result, on_result: OnResult) -> None:
         if self.journal is not None:
             self.journal.stage_settled(registrant, result)
+        if self._owners is not None:
+            for value in (result.registrant_key, result.join_url):
+                if value:
+                    self._owners[value] = registrant.email_key
         on_result(registrant, result)
+
+
+NO_JOIN_URL = "GoTo gave no join URL for this person; find it in GoTo Webinar"
+
+
+def _checked(
+    result: Result,
+    found: ListedRegistrant | None,
+    sent_at: float | None,
+    clock: provenance.ServerClock,
+) -> Result:
+    """A registered row as GoTo's registrant list shows it."""
+    if found is None:
+        return Result(
+            result.line,
+            Status.FAILED,
+            error=NOT_LISTED.format(key=result.registrant_key),
+            retryable=True,
+        )
+    ours = result.by_us
+    other_key = found.registrant_key != result.registrant_key
+    other_url = bool(found.join_url and result.join_url and found.join_url != result.join_url)
+    if other_key or other_url:
+        if ours:  # what made it this tool's was an answer that was not the person's
+            ours = provenance.verdict(found, sent_at, clock).ours
+        status = Status.REGISTERED if ours else Status.ALREADY_REGISTERED
+        fixed = Result.settled(
+            result.line, status, found.registrant_key, found.join_url, found.status
+        )
+        note = CORRECTED.format(key=result.registrant_key)
+        return replace(fixed, error=f"{note}; {fixed.error}" if fixed.error else note)
+    url = result.join_url or found.join_url
+    approval = found.status or result.approval
+    if url == result.join_url and (approval or "APPROVED") == (result.approval or "APPROVED"):
+        return result
+    status = Status.REGISTERED if ours else Status.ALREADY_REGISTERED
+    fixed = Result.settled(result.line, status, result.registrant_key or "", url, approval)
+    keep = result.error if result.status in (Status.REGISTERED, Status.ALREADY_REGISTERED) else None
+    if keep and keep != NO_JOIN_URL and fixed.status is result.status:
+        fixed = replace(fixed, error=keep)
+    return fixed
 
 
 def _failed(registrant: Registrant, error: str, *, retryable: bool = False) -> Result:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from . import xlsx
 from .columns import REQUIRED, ColumnMap, fold
-from .errors import ReportError, UsageError
-from .files import write_atomically
+from .errors import NoRoomForReport, ReportError, UsageError
+from .files import NO_SPACE, write_atomically
 from .grid import MAX_COLUMNS
 from .models import FORMULA_STARTS, Status
 from .text import are, counted, normalise
@@ -39,6 +39,7 @@ GREEN, PALE_GREEN, RED, YELLOW = "C6EFCE", "E2EFDA", "FFC7CE", "FFEB9C"
 _COLOURS = {
     Status.REGISTERED: GREEN,
     Status.ALREADY_REGISTERED: PALE_GREEN,
+    Status.WAITING_APPROVAL: YELLOW,
     Status.INVALID: RED,
     Status.DUPLICATE: RED,
     Status.FAILED: RED,
@@ -194,6 +195,20 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], .
                 f"{outcome.resume_hint}",
             )
         )
+    checked = [part for part in outcome.webinars if part.checked]
+    if checked:
+        fixed = sum(part.corrected for part in checked)
+        lines.append(
+            (
+                "Checked",
+                "every registered row's key and join URL against GoTo's registrant list: "
+                + (
+                    f"{counted(fixed, 'row')} corrected (see the error column)"
+                    if fixed
+                    else "all match"
+                ),
+            )
+        )
     if report.attention:
         where = (
             f"see {table.source.stem}-needs-attention.xlsx beside this report"
@@ -336,6 +351,12 @@ def write(report: Report, path: Path, note: Callable[[str], None] | None = None)
             why = "could not be written as XLSX (it has more rows or columns than a sheet holds)"
             return elsewhere(path.with_suffix(".csv"), why, _write_csv)
     except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise NoRoomForReport(
+                f"{path}: the report could not be written ({exc.strerror or exc}); free some "
+                "space there (or choose another --out) and run the same command again: it "
+                "sends nobody twice, and writes the report"
+            ) from exc
         raise ReportError(
             f"{path}: the report could not be written ({exc.strerror or exc}); "
             "free some space or choose another --out"

@@ -57,10 +57,13 @@ _Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
 class Transport(httpx.AsyncBaseTransport):
     """Up to ``size`` HTTP/1.1 connections, kept alive and lent to one request at a time."""
 
-    def __init__(self, size: int, *, keepalive: float = KEEPALIVE) -> None:
+    def __init__(
+        self, size: int, *, keepalive: float = KEEPALIVE, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.size = size
         self.keepalive = keepalive
-        self._tls: ssl.SSLContext | None = None
+        #: the TLS settings (default: httpx's, made at the first https connection)
+        self._tls = tls
         #: connections open or being opened
         self._count = 0
         self._idle: list[_Connection] = []
@@ -331,15 +334,8 @@ class _Connection(asyncio.Protocol):
         assert head is not None
         assert answer is not None
         state = self._state
-        if (
-            state.our_state is h11.DONE
-            and state.their_state is h11.DONE
-            and not state.trailing_data[0]  # bytes beyond the answer: no next answer to trust
-        ):
-            state.start_next_cycle()
-            self._idle_since = self._loop.time()
-        else:  # the server closes it (Connection: close, or an answer ended by closing)
-            self.close()
+        # the answer is handed over before the connection may close: closing a TLS connection
+        # reports its end at once, which must not fail an answer already read whole
         if not answer.done():
             answer.set_result(
                 (
@@ -349,6 +345,15 @@ class _Connection(asyncio.Protocol):
                     bytes(self._body),
                 )
             )
+        if (
+            state.our_state is h11.DONE
+            and state.their_state is h11.DONE
+            and not state.trailing_data[0]  # bytes beyond the answer: no next answer to trust
+        ):
+            state.start_next_cycle()
+            self._idle_since = self._loop.time()
+        else:  # the server closes it (Connection: close, or an answer ended by closing)
+            self.close()
 
     def _fail(self, error: httpx.TransportError) -> None:
         self.close()

@@ -184,14 +184,15 @@ def test_refused_token_exits_4_before_anything_is_sent(
 def test_token_expiring_mid_run_exits_4_with_pending_rows(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
-    # the webinar, its form, 4 registrations (a first run reads no registrant list)
+    # the webinar, its form, the organizer's webinars (its approval setting), 3 registrations
+    # (a first run reads no registrant list)
     server = loopback_sandbox(rate=0, token_calls=6, tokens=(CANARY,))
     source = write_csv(tmp_path / "guests.csv", people(20))
     result = run(*real_args(server, source, "--concurrency", "1"), env={"G2W_ACCESS_TOKEN": CANARY})
     assert result.exit_code == 4
     statuses = [row["status"] for row in report_rows(tmp_path / "guests-joinurls.xlsx")]
-    assert statuses == ["registered"] * 4 + ["pending"] * 16
-    assert "16 rows are pending: once this is put right, run the command again." in result.stderr
+    assert statuses == ["registered"] * 3 + ["pending"] * 17
+    assert "17 rows are pending: once this is put right, run the command again." in result.stderr
 
 
 def test_unknown_webinar_exits_4(

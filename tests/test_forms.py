@@ -301,7 +301,7 @@ def test_webinars_lists_keys_subjects_and_starts() -> None:
     table = invoke("webinars", "--sandbox")
     assert table.exit_code == 0, table.output
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["key", "starts", "time", "zone", "subject"]
+    assert lines[0].split() == ["key", "starts", "time", "zone", "type", "subject"]
     assert lines[2].startswith(WEBINAR_KEY)
     assert lines[2].endswith("Product launch (sandbox)")
     assert lines[3].startswith(WORKSHOP_KEY)

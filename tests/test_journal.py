@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import stat
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from importer.errors import JournalError
-from importer.journal import Journal
+from importer.journal import Journal, State
 from importer.models import ListedRegistrant, Registrant, Result, Status
+from importer.provenance import ServerClock
 
 from .conftest import posix_only
 
@@ -54,22 +56,31 @@ def test_a_refused_row_is_sent_again_once_it_changed(tmp_path: Path) -> None:
 
 
 def test_reconciliation_settles_from_the_registrant_list(tmp_path: Path) -> None:
-    people = [person(i) for i in range(3)]
+    people = [person(i) for i in range(4)]
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)).isoformat()
     with open_journal(tmp_path / "j.sqlite3") as journal:
         journal.admit(people)
-        journal.sending(people[0])  # sent, answer lost, found in the list
+        journal.sending(people[0])  # sent, answer lost, found in the list: registered after
         journal.sending(people[1])  # sent, never arrived
+        journal.sending(people[3])  # sent, but registered long before the call: not ours
         listed = {
-            "p0@example.com": ListedRegistrant("1" * 19, "p0@example.com", "https://j/0", None),
+            "p0@example.com": ListedRegistrant(
+                "1" * 19, "p0@example.com", "https://j/0", None, registered_at=later
+            ),
             "p2@example.com": ListedRegistrant("2" * 19, "p2@example.com", "https://j/2", None),
+            "p3@example.com": ListedRegistrant(
+                "3" * 19, "p3@example.com", "https://j/3", None, registered_at="2020-01-01T10:00Z"
+            ),
         }  # registered elsewhere
-        still, found = journal.reconcile(people, listed)
+        still, found = journal.reconcile(people, listed, ServerClock())
         assert still == [people[1]]
         assert found == {
             2: Result(2, Status.REGISTERED, "1" * 19, "https://j/0"),
             4: Result(4, Status.ALREADY_REGISTERED, "2" * 19, "https://j/2"),
+            5: Result(5, Status.ALREADY_REGISTERED, "3" * 19, "https://j/3"),
         }
         assert [p.line for p in journal.admit(people).to_send] == [3]
+        assert journal.entries()["p3@example.com"].state == State.ALREADY_REGISTERED
 
 
 @posix_only

@@ -26,6 +26,7 @@ from importer.journal import Journal, State, default_path
 from importer.manage import named_after
 from importer.models import Cancellation, ListedRegistrant, Registrant, Status, Webinar
 from importer.models import Result as RowResult
+from importer.provenance import ServerClock
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY, Sandbox, SandboxTransport
 from importer.session import ApiSession
 
@@ -589,7 +590,7 @@ def test_the_journal_sends_cancelled_people_again_and_settles_interrupted_cancel
         assert list(admission.settled) == [4]
         # the list shows p1 still registered (the DELETE never arrived), p3 cancelled
         listed = {"p1@example.com": ListedRegistrant("1" * 19, "p1@example.com", "u", None)}
-        still, found = journal.reconcile(admission.to_send, listed)
+        still, found = journal.reconcile(admission.to_send, listed, ServerClock())
         assert [p.line for p in still] == [2, 5]
         assert found[3].status == Status.REGISTERED
         entries = journal.entries()

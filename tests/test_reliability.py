@@ -177,8 +177,9 @@ def test_max_calls_caps_a_run_and_the_next_run_goes_on(
     first = register(server.api_url, source, "--max-calls", "12", "--concurrency", "1")
     assert first.exit_code == 3
     assert "the run made the 12 calls --max-calls allows" in first.stderr
-    # the webinar, its form, 10 registrations (a first run reads no registrant list)
-    assert len(server.sandbox.registrants()) == 10
+    # the webinar, its form, the organizer's webinars (for its approval setting), and 9
+    # registrations (a first run reads no registrant list before sending)
+    assert len(server.sandbox.registrants()) == 9
     second = register(server.api_url, source, "--max-calls", "100")
     assert second.exit_code == 0
     assert server.sandbox.stats["created"] == 30
@@ -194,7 +195,9 @@ def test_a_finished_run_run_again_sends_nothing(
     again = register(server.api_url, source, "--out", str(tmp_path / "again.csv"))
     assert again.exit_code == 0
     assert "Resuming: 20 of 20 rows were settled by an earlier run." in again.stderr
-    assert server.sandbox.stats["calls"] == calls + 2  # only the webinar and its form
+    # only reads: the webinar, its form, its approval setting, and the check of every row
+    assert server.sandbox.stats["calls"] == calls + 4
+    assert server.sandbox.stats["list_reads"] == 2  # one check for each run
     assert server.sandbox.stats["created"] == 20
     assert (tmp_path / "again.csv").read_text(encoding="utf-8-sig").count("registered") == 20
 

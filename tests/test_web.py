@@ -491,3 +491,23 @@ def test_sign_in_from_the_page_runs_the_login_flow(
     for secret in (signed.access_token, signed.refresh_token, "client-secret-canary-3c9f"):
         assert secret
         assert not any(secret in answer for answer in page.answers)
+
+
+def test_the_plan_says_how_many_places_are_left_and_warns_when_too_few(
+    open_page: Callable[..., Page],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0, registration_limit=5)
+    for first, last, email in people(2, domain="earlier.example")[1:]:
+        server.sandbox.add_registrant({"firstName": first, "lastName": last, "email": email})
+    page = open_page(on_loopback(server))
+    page.upload(write_csv(tmp_path / "guests.csv", people(6)))
+    page.settle()
+    page.post("/api/check", json={"webinar": WEBINAR_KEY})
+    (plan,) = page.settle()["check"]["plans"]
+    assert (plan["webinar"]["left"], plan["webinar"]["limit"]) == (3, 5)
+    assert any(
+        warning.startswith("this webinar has 3 places left and 6 people are to be sent: ")
+        for warning in plan["warnings"]
+    )

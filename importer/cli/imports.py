@@ -33,6 +33,12 @@ from .base import EXIT_EPILOG, api_options, cli, command_line, errors, run_optio
     help="Have GoTo e-mail the confirmation again to people already registered.  "
     "[default: the Settings sheet's resendConfirmation, else no]",
 )
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    help="Once sending ends, check every registered row's key and join URL against one read "
+    "of the webinar's registrant list (about one call per 200 registrants).  [default: verify]",
+)
 @run_options(
     out="FILE-joinurls.xlsx",
     dry_run="Check every row as a real run would (asking the API only what it can read), "
@@ -44,6 +50,7 @@ def register(
     where: Access,
     sheet: str | None,
     resend_confirmation: bool | None,
+    verify: bool,
     **common: Any,
 ) -> None:
     """Register everyone in FILE (.csv, .txt, .xlsx or .xlsm) for a webinar.
@@ -70,6 +77,7 @@ def register(
             max_calls=common["max_calls"],
             give_up_after=common["give_up_after"],
             dry_run=dry_run,
+            verify=verify,
             resume_hint=f"run the same command again: {command_line()}",
         )
         interrupts.in_loop = True

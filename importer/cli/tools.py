@@ -20,7 +20,7 @@ from click.decorators import FC
 
 from .. import lookup, oauth, template
 from ..connection import Access
-from ..console import Interrupts, form_json, form_lines, table_lines, webinar_json
+from ..console import Interrupts, form_json, form_lines, webinar_json, webinar_lines
 from ..errors import EXIT_USAGE, UsageError
 from ..httpserver import cannot_listen
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer, serve
@@ -43,13 +43,13 @@ from .base import (
     "--from",
     "start",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="The first day, YYYY-MM-DD.  [default: today]",
+    help="The first day, YYYY-MM-DD, in this computer's time zone.  [default: today]",
 )
 @click.option(
     "--to",
     "end",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="The last day, YYYY-MM-DD.  [default: a year after --from]",
+    help="The last day, YYYY-MM-DD, in this computer's time zone.  [default: a year after --from]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")
 def webinars(
@@ -58,7 +58,11 @@ def webinars(
     end: dt.datetime | None,
     as_json: bool,
 ) -> None:
-    """List your webinars with their keys, subjects and first start times."""
+    """List your webinars with their keys, subjects, types and first start times.
+
+    Each start is shown on the webinar's own clock (its time zone); --from and --to are
+    days on this computer's.
+    """
     first = start.date() if start else dt.date.today()
     last = end.date() if end else first + dt.timedelta(days=365)
     with errors():
@@ -70,9 +74,7 @@ def webinars(
     elif not found:
         echo(f"No webinars between {first} and {last}.")
     else:
-        rows: list[tuple[str, ...]] = [("key", "starts", "time zone", "subject")]
-        rows += [(w.key, w.starts or "", w.time_zone or "", w.subject) for w in found]
-        click.echo("\n".join(table_lines(rows)))
+        click.echo("\n".join(webinar_lines(found)))
 
 
 @cli.command()
@@ -217,6 +219,20 @@ def _count(name: str, help: str) -> Callable[[FC], FC]:
     "not at all.",
 )
 @click.option("--drop-answers", is_flag=True, help="Store no answers to custom questions.")
+@click.option(
+    "--created-status",
+    is_flag=True,
+    help="Put the registrant's status into a create's 201 (the spec does not require it).",
+)
+@click.option(
+    "--clock-skew",
+    type=float,
+    metavar="SECONDS",
+    default=0.0,
+    show_default=True,
+    help="Run the sandbox's clock (its Date headers and registration dates) this far ahead "
+    "of this computer's (negative: behind).",
+)
 @click.option(
     "--token",
     "tokens",

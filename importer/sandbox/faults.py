@@ -52,6 +52,12 @@ class SandboxConfig:
     list_style: str = "array"
     #: store no answers to custom questions (as GoTo's basic create does)
     drop_answers: bool = False
+    #: the 201 of a create carries the registrant's ``status`` (the spec requires only the key
+    #: and the join URL, so by default it does not)
+    created_status: bool = False
+    #: seconds the sandbox's clock (its ``Date`` headers and registration dates) is ahead of
+    #: this computer's (negative: behind)
+    clock_skew: float = 0.0
 
 
 class RateWindow:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime as dt
+import email.utils
 import json
 import re
 import time
@@ -34,7 +36,7 @@ from .webinars import (
 
 PREFIX = "/G2W/rest/v2"
 
-_WEBINAR_PATH = re.compile(r"/organizers/(?P<org>\d+)/webinars/(?P<web>\d+)(?P<rest>/.*)?")
+_WEBINAR_PATH = re.compile(r"/organizers/(?P<org>\d+)/webinars/(?P<web>[^/]+)(?P<rest>/.*)?")
 _WEBINARS_PATH = re.compile(r"/organizers/(?P<org>\d+)/webinars")
 
 
@@ -64,7 +66,15 @@ class Sandbox:
         return list(self.webinars[webinar_key].registrants)
 
     async def handle(self, request: Request) -> Answer:
-        """Answer one HTTP request."""
+        """Answer one HTTP request, with the ``Date`` header an origin server with a clock
+        sends (RFC 9110 §6.6.1), to the second."""
+        answer = await self._answer(request)
+        if answer.drop:
+            return answer
+        date = email.utils.formatdate(time.time() + self.config.clock_skew, usegmt=True)
+        return dataclasses.replace(answer, headers=(*answer.headers, ("Date", date)))
+
+    async def _answer(self, request: Request) -> Answer:
         self.stats["calls"] += 1
         url = urlsplit(request.target)
         query = dict(parse_qsl(url.query))
@@ -78,6 +88,8 @@ class Sandbox:
             self.stats["token_refused"] += 1
             return _token_refused()
         self.stats["authorized"] += 1
+        if url.path in ("/admin/rest/v1/me", "/identity/v1/Users/me"):
+            self.stats["who_asked"] += 1  # "whose token is this", asked of either API
         if url.path == "/admin/rest/v1/me":
             if self.config.me_refuses:
                 return _error(403, "Forbidden", "The token's scope does not allow this call")
@@ -139,12 +151,15 @@ class Sandbox:
             return _error(404, "NotFound", f"no such path {path}")
         if match["org"] != self.organizer_key:
             return _error(404, "NotFound", "Organizer not found")
+        if not _well_formed(match["web"]):
+            # GoTo answers a key that is no positive int64 with 400 and its words, not 404
+            return _error(400, "InvalidParameter", f"Invalid webinarKey: {match['web']}")
         webinar = self.webinars.get(match["web"])
         if webinar is None:
             return _error(404, "NotFound", "Webinar not found")
         rest = match["rest"] or ""
         if method == "GET" and rest == "":
-            return _ok(self._webinar_body(webinar))
+            return _ok(self._webinar_body(webinar, listed=False))
         if method == "GET" and rest == "/registrants":
             return self._list(webinar, query)
         if method == "GET" and rest == "/registrants/fields":
@@ -158,11 +173,17 @@ class Sandbox:
             return self._delete(webinar, one[1])
         return _error(405 if rest in ("", "/registrants") else 404, "NotFound", "not supported")
 
-    def _webinar_body(self, webinar: SandboxWebinar) -> dict[str, Any]:
+    def _webinar_body(self, webinar: SandboxWebinar, *, listed: bool = True) -> dict[str, Any]:
+        """A webinar as GoTo's spec shows it: in the organizer's list (``listed``), with its
+        keys as strings and its ``approvalType``; alone, with integer keys and no
+        ``approvalType`` (the spec's one-webinar answer has none)."""
         end = webinar.start + dt.timedelta(hours=1)
+        limit = self.config.registration_limit
+        key: int | str = webinar.key if listed else int(webinar.key)
+        organizer: int | str = self.organizer_key if listed else int(self.organizer_key)
         return {
-            "webinarKey": int(webinar.key),
-            "organizerKey": int(self.organizer_key),
+            "webinarKey": key,
+            "organizerKey": organizer,
             "subject": webinar.subject,
             "description": "A webinar served by the g2w-import sandbox.",
             "times": [{"startTime": _iso(webinar.start), "endTime": _iso(end)}],
@@ -170,7 +191,8 @@ class Sandbox:
             "registrationUrl": f"{JOIN_HOST}/register/{webinar.key}",
             "numberOfRegistrants": len(webinar.registrants),
             "type": "single_session",
-            "approvalType": webinar.approval,
+            **({"approvalType": webinar.approval} if listed else {}),
+            **({"registrationLimit": limit} if limit is not None else {}),
         }
 
     def _webinars(self, query: dict[str, str]) -> Answer:
@@ -298,6 +320,8 @@ class Sandbox:
         entry = self.add_registrant(payload, webinar.key, status=status)
         # the spec's RegistrantCreated: the key and the join URL, not the status
         created = {"registrantKey": int(entry["registrantKey"]), "joinUrl": entry["joinUrl"]}
+        if self.config.created_status:
+            created["status"] = status
         return Answer(201, json.dumps(created).encode())
 
     def add_registrant(
@@ -315,7 +339,9 @@ class Sandbox:
             "lastName": fields["lastName"],
             "email": fields["email"].strip(),
             "status": status,
-            "registrationDate": _iso(dt.datetime.now(dt.UTC)),
+            "registrationDate": _iso(
+                dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.config.clock_skew)
+            ),
             "joinUrl": f"{JOIN_HOST}/join/{webinar.key}/{key}",
             "timeZone": "UTC",
             "fields": {k: v for k, v in fields.items() if k in names},
@@ -332,6 +358,11 @@ class Sandbox:
             if key not in self._keys:
                 self._keys.add(key)
                 return key
+
+
+def _well_formed(key: str) -> bool:
+    """Whether a key in a path is one the API could hold: a positive int64, in ASCII digits."""
+    return key.isascii() and key.isdigit() and len(key) <= 19 and 0 < int(key) < 2**63
 
 
 def _listed(entry: dict[str, Any]) -> dict[str, Any]:

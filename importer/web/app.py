@@ -200,6 +200,8 @@ def _webinar(webinar: Webinar | None) -> dict[str, Any] | None:
         "subject": webinar.subject,
         "starts": webinar.starts,
         "zone": webinar.time_zone,
+        "limit": webinar.registration_limit,
+        "left": webinar.places_left,
     }
 
 

@@ -275,6 +275,10 @@ function planBlock(plan) {
   }
   nodes.push(summary);
   if (plan.connection) nodes.push(element("p", `Against ${plan.connection}.`, "hint"));
+  const webinar = plan.webinar;
+  if (webinar && typeof webinar.left === "number" && typeof webinar.limit === "number") {
+    nodes.push(element("p", `Places: ${number(webinar.left)} of ${number(webinar.limit)} left.`, "hint"));
+  }
   for (const warning of plan.warnings) nodes.push(element("p", "Warning: " + sentence(warning), "message"));
   if (plan.unused.length) {
     const columns = plan.unused.join(", ");

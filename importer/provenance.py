@@ -1,0 +1,136 @@
+"""Whose registration is it: proving that a registration of unknown outcome is this tool's.
+
+A create call whose answer was lost (a kill, a dropped connection, a gateway's 5xx) leaves its row
+``sending``: the registrant list may then show the person, but not who registered them. Someone
+may have registered them earlier through GoTo's own page, and a registration this tool cannot
+prove it made is never counted as its own, so ``undo`` never cancels it. Two proofs count:
+
+* the registrant key came back in an answer to this tool's own call for the person;
+* GoTo's ``registrationDate`` for the person is not earlier than the moment the call left, told
+  on GoTo's clock: this computer's clock corrected by the offset measured from the ``Date``
+  header of the API's answers (RFC 9110 §6.6.1: an origin server with a clock sends one).
+
+Both clocks tell whole seconds: ``Date`` drops the fraction, and GoTo's ``registrationDate`` is
+written to the second (g2w-api.md). A registration made by this call happens after the call left,
+so on GoTo's clock it is at least ``sent + offset``, and its date is at most one second less. The
+offset is known to lie between two bounds (an answer's ``Date`` was stamped after its request left
+and before the answer arrived), so the test uses the lower bound: this tool's own registrations
+always pass it, and another channel's passes only when it happened within the bounds' width (about
+a second and the answer time) before the call. Without a ``Date`` header the clocks are taken to
+agree, and the plan says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import time
+from dataclasses import dataclass
+
+from .models import ListedRegistrant
+
+#: the resolution of GoTo's registrationDate, in seconds
+RESOLUTION = 1.0
+
+
+class ServerClock:
+    """GoTo's clock against this computer's, learnt from the ``Date`` header of each answer."""
+
+    def __init__(self) -> None:
+        #: bounds on GoTo's time minus this computer's, in seconds (None until an answer said)
+        self.low: float | None = None
+        self.high: float | None = None
+        self._text = ""
+        self._stamp = 0.0
+
+    def observe(self, date: str | None, sent: float, received: float) -> None:
+        """Take in one answer's ``Date`` header; ``sent`` and ``received`` are this computer's
+        times (:func:`time.time`) when the request left and the answer came back."""
+        if not date:
+            return
+        if date != self._text:  # it changes once a second: parse it once
+            try:
+                stamp = email.utils.parsedate_to_datetime(date).timestamp()
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return
+            self._text, self._stamp = date, stamp
+        # the answer was stamped between ``sent`` and ``received``, at a time in [stamp, stamp+1)
+        low, high = self._stamp - received, self._stamp + 1.0 - sent
+        self.low = low if self.low is None else max(self.low, low)
+        self.high = high if self.high is None else min(self.high, high)
+        if self.high < self.low:  # GoTo's clock was set meanwhile: start again from this answer
+            self.low, self.high = low, high
+
+    @property
+    def offset(self) -> float:
+        """The best estimate of GoTo's time minus this computer's (0 when unknown)."""
+        if self.low is None or self.high is None:
+            return 0.0
+        return (self.low + self.high) / 2
+
+    def describe(self) -> str:
+        """The offset in words, for the plan and the report's notes."""
+        if self.low is None:
+            return "the API sent no clock time, so this computer's clock is taken as GoTo's"
+        offset = self.offset
+        if abs(offset) < 1.0:
+            return "GoTo's clock agrees with this computer's to within a second"
+        side = "ahead of" if offset > 0 else "behind"
+        return f"GoTo's clock is {abs(offset):,.0f} s {side} this computer's"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a registration found in the list is this tool's, and why."""
+
+    ours: bool
+    reason: str
+
+
+def verdict(
+    found: ListedRegistrant,
+    sent_at: float | None,
+    clock: ServerClock,
+    *,
+    key_seen: str | None = None,
+) -> Verdict:
+    """Whether ``found`` is the registration made by this tool's call for the person, which
+    left at ``sent_at`` (this computer's clock), possibly answered with ``key_seen``."""
+    if key_seen is not None and key_seen == found.registrant_key:
+        return Verdict(True, "its registrant key came back in the answer to g2w-import's call")
+    if sent_at is None:
+        return Verdict(False, "g2w-import has no record of when its call for this person left")
+    registered = _moment(found.registered_at)
+    if registered is None:
+        return Verdict(False, "GoTo's registrant list gives no registration date for this person")
+    floor = sent_at + (clock.low if clock.low is not None else 0.0) - RESOLUTION
+    if registered >= floor:
+        return Verdict(True, "GoTo registered this person after g2w-import's call for them left")
+    return Verdict(
+        False,
+        f"GoTo registered this person at {_shown(registered)}, before g2w-import's call for "
+        f"them left ({_shown(sent_at + clock.offset)} on GoTo's clock; {clock.describe()}), so "
+        "they were registered already",
+    )
+
+
+def now() -> float:
+    """This computer's time, as :attr:`~importer.journal.Entry.sent_at` keeps it."""
+    return time.time()
+
+
+def _moment(text: str | None) -> float | None:
+    """Seconds since the epoch of GoTo's ISO-8601 ``registrationDate`` (UTC when unzoned)."""
+    if not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def _shown(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
