@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, help="the command's --concurrency")
     parser.add_argument("--serial", action="store_true", help="one request at a time")
     parser.add_argument("--csv", action="store_true", help="a CSV report instead of XLSX")
+    parser.add_argument(
+        "--no-verify", action="store_true", help="the command's --no-verify: no check at the end"
+    )
     args = parser.parse_args()
     settings = {"rate": args.rate, "latency": args.latency, "jitter": args.jitter}
     # compiled once, as pip compiles an installed package: an editable install (or
@@ -175,6 +178,7 @@ def main() -> None:
                 "--yes",
                 "--quiet",
                 *(["--concurrency", str(concurrency)] if concurrency else []),
+                *(["--no-verify"] if args.no_verify else []),
             ]
             env = {**os.environ, "G2W_ACCESS_TOKEN": TOKEN, "XDG_DATA_HOME": folder}
             client = run_command(argv, env, here / "stderr.txt")

@@ -227,10 +227,10 @@ class Sandbox:
     def _list(self, webinar: SandboxWebinar, query: dict[str, str]) -> Answer:
         """The registrant list, paged in the configured style (``list_style``)."""
         self.stats["list_reads"] += 1
-        entries = [_listed(entry) for entry in webinar.registrants]
+        entries = webinar.registrants
         style = self.config.list_style
         if style == "plain" or (style != "spec" and "page" not in query and "limit" not in query):
-            return _ok(entries)
+            return _ok([_listed(entry) for entry in entries])
         size_name = "size" if style == "spec" else "limit"
         try:
             page = int(query.get("page", "0"))
@@ -239,7 +239,7 @@ class Sandbox:
             return _error(400, "InvalidParameter", f"page and {size_name} must be numbers")
         if page < 0 or not 1 <= limit <= 200:
             return _error(400, "InvalidParameter", f"{size_name} must be between 1 and 200")
-        data = entries[page * limit : (page + 1) * limit]
+        data = [_listed(entry) for entry in entries[page * limit : (page + 1) * limit]]
         if style == "array":
             return _ok(data)
         if style == "spec":
