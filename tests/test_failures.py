@@ -284,6 +284,27 @@ def test_ssl_cert_file_that_names_no_bundle_is_one_line_exit_2(tmp_path: Path, k
     assert f"SSL_CERT_FILE names {bundle}" in one_line_error(login, 2)
 
 
+def run_in(
+    folder: Path,
+    args: list[str],
+    limit: Callable[[], None] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """The command in a process of its own, in ``folder``, under ``limit`` if given."""
+    return subprocess.run(
+        command(*args),
+        env=env or token_env(),
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        preexec_fn=limit,
+    )
+
+
 # --- a TLS certificate that fails verification ------------------------------------------------
 
 
@@ -384,14 +405,8 @@ def test_a_certificate_that_fails_verification_stops_at_once_with_exit_4(
         # would back off for tens of seconds and then exit 3 (with --give-up-after 600 nothing
         # but its attempts end it); the subprocess's timeout keeps such a run from holding the
         # suite. Refused at once, it ends in about a second.
-        finished = subprocess.run(
-            command(*register_args(source, server.api_url, "--give-up-after", "600", "--yes")),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        args = register_args(source, server.api_url, "--give-up-after", "600", "--yes")
+        finished = run_in(tmp_path, args, env=env, timeout=60)
     assert finished.returncode == 4, finished.stderr
     assert "Traceback" not in finished.stderr
     errors = [line for line in finished.stderr.splitlines() if line.startswith("Error: ")]
@@ -407,14 +422,7 @@ def test_a_refused_certificate_when_asking_whose_token_it_is_stops_at_once(
     with https_server(ca, None) as server:
         # without --organizer-key the first call asks the API whose token this is, through
         # the sign-in's code; the same real wait bound as above
-        finished = subprocess.run(
-            command("webinars", "--api-url", server.api_url),
-            env=token_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        finished = run_in(tmp_path, ["webinars", "--api-url", server.api_url], timeout=60)
     assert finished.returncode == 4, finished.stderr
     assert finished.stderr.count("Error: ") == 1, finished.stderr
     assert "certificate verify failed: self-signed certificate" in finished.stderr
@@ -427,14 +435,8 @@ def test_a_company_ca_named_by_ssl_cert_file_is_trusted(tmp_path: Path, ca: trus
     with https_server(ca, "127.0.0.1") as server:
         # in a process of its own, as a person runs it: TLS connections still closing when its
         # event loop ends would be unclosed sockets here, and warnings are errors in the tests
-        finished = subprocess.run(
-            command("webinars", "--api-url", server.api_url, "--organizer-key", ORGANIZER_KEY),
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        args = ["webinars", "--api-url", server.api_url, "--organizer-key", ORGANIZER_KEY]
+        finished = run_in(tmp_path, args, env=env, timeout=60)
     assert finished.returncode == 0, finished.stderr
     assert "No webinars between" in finished.stderr
 
@@ -509,16 +511,7 @@ def test_a_journal_that_fills_up_mid_run_stops_resumably_with_a_report(
     journal = tmp_path / "journals" / "j.sqlite3"
     args = register_args(source, server.api_url, "--journal", str(journal), "--out", "r.csv")
     args += ["--rate", "300"]
-    first = subprocess.run(
-        command(*args),
-        env=token_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        preexec_fn=limited(96 * 1024),  # the journal's log outgrows it after some commits
-    )
+    first = run_in(tmp_path, args, limited(96 * 1024))  # the journal's log outgrows it
     assert first.returncode == 3, first.stderr
     assert "Traceback" not in first.stderr
     assert f"the journal {journal} could not be written" in first.stderr
@@ -527,9 +520,7 @@ def test_a_journal_that_fills_up_mid_run_stops_resumably_with_a_report(
     assert counts["registered"] > 0
     assert counts["pending"] > 0
     assert counts["registered"] + counts["pending"] == 300
-    again = subprocess.run(
-        command(*args), env=token_env(), cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
+    again = run_in(tmp_path, args)
     assert again.returncode == 0, again.stderr
     assert server.sandbox.stats["created"] == 300  # nobody sent twice
     assert server.sandbox.stats["conflicts"] == 0
@@ -544,16 +535,7 @@ def test_a_journal_that_cannot_be_created_for_want_of_space_stops_before_sending
     server = loopback_sandbox(rate=0)
     source = write_csv(tmp_path / "guests.csv", people(5))
     args = register_args(source, server.api_url, "--journal", "j.sqlite3", "--out", "r.csv")
-    done = subprocess.run(
-        command(*args),
-        env=token_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        preexec_fn=limited(6 * 1024),
-    )
+    done = run_in(tmp_path, args, limited(6 * 1024))
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     assert "could not be written (" in done.stderr

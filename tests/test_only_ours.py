@@ -45,7 +45,10 @@ def killed_run(journal: Path, guests: list[list[str]]) -> None:
     """A journal as a ``register`` killed with every create in flight leaves it: all
     ``sending``, none answered."""
     with Journal.open(journal, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as opened:
-        sent = [Registrant(2 + i, *row) for i, row in enumerate(guests[1:])]
+        sent = [
+            Registrant(2 + i, first, last, email)
+            for i, (first, last, email) in enumerate(guests[1:])
+        ]
         opened.admit(sent)
         for person in sent:
             opened.sending(person)
@@ -384,13 +387,19 @@ def test_a_key_that_is_no_positive_int64_is_no_key_anywhere(key: object) -> None
 # --- 3. manual approval: waiting is not registered ----------------------------------------------
 
 
+def summit_guests(folder: Path, count: int) -> Path:
+    """A file of ``count`` people for the sandbox's "Partner summit", which approves by hand
+    (its form requires a department and the question "Company")."""
+    rows = [["firstName", "lastName", "email", "department", "Company"]]
+    rows += [[f"F{i}", f"L{i}", f"p{i}@example.com", "Sales", "Acme"] for i in range(count)]
+    return write_csv(folder / "guests.csv", rows)
+
+
 def test_waiting_people_are_reported_as_waiting_and_the_plan_says_why(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
     server = loopback_sandbox(rate=0)
-    rows = [["firstName", "lastName", "email", "department", "Company"]]
-    rows += [[f"F{i}", f"L{i}", f"p{i}@example.com", "Sales", "Acme"] for i in range(8)]
-    source = write_csv(tmp_path / "guests.csv", rows)
+    source = summit_guests(tmp_path, 8)
     result = invoke("register", str(source), *at(server, SUMMIT_KEY))
     assert result.exit_code == 0, result.output
     assert "this webinar approves registrants by hand" in result.stderr
@@ -404,9 +413,7 @@ def test_without_the_webinar_list_the_read_back_says_they_wait(
 ) -> None:
     server = loopback_sandbox(rate=0)
     server.sandbox.webinars[SUMMIT_KEY].start += dt.timedelta(days=900)  # past the days asked
-    rows = [["firstName", "lastName", "email", "department", "Company"]]
-    rows += [[f"F{i}", f"L{i}", f"p{i}@example.com", "Sales", "Acme"] for i in range(4)]
-    source = write_csv(tmp_path / "guests.csv", rows)
+    source = summit_guests(tmp_path, 4)
     result = invoke("register", str(source), *at(server, SUMMIT_KEY), "--no-verify")
     assert result.exit_code == 0, result.output
     report = rows_of(tmp_path / "guests-joinurls.xlsx")
@@ -417,9 +424,7 @@ def test_undo_cancels_its_own_waiting_registrations(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
     server = loopback_sandbox(rate=0)
-    rows = [["firstName", "lastName", "email", "department", "Company"]]
-    rows += [[f"F{i}", f"L{i}", f"p{i}@example.com", "Sales", "Acme"] for i in range(3)]
-    source = write_csv(tmp_path / "guests.csv", rows)
+    source = summit_guests(tmp_path, 3)
     assert invoke("register", str(source), *at(server, SUMMIT_KEY)).exit_code == 0
     undone = invoke("undo", *at(server, SUMMIT_KEY), "--yes", "--out", str(tmp_path / "u.csv"))
     assert undone.exit_code == 0, undone.output
