@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from .models import ListedRegistrant
 
-#: the resolution of GoTo's registrationDate, in seconds
+#: the resolution of GoTo's registrationDate, in seconds, as its example writes it; a date
+#: written without seconds (or without a time) is taken at its own coarser resolution
 RESOLUTION = 1.0
 
 
@@ -103,7 +104,7 @@ def verdict(
     registered = _moment(found.registered_at)
     if registered is None:
         return Verdict(False, "GoTo's registrant list gives no registration date for this person")
-    floor = sent_at + (clock.low if clock.low is not None else 0.0) - RESOLUTION
+    floor = sent_at + (clock.low if clock.low is not None else 0.0) - _resolution(found)
     if registered >= floor:
         return Verdict(True, "GoTo registered this person after g2w-import's call for them left")
     return Verdict(
@@ -130,6 +131,16 @@ def _moment(text: str | None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
+
+
+def _resolution(found: ListedRegistrant) -> float:
+    """How much earlier than the moment it names a registrationDate may be: a second, a
+    minute when it has no seconds, a day when it has no time."""
+    text = (found.registered_at or "").strip()
+    clock = text.partition("T")[2] or text.partition(" ")[2]
+    if not clock:
+        return 86_400.0
+    return RESOLUTION if clock.count(":") >= 2 else 60.0
 
 
 def _shown(seconds: float) -> str:

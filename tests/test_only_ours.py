@@ -160,6 +160,27 @@ def test_the_registration_date_proves_a_registration_ours_on_gotos_clock(
     assert verdict(found, 1_800_000_100.0, clock).ours is ours
 
 
+@pytest.mark.parametrize(
+    ("written", "ours"),
+    [
+        ("2027-01-13T10:00:59Z", True),  # to the second: the second the call left
+        ("2027-01-13T10:00:58Z", False),
+        ("2027-01-13T10:00Z", True),  # to the minute: the minute the call left
+        ("2027-01-13T09:59Z", False),
+        ("2027-01-13", True),  # a day
+        ("2027-01-12", False),
+        ("2027-01-13T11:00:59+01:00", True),  # another zone, the same moment
+        ("2027-01-13T10:00:59", True),  # no zone: UTC
+    ],
+)
+def test_a_registration_date_is_read_at_its_own_resolution(written: str, ours: bool) -> None:
+    sent = dt.datetime(2027, 1, 13, 10, 0, 59, 500_000, tzinfo=dt.UTC).timestamp()
+    clock = ServerClock()
+    clock.low, clock.high = 0.0, 1.0
+    found = ListedRegistrant("1" * 19, "a@example.com", None, "APPROVED", registered_at=written)
+    assert verdict(found, sent, clock).ours is ours
+
+
 def test_a_key_seen_in_an_answer_proves_it_and_no_date_proves_nothing() -> None:
     found = ListedRegistrant("1" * 19, "a@example.com", None, "APPROVED")
     assert verdict(found, 100.0, ServerClock(), key_seen="1" * 19).ours
