@@ -62,13 +62,12 @@ EARLIER = "cancelled by an earlier run"
 #: undo's: a registration of this tool's may also have been cancelled in GoTo Webinar meanwhile
 UNDONE = "the registration g2w-import made is cancelled (by an earlier run, or in GoTo Webinar)"
 LEFT = "not registered by g2w-import (registered already, or through another channel)"
-#: undo's note for a registration of unknown outcome that is not proven to be this tool's
-UNPROVEN = "not proven to be g2w-import's registration (its call went without an answer)"
 NOBODY = "nobody with this e-mail is registered for the webinar"
 NO_EMAIL = "the row has no e-mail address"
-GONE = (
-    "no longer registered under the key g2w-import got (cancelled in GoTo Webinar?); "
-    "a registration made since is left alone"
+GONE = "the registration g2w-import made is gone (cancelled in GoTo Webinar?)"
+REPLACED = (
+    "the registration g2w-import made is gone (cancelled in GoTo Webinar?), and the one made "
+    "since by someone else is left alone"
 )
 UNKNOWN_PENDING = (
     "the cancellation was sent, but GoTo's answer was lost; the next run looks this person up"
@@ -257,8 +256,10 @@ async def undo(
             line = in_file[key] if in_file is not None else entry.line
             if _sort_for_undo(book, entry, line, listed.get(key), live, run.client.clock):
                 chosen.append(named.get(key) or Person(line, "", "", entry.email))
-        total = len(in_file) if in_file is not None else len(entries)
-        left = total - len(chosen) + book.unproven
+        # left alone: registered for the webinar, but not by g2w-import (nobody registered is
+        # not "left alone": there is nobody to leave)
+        mine = {target.email_key for target in book.targets}
+        left = sum(1 for key in (in_file or entries) if key in listed and key not in mine)
         show(
             console,
             run,
@@ -275,7 +276,7 @@ async def undo(
                     "(registered already, or through another channel)",
                 ),
                 *_unproven_lines(book, run.client.clock),
-                ("To cancel", f"{len(book.targets):,} registrations made by g2w-import"),
+                ("To cancel", f"{counted(len(book.targets), 'registration')} made by g2w-import"),
             ],
         )
         unknown = await _go(run, book, options, console)
@@ -283,7 +284,10 @@ async def undo(
         for person in rows:
             key = email_key(person.email)
             if person.email and key not in book.keys and key not in book.settled:
-                book.settle(key, Cancellation.LEFT_ALONE, LEFT)
+                if key in listed:
+                    book.settle(key, Cancellation.LEFT_ALONE, LEFT, listed[key].registrant_key)
+                else:
+                    book.settle(key, Cancellation.NOT_REGISTERED, NOBODY)
         chosen = rows
     chosen.sort(key=lambda person: person.line)
     outcome = Cancellations(
@@ -348,8 +352,9 @@ def _sort_for_undo(
         book.resolved.append((entry.email_key, proof.ours, found))
         if not proof.ours:
             book.unproven += 1
-            note = f"{UNPROVEN}: {proof.reason}"
-            book.settle(entry.email_key, Cancellation.LEFT_ALONE, note, found.registrant_key)
+            book.settle(
+                entry.email_key, Cancellation.LEFT_ALONE, proof.reason, found.registrant_key
+            )
             return True
         book.cancel(
             Target(line, entry.email, found.registrant_key, found.join_url, State.REGISTERED)
@@ -369,6 +374,9 @@ def _sort_for_undo(
         )
     elif entry.state == State.CANCELLING:
         book.earlier(entry)
+    elif found is not None:  # registered again since, by someone else
+        book.settle(entry.email_key, Cancellation.LEFT_ALONE, REPLACED, found.registrant_key)
+        book.gone.append(entry.email_key)
     else:
         book.settle(entry.email_key, Cancellation.NOT_REGISTERED, GONE, entry.registrant_key)
         book.gone.append(entry.email_key)
@@ -394,18 +402,17 @@ def _unproven_lines(book: _Book, clock: ServerClock) -> list[tuple[str, str]]:
     them."""
     if not book.resolved:
         return []
-    lines = [("Clock", f"{clock.describe()}.")]
+    lines = []
     if book.unproven:
         lines.append(
             (
-                "Not proven",
-                f"{counted(book.unproven, 'registration')} whose call went without an answer "
-                f"{'is' if book.unproven == 1 else 'are'} not proven to be g2w-import's (GoTo "
-                "registered them before the call left, or does not say when): left alone, "
-                "see the report",
+                "Unanswered",
+                f"of those left alone, {counted(book.unproven, 'person', 'people')} had "
+                "g2w-import's call go without an answer, but GoTo registered them before it "
+                "left (or does not say when): see the report",
             )
         )
-    return lines
+    return [*lines, ("Clock", f"{clock.describe()}.")]
 
 
 def _nobody_lines(nobody: list[Person]) -> list[tuple[str, str]]:

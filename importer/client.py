@@ -388,8 +388,8 @@ def _refused_read(organizer_key: str, webinar_key: str, status: int, detail: str
             "--organizer-key, or leave it out to use the login's"
         )
     return (
-        f"GoTo refused webinar key {webinar_key} ({said}); check --webinar-key (or the file's "
-        "webinarKey): g2w-import webinars lists the keys of your webinars"
+        f"GoTo refused webinar key {webinar_key} ({said}); check the webinar key: "
+        "g2w-import webinars lists the keys of your webinars"
     )
 
 

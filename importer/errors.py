@@ -45,7 +45,7 @@ EXIT_INTERRUPTED = 130
 
 #: what each exit code means, for ``--help`` and the README
 EXIT_CODES = (
-    (EXIT_OK, "every row is registered or was already registered"),
+    (EXIT_OK, "every row is registered, was already registered, or awaits approval"),
     (
         EXIT_ROWS,
         "finished, but some rows are invalid, duplicate, denied, failed or pending (or you "
@@ -55,7 +55,7 @@ EXIT_CODES = (
     (
         EXIT_STOPPED,
         "stopped early, resumable (quota, --max-calls, rate storm, API unavailable, "
-        "webinar full): run the same command again later",
+        "webinar full, disk full): run the same command again later",
     ),
     (
         EXIT_API,

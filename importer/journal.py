@@ -219,7 +219,8 @@ class Journal:
             if _no_room(exc):
                 raise _full(path, str(exc)) from exc
             raise JournalError(
-                f"{path}: is not a usable journal ({exc}); move it away and run again "
+                f"{path}: is not a usable journal ({exc}); if --journal names another file, "
+                "name a new one; if it is a damaged journal, move it away and run again "
                 "(people already registered are then found in the webinar's registrant list)"
             ) from exc
         return journal
@@ -617,9 +618,8 @@ def _no_room(exc: sqlite3.Error) -> bool:
 
 def _full(path: Path, reason: str) -> JournalFull:
     return JournalFull(
-        f"the journal {path} could not be written ({reason}); free some space there (or move "
-        "its folder and name the journal with --journal), then run the same command again: "
-        "nobody is sent twice"
+        f"the journal {path} could not be written ({reason}); free some space there, or move "
+        "its folder and name the journal with --journal (nobody is sent twice)"
     )
 
 

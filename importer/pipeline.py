@@ -362,7 +362,13 @@ def _view(
         )
     left = part.webinar.places_left if part.webinar else None
     sending = len(prepared.to_send) if prepared else len(plan.registrants)
-    if left is not None and sending > left:
+    if left == 0 and sending:
+        warnings.append(
+            "this webinar is full: GoTo will refuse every registration; raise its registration "
+            "limit in GoTo Webinar first (the run stops at the first refusal, and the same "
+            "command continues once there is room)"
+        )
+    elif left is not None and sending > left:
         people = counted(sending, "person", "people")
         warnings.append(
             f"this webinar has {counted(left, 'place')} left and {people} {are(sending)} to be "

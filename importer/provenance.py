@@ -100,18 +100,25 @@ def verdict(
     if key_seen is not None and key_seen == found.registrant_key:
         return Verdict(True, "its registrant key came back in the answer to g2w-import's call")
     if sent_at is None:
-        return Verdict(False, "g2w-import has no record of when its call for this person left")
+        return Verdict(
+            False,
+            "not proven to be g2w-import's: there is no record of when its call for this "
+            "person left",
+        )
     registered = _moment(found.registered_at)
     if registered is None:
-        return Verdict(False, "GoTo's registrant list gives no registration date for this person")
+        return Verdict(
+            False,
+            "not proven to be g2w-import's: GoTo's registrant list gives no registration date "
+            "for this person",
+        )
     floor = sent_at + (clock.low if clock.low is not None else 0.0) - _resolution(found)
     if registered >= floor:
         return Verdict(True, "GoTo registered this person after g2w-import's call for them left")
     return Verdict(
         False,
-        f"GoTo registered this person at {_shown(registered)}, before g2w-import's call for "
-        f"them left ({_shown(sent_at + clock.offset)} on GoTo's clock; {clock.describe()}), so "
-        "they were registered already",
+        f"registered already: GoTo registered this person at {_shown(registered)}, before "
+        f"g2w-import's call for them left ({_shown(sent_at + clock.offset)} on GoTo's clock)",
     )
 
 

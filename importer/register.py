@@ -53,15 +53,24 @@ MAX_PAGES = 1000
 VERIFY_TRIES = 5
 #: seconds to let a request whose answer was lost reach the API before the list is read
 SETTLE_DELAY = 2.0
-#: the note of a row whose key or join URL GoTo's registrant list corrected
+#: the notes of a row whose key or join URL GoTo's registrant list corrected: after an answer
+#: of this run, and for a registration an earlier run had settled
 CORRECTED = (
     "corrected from GoTo's registrant list: the answer to this row's call carried another "
     "registrant key or join URL (key {key})"
 )
-#: the note of a row the answer called registered that GoTo's list does not hold
+REPLACED = (
+    "corrected from GoTo's registrant list: the registration g2w-import made (key {key}) is "
+    "gone, and this one was made since by someone else"
+)
+#: the notes of a row settled as registered that GoTo's list does not hold
 NOT_LISTED = (
     "the answer to this row's call said registered (key {key}), but GoTo's registrant list "
     "does not hold this person; run the same command again to send them"
+)
+NO_LONGER = (
+    "GoTo's registrant list no longer holds this person (registered as key {key}: cancelled "
+    "since?); run the same command again to register them again"
 )
 
 OnResult = Callable[[Registrant, Result], None]
@@ -552,13 +561,12 @@ class Registrar:
         if any(registrant.email_key not in listed for registrant, _ in rows):
             await self.session.pause(self.settle_delay)
             listed = await self.directory.read(expected)
-        entries = self.journal.entries() if self.journal is not None else {}
         corrected: dict[int, Result] = {}
         for registrant, result in rows:
-            key = registrant.email_key
-            entry = entries.get(key)
-            sent_at = self._sent_at.get(key) or (entry.sent_at if entry else None)
-            checked = _checked(result, listed.get(key), sent_at, self.client.clock)
+            # only this run's own call can make a registration under another key its own: one
+            # an earlier run settled, found under another key, was cancelled and made again
+            sent_at = self._sent_at.get(registrant.email_key)
+            checked = _checked(result, listed.get(registrant.email_key), sent_at, self.client.clock)
             if checked != result:
                 corrected[registrant.line] = checked
                 if self.journal is not None:
@@ -594,12 +602,15 @@ def _checked(
     sent_at: float | None,
     clock: provenance.ServerClock,
 ) -> Result:
-    """A registered row as GoTo's registrant list shows it."""
+    """A registered row as GoTo's registrant list shows it; ``sent_at`` is when this run's
+    create for the person left (None: the row was settled by an earlier run)."""
     if found is None:
         return Result(
             result.line,
             Status.FAILED,
-            error=NOT_LISTED.format(key=result.registrant_key),
+            error=(NOT_LISTED if sent_at is not None else NO_LONGER).format(
+                key=result.registrant_key
+            ),
             retryable=True,
         )
     ours = result.by_us
@@ -612,7 +623,8 @@ def _checked(
         fixed = Result.settled(
             result.line, status, found.registrant_key, found.join_url, found.status
         )
-        note = CORRECTED.format(key=result.registrant_key)
+        said = CORRECTED if sent_at is not None else REPLACED
+        note = said.format(key=result.registrant_key)
         return replace(fixed, error=f"{note}; {fixed.error}" if fixed.error else note)
     url = result.join_url or found.join_url
     approval = found.status or result.approval

@@ -139,7 +139,7 @@ def test_register_for_a_key_goto_refuses_is_one_line_exit_4_and_a_report(tmp_pat
     result = invoke("register", str(source), "--sandbox", "--webinar-key", REFUSED_KEY, "--yes")
     line = one_line_error(result, 4)
     assert f"GoTo refused webinar key {REFUSED_KEY} (HTTP 400: {SANDBOX_400})" in line
-    assert "check --webinar-key" in line
+    assert "check the webinar key" in line
     # the file was read: the report says what became of each row
     assert statuses(tmp_path / "guests-joinurls.xlsx") == ["pending", "pending"]
 
@@ -149,7 +149,7 @@ def test_a_dry_run_for_a_key_goto_refuses_is_one_line_exit_4(tmp_path: Path) -> 
     result = invoke("register", str(source), "--sandbox", "--webinar-key", REFUSED_KEY, "--dry-run")
     line = one_line_error(result, 4)
     assert SANDBOX_400 in line
-    assert "check --webinar-key" in line
+    assert "check the webinar key" in line
     assert not (tmp_path / "guests-joinurls.xlsx").exists()
 
 
@@ -176,7 +176,7 @@ def test_every_command_for_a_key_goto_refuses_is_one_line_exit_4(tmp_path: Path,
     }[name]
     result = invoke(*args, "--sandbox", "--webinar-key", REFUSED_KEY)
     line = one_line_error(result, 4)
-    assert f"(HTTP 400: {SANDBOX_400}); check --webinar-key" in line
+    assert f"(HTTP 400: {SANDBOX_400}); check the webinar key" in line
     assert not out.exists()
 
 

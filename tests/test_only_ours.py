@@ -84,18 +84,44 @@ def test_undo_after_a_killed_run_leaves_alone_who_was_registered_before(
 
     assert undone.exit_code == 0, undone.output
     assert "To cancel:  5 registrations made by g2w-import" in undone.stderr
-    assert "20 registrations whose call went without an answer are not proven" in undone.stderr
+    assert "Left alone: 20 people g2w-import did not register" in undone.stderr
+    assert "of those left alone, 20 people had g2w-import's call go without" in undone.stderr
     assert "Clock:" in undone.stderr
     held = {entry["email"] for entry in server.sandbox.registrants()}
     assert held == {email for _, _, email in before[1:]}  # all 20 still registered
     report = rows_of(tmp_path / "u.xlsx")
     left = [row for row in report if row["status"] == "left_alone"]
     assert len(left) == 20
-    assert all("before g2w-import's call for them left" in row["error"] for row in left)
+    assert all(row["error"].startswith("registered already: GoTo registered") for row in left)
     with Journal.open(journal, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as opened:
         states = {entry.email: entry.state for entry in opened.entries().values()}
     assert {states[email] for _, _, email in before[1:]} == {State.ALREADY_REGISTERED}
     assert {states[email] for _, _, email in mine[1:]} == {State.CANCELLED}
+
+
+def test_undo_counts_as_left_alone_only_people_who_are_registered(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    guests = people(9)
+    registered_elsewhere(server, guests[:4], HOUR_AGO)  # 3 people, an hour ago
+    journal = tmp_path / "journal.sqlite3"
+    killed_run(journal, guests)  # 9 calls in flight; 3 of them arrived, 3 never did
+    for first, last, email in guests[4:7]:
+        server.sandbox.add_registrant({"firstName": first, "lastName": last, "email": email})
+    source = write_csv(tmp_path / "guests.csv", guests)
+    out = str(tmp_path / "u.csv")
+    args = ["--journal", str(journal), "--file", str(source), "--out", out]
+    plan = invoke("undo", *at(server), *args, "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert "Left alone: 3 people g2w-import did not register" in plan.stderr
+    assert "To cancel:  3 registrations made by g2w-import" in plan.stderr
+    done = invoke("undo", *at(server), *args, "--yes")
+    assert done.exit_code == 0, done.output
+    assert "Done: 3 cancelled, 3 not registered, 3 left alone." in done.stderr
+    statuses = (tmp_path / "u.csv").read_text(encoding="utf-8-sig")
+    assert statuses.count(",left_alone,") == 3
+    assert statuses.count(",not_registered,") == 3
 
 
 def test_a_resumed_register_does_not_claim_who_was_registered_before(
@@ -376,7 +402,7 @@ def test_the_plan_says_what_the_check_costs(
     assert "every key and join URL matches" in result.stderr
 
 
-def test_a_key_gotos_list_does_not_hold_is_corrected_in_report_and_journal(
+def test_a_registration_replaced_since_an_earlier_run_is_corrected_and_not_claimed(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
     server = loopback_sandbox(rate=0)
@@ -384,17 +410,25 @@ def test_a_key_gotos_list_does_not_hold_is_corrected_in_report_and_journal(
     journal = tmp_path / "journal.sqlite3"
     first = invoke("register", str(source), *at(server), "--journal", str(journal))
     assert first.exit_code == 0, first.output
-    # GoTo holds another key for person1 than the journal does (an answer that lied)
+    # person1's registration was cancelled and made again by someone else: another key
     entry = server.sandbox.registrants()[1]
     entry["registrantKey"], entry["joinUrl"] = "7" * 19, "https://sandbox.invalid/join/7"
+    entry["registrationDate"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     again = invoke("register", str(source), *at(server), "--journal", str(journal))
     assert again.exit_code == 0, again.output
     assert "1 row corrected" in again.stderr
     row = rows_of(tmp_path / "guests-joinurls.xlsx")[1]
     assert (row["registrantKey"], row["joinUrl"]) == ("7" * 19, "https://sandbox.invalid/join/7")
-    assert row["error"].startswith("corrected from GoTo's registrant list")
+    assert row["status"] == "already_registered"  # GoTo's, but not this tool's
+    assert "is gone, and this one was made since by someone else" in row["error"]
     with Journal.open(journal, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as opened:
-        assert opened.entries()["person1@example.com"].registrant_key == "7" * 19
+        person = opened.entries()["person1@example.com"]
+    assert (person.registrant_key, person.state) == ("7" * 19, State.ALREADY_REGISTERED)
+    undone = invoke(
+        "undo", *at(server), "--journal", str(journal), "--yes", "--out", str(tmp_path / "u.csv")
+    )
+    assert undone.exit_code == 0, undone.output
+    assert [e["email"] for e in server.sandbox.registrants()] == ["person1@example.com"]
 
 
 @pytest.mark.parametrize("key", [-5, 0, "12ab", 2**63, 1.5e18, True])
