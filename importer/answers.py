@@ -205,7 +205,7 @@ def registrants(items: list[Any]) -> list[ListedRegistrant]:
             ListedRegistrant(
                 key,
                 address,
-                as_text(item.get("joinUrl")),
+                link_text(item.get("joinUrl")),
                 as_text(item.get("status")),
                 as_text(item.get("firstName")) or "",
                 as_text(item.get("lastName")) or "",

@@ -329,7 +329,9 @@ def _prior(entry: Entry | None, found: ListedRegistrant, clock: ServerClock) -> 
     if entry.state == State.CANCELLING:
         return entry.prior or State.ALREADY_REGISTERED
     if entry.state == State.SENDING:
-        ours = verdict(found, entry.sent_at, clock, key_seen=entry.registrant_key).ours
+        ours = verdict(
+            found, entry.sent_at, clock, key_seen=entry.registrant_key, clock_low=entry.clock_low
+        ).ours
     else:
         ours = entry.state == State.REGISTERED and entry.registrant_key == found.registrant_key
     return State.REGISTERED if ours else State.ALREADY_REGISTERED
@@ -348,7 +350,9 @@ def _sort_for_undo(
         if found is None:
             book.resolved.append((entry.email_key, None, None))
             return False  # sent, but the registration never arrived
-        proof = verdict(found, entry.sent_at, clock, key_seen=entry.registrant_key)
+        proof = verdict(
+            found, entry.sent_at, clock, key_seen=entry.registrant_key, clock_low=entry.clock_low
+        )
         book.resolved.append((entry.email_key, proof.ours, found))
         if not proof.ours:
             book.unproven += 1

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
-from . import tls
+from . import provenance, tls
 from .answers import (
     as_count,
     as_size,
@@ -118,11 +117,11 @@ class _Api:
         deadline = self.http.timeout.read
         try:
             async with asyncio.timeout(deadline):
-                sent = time.time()
+                sent = provenance.now()
                 response = await self.http.request(
                     method, self._url(url, params), headers={"Accept": ACCEPT}, **kwargs
                 )
-                self.clock.observe(response.headers.get("date"), sent, time.time())
+                self.clock.observe(response.headers.get("date"), sent, provenance.now())
                 return response
         except TimeoutError as exc:
             within = f" within {deadline:g} s (--timeout)" if deadline else ""

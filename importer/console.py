@@ -206,14 +206,25 @@ class Console:
         self.say("Done: " + (", ".join(parts) or "no rows") + ".", colour)
         checked = [part for part in outcome.webinars if part.checked]
         fixed = sum(part.corrected for part in checked)
-        if fixed:
+        unlisted = sum(part.unlisted for part in checked)
+        if fixed or unlisted:
+            said = [f"{counted(fixed, 'row')} corrected (GoTo's list wins)"] if fixed else []
+            if unlisted:
+                said.append(f"{counted(unlisted, 'row')} not in the list")
             self.line(
-                f"Checked against GoTo's registrant list: {counted(fixed, 'row')} corrected "
-                "(GoTo's list wins; see the error column of the report).",
+                f"Checked against GoTo's registrant list: {', '.join(said)}; see the error "
+                "column of the report.",
                 "yellow",
             )
         elif checked:
             self.say("Checked against GoTo's registrant list: every key and join URL matches.")
+        for part in outcome.webinars:
+            if part.unchecked:
+                self.line(
+                    f"Not checked against GoTo's registrant list ({part.unchecked}); the report "
+                    "has the keys and join URLs GoTo's answers gave.",
+                    "yellow",
+                )
         if outcome.throttled:
             self.say(
                 f"The API asked to slow down {counted(outcome.throttled, 'time')}; the pace was "
@@ -229,6 +240,9 @@ class Console:
         again = (
             f"{rows(pending)} {'is' if pending == 1 else 'are'} pending: run the same command "
             "again to continue."
+            if pending
+            else "Every row was settled; the same command run again checks them against "
+            "GoTo's registrant list."
         )
         code = outcome.exit_code
         if code == EXIT_INTERRUPTED:
@@ -353,24 +367,33 @@ def webinar_json(webinar: Webinar) -> dict[str, object]:
         "type": webinar.kind,
         "registrationLimit": webinar.registration_limit,
         "numberOfRegistrants": webinar.registrant_count,
+        "approvalType": webinar.approval,
     }
 
 
 def webinar_lines(webinars: list[Webinar]) -> list[str]:
     """The organizer's webinars as ``webinars`` prints them: each start on the webinar's own
-    clock, and whether it is one of a series or a sequence."""
-    rows: list[tuple[str, ...]] = [("key", "starts", "time zone", "type", "subject")]
+    clock, whether it is one of a series or a sequence, the places left when it has a limit,
+    and whether its organizer approves registrants by hand."""
+    rows: list[tuple[str, ...]] = [("key", "starts", "type", "places", "approval", "subject")]
     rows += [
         (
             w.key,
             local_time(w.starts, w.time_zone) if w.starts else "",
-            w.time_zone or "",
             kind_text(w),
+            _places(w),
+            "by hand" if w.approval == "MANUAL" else "",
             w.subject,
         )
         for w in webinars
     ]
     return table_lines(rows)
+
+
+def _places(webinar: Webinar) -> str:
+    """``37 of 50 left`` for a webinar with a registration limit; empty for one without."""
+    left, limit = webinar.places_left, webinar.registration_limit
+    return f"{left:,} of {limit:,} left" if left is not None and limit is not None else ""
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

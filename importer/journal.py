@@ -59,11 +59,12 @@ CREATE TABLE IF NOT EXISTS people (
     updated         TEXT NOT NULL,
     approval        TEXT,
     prior           TEXT,
-    sent_at         REAL
+    sent_at         REAL,
+    clock_low       REAL
 );
 """
 #: columns added since schema 1, added to an older journal when it is opened
-_ADDED = {"approval": "TEXT", "prior": "TEXT", "sent_at": "REAL"}
+_ADDED = {"approval": "TEXT", "prior": "TEXT", "sent_at": "REAL", "clock_low": "REAL"}
 
 
 class State(enum.StrEnum):
@@ -114,6 +115,8 @@ class Entry:
     #: the epoch): a ``sending`` row is this tool's registration only if GoTo's
     #: ``registrationDate`` is not earlier (see :mod:`importer.provenance`)
     sent_at: float | None = None
+    #: GoTo's clock minus this computer's (its lower bound) when that call left, if known
+    clock_low: float | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,9 @@ class Journal:
                 f"{path}: the journal cannot be created ({exc.strerror}); "
                 "choose another place with --journal"
             ) from exc
+        if not path.is_file():  # a folder, a pipe, a device: reading it could wait for ever
+            lock.close()
+            raise JournalError(f"{path}: is not a file; name a journal file with --journal")
         connection: sqlite3.Connection | None = None
         try:
             other = cls._other_tables(path)
@@ -252,9 +258,10 @@ class Journal:
     def _claim(self, organizer_key: str, webinar_key: str) -> None:
         wanted = {"schema": SCHEMA_VERSION, "organizer": organizer_key, "webinar": webinar_key}
         found = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
-        if not found:
+        if not found:  # a new journal, or tables without a record of their version
+            self._upgrade()
             with self._transaction():
-                self._db.executemany("INSERT INTO meta VALUES (?, ?)", wanted.items())
+                self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", wanted.items())
             return
         if (found.get("organizer"), found.get("webinar")) != (organizer_key, webinar_key):
             raise JournalError(
@@ -388,17 +395,26 @@ class Journal:
         """Commit the outcome of sending this person, as soon as it is known."""
         self.commit(self.stage_settled(registrant, result))
 
-    def stage_sending(self, registrant: Registrant) -> int:
-        """Stage that this person is being sent, and when; returns the batch that will commit
-        it, for :meth:`commit` before the call leaves."""
+    def stage_sending(self, registrant: Registrant, clock_low: float | None = None) -> int:
+        """Stage that this person is being sent; returns the batch that will commit it, for
+        :meth:`commit` before the call leaves. The time of that commit is kept as when the
+        call left, with ``clock_low``, GoTo's clock against this computer's then."""
         fingerprint = body_hash(registrant)
         return self._stage(
             _values(
                 registrant.email_key,
                 State.SENDING,
                 body_hash=fingerprint,
-                sent_at=provenance.now(),
+                sent_at=_LEAVING,
+                clock_low=clock_low,
             )
+        )
+
+    def stage_leaving(self, registrant: Registrant, clock_low: float | None = None) -> int:
+        """Stage that a further attempt for a person ``sending`` leaves now (after a 429, or
+        after the list showed that the last attempt did not arrive)."""
+        return self._stage(
+            _values(registrant.email_key, State.SENDING, sent_at=_LEAVING, clock_low=clock_low)
         )
 
     def stage_key_seen(self, registrant: Registrant, registrant_key: str) -> int:
@@ -416,9 +432,13 @@ class Journal:
         if not self._staged or (batch is not None and batch < self.batches):
             return
         staged, self._staged = self._staged, []
-        now = _now()
+        now, leaving = _now(), provenance.now()
+        rows = [
+            (*(leaving if value is _LEAVING else value for value in values), now, key)
+            for *values, key in staged
+        ]
         with self._transaction():
-            self._db.executemany(_UPDATE, [(*values, now, key) for *values, key in staged])
+            self._db.executemany(_UPDATE, rows)
         self.batches += 1
 
     def _stage(self, values: tuple[object, ...]) -> int:
@@ -442,14 +462,16 @@ class Journal:
         list was never received and goes back to ``todo``. Returns the rows still to send and
         the rows settled now.
         """
-        rows = self._db.execute("SELECT email_key, state, registrant_key, sent_at FROM people")
-        known = {key: (state, seen, sent_at) for key, state, seen, sent_at in rows}
+        rows = self._db.execute(
+            "SELECT email_key, state, registrant_key, sent_at, clock_low FROM people"
+        )
+        known = {key: (state, seen, sent_at, low) for key, state, seen, sent_at, low in rows}
         still: list[Registrant] = []
         settled: dict[int, Result] = {}
         with self._transaction():
             for person in registrants:
                 found = listed.get(person.email_key)
-                state, seen, sent_at = known.get(person.email_key, (None, None, None))
+                state, seen, sent_at, low = known.get(person.email_key, (None, None, None, None))
                 if found is None:
                     if state == State.SENDING:
                         self._set(person.email_key, State.TODO)
@@ -457,7 +479,7 @@ class Journal:
                     continue
                 status = Status.ALREADY_REGISTERED
                 if state == State.SENDING:
-                    proof = provenance.verdict(found, sent_at, clock, key_seen=seen)
+                    proof = provenance.verdict(found, sent_at, clock, key_seen=seen, clock_low=low)
                     status = Status.REGISTERED if proof.ours else Status.ALREADY_REGISTERED
                 result = Result.settled(
                     person.line, status, found.registrant_key, found.join_url, found.status
@@ -469,8 +491,8 @@ class Journal:
     def entries(self) -> dict[str, Entry]:
         """Everyone the journal holds, by e-mail key, in the order of their input lines."""
         rows = self._db.execute(
-            "SELECT email_key, email, line, state, registrant_key, join_url, prior, sent_at "
-            "FROM people ORDER BY line"
+            "SELECT email_key, email, line, state, registrant_key, join_url, prior, sent_at, "
+            "clock_low FROM people ORDER BY line"
         )
         return {
             key: Entry(
@@ -482,8 +504,9 @@ class Journal:
                 url,
                 State(prior) if prior else None,
                 sent_at,
+                low,
             )
-            for key, email, line, state, registrant_key, url, prior, sent_at in rows
+            for key, email, line, state, registrant_key, url, prior, sent_at, low in rows
         }
 
     def cancelling(
@@ -557,7 +580,7 @@ class Journal:
 _UPDATE = (
     "UPDATE people SET state = ?, registrant_key = ?, join_url = ?, error = ?, retry = ?, "
     "body_hash = COALESCE(?, body_hash), approval = ?, sent_at = COALESCE(?, sent_at), "
-    "prior = NULL, updated = ? WHERE email_key = ?"
+    "clock_low = COALESCE(?, clock_low), prior = NULL, updated = ? WHERE email_key = ?"
 )
 
 
@@ -571,10 +594,11 @@ def _values(
     retry: bool = False,
     body_hash: str | None = None,
     approval: str | None = None,
-    sent_at: float | None = None,
+    sent_at: object = None,
+    clock_low: float | None = None,
 ) -> tuple[object, ...]:
     """The parameters of ``_UPDATE`` but its time, the e-mail key last."""
-    return (state, key, url, error, int(retry), body_hash, approval, sent_at, email_key)
+    return (state, key, url, error, int(retry), body_hash, approval, sent_at, clock_low, email_key)
 
 
 def _outcome(email_key: str, result: Result) -> tuple[object, ...]:
@@ -587,6 +611,10 @@ def _outcome(email_key: str, result: Result) -> tuple[object, ...]:
         retry=result.retryable,
         approval=result.approval,
     )
+
+
+#: in a staged write: the time of the commit that writes it, which is when its call leaves
+_LEAVING = object()
 
 
 def _settled_row(

@@ -14,7 +14,7 @@ import httpx
 from . import settings
 from .client import G2WClient, OrganizerClient
 from .connection import Access, Connection, default_webinar, open_connection
-from .errors import ApiError, AuthError, Interrupted, TransientError, UsageError
+from .errors import RunStopped, UsageError
 from .models import Form, Webinar
 from .oauth import identify
 from .session import ApiSession
@@ -126,22 +126,17 @@ async def approval(
         today = dt.datetime.now(dt.UTC).replace(microsecond=0)
         start, end = today + UPCOMING[0], today + UPCOMING[1]
     client = OrganizerClient(http, organizer_key)
-
-    async def page_of(page: int) -> tuple[list[Webinar], int | None] | None:
-        try:
-            return await client.webinars_page(_utc(start), _utc(end), page)
-        except ApiError as exc:  # the approval is worth a call, not a stopped run
-            if isinstance(exc, AuthError | TransientError | Interrupted):
+    for page in range(MAX_PAGES):
+        try:  # the approval is worth a call, not a stopped run
+            entries, pages = await session.call(
+                functools.partial(client.webinars_page, _utc(start), _utc(end), page),
+                what="reading whether the webinar approves by hand",
+                optional=True,
+            )
+        except RunStopped:
+            if session.stopping:
                 raise
             return None
-
-    for page in range(MAX_PAGES):
-        answer = await session.call(
-            functools.partial(page_of, page), what="reading whether the webinar approves by hand"
-        )
-        if answer is None:
-            return None
-        entries, pages = answer
         found = next((item for item in entries if item.key == webinar_key), None)
         if found is not None:
             return found.approval

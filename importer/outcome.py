@@ -50,6 +50,10 @@ class WebinarOutcome:
     #: ended, and how many of them it corrected
     checked: bool = False
     corrected: int = 0
+    #: of the rows checked, how many the list did not show (kept as GoTo's answers had them)
+    unlisted: int = 0
+    #: why the check against the registrant list could not be made, when it could not
+    unchecked: str | None = None
 
 
 @dataclass(frozen=True)

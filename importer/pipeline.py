@@ -35,7 +35,7 @@ from .journal import Journal, webinar_journal
 from .models import Form, ListedRegistrant, Result, RowProblem, Table, Webinar
 from .outcome import Outcome, RowOutcome, WebinarOutcome, row_outcomes
 from .reader import Source
-from .register import Directory, Preparation, Registrar
+from .register import UNLISTED, Directory, Preparation, Registrar
 from .report import report_columns
 from .session import DEFAULT_RATE, ApiSession
 from .settings import NoWebinar
@@ -98,6 +98,10 @@ class _Part:
     #: them it corrected
     checked: bool = False
     corrected: int = 0
+    #: and how many it did not show (kept as GoTo's answers had them)
+    unlisted: int = 0
+    #: why the check could not be made, when it could not
+    unchecked: str | None = None
 
 
 async def run(
@@ -218,6 +222,7 @@ class _Run:
         if self.options.dry_run:
             return
         resend = settings.resend_confirmation(self.options.resend, self.table.settings)
+        owners: dict[str, tuple[str, str]] = {}  # one run's keys and join URLs, every webinar's
         for part in self.parts:
             part.registrar = Registrar(
                 self.session,
@@ -226,6 +231,7 @@ class _Run:
                 resend=resend,
                 concurrency=self.workers,
                 manual_approval=_by_hand(part.webinar),
+                owners=owners,
             )
         await _together(*(_prepare(part) for part in self.parts))
         for part in self.parts:
@@ -276,12 +282,19 @@ class _Run:
         assert part.plan is not None
         held = part.webinar.registrant_count if part.webinar is not None else None
         sent = len(part.prepared.to_send) if part.prepared is not None else 0
-        corrected = await part.registrar.verify(
-            part.plan.registrants, part.results, (held or 0) + sent
-        )
+        try:
+            corrected = await part.registrar.verify(
+                part.plan.registrants, part.results, (held or 0) + sent
+            )
+        except RunStopped as exc:
+            if self.session.stopping:
+                raise
+            part.unchecked = str(exc)  # every row is settled: the run ends as it would have
+            return
         part.results.update(corrected)
         part.checked = True
-        part.corrected = len(corrected)
+        part.unlisted = sum(1 for result in corrected.values() if result.error in UNLISTED)
+        part.corrected = len(corrected) - part.unlisted
 
     def _view(self, part: _Part) -> PlanView:
         return _view(part, self.connection, self.account, self.options.verify)
@@ -465,4 +478,6 @@ def _webinar_outcome(part: _Part) -> WebinarOutcome:
         journal=part.journal.path if part.journal else None,
         checked=part.checked,
         corrected=part.corrected,
+        unlisted=part.unlisted,
+        unchecked=part.unchecked,
     )

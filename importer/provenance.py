@@ -35,12 +35,19 @@ RESOLUTION = 1.0
 
 
 class ServerClock:
-    """GoTo's clock against this computer's, learnt from the ``Date`` header of each answer."""
+    """GoTo's clock against this computer's, learnt from the ``Date`` header of each answer.
+
+    Answers whose times cannot all be true together (a gateway node with its clock off, a
+    cached page, a clock set meanwhile), or an offset of more than a day, make the clock
+    :attr:`unreliable`: nothing is then proven by a registration date.
+    """
 
     def __init__(self) -> None:
         #: bounds on GoTo's time minus this computer's, in seconds (None until an answer said)
         self.low: float | None = None
         self.high: float | None = None
+        #: answers disagreed, or told of an absurd offset
+        self.unreliable = False
         self._text = ""
         self._stamp = 0.0
 
@@ -59,8 +66,8 @@ class ServerClock:
         low, high = self._stamp - received, self._stamp + 1.0 - sent
         self.low = low if self.low is None else max(self.low, low)
         self.high = high if self.high is None else min(self.high, high)
-        if self.high < self.low:  # GoTo's clock was set meanwhile: start again from this answer
-            self.low, self.high = low, high
+        if self.high < self.low or abs(low) > MOST_OFFSET:
+            self.unreliable = True
 
     @property
     def offset(self) -> float:
@@ -72,12 +79,20 @@ class ServerClock:
     def describe(self) -> str:
         """The offset in words, for the plan and the report's notes."""
         if self.low is None:
-            return "the API sent no clock time, so this computer's clock is taken as GoTo's"
+            return "the API sent no clock time, so no registration date proves anything"
+        if self.unreliable:
+            return "the API's clock times disagree, so no registration date proves anything"
         offset = self.offset
         if abs(offset) < 1.0:
             return "GoTo's clock agrees with this computer's to within a second"
         side = "ahead of" if offset > 0 else "behind"
         return f"GoTo's clock is {abs(offset):,.0f} s {side} this computer's"
+
+
+#: the largest offset between GoTo's clock and this computer's that is believed, in seconds
+MOST_OFFSET = 86_400.0
+#: how far past GoTo's time now a registration date may lie (a date beyond is none)
+FUTURE = 60.0
 
 
 @dataclass(frozen=True)
@@ -94,31 +109,32 @@ def verdict(
     clock: ServerClock,
     *,
     key_seen: str | None = None,
+    clock_low: float | None = None,
 ) -> Verdict:
     """Whether ``found`` is the registration made by this tool's call for the person, which
-    left at ``sent_at`` (this computer's clock), possibly answered with ``key_seen``."""
+    left at ``sent_at`` (this computer's clock; ``clock_low``: GoTo's clock against it then,
+    when it was known), possibly answered with ``key_seen``."""
     if key_seen is not None and key_seen == found.registrant_key:
         return Verdict(True, "its registrant key came back in the answer to g2w-import's call")
+    unproven = "not proven to be g2w-import's: "
     if sent_at is None:
-        return Verdict(
-            False,
-            "not proven to be g2w-import's: there is no record of when its call for this "
-            "person left",
-        )
+        return Verdict(False, f"{unproven}there is no record of when its call for them left")
     registered = _moment(found.registered_at)
     if registered is None:
         return Verdict(
-            False,
-            "not proven to be g2w-import's: GoTo's registrant list gives no registration date "
-            "for this person",
+            False, f"{unproven}GoTo's registrant list gives no registration date with a time zone"
         )
-    floor = sent_at + (clock.low if clock.low is not None else 0.0) - _resolution(found)
-    if registered >= floor:
+    low = clock_low if clock_low is not None else clock.low
+    if low is None or clock.unreliable or abs(low) > MOST_OFFSET:
+        return Verdict(False, f"{unproven}{clock.describe()}")
+    if registered > now() + clock.offset + FUTURE:
+        return Verdict(False, f"{unproven}GoTo's registration date lies in the future")
+    if registered >= sent_at + low - _resolution(found):
         return Verdict(True, "GoTo registered this person after g2w-import's call for them left")
     return Verdict(
         False,
         f"registered already: GoTo registered this person at {_shown(registered)}, before "
-        f"g2w-import's call for them left ({_shown(sent_at + clock.offset)} on GoTo's clock)",
+        f"g2w-import's call for them left ({_shown(sent_at + low)} on GoTo's clock)",
     )
 
 
@@ -128,16 +144,20 @@ def now() -> float:
 
 
 def _moment(text: str | None) -> float | None:
-    """Seconds since the epoch of GoTo's ISO-8601 ``registrationDate`` (UTC when unzoned)."""
+    """Seconds since the epoch of GoTo's ISO-8601 ``registrationDate``; None when it names no
+    time zone."""
     if not text:
         return None
     try:
         moment = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
+    if moment.tzinfo is None:  # a local time of an unknown zone proves nothing
+        return None
+    try:
+        return moment.timestamp()
+    except (OverflowError, ValueError):
+        return None
 
 
 def _resolution(found: ListedRegistrant) -> float:
@@ -151,4 +171,7 @@ def _resolution(found: ListedRegistrant) -> float:
 
 
 def _shown(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):
+        return f"{seconds:.0f} s after 1970"

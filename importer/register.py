@@ -63,15 +63,17 @@ REPLACED = (
     "corrected from GoTo's registrant list: the registration g2w-import made (key {key}) is "
     "gone, and this one was made since by someone else"
 )
-#: the notes of a row settled as registered that GoTo's list does not hold
+#: the notes of a row settled as registered that GoTo's list does not show: the row is kept
+#: as GoTo's answer had it (a list can lag behind, or be cut short by a server), not sent again
 NOT_LISTED = (
-    "the answer to this row's call said registered (key {key}), but GoTo's registrant list "
-    "does not hold this person; run the same command again to send them"
+    "GoTo's registrant list does not show this person (yet); the key and join URL are those "
+    "of GoTo's answer"
 )
 NO_LONGER = (
-    "GoTo's registrant list no longer holds this person (registered as key {key}: cancelled "
-    "since?); run the same command again to register them again"
+    "GoTo's registrant list no longer shows this person (cancelled in GoTo Webinar?); "
+    "g2w-import export lists who is registered"
 )
+UNLISTED = (NOT_LISTED, NO_LONGER)
 
 OnResult = Callable[[Registrant, Result], None]
 
@@ -101,14 +103,17 @@ class Directory:
         #: how many whole reads were made
         self.reads = 0
 
-    async def read(self, expected: int | None = None) -> dict[str, ListedRegistrant]:
+    async def read(
+        self, expected: int | None = None, *, optional: bool = False
+    ) -> dict[str, ListedRegistrant]:
         """Everyone registered now, by e-mail key (the first entry of a repeated address).
 
         Pages are read until the answer's own shape says the list is over: the total of a
         ``{data, total}`` answer, the page count of a ``{_embedded, page}`` one, and for bare
         arrays a page shorter than asked for, or one with nobody new (a server that ignores
         paging sends the same people again). Entries are told apart by registrant key; the
-        reading is bounded, and stops with the run.
+        reading is bounded, and stops with the run. An ``optional`` read raises what keeps
+        it from the whole list without stopping the run.
 
         The first page is read alone, for the list's shape; the pages the shape says are left
         (or, for bare arrays, those that ``expected`` people fill) are then asked for side by
@@ -117,9 +122,9 @@ class Directory:
         log.debug("reading the webinar's registrant list")
         expected = self.expected if expected is None else expected
         by_key: dict[str, ListedRegistrant] = {}
-        first = await self._page(0, None)
+        first = await self._page(0, None, optional)
         if first.style == "spec" and first.size not in (None, PAGE_LIMIT):
-            first = await self._page(0, "spec")  # it ignored "limit": again, with full pages
+            first = await self._page(0, "spec", optional)  # it ignored "limit": full pages
         style = first.style
         pages = [(0, first)]
         while True:
@@ -128,7 +133,8 @@ class Directory:
                 by_key.update((entry.registrant_key, entry) for entry in new)
                 absurd = _absurd(answer.total, answer.pages)
                 if absurd is not None:
-                    self._session.stop(absurd)
+                    if not optional:
+                        self._session.stop(absurd)
                     raise absurd
                 if _last_page(answer, number, len(by_key), bool(new)):
                     return self._found(by_key)
@@ -138,23 +144,27 @@ class Directory:
                 endless = ApiUnavailable(
                     f"the registrant list did not end after {MAX_PAGES:,} pages; run again later"
                 )
-                self._session.stop(endless)  # nobody may be sent again without the whole list
+                if not optional:  # nobody may be sent again without the whole list
+                    self._session.stop(endless)
                 raise endless
             numbers = range(after, min(after + _ahead(answer, after, expected), MAX_PAGES + 1))
-            pages = list(zip(numbers, await self._pages(numbers, style), strict=True))
+            pages = list(zip(numbers, await self._pages(numbers, style, optional), strict=True))
 
-    async def _page(self, number: int, style: str | None) -> Page:
+    async def _page(self, number: int, style: str | None, optional: bool) -> Page:
         return await self._session.call(
             functools.partial(self._client.list_registrants_page, number, PAGE_LIMIT, style=style),
             what="reading the registrant list",
+            optional=optional,
         )
 
-    async def _pages(self, numbers: range, style: str | None) -> list[Page]:
+    async def _pages(self, numbers: range, style: str | None, optional: bool) -> list[Page]:
         """Pages of the list, asked for side by side; the first stop raises why."""
         tasks: list[asyncio.Task[Page]] = []
         try:
             async with asyncio.TaskGroup() as group:
-                tasks += [group.create_task(self._page(number, style)) for number in numbers]
+                tasks += [
+                    group.create_task(self._page(number, style, optional)) for number in numbers
+                ]
         except* RunStopped as stopped:
             raise stopped.exceptions[0] from None
         return [task.result() for task in tasks]
@@ -233,6 +243,7 @@ class Registrar:
         concurrency: int = 4,
         settle_delay: float = SETTLE_DELAY,
         manual_approval: bool | None = False,
+        owners: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         self.session = session
         self.client = client
@@ -250,8 +261,10 @@ class Registrar:
         self._parked: dict[str, _Parked] = {}
         #: when each person's first create of this run left (this computer's clock)
         self._sent_at: dict[str, float] = {}
-        #: registrant keys and join URLs given to a person, by the e-mail key they belong to
-        self._owners: dict[str, str] | None = None
+        #: registrant keys and join URLs given to a person: (webinar key, e-mail key) by key or
+        #: URL, shared by the registrars of one run (an answer may stray across webinars)
+        self._owners = owners if owners is not None else {}
+        self._owners_read = False
         #: answers refused because another row holds their key or join URL
         self.strays = 0
         #: creates sent since the registrant list was last read
@@ -382,7 +395,8 @@ class Registrar:
                 key, url = result.registrant_key, result.join_url
                 result = Result.settled(result.line, Status.REGISTERED, key, url, stored.status)
             self._settle(registrant, result, on_result)
-            if stored is not None and stored.responses is not None and not stored.responses:
+            kept = stored is None or stored.responses is None or stored.responses
+            if registrant.responses and not kept:
                 self.session.stop(
                     AnswersDropped(
                         f"GoTo registered row {registrant.line} but kept none of its answers "
@@ -405,14 +419,21 @@ class Registrar:
         self._attempts[key] += 1
         journal = self.journal
         batch = None
-        if self._attempts[key] == 1:
-            self._sent_at[key] = provenance.now()
-            if journal is not None:
-                batch = journal.stage_sending(registrant)
+        clock = self.client.clock
+        if journal is not None and self._attempts[key] == 1:
+            batch = journal.stage_sending(registrant, clock.low)
+        tries = 0
 
         async def create() -> Registration:
-            if journal is not None and batch is not None:
+            # when the call that may register the person leaves, every attempt: a registration
+            # dated before it is not this tool's (importer.provenance)
+            nonlocal tries
+            tries += 1
+            self._sent_at[key] = provenance.now()
+            if journal is not None and batch is not None and tries == 1:
                 journal.commit(batch)  # "sending" is on disk before the call leaves
+            elif journal is not None:
+                journal.commit(journal.stage_leaving(registrant, clock.low))
             self._sent_since_read += 1
             return await self.client.create_registrant(registrant, resend=self.resend)
 
@@ -476,16 +497,19 @@ class Registrar:
         self._parked[registrant.email_key] = _Parked(registrant, "unknown", why)
 
     def _taken(self, email: str, registrant_key: str | None, join_url: str | None) -> bool:
-        """Whether another person of the run or of the journal holds this key or join URL."""
-        if self._owners is None:
-            self._owners = {}
+        """Whether another person (of any webinar) of the run or of the journal holds this key
+        or join URL."""
+        webinar = self.client.webinar_key
+        if not self._owners_read:
+            self._owners_read = True
             entries = self.journal.entries() if self.journal is not None else {}
             for entry in entries.values():
                 for value in (entry.registrant_key, entry.join_url):
                     if value:
-                        self._owners[value] = entry.email_key
+                        self._owners[value] = (webinar, entry.email_key)
+        me = (webinar, email)
         return any(
-            value is not None and self._owners.get(value, email) != email
+            value is not None and self._owners.get(value, me) != me
             for value in (registrant_key, join_url)
         )
 
@@ -545,7 +569,8 @@ class Registrar:
 
         The list read after the last create is used when there was one; a person the list
         does not show is looked for once more after a pause (a list that lags behind).
-        ``expected`` is about how many people the list holds, when known.
+        ``expected`` is about how many people the list holds, when known. A list that cannot
+        be read whole raises why (a :class:`RunStopped`), without stopping the run.
         """
         rows = [
             (registrant, result)
@@ -557,10 +582,11 @@ class Registrar:
         self._commit()
         expected = max(expected, len(rows))
         fresh = self.directory.reads and not self._sent_since_read
-        listed = self.directory.known if fresh else await self.directory.read(expected)
+        read = functools.partial(self.directory.read, expected, optional=True)
+        listed = self.directory.known if fresh else await read()
         if any(registrant.email_key not in listed for registrant, _ in rows):
             await self.session.pause(self.settle_delay)
-            listed = await self.directory.read(expected)
+            listed = await read()
         corrected: dict[int, Result] = {}
         for registrant, result in rows:
             # only this run's own call can make a registration under another key its own: one
@@ -586,10 +612,9 @@ class Registrar:
     def _settle(self, registrant: Registrant, result: Result, on_result: OnResult) -> None:
         if self.journal is not None:
             self.journal.stage_settled(registrant, result)
-        if self._owners is not None:
-            for value in (result.registrant_key, result.join_url):
-                if value:
-                    self._owners[value] = registrant.email_key
+        for value in (result.registrant_key, result.join_url):
+            if value:
+                self._owners[value] = (self.client.webinar_key, registrant.email_key)
         on_result(registrant, result)
 
 
@@ -605,18 +630,9 @@ def _checked(
     """A registered row as GoTo's registrant list shows it; ``sent_at`` is when this run's
     create for the person left (None: the row was settled by an earlier run)."""
     if found is None:
-        return Result(
-            result.line,
-            Status.FAILED,
-            error=(NOT_LISTED if sent_at is not None else NO_LONGER).format(
-                key=result.registrant_key
-            ),
-            retryable=True,
-        )
+        return replace(result, error=NOT_LISTED if sent_at is not None else NO_LONGER)
     ours = result.by_us
-    other_key = found.registrant_key != result.registrant_key
-    other_url = bool(found.join_url and result.join_url and found.join_url != result.join_url)
-    if other_key or other_url:
+    if found.registrant_key != result.registrant_key:
         if ours:  # what made it this tool's was an answer that was not the person's
             ours = provenance.verdict(found, sent_at, clock).ours
         status = Status.REGISTERED if ours else Status.ALREADY_REGISTERED
@@ -626,14 +642,16 @@ def _checked(
         said = CORRECTED if sent_at is not None else REPLACED
         note = said.format(key=result.registrant_key)
         return replace(fixed, error=f"{note}; {fixed.error}" if fixed.error else note)
-    url = result.join_url or found.join_url
+    # the same registration: the join URL and the approval as GoTo's list has them
+    url = found.join_url or result.join_url
     approval = found.status or result.approval
-    if url == result.join_url and (approval or "APPROVED") == (result.approval or "APPROVED"):
+    same = url == result.join_url and result.error not in UNLISTED
+    if same and (approval or "APPROVED") == (result.approval or "APPROVED"):
         return result
     status = Status.REGISTERED if ours else Status.ALREADY_REGISTERED
     fixed = Result.settled(result.line, status, result.registrant_key or "", url, approval)
     keep = result.error if result.status in (Status.REGISTERED, Status.ALREADY_REGISTERED) else None
-    if keep and keep != NO_JOIN_URL and fixed.status is result.status:
+    if keep and keep != NO_JOIN_URL and keep not in UNLISTED and fixed.status is result.status:
         fixed = replace(fixed, error=keep)
     return fixed
 

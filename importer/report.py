@@ -195,15 +195,18 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], .
                 f"{outcome.resume_hint}",
             )
         )
+    for part in outcome.webinars:
+        if part.unchecked:
+            lines.append(("Not checked", f"against GoTo's registrant list: {part.unchecked}"))
     checked = [part for part in outcome.webinars if part.checked]
     if checked:
-        fixed = sum(part.corrected for part in checked)
+        fixed = sum(part.corrected + part.unlisted for part in checked)
         lines.append(
             (
                 "Checked",
                 "every registered row's key and join URL against GoTo's registrant list: "
                 + (
-                    f"{counted(fixed, 'row')} corrected (see the error column)"
+                    f"{counted(fixed, 'row')} corrected or not found (see the error column)"
                     if fixed
                     else "all match"
                 ),

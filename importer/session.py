@@ -58,6 +58,8 @@ MARGIN = 1.5
 SPARE = 2
 #: the weight of each new answer time in the moving average
 LATENCY_WEIGHT = 0.125
+#: attempts of a call the run can do without (``optional``) before it is given up
+OPTIONAL_ATTEMPTS = 2
 #: the answer time assumed before the first answer
 FIRST_LATENCY = 1.0
 
@@ -257,7 +259,12 @@ class ApiSession:
         self.pacer.wake()
 
     async def call(
-        self, operation: Callable[[], Awaitable[T]], *, what: str, create: bool = False
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        what: str,
+        create: bool = False,
+        optional: bool = False,
     ) -> T:
         """Make one API call through the pace, retrying what is safe to retry.
 
@@ -265,7 +272,9 @@ class ApiSession:
         :class:`RunStopped` once the run stops. A ``create`` raises any failure whose outcome
         is unknown (:class:`~importer.errors.OutcomeUnknown`, a 5xx) at once, for the caller to
         settle from the registrant list, and its last 429 or connection failure when retries
-        run out. A read that keeps failing stops the run: :class:`ApiUnavailable`.
+        run out. A read that keeps failing stops the run: :class:`ApiUnavailable`. An
+        ``optional`` call (one the run can do without) raises such a stop, or its own, without
+        stopping the run.
         """
         tries = 0
         waited = 0.0
@@ -275,7 +284,8 @@ class ApiSession:
             try:
                 answer = await operation()
             except RunStopped as exc:
-                self.stop(exc)
+                if not optional:
+                    self.stop(exc)
                 raise
             except TransientError as exc:
                 self._answered(left)
@@ -284,9 +294,13 @@ class ApiSession:
                     raise
                 tries += 1
                 delay = self._retry_delay(exc, tries, waited, what)
+                if optional and tries >= OPTIONAL_ATTEMPTS:
+                    delay = None  # a call the run can do without is not worth a long wait
                 if delay is None:
                     if self._stopped is None and create:
                         raise
+                    if self._stopped is None and optional:
+                        raise _unavailable(exc, f"{what} failed {counted(tries, 'time')}") from exc
                     if self._stopped is None:
                         self.stop(_unavailable(exc, f"{what} failed {counted(tries, 'time')}"))
                     assert self._stopped is not None

@@ -42,7 +42,7 @@ def _context(cert_file: str, cert_dir: str) -> ssl.SSLContext:
         if not cert_file:
             raise
         if isinstance(exc, ssl.SSLError):
-            why = f"holds no PEM certificate ({_reason(exc)})"
+            why = f"cannot be read as PEM certificates ({_reason(exc)})"
         elif isinstance(exc, FileNotFoundError):
             why = "does not exist"
         else:

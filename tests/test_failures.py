@@ -271,7 +271,7 @@ def test_ssl_cert_file_that_names_no_bundle_is_one_line_exit_2(tmp_path: Path, k
     for args in runs:
         line = one_line_error(invoke(*args, env=env), 2)
         assert f"SSL_CERT_FILE names {bundle}, which " in line
-        why = "does not exist" if kind == "missing" else "holds no PEM certificate"
+        why = "does not exist" if kind == "missing" else "cannot be read as PEM certificates"
         assert why in line
     # the sign-in builds its own clients, from the same one place
     login = CliRunner().invoke(
@@ -511,7 +511,7 @@ def test_a_journal_that_fills_up_mid_run_stops_resumably_with_a_report(
     journal = tmp_path / "journals" / "j.sqlite3"
     args = register_args(source, server.api_url, "--journal", str(journal), "--out", "r.csv")
     args += ["--rate", "300"]
-    first = run_in(tmp_path, args, limited(96 * 1024))  # the journal's log outgrows it
+    first = run_in(tmp_path, args, limited(160 * 1024))  # the journal's log outgrows it
     assert first.returncode == 3, first.stderr
     assert "Traceback" not in first.stderr
     assert f"the journal {journal} could not be written" in first.stderr

@@ -301,7 +301,9 @@ def test_webinars_lists_keys_subjects_and_starts() -> None:
     table = invoke("webinars", "--sandbox")
     assert table.exit_code == 0, table.output
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["key", "starts", "time", "zone", "type", "subject"]
+    assert lines[0].split() == ["key", "starts", "type", "places", "approval", "subject"]
+    summit = next(line for line in lines if line.startswith(SUMMIT_KEY))
+    assert " by hand " in summit  # the organizer approves each registrant
     assert lines[2].startswith(WEBINAR_KEY)
     assert lines[2].endswith("Product launch (sandbox)")
     assert lines[3].startswith(WORKSHOP_KEY)

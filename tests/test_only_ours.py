@@ -8,7 +8,9 @@ import datetime as dt
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -181,26 +183,28 @@ def test_the_registration_date_proves_a_registration_ours_on_gotos_clock(
 ) -> None:
     clock = ServerClock()
     clock.low, clock.high = low, low + 1.0
-    when = dt.datetime.fromtimestamp(1_800_000_000 + registered, dt.UTC).isoformat()
+    base = 1_700_000_000  # in November 2023: a registration date in the past
+    when = dt.datetime.fromtimestamp(base + registered, dt.UTC).isoformat()
     found = ListedRegistrant("1" * 19, "a@example.com", None, "APPROVED", registered_at=when)
-    assert verdict(found, 1_800_000_100.0, clock).ours is ours
+    assert verdict(found, base + 100.0, clock).ours is ours
 
 
 @pytest.mark.parametrize(
     ("written", "ours"),
     [
-        ("2027-01-13T10:00:59Z", True),  # to the second: the second the call left
-        ("2027-01-13T10:00:58Z", False),
-        ("2027-01-13T10:00Z", True),  # to the minute: the minute the call left
-        ("2027-01-13T09:59Z", False),
-        ("2027-01-13", True),  # a day
-        ("2027-01-12", False),
-        ("2027-01-13T11:00:59+01:00", True),  # another zone, the same moment
-        ("2027-01-13T10:00:59", True),  # no zone: UTC
+        ("2026-01-13T10:00:59Z", True),  # to the second: the second the call left
+        ("2026-01-13T10:00:58Z", False),
+        ("2026-01-13T10:00Z", True),  # to the minute: the minute the call left
+        ("2026-01-13T09:59Z", False),
+        ("2026-01-13T11:00:59+01:00", True),  # another zone, the same moment
+        ("2026-01-13T10:00:59", False),  # a time of no stated zone proves nothing
+        ("2026-01-13", False),
+        ("2999-01-01T00:00:00Z", False),  # in the future: no date at all
+        ("0001-01-01T00:00:00+01:00", False),  # before the calendar begins
     ],
 )
 def test_a_registration_date_is_read_at_its_own_resolution(written: str, ours: bool) -> None:
-    sent = dt.datetime(2027, 1, 13, 10, 0, 59, 500_000, tzinfo=dt.UTC).timestamp()
+    sent = dt.datetime(2026, 1, 13, 10, 0, 59, 500_000, tzinfo=dt.UTC).timestamp()
     clock = ServerClock()
     clock.low, clock.high = 0.0, 1.0
     found = ListedRegistrant("1" * 19, "a@example.com", None, "APPROVED", registered_at=written)
@@ -212,6 +216,27 @@ def test_a_key_seen_in_an_answer_proves_it_and_no_date_proves_nothing() -> None:
     assert verdict(found, 100.0, ServerClock(), key_seen="1" * 19).ours
     assert not verdict(found, 100.0, ServerClock()).ours
     assert not verdict(found, None, ServerClock(), key_seen="2" * 19).ours
+
+
+def test_a_clock_whose_answers_disagree_or_that_is_far_off_proves_nothing() -> None:
+    when = dt.datetime.now(dt.UTC).isoformat()
+    found = ListedRegistrant("1" * 19, "a@example.com", None, "APPROVED", registered_at=when)
+    sent = time.time() - 10
+    clock = ServerClock()
+    assert not verdict(found, sent, clock).ours  # no Date header: nothing to compare with
+    date = formatdate(time.time(), usegmt=True)
+    clock.observe(date, time.time() - 0.1, time.time())
+    assert verdict(found, sent, clock).ours
+    clock.observe(formatdate(time.time() - 600, usegmt=True), time.time(), time.time())
+    assert clock.unreliable  # one answer 10 minutes off: which is right cannot be told
+    proof = verdict(found, sent, clock)
+    assert not proof.ours
+    assert "clock times disagree" in proof.reason
+    far = ServerClock()
+    far.observe("Thu, 01 Jan 1970 00:00:00 GMT", time.time() - 0.1, time.time())
+    assert far.unreliable
+    # the offset kept with the call, not today's: a clock set right since changes nothing
+    assert not verdict(found, sent, clock, clock_low=-30.0).ours
 
 
 def test_the_clock_offset_is_learnt_from_date_headers() -> None:
@@ -235,10 +260,24 @@ def test_the_clock_offset_is_learnt_from_date_headers() -> None:
 class HostileServer:
     """A GoTo on a raw socket that answers a create on a kept-alive connection with a stray
     201 (``stray``: a copy of the answer it gave before on that connection, or a made-up key)
-    before the real one, as a broken proxy would. The registration itself goes through."""
+    before the real one, as a broken proxy would. The registration itself goes through.
 
-    def __init__(self, stray: str) -> None:
+    Its other ways: a registrant list that leaves out the people of ``omit``, or gives their
+    join URLs with ``suffix``, or answers ``list_status``; an organizer's webinar list that
+    answers ``webinars_status``."""
+
+    def __init__(
+        self,
+        stray: str | None = None,
+        *,
+        omit: frozenset[str] = frozenset(),
+        suffix: str = "",
+        list_status: int | None = None,
+        webinars_status: int | None = None,
+    ) -> None:
         self.stray = stray
+        self.omit, self.suffix = omit, suffix
+        self.list_status, self.webinars_status = list_status, webinars_status
         self.registrants: dict[str, dict[str, Any]] = {}
         self.strays = 0
         self._next = 5_000_000_000_000_000_000
@@ -284,7 +323,7 @@ class HostileServer:
                 length = re.search(rb"(?i)content-length: *(\d+)", head)
                 body = await reader.readexactly(int(length[1])) if length else b""
                 status, answer = self._answer(method.decode(), target.decode(), body)
-                if method == b"POST" and status == 201 and last is not None:
+                if method == b"POST" and status == 201 and last is not None and self.stray:
                     self.strays += 1
                     if self.stray == "copy":
                         writer.write(_http(201, last))
@@ -312,13 +351,27 @@ class HostileServer:
         if path == f"{webinar}/registrants/fields":
             fields = [{"field": n, "required": True} for n in ("firstName", "lastName", "email")]
             return 200, json.dumps({"fields": fields, "questions": []}).encode()
+        if path == f"/organizers/{ORGANIZER_KEY}/webinars" and self.webinars_status:
+            return self.webinars_status, b'{"description": "Not for this token"}'
         if path == f"/organizers/{ORGANIZER_KEY}/webinars":
             listed = [{"webinarKey": WEBINAR_KEY, "approvalType": "AUTOMATIC"}]
             return 200, json.dumps({"_embedded": {"webinars": listed}}).encode()
         if path == f"{webinar}/registrants" and method == "GET":
             page = int(re.search(r"page=(\d+)", target)[1]) if "page=" in target else 0  # type: ignore[index]
-            everyone = list(self.registrants.values())[page * 200 : (page + 1) * 200]
-            return 200, json.dumps(everyone).encode()
+            if self.list_status:
+                return self.list_status, b'{"description": "Invalid request"}'
+            shown = [
+                {**entry, "joinUrl": entry["joinUrl"] + self.suffix}
+                for address, entry in self.registrants.items()
+                if address not in self.omit
+            ]
+            return 200, json.dumps(shown[page * 200 : (page + 1) * 200]).encode()
+        one = re.fullmatch(rf"{webinar}/registrants/(\d+)", path)
+        if one and method == "GET":  # one registrant, with its answers (none: no questions)
+            found = [e for e in self.registrants.values() if str(e["registrantKey"]) == one[1]]
+            return (
+                (200, json.dumps({**found[0], "responses": []}).encode()) if found else (404, b"{}")
+            )
         if path == f"{webinar}/registrants" and method == "POST":
             person = json.loads(body)
             address = person["email"].lower()
@@ -341,8 +394,9 @@ class HostileServer:
 
 
 def _http(status: int, body: bytes) -> bytes:
-    reason = {200: "OK", 201: "Created", 404: "Not Found", 409: "Conflict"}[status]
+    reason = {200: "OK", 201: "Created", 404: "Not Found", 409: "Conflict"}.get(status, "Error")
     head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+    head += f"Date: {formatdate(time.time(), usegmt=True)}\r\n"
     return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
 
@@ -388,6 +442,52 @@ def test_after_a_stray_answer_every_row_is_checked_even_with_no_verify(tmp_path:
     report = rows_of(tmp_path / "guests-joinurls.xlsx")
     assert {row["email"]: row["registrantKey"] for row in report} == truth
     assert "Check:" not in result.stderr  # the plan promised no check
+
+
+def test_a_person_the_list_leaves_out_keeps_gotos_answer_and_is_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(3))
+    journal = tmp_path / "journal.sqlite3"
+    with HostileServer(omit=frozenset({"person1@example.com"})) as server:
+        args = ["--journal", str(journal)]
+        result = invoke("register", str(source), *at(server), *args)
+        row = rows_of(tmp_path / "guests-joinurls.xlsx")[1]
+        again = invoke("register", str(source), *at(server), *args)
+        created = len(server.registrants)
+    assert result.exit_code == 0, result.output
+    assert "1 row not in the list" in result.stderr
+    assert row["status"] == "registered"
+    assert row["registrantKey"]
+    assert "does not show this person" in row["error"]
+    assert again.exit_code == 0, again.output
+    assert created == 3  # nobody sent again
+    with Journal.open(journal, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as opened:
+        person = opened.entries()["person1@example.com"]
+    assert (person.state, person.registrant_key) == (State.REGISTERED, row["registrantKey"])
+
+
+def test_a_join_url_written_otherwise_keeps_the_registration_ours(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    with HostileServer(suffix="?source=list") as server:
+        result = invoke("register", str(source), *at(server))
+    assert result.exit_code == 0, result.output
+    report = rows_of(tmp_path / "guests-joinurls.xlsx")
+    assert [row["status"] for row in report] == ["registered"] * 2
+    assert all(row["joinUrl"].endswith("?source=list") for row in report)  # GoTo's list wins
+
+
+@pytest.mark.parametrize("status", [400, 403, 500])
+def test_the_check_or_the_approval_refused_stops_nothing(tmp_path: Path, status: int) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    with HostileServer(list_status=status, webinars_status=status) as server:
+        result = invoke("register", str(source), *at(server), "--give-up-after", "600")
+    # without the webinar list's word on approval the first person is read back: a webinar
+    # without questions has no answers to keep, which is no reason to stop
+    assert result.exit_code == 0, result.output
+    assert "Done: 2 registered." in result.stderr
+    assert "Not checked against GoTo's registrant list (" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_the_plan_says_what_the_check_costs(

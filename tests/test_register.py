@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime as dt
 import functools
 import json
 import math
 import random
 import sqlite3
 import sys
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from importer import pipeline
+from importer import pipeline, provenance
 from importer.client import G2WClient
 from importer.connection import Access, Connection
 from importer.credentials import Credentials
@@ -861,3 +864,72 @@ def test_the_pages_of_a_long_list_are_asked_for_side_by_side(
     assert found == 1000
     assert recorder.lists() == asked
     assert took < answers * 0.3 + 0.1  # the first page's answer, then the rest's together
+
+
+def test_a_registration_made_while_the_call_waited_out_429s_is_not_claimed(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What counts is when the call that could register the person left, not the first try."""
+    wall = time.time()
+
+    def now() -> float:  # this computer's clock, moving with the virtual loop
+        return wall + asyncio.get_running_loop().time()
+
+    monkeypatch.setattr(provenance, "now", now)
+    elsewhere: list[dict[str, object]] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        date = {"Date": formatdate(now(), usegmt=True)}
+        if request.method == "GET":
+            return httpx.Response(200, json=elsewhere, headers=date)
+        if not elsewhere:  # refused; meanwhile the person registers on GoTo's own page
+            stamp = dt.datetime.fromtimestamp(now(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            elsewhere.append(
+                {
+                    "registrantKey": 7 * 10**18,
+                    "email": "person0@example.com",
+                    "joinUrl": "https://j/7",
+                    "status": "APPROVED",
+                    "registrationDate": stamp,
+                }
+            )
+            return httpx.Response(429, headers={"Retry-After": "10", **date})
+        return httpx.Response(504, headers=date)  # the attempt after the wait: no answer
+
+    transport = httpx.MockTransport(respond)
+    results, _, _ = run_virtual(send(Sandbox(), registrants(1), transport=transport))
+    assert results[2].status is Status.ALREADY_REGISTERED
+    assert results[2].registrant_key == str(7 * 10**18)
+
+
+def test_an_answer_that_strays_across_webinars_is_refused(run_virtual: Run) -> None:
+    other = "4617712963571298411"
+    truth = {WEBINAR_KEY: 5 * 10**18 + 1, other: 5 * 10**18 + 2}
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        webinar = other if other in request.url.path else WEBINAR_KEY
+        if request.method == "GET":
+            entry = {"registrantKey": truth[webinar], "email": "person0@example.com"}
+            return httpx.Response(200, json=[{**entry, "joinUrl": f"https://j/{webinar}"}])
+        # both webinars answer with the first webinar's registration
+        key = truth[WEBINAR_KEY]
+        return httpx.Response(201, json={"registrantKey": key, "joinUrl": f"https://j/{key}"})
+
+    async def both() -> tuple[list[Result], int]:
+        owners: dict[str, tuple[str, str]] = {}
+        got: list[Result] = []
+        async with sandbox_client(Sandbox(), transport=httpx.MockTransport(respond)) as http:
+            shared = session(rate=100)
+            second = None
+            for key in (WEBINAR_KEY, other):
+                registrar = Registrar(
+                    shared, G2WClient(http, ORGANIZER_KEY, key), owners=owners, settle_delay=0
+                )
+                await registrar.run(registrants(1), lambda _, r: got.append(r))
+                second = registrar
+            assert second is not None
+            return got, second.strays
+
+    got, strays = run_virtual(both())
+    assert strays == 1
+    assert [r.registrant_key for r in got] == [str(truth[WEBINAR_KEY]), str(truth[other])]

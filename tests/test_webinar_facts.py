@@ -268,7 +268,7 @@ def test_webinars_lists_types_and_local_times_for_the_users_days(
     assert asked[0]["fromTime"] == "2026-12-31T15:00:00Z"
     assert asked[0]["toTime"] == "2027-01-31T14:59:59Z"
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["key", "starts", "time", "zone", "type", "subject"]
+    assert lines[0].split() == ["key", "starts", "type", "places", "approval", "subject"]
     assert lines[2].split("  ")[0] == "1111111111111111111"
     assert "Wed 13 Jan 2027, 10:00 CET" in lines[2]
     assert " series " in lines[2]
