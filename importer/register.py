@@ -259,7 +259,7 @@ class Registrar:
         #: e-mail keys whose create this run sent without learning the outcome
         self._maybe_ours: set[str] = set()
         self._parked: dict[str, _Parked] = {}
-        #: when each person's first create of this run left (this computer's clock)
+        #: when the last create of this run for each person left (this computer's clock)
         self._sent_at: dict[str, float] = {}
         #: registrant keys and join URLs given to a person: (webinar key, e-mail key) by key or
         #: URL, shared by the registrars of one run (an answer may stray across webinars)
