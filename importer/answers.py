@@ -10,6 +10,7 @@ import email.utils
 import json
 import re
 import time
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -256,9 +257,11 @@ def key_text(value: object) -> str | None:
 
 
 def link_text(value: object) -> str | None:
-    """A join URL as text, if it is a web address."""
+    """A join URL as text, if it is a web address (with a host)."""
     text = as_text(value)
-    return text if text is not None and text.lower().startswith(("https://", "http://")) else None
+    if text is None or not text.lower().startswith(("https://", "http://")):
+        return None
+    return text if urllib.parse.urlsplit(text).hostname else None
 
 
 def choices(item: dict[str, Any]) -> tuple[str, ...]:

@@ -330,7 +330,12 @@ def _prior(entry: Entry | None, found: ListedRegistrant, clock: ServerClock) -> 
         return entry.prior or State.ALREADY_REGISTERED
     if entry.state == State.SENDING:
         ours = verdict(
-            found, entry.sent_at, clock, key_seen=entry.registrant_key, clock_low=entry.clock_low
+            found,
+            entry.sent_at,
+            clock,
+            key_seen=entry.registrant_key,
+            clock_low=entry.clock_low,
+            measured=True,
         ).ours
     else:
         ours = entry.state == State.REGISTERED and entry.registrant_key == found.registrant_key
@@ -351,7 +356,12 @@ def _sort_for_undo(
             book.resolved.append((entry.email_key, None, None))
             return False  # sent, but the registration never arrived
         proof = verdict(
-            found, entry.sent_at, clock, key_seen=entry.registrant_key, clock_low=entry.clock_low
+            found,
+            entry.sent_at,
+            clock,
+            key_seen=entry.registrant_key,
+            clock_low=entry.clock_low,
+            measured=True,
         )
         book.resolved.append((entry.email_key, proof.ours, found))
         if not proof.ours:

@@ -268,8 +268,7 @@ class Journal:
                 f"{self.path}: this journal belongs to webinar {found.get('webinar')} of "
                 f"organizer {found.get('organizer')}; name another with --journal"
             )
-        if found.get("schema") != SCHEMA_VERSION:
-            self._upgrade()
+        self._upgrade()  # any columns missing (cheap: one look at the table's columns)
 
     @staticmethod
     def _other_tables(path: Path) -> set[str] | None:
@@ -296,6 +295,9 @@ class Journal:
     def _upgrade(self) -> None:
         """Bring a journal written by an earlier version up to this schema."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(people)")}
+        schema = self._db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+        if _ADDED.keys() <= columns and schema == (SCHEMA_VERSION,):
+            return
         with self._transaction():
             for name, kind in _ADDED.items():
                 if name not in columns:
@@ -387,9 +389,10 @@ class Journal:
         query = "SELECT 1 FROM people WHERE state IN (?, ?) LIMIT 1"
         return self._db.execute(query, (State.SENDING, State.CANCELLING)).fetchone() is not None
 
-    def sending(self, registrant: Registrant) -> None:
-        """Commit, before the call, that this person is being sent."""
-        self.commit(self.stage_sending(registrant))
+    def sending(self, registrant: Registrant, clock_low: float | None = None) -> None:
+        """Commit, before the call, that this person is being sent (``clock_low``: GoTo's
+        clock against this computer's, as measured now)."""
+        self.commit(self.stage_sending(registrant, clock_low))
 
     def settle(self, registrant: Registrant, result: Result) -> None:
         """Commit the outcome of sending this person, as soon as it is known."""
@@ -416,6 +419,11 @@ class Journal:
         return self._stage(
             _values(registrant.email_key, State.SENDING, sent_at=_LEAVING, clock_low=clock_low)
         )
+
+    def stage_unsent(self, registrant: Registrant) -> int:
+        """Stage that no call for a person ``sending`` is under way after all: the last was
+        refused (429) or never sent, or the run ended before its turn. Back to ``todo``."""
+        return self._stage(_values(registrant.email_key, State.TODO))
 
     def stage_key_seen(self, registrant: Registrant, registrant_key: str) -> int:
         """Stage, for a row still ``sending``, the registrant key an answer to this tool's call
@@ -479,7 +487,9 @@ class Journal:
                     continue
                 status = Status.ALREADY_REGISTERED
                 if state == State.SENDING:
-                    proof = provenance.verdict(found, sent_at, clock, key_seen=seen, clock_low=low)
+                    proof = provenance.verdict(
+                        found, sent_at, clock, key_seen=seen, clock_low=low, measured=True
+                    )
                     status = Status.REGISTERED if proof.ours else Status.ALREADY_REGISTERED
                 result = Result.settled(
                     person.line, status, found.registrant_key, found.join_url, found.status

@@ -270,9 +270,10 @@ class _Run:
             for part in self.parts:
                 if part.registrar is not None and part.registrar.strays:
                     self.listener.note(
-                        f"{counted(part.registrar.strays, 'answer')} of the API belonged to "
-                        "another registrant (a stray answer on a connection, or a proxy that "
-                        "mixed them up): every row is checked against GoTo's registrant list"
+                        f"{counted(part.registrar.strays, 'answer')} of the API for webinar "
+                        f"{part.key} belonged to another registrant (a stray answer on a "
+                        "connection, or a proxy that mixed them up): every row is checked "
+                        "against GoTo's registrant list"
                         + ("" if self.options.verify else ", --no-verify notwithstanding")
                     )
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import re
 import time
 from dataclasses import dataclass
 
@@ -93,6 +94,10 @@ class ServerClock:
 MOST_OFFSET = 86_400.0
 #: how far past GoTo's time now a registration date may lie (a date beyond is none)
 FUTURE = 60.0
+#: how long after its call left a registration may be dated and still be the call's: longer
+#: than any call lasts (GoTo's gateway gives up after about 29 s, --timeout waits 30 s), so a
+#: person who registers elsewhere later, after a call that registered nobody, is not claimed
+LIFETIME = 300.0
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,12 @@ def verdict(
     *,
     key_seen: str | None = None,
     clock_low: float | None = None,
+    measured: bool = False,
 ) -> Verdict:
     """Whether ``found`` is the registration made by this tool's call for the person, which
     left at ``sent_at`` (this computer's clock; ``clock_low``: GoTo's clock against it then,
-    when it was known), possibly answered with ``key_seen``."""
+    when it was known), possibly answered with ``key_seen``. With ``measured`` (a call of an
+    earlier run, from the journal) only the clock as measured when the call left counts."""
     if key_seen is not None and key_seen == found.registrant_key:
         return Verdict(True, "its registrant key came back in the answer to g2w-import's call")
     unproven = "not proven to be g2w-import's: "
@@ -124,17 +131,26 @@ def verdict(
         return Verdict(
             False, f"{unproven}GoTo's registrant list gives no registration date with a time zone"
         )
-    low = clock_low if clock_low is not None else clock.low
+    low = clock_low if clock_low is not None or measured else clock.low
+    if low is None and measured:
+        return Verdict(False, f"{unproven}the clocks could not be compared when its call left")
     if low is None or clock.unreliable or abs(low) > MOST_OFFSET:
         return Verdict(False, f"{unproven}{clock.describe()}")
     if registered > now() + clock.offset + FUTURE:
         return Verdict(False, f"{unproven}GoTo's registration date lies in the future")
-    if registered >= sent_at + low - _resolution(found):
+    left = sent_at + low  # on GoTo's clock
+    if registered > left + LIFETIME:
+        return Verdict(
+            False,
+            f"registered since: GoTo registered this person at {_shown(registered)}, long after "
+            f"g2w-import's call for them left ({_shown(left)} on GoTo's clock)",
+        )
+    if registered >= left - _resolution(found):
         return Verdict(True, "GoTo registered this person after g2w-import's call for them left")
     return Verdict(
         False,
         f"registered already: GoTo registered this person at {_shown(registered)}, before "
-        f"g2w-import's call for them left ({_shown(sent_at + low)} on GoTo's clock)",
+        f"g2w-import's call for them left ({_shown(left)} on GoTo's clock)",
     )
 
 
@@ -164,7 +180,8 @@ def _resolution(found: ListedRegistrant) -> float:
     """How much earlier than the moment it names a registrationDate may be: a second, a
     minute when it has no seconds, a day when it has no time."""
     text = (found.registered_at or "").strip()
-    clock = text.partition("T")[2] or text.partition(" ")[2]
+    clock = (text.partition("T")[2] or text.partition(" ")[2]).rstrip("Zz")
+    clock = re.split(r"[+-]", clock, maxsplit=1)[0]  # the time of day, without its zone
     if not clock:
         return 86_400.0
     return RESOLUTION if clock.count(":") >= 2 else 60.0

@@ -27,7 +27,7 @@ import asyncio
 import collections
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from . import provenance
@@ -35,7 +35,9 @@ from .client import PAGE_LIMIT, G2WClient, Page, Registration
 from .errors import (
     AnswersDropped,
     ApiUnavailable,
+    ConnectFailed,
     OutcomeUnknown,
+    RateLimited,
     RequestRejected,
     RunStopped,
     ServerError,
@@ -62,6 +64,11 @@ CORRECTED = (
 REPLACED = (
     "corrected from GoTo's registrant list: the registration g2w-import made (key {key}) is "
     "gone, and this one was made since by someone else"
+)
+UNHELD = (
+    "corrected from GoTo's registrant list: the answer to this row's call carried key {key}, "
+    "which the list holds for nobody; the registration it holds is not proven to be "
+    "g2w-import's, so undo leaves it alone"
 )
 #: the notes of a row settled as registered that GoTo's list does not show: the row is kept
 #: as GoTo's answer had it (a list can lag behind, or be cut short by a server), not sent again
@@ -127,17 +134,21 @@ class Directory:
             first = await self._page(0, "spec", optional)  # it ignored "limit": full pages
         style = first.style
         pages = [(0, first)]
+        full = False  # whether the page before was a full one
         while True:
             for number, answer in pages:
                 new = [entry for entry in answer.entries if entry.registrant_key not in by_key]
                 by_key.update((entry.registrant_key, entry) for entry in new)
-                absurd = _absurd(answer.total, answer.pages)
-                if absurd is not None:
-                    if not optional:
-                        self._session.stop(absurd)
-                    raise absurd
-                if _last_page(answer, number, len(by_key), bool(new)):
-                    return self._found(by_key)
+                wrong = _absurd(answer.total, answer.pages)
+                if wrong is None and _last_page(answer, number, len(by_key), bool(new)):
+                    wrong = _cut_short(answer, number, len(by_key), bool(new), full)
+                    if wrong is None:
+                        return self._found(by_key)
+                if wrong is not None:
+                    if not optional:  # nobody may be sent again without the whole list
+                        self._session.stop(wrong)
+                    raise wrong
+                full = len(answer.entries) >= PAGE_LIMIT
             number, answer = pages[-1]
             after = number + 1
             if after > MAX_PAGES:
@@ -207,6 +218,28 @@ def _last_page(answer: Page, page: int, seen: int, anything_new: bool) -> bool:
     return len(answer.entries) != PAGE_LIMIT  # a bare array: a full page means ask for more
 
 
+def _cut_short(
+    answer: Page, page: int, seen: int, anything_new: bool, full_before: bool
+) -> ApiUnavailable | None:
+    """Why a list that ends with this page was not read whole, if it was not: fewer people
+    than its own count, a page of its page count repeated, or a bare array that gave a full
+    page again (a server that ignores paging and cuts the list short). Nothing may be decided
+    from such a list: not who is absent, not who is left to cancel."""
+    why = None
+    if answer.style == "data" and answer.total is not None and seen < answer.total:
+        why = f"it ended after {seen:,} of the {answer.total:,} people it counts"
+    elif answer.style == "spec" and answer.pages is not None and page + 1 < answer.pages:
+        why = f"page {page + 1} of {answer.pages} repeated the ones before"
+    elif answer.style == "array" and page and answer.entries and not anything_new and full_before:
+        why = "it gave a full page again (the server ignores paging, and may cut the list)"
+    if why is None:
+        return None
+    return ApiUnavailable(
+        f"the registrant list could not be read whole ({why}); nothing was decided from it: "
+        "run again later, and report it to GoTo if it persists"
+    )
+
+
 def _absurd(total: int | None, pages: int | None) -> ApiUnavailable | None:
     """Why a list that claims more registrants than any webinar can hold is refused."""
     if (total is not None and total > MAX_PAGES * PAGE_LIMIT) or (pages or 0) > MAX_PAGES:
@@ -261,6 +294,8 @@ class Registrar:
         self._parked: dict[str, _Parked] = {}
         #: when the last create of this run for each person left (this computer's clock)
         self._sent_at: dict[str, float] = {}
+        #: the people whose "sending" this run staged, by e-mail key
+        self._staged: dict[str, Registrant] = {}
         #: registrant keys and join URLs given to a person: (webinar key, e-mail key) by key or
         #: URL, shared by the registrars of one run (an answer may stray across webinars)
         self._owners = owners if owners is not None else {}
@@ -317,6 +352,11 @@ class Registrar:
                     except RunStopped:
                         return
         finally:
+            if self.journal is not None:
+                # rows whose "sending" a group commit carried, but whose call never left
+                for key, registrant in self._staged.items():
+                    if key not in self._sent_at:
+                        self.journal.stage_unsent(registrant)
             self._commit()
 
     def unsettled(self) -> set[int]:
@@ -385,10 +425,13 @@ class Registrar:
                 stored = await self.session.call(
                     functools.partial(self.client.get_registrant, result.registrant_key),
                     what="reading back the first registrant",
+                    optional=True,  # what it would tell the check at the end tells too
                 )
             except RunStopped:
-                self._settle(registrant, result, on_result)
-                return
+                if self.session.stopping:
+                    self._settle(registrant, result, on_result)
+                    return
+                stored = None
             if stored is not None and self.manual_approval is None:
                 self.manual_approval = stored.status == "WAITING"
             if stored is not None and stored.status and stored.status != result.approval:
@@ -422,6 +465,7 @@ class Registrar:
         clock = self.client.clock
         if journal is not None and self._attempts[key] == 1:
             batch = journal.stage_sending(registrant, clock.low)
+            self._staged[key] = registrant
         tries = 0
 
         async def create() -> Registration:
@@ -432,10 +476,20 @@ class Registrar:
             self._sent_at[key] = provenance.now()
             if journal is not None and batch is not None and tries == 1:
                 journal.commit(batch)  # "sending" is on disk before the call leaves
+                # another worker's commit may have carried it, before this call's turn came:
+                # the moment it leaves goes to disk with the next commit
+                journal.stage_leaving(registrant, clock.low)
             elif journal is not None:
                 journal.commit(journal.stage_leaving(registrant, clock.low))
             self._sent_since_read += 1
-            return await self.client.create_registrant(registrant, resend=self.resend)
+            try:
+                return await self.client.create_registrant(registrant, resend=self.resend)
+            except (RateLimited, ConnectFailed):
+                # refused, or never sent: this attempt registered nobody, and the journal says
+                # so before the wait for the next one (a run that ends meanwhile leaves "todo")
+                if journal is not None:
+                    journal.commit(journal.stage_unsent(registrant))
+                raise
 
         try:
             got = await self.session.call(
@@ -588,11 +642,13 @@ class Registrar:
             await self.session.pause(self.settle_delay)
             listed = await read()
         corrected: dict[int, Result] = {}
+        held = {entry.registrant_key for entry in listed.values()}
         for registrant, result in rows:
             # only this run's own call can make a registration under another key its own: one
             # an earlier run settled, found under another key, was cancelled and made again
             sent_at = self._sent_at.get(registrant.email_key)
-            checked = _checked(result, listed.get(registrant.email_key), sent_at, self.client.clock)
+            found = listed.get(registrant.email_key)
+            checked = _checked(result, found, sent_at, self.client.clock, held)
             if checked != result:
                 corrected[registrant.line] = checked
                 if self.journal is not None:
@@ -626,20 +682,26 @@ def _checked(
     found: ListedRegistrant | None,
     sent_at: float | None,
     clock: provenance.ServerClock,
+    held: Collection[str],
 ) -> Result:
     """A registered row as GoTo's registrant list shows it; ``sent_at`` is when this run's
-    create for the person left (None: the row was settled by an earlier run)."""
+    create for the person left (None: the row was settled by an earlier run), ``held`` every
+    registrant key the list holds."""
     if found is None:
         return replace(result, error=NOT_LISTED if sent_at is not None else NO_LONGER)
     ours = result.by_us
     if found.registrant_key != result.registrant_key:
-        if ours:  # what made it this tool's was an answer that was not the person's
-            ours = provenance.verdict(found, sent_at, clock).ours
+        # the answer's key is another person's: it was no answer to this call, and whether the
+        # call registered the person is for the date to prove; a key nobody holds was this
+        # person's, and the registration now listed was made since by someone else
+        stray = sent_at is not None and result.registrant_key in held
+        if ours:
+            ours = stray and provenance.verdict(found, sent_at, clock).ours
         status = Status.REGISTERED if ours else Status.ALREADY_REGISTERED
         fixed = Result.settled(
             result.line, status, found.registrant_key, found.join_url, found.status
         )
-        said = CORRECTED if sent_at is not None else REPLACED
+        said = CORRECTED if stray else UNHELD if sent_at is not None else REPLACED
         note = said.format(key=result.registrant_key)
         return replace(fixed, error=f"{note}; {fixed.error}" if fixed.error else note)
     # the same registration: the join URL and the approval as GoTo's list has them

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from importer.errors import JournalError
-from importer.journal import Journal, State
+from importer.journal import SCHEMA_VERSION, Journal, State
 from importer.models import ListedRegistrant, Registrant, Result, Status
 from importer.provenance import ServerClock
 
@@ -60,9 +60,9 @@ def test_reconciliation_settles_from_the_registrant_list(tmp_path: Path) -> None
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)).isoformat()
     with open_journal(tmp_path / "j.sqlite3") as journal:
         journal.admit(people)
-        journal.sending(people[0])  # sent, answer lost, found in the list: registered after
-        journal.sending(people[1])  # sent, never arrived
-        journal.sending(people[3])  # sent, but registered long before the call: not ours
+        journal.sending(people[0], 0.0)  # sent, answer lost, found in the list: registered after
+        journal.sending(people[1], 0.0)  # sent, never arrived
+        journal.sending(people[3], 0.0)  # sent, but registered long before the call: not ours
         listed = {
             "p0@example.com": ListedRegistrant(
                 "1" * 19, "p0@example.com", "https://j/0", None, registered_at=later
@@ -144,3 +144,24 @@ def test_staged_writes_reach_the_disk_together_when_committed(tmp_path: Path) ->
         }
         journal.stage_settled(people[1], Result(3, Status.FAILED, error="Invalid phone"))
     assert states_on_disk(path)["p1@example.com"] == "failed"  # closing commits what is staged
+
+
+def test_a_journal_missing_columns_of_its_own_version_gets_them(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    with sqlite3.connect(path) as db:  # as an earlier build of the same version wrote it
+        db.executescript(
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE people (email_key TEXT PRIMARY KEY, email TEXT NOT NULL, line "
+            "INTEGER NOT NULL, state TEXT NOT NULL, registrant_key TEXT, join_url TEXT, error "
+            "TEXT, retry INTEGER NOT NULL DEFAULT 0, body_hash TEXT NOT NULL, updated TEXT NOT "
+            "NULL, approval TEXT, prior TEXT, sent_at REAL);"
+        )
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("schema", SCHEMA_VERSION), ("organizer", ORG), ("webinar", WEB)],
+        )
+    db.close()
+    with open_journal(path) as journal:
+        journal.admit([person(0)])
+        journal.sending(person(0), 1.5)
+        assert journal.entries()["p0@example.com"].clock_low == 1.5

@@ -169,7 +169,7 @@ def test_undo_cancels_only_what_this_tool_registered(
         ghost = Registrant(99, "Ghost", "Row", "ghost@example.com")
         journal.admit([ghost])
         journal.sending(ghost)
-        journal.sending(Registrant(11, "First9", "Last9", "person9@example.com"))
+        journal.sending(Registrant(11, "First9", "Last9", "person9@example.com"), 0.0)
     arrived = next(e for e in server.sandbox.registrants() if e["email"] == "person9@example.com")
     arrived["registrationDate"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -53,7 +53,7 @@ def killed_run(journal: Path, guests: list[list[str]]) -> None:
         ]
         opened.admit(sent)
         for person in sent:
-            opened.sending(person)
+            opened.sending(person, 0.0)  # GoTo's clock, measured then, agrees with this one
 
 
 def registered_elsewhere(server: ThreadedServer, guests: list[list[str]], when: str) -> None:
@@ -195,6 +195,7 @@ def test_the_registration_date_proves_a_registration_ours_on_gotos_clock(
         ("2026-01-13T10:00:59Z", True),  # to the second: the second the call left
         ("2026-01-13T10:00:58Z", False),
         ("2026-01-13T10:00Z", True),  # to the minute: the minute the call left
+        ("2026-01-13T11:00+01:00", True),  # to the minute, in another zone
         ("2026-01-13T09:59Z", False),
         ("2026-01-13T11:00:59+01:00", True),  # another zone, the same moment
         ("2026-01-13T10:00:59", False),  # a time of no stated zone proves nothing
@@ -237,6 +238,13 @@ def test_a_clock_whose_answers_disagree_or_that_is_far_off_proves_nothing() -> N
     assert far.unreliable
     # the offset kept with the call, not today's: a clock set right since changes nothing
     assert not verdict(found, sent, clock, clock_low=-30.0).ours
+    honest = ServerClock()
+    honest.observe(formatdate(time.time(), usegmt=True), time.time() - 0.1, time.time())
+    assert verdict(found, sent, honest, clock_low=0.0, measured=True).ours
+    # a call of an earlier run whose clocks were not compared then: nothing proven today
+    assert not verdict(found, sent, honest, measured=True).ours
+    # nor a registration long after the call left: a call lasts minutes at the most
+    assert not verdict(found, sent - 3600, honest, clock_low=0.0, measured=True).ours
 
 
 def test_the_clock_offset_is_learnt_from_date_headers() -> None:
@@ -270,13 +278,14 @@ class HostileServer:
         self,
         stray: str | None = None,
         *,
+        cut: bool = False,
         omit: frozenset[str] = frozenset(),
         suffix: str = "",
         list_status: int | None = None,
         webinars_status: int | None = None,
     ) -> None:
         self.stray = stray
-        self.omit, self.suffix = omit, suffix
+        self.omit, self.suffix, self.cut = omit, suffix, cut
         self.list_status, self.webinars_status = list_status, webinars_status
         self.registrants: dict[str, dict[str, Any]] = {}
         self.strays = 0
@@ -365,6 +374,8 @@ class HostileServer:
                 for address, entry in self.registrants.items()
                 if address not in self.omit
             ]
+            if self.cut:  # a server that ignores paging and cuts the list
+                page = 0
             return 200, json.dumps(shown[page * 200 : (page + 1) * 200]).encode()
         one = re.fullmatch(rf"{webinar}/registrants/(\d+)", path)
         if one and method == "GET":  # one registrant, with its answers (none: no questions)
@@ -424,7 +435,10 @@ def test_a_stray_answer_never_gives_a_person_a_key_that_is_not_theirs(
             str(held["registrantKey"]),
             held["joinUrl"],
         ), row
-        assert row["status"] == "registered"
+        # a copied answer is another person's: the date proves the registration this tool's;
+        # a made-up key is nobody's, so nothing proves whose the listed registration is
+        mine = "which the list holds for nobody" not in (row["error"] or "")
+        assert row["status"] == ("registered" if mine else "already_registered"), row
     with Journal.open(journal, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as opened:
         keys = {e.email_key: e.registrant_key for e in opened.entries().values()}
     assert keys == {address: str(e["registrantKey"]) for address, e in truth.items()}
@@ -488,6 +502,23 @@ def test_the_check_or_the_approval_refused_stops_nothing(tmp_path: Path, status:
     assert "Done: 2 registered." in result.stderr
     assert "Not checked against GoTo's registrant list (" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_list_cut_short_decides_nothing(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(250))
+    with HostileServer(cut=True) as server:
+        args = ["--rate", "500", "--journal", str(tmp_path / "j.sqlite3")]
+        result = invoke("register", str(source), *at(server), *args)
+        undone = invoke("undo", *at(server), *args[2:], "--yes", "--out", str(tmp_path / "u.csv"))
+        held = len(server.registrants)
+    assert result.exit_code == 0, result.output
+    assert "Not checked against GoTo's registrant list (the registrant list could not be read" in (
+        result.stderr
+    )
+    assert {row["status"] for row in rows_of(tmp_path / "guests-joinurls.xlsx")} == {"registered"}
+    assert undone.exit_code == 3, undone.output  # stopped: resumable, nothing decided
+    assert "could not be read whole" in undone.stderr
+    assert held == 250  # nobody was cancelled on the strength of a list cut short
 
 
 def test_the_plan_says_what_the_check_costs(

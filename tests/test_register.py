@@ -36,7 +36,7 @@ from importer.errors import (
     RateLimited,
     WebinarNotFound,
 )
-from importer.journal import Journal
+from importer.journal import Journal, State
 from importer.models import Registrant, Result, Status
 from importer.oauth import RefreshingAuth
 from importer.outcome import Outcome
@@ -823,7 +823,7 @@ def test_a_journal_with_rows_of_unknown_outcome_reads_the_list_beside_the_look_u
         ]
         journal.admit(sent)
         for person in sent:
-            journal.sending(person)
+            journal.sending(person, 0.0)  # the clocks agreed, as measured then
     arrived = sandbox.add_registrant(sent[0].body())  # the first one went through
     recorder = Recorder(sandbox)
     outcome = run_import(run_virtual, monkeypatch, tmp_path, recorder)
@@ -933,3 +933,55 @@ def test_an_answer_that_strays_across_webinars_is_refused(run_virtual: Run) -> N
     got, strays = run_virtual(both())
     assert strays == 1
     assert [r.registrant_key for r in got] == [str(truth[WEBINAR_KEY]), str(truth[other])]
+
+
+def test_a_stopped_run_leaves_sending_only_the_rows_whose_call_left(
+    run_virtual: Run, tmp_path: Path
+) -> None:
+    sandbox = virtual_sandbox(rate=10, latency=0.3)
+    people_ = registrants(40)
+
+    async def go() -> dict[str, State]:
+        async with sandbox_client(sandbox) as http:
+            shared = session(rate=10)
+            path = tmp_path / "j.sqlite3"
+            with Journal.open(path, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as j:
+                j.admit(people_)
+                registrar = Registrar(shared, api(http, sandbox), journal=j, concurrency=8)
+                loop = asyncio.get_running_loop()
+                loop.call_later(1.0, shared.stop)  # Ctrl-C, with rows waiting for their turn
+                await registrar.run(people_, lambda *_: None)
+                return {key: entry.state for key, entry in j.entries().items()}
+
+    states = run_virtual(go())
+    posted = {entry["email"] for entry in sandbox.registrants()}
+    assert {key for key, state in states.items() if state == State.SENDING} <= posted
+    assert sum(state == State.TODO for state in states.values()) == 40 - len(posted)
+
+
+def test_a_call_refused_with_429_leaves_its_row_todo_while_it_waits(
+    run_virtual: Run, tmp_path: Path
+) -> None:
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(429, headers={"Retry-After": "30"})
+        return httpx.Response(200, json=[])
+
+    async def go() -> State:
+        async with sandbox_client(Sandbox(), transport=httpx.MockTransport(respond)) as http:
+            shared = session(rate=10)
+            path = tmp_path / "j.sqlite3"
+            with Journal.open(path, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as j:
+                people_ = registrants(1)
+                j.admit(people_)
+                registrar = Registrar(shared, api(http, Sandbox()), journal=j)
+                running = asyncio.create_task(registrar.run(people_, lambda *_: None))
+                await asyncio.sleep(5)  # within the wait: a kill now leaves what is on disk
+                with sqlite3.connect(path) as other:
+                    (state,) = other.execute("SELECT state FROM people").fetchone()
+                other.close()
+                shared.stop()
+                await running
+                return State(state)
+
+    assert run_virtual(go()) is State.TODO
