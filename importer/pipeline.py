@@ -1,8 +1,9 @@
 """One import, start to end: every front door (command line, Python API, web page) calls
 :func:`run`.
 
-read → check the columns → connect → split by webinar → journals → look up each webinar and its
-form → validate (once per webinar) → prepare (resume, reconcile) → plan → confirm → send →
+read → check the columns → connect → split by webinar → journals → look up each webinar, its
+form and its approval setting → validate (once per webinar) → prepare (resume, reconcile) → plan
+→ confirm → send → check every registered row against the registrant list →
 :class:`~importer.outcome.Outcome`.
 
 Whatever stops the run after the file was read (the API down or out of reach, a refused token,
