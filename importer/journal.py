@@ -216,11 +216,11 @@ class Journal:
             connection.executescript(_SCHEMA)
             journal = cls(path, connection, lock)
             journal._claim(organizer_key, webinar_key)
-        except (sqlite3.DatabaseError, JournalError) as exc:
+        except (sqlite3.DatabaseError, JournalError, JournalFull) as exc:
             if connection is not None:
                 connection.close()
             lock.close()
-            if isinstance(exc, JournalError):
+            if isinstance(exc, JournalError | JournalFull):
                 raise
             if _no_room(exc):
                 raise _full(path, str(exc)) from exc
