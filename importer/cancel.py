@@ -259,7 +259,8 @@ async def undo(
         # left alone: registered for the webinar, but not by g2w-import (nobody registered is
         # not "left alone": there is nobody to leave)
         mine = {target.email_key for target in book.targets}
-        left = sum(1 for key in (in_file or entries) if key in listed and key not in mine)
+        considered = in_file if in_file is not None else entries
+        left = sum(1 for key in considered if key in listed and key not in mine)
         show(
             console,
             run,
