@@ -46,7 +46,7 @@ from .manage import (
 )
 from .models import Cancellation, ListedRegistrant, Webinar, email_key
 from .pipeline import Declined
-from .provenance import ServerClock, verdict
+from .provenance import ServerClock, Verdict, verdict
 from .text import are, counted
 
 HEADERS = ("row", "firstName", "lastName", "email", "status", "registrantKey", "error")
@@ -330,17 +330,22 @@ def _prior(entry: Entry | None, found: ListedRegistrant, clock: ServerClock) -> 
     if entry.state == State.CANCELLING:
         return entry.prior or State.ALREADY_REGISTERED
     if entry.state == State.SENDING:
-        ours = verdict(
-            found,
-            entry.sent_at,
-            clock,
-            key_seen=entry.registrant_key,
-            clock_low=entry.clock_low,
-            measured=True,
-        ).ours
+        ours = _proof(entry, found, clock).ours
     else:
         ours = entry.state == State.REGISTERED and entry.registrant_key == found.registrant_key
     return State.REGISTERED if ours else State.ALREADY_REGISTERED
+
+
+def _proof(entry: Entry, found: ListedRegistrant, clock: ServerClock) -> Verdict:
+    """Whether the registration found for a journal row of unknown outcome is this tool's."""
+    return verdict(
+        found,
+        entry.sent_at,
+        clock,
+        key_seen=entry.registrant_key,
+        clock_low=entry.clock_low,
+        measured=True,
+    )
 
 
 def _sort_for_undo(
@@ -356,14 +361,7 @@ def _sort_for_undo(
         if found is None:
             book.resolved.append((entry.email_key, None, None))
             return False  # sent, but the registration never arrived
-        proof = verdict(
-            found,
-            entry.sent_at,
-            clock,
-            key_seen=entry.registrant_key,
-            clock_low=entry.clock_low,
-            measured=True,
-        )
+        proof = _proof(entry, found, clock)
         book.resolved.append((entry.email_key, proof.ours, found))
         if not proof.ours:
             book.unproven += 1
