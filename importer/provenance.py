@@ -11,13 +11,15 @@ prove it made is never counted as its own, so ``undo`` never cancels it. Two pro
   header of the API's answers (RFC 9110 §6.6.1: an origin server with a clock sends one).
 
 Both clocks tell whole seconds: ``Date`` drops the fraction, and GoTo's ``registrationDate`` is
-written to the second (g2w-api.md). A registration made by this call happens after the call left,
-so on GoTo's clock it is at least ``sent + offset``, and its date is at most one second less. The
-offset is known to lie between two bounds (an answer's ``Date`` was stamped after its request left
-and before the answer arrived), so the test uses the lower bound: this tool's own registrations
-always pass it, and another channel's passes only when it happened within the bounds' width (about
-a second and the answer time) before the call. Without a ``Date`` header the clocks are taken to
-agree, and the plan says so.
+written to the second (the spec's example). A registration made by this call happens after the
+call left, so on GoTo's clock it is at least ``sent + offset``, and its date is at most one second
+less. The offset is known to lie between two bounds (an answer's ``Date`` was stamped after its
+request left and before the answer arrived), so the test uses the lower bound, as measured when
+the call left: this tool's own registrations always pass it, and another channel's passes only
+when it happened within the bounds' width (about a second and the answer time) before the call,
+or within :data:`LIFETIME` after it. Nothing is proven by a date without a ``Date`` header to
+compare clocks with, when the answers' times disagree, or for a date of no time zone or in the
+future.
 """
 
 from __future__ import annotations
