@@ -15,7 +15,7 @@ from . import settings
 from .client import G2WClient, OrganizerClient
 from .connection import Access, Connection, default_webinar, open_connection
 from .errors import RunStopped, UsageError
-from .models import Form, Webinar
+from .models import Form, Webinar, moment_of
 from .oauth import identify
 from .session import ApiSession
 
@@ -118,7 +118,7 @@ async def approval(
     sessions (``times``), or, before they are known, for the days :data:`UPCOMING`; None when
     the list does not say (the run then learns it from the first registrant it reads back)."""
     if times:
-        moments = [m for pair in times for text in pair if text and (m := _moment(text))]
+        moments = [m for pair in times for text in pair if text and (m := moment_of(text))]
         if not moments:
             return None
         start, end = min(moments) - dt.timedelta(days=1), max(moments) + dt.timedelta(days=1)
@@ -148,7 +148,7 @@ async def approval(
 def upcoming(webinar: Webinar) -> bool:
     """Whether every session of the webinar lies in the days :data:`UPCOMING`."""
     today = dt.datetime.now(dt.UTC)
-    moments = [_moment(text) for pair in webinar.times for text in pair if text]
+    moments = [moment_of(text) for pair in webinar.times for text in pair if text]
     return bool(moments) and all(
         m is not None and today + UPCOMING[0] <= m <= today + UPCOMING[1] for m in moments
     )
@@ -156,11 +156,3 @@ def upcoming(webinar: Webinar) -> bool:
 
 def _utc(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _moment(text: str) -> dt.datetime | None:
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)

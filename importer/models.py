@@ -284,7 +284,7 @@ class Webinar:
 
     def ended(self, now: dt.datetime | None = None) -> dt.datetime | None:
         """When its last session ended, if every session has; None while one is to come."""
-        moments = [_moment(end or start) for start, end in self.times]
+        moments = [moment_of(end or start) for start, end in self.times]
         if not moments or None in moments:
             return None
         last = max(m for m in moments if m is not None)
@@ -303,7 +303,8 @@ class Webinar:
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z"})
 
 
-def _moment(text: str) -> dt.datetime | None:
+def moment_of(text: str) -> dt.datetime | None:
+    """An ISO-8601 time as an aware datetime (UTC when it names no zone); None if it is none."""
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
