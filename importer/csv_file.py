@@ -25,7 +25,8 @@ _NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
 def read(path: Path) -> Table:
-    """Read a CSV or TXT file (UTF-8, UTF-16 or Windows-1252; comma, semicolon or tab)."""
+    """Read a CSV or TXT file (UTF-8, UTF-16, UTF-32 or Windows-1252; comma, semicolon or
+    tab)."""
     text, notes = _decode(path)
     delimiter, header_at = _sniff(path, text)
     records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
@@ -111,19 +112,43 @@ def _check_separators(path: Path, grid: list[list[str]], header_at: int, used: s
         )
 
 
+#: byte-order marks, UTF-32's first: its little-endian mark begins like UTF-16's
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+#: how much of a file with NUL bytes is looked at to tell UTF-16 and UTF-32 from binary data
+_SAMPLE = 1 << 16
+#: what a file with NUL bytes that is no Unicode text may be, by how it begins
+_SIGNATURES = (
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an Excel 97-2003 workbook (.xls) or another Office file",
+        "open it in Excel and save it as .xlsx or CSV UTF-8",
+    ),
+    (b"%PDF", "a PDF document", "export the list from where it came as CSV UTF-8 or .xlsx"),
+    (b"\x1f\x8b", "a gzip-compressed file", "unpack it and name the file inside"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "unpack it and name the file inside"),
+    (b"Rar!", "a RAR archive", "unpack it and name the file inside"),
+    (b"SQLite format 3\x00", "an SQLite database", "export the list from it as CSV UTF-8"),
+    (b"\x89PNG", "a PNG picture", "name the list itself, as CSV UTF-8 or .xlsx"),
+    (b"\xff\xd8\xff", "a JPEG picture", "name the list itself, as CSV UTF-8 or .xlsx"),
+    (b"GIF8", "a GIF picture", "name the list itself, as CSV UTF-8 or .xlsx"),
+)
+
+
 def _decode(path: Path) -> tuple[str, tuple[str, ...]]:
     data = path.read_bytes()
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16"), ()
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                f"{path.name}: is damaged (broken UTF-16 text); save it again"
-            ) from exc
+    for mark, encoding in _BOMS:
+        if data.startswith(mark):
+            return _decode_unicode(path, data[len(mark) :], encoding), ()
     if b"\x00" in data:
-        raise InputError(
-            f"{path.name}: holds binary data, not text; export the list as CSV UTF-8 or .xlsx"
-        )
+        wide = _wide_encoding(data)
+        if wide is None:
+            raise InputError(_binary(path.name, data))
+        return _decode_unicode(path, data, wide), ()
     try:
         return data.decode("utf-8-sig"), ()
     except UnicodeDecodeError as exc:
@@ -148,6 +173,73 @@ def _decode(path: Path) -> tuple[str, tuple[str, ...]]:
         "check accented names in the report, or save as 'CSV UTF-8' next time"
     )
     return text, (note,)
+
+
+def _decode_unicode(path: Path, data: bytes, encoding: str) -> str:
+    """UTF-16 or UTF-32 text; a file broken in the middle is refused, naming where."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        name = encoding[:6].upper()
+        raise InputError(
+            f"{path.name}: is damaged: broken {name} text at byte {exc.start:,}; open it in "
+            "Excel and save it again as 'CSV UTF-8'"
+        ) from None
+
+
+def _wide_encoding(data: bytes) -> str | None:
+    """UTF-32 or UTF-16 without a byte-order mark, told by where the NUL bytes stand.
+
+    Each character takes four bytes (UTF-32) or two (UTF-16); in the text of a list (letters,
+    digits, @, commas, line breaks) the high bytes of most of them are zero. UTF-32 has its
+    top byte zero in every character, and the one below it in every character of the first
+    65,536; UTF-16 has one byte of each pair zero for every character up to U+00FF and the
+    other almost never.
+    """
+    sample = data[:_SAMPLE]
+    sample = sample[: len(sample) - len(sample) % 4]
+    if not sample:
+        return None
+    quarter = len(sample) // 4
+    zero = [sample[i::4].count(0) / quarter for i in range(4)]
+    if zero[3] == 1 and zero[2] > 0.9 and zero[0] < 0.5:
+        return "utf-32-le"
+    if zero[0] == 1 and zero[1] > 0.9 and zero[3] < 0.5:
+        return "utf-32-be"
+    even, odd = (zero[0] + zero[2]) / 2, (zero[1] + zero[3]) / 2
+    if odd > 0.2 and even < 0.02:
+        return "utf-16-le"
+    if even > 0.2 and odd < 0.02:
+        return "utf-16-be"
+    return None
+
+
+def _binary(name: str, data: bytes) -> str:
+    """What a file with NUL bytes that is no Unicode text seems to be, in one line."""
+    for signature, what, advice in _SIGNATURES:
+        if data.startswith(signature):
+            return f"{name}: holds binary data, not text: it looks like {what}; {advice}"
+    nuls = data.count(0)
+    first = data.index(0)
+    line = data.count(b"\n", 0, first) + 1
+    if nuls * 100 < len(data) and _is_utf8(data.replace(b"\x00", b"")):
+        return (
+            f"{name}: is text with {nuls:,} NUL {'byte' if nuls == 1 else 'bytes'} in it (the "
+            f"first in line {line:,}), which no spreadsheet program writes; export the list "
+            "again as CSV UTF-8, or remove them"
+        )
+    return (
+        f"{name}: holds binary data, not text (a NUL byte in line {line:,}, at byte {first:,}); "
+        "export the list as CSV UTF-8 or .xlsx"
+    )
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _sniff(path: Path, text: str) -> tuple[str, int]:

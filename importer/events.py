@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .models import RowProblem, Status, Webinar
+from .models import RowProblem, Sheet, Status, Webinar
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,12 @@ class PlanView:
     #: about how many calls the check after sending costs (one read of the registrant list);
     #: None when there is nothing to check or --no-verify
     check_calls: int | None = None
+    #: the workbook's sheet read, and its other sheets that have an e-mail column too
+    sheet: str | None = None
+    other_sheets: tuple[Sheet, ...] = ()
+    #: data rows hidden in Excel, and whether they are sent (by default they are not)
+    hidden_rows: int = 0
+    hidden_sent: bool = False
 
 
 class Listener(Protocol):

@@ -4,12 +4,12 @@ settings above the header, and what the reader had to say about them. Shared by 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .columns import fold, looks_like_header, near_field
+from .columns import fold, looks_like_header, near_field, unmarked
 from .errors import InputError
-from .models import FORMULA_STARTS, RawRow, Table
+from .models import FORMULA_STARTS, RawRow, Sheet, Table
 
 HEADER_SEARCH_ROWS = 10
 #: Excel's widest sheet: a report must fit in one
@@ -34,23 +34,34 @@ def build_table(
     notes: tuple[str, ...] = (),
     settings: Mapping[str, str] | None = None,
     unmark: bool = False,
+    hidden: Collection[int] = (),
+    formulas: Mapping[int, Mapping[int, str]] | None = None,
+    other_sheets: tuple[Sheet, ...] = (),
 ) -> Table:
     """The table below the header row ``header_at`` of ``grid``, with its settings and notes.
 
     ``unmark`` drops the apostrophe that a CSV report puts before a cell that starts like a
-    formula, so that a report fed back in reads as it was written.
+    formula, so that a report fed back in reads as it was written. ``hidden`` are the lines
+    Excel hides, ``formulas`` the formulas Excel has not calculated, by line and column index
+    (of ``grid``).
     """
     from_sheet = bool(settings)
     settings, notes = read_settings(name, grid[:header_at], settings, notes)
     origin = "on the Settings sheet" if from_sheet else f"above the header of {name}"
-    header = [cell.strip() for cell in grid[header_at]]
+    header = [unmarked(cell.strip()) for cell in grid[header_at]]  # "email *" is "email"
     body = grid[header_at + 1 :]
     dropped = [i for i, cell in enumerate(header) if fold(cell).startswith("curl")]
+    formulas = formulas or {}
     if dropped:
         # The old curl workbook builds commands that contain the access token: never keep them.
         keep = [i for i in range(len(header)) if i not in dropped]
         header = [header[i] for i in keep]
         body = [[row[i] for i in keep if i < len(row)] for row in body]
+        moved = {old: new for new, old in enumerate(keep)}
+        formulas = {
+            line: {moved[i]: text for i, text in cells.items() if i in moved}
+            for line, cells in formulas.items()
+        }
     # Rows are as wide as the header, except where cells stand beyond it; those columns count
     # only as far as something is written in them.
     longest = max(map(len, body), default=0)
@@ -70,14 +81,15 @@ def build_table(
     blank = 0
     for line, cells in enumerate(body, start=header_at + 2):
         joined = "".join(cells)
-        if not joined.strip():
+        uncalculated = _uncalculated(formulas.get(line), width) if formulas else ()
+        if not joined.strip() and not uncalculated:
             blank += 1
             continue
         if unmark and "'" in joined:
             cells = [_unmark(cell) for cell in cells]
         if len(cells) != width:
             cells = cells[:width] + [""] * (width - len(cells))
-        rows.append(RawRow(line, tuple(cells)))
+        rows.append(RawRow(line, tuple(cells), bool(hidden) and line in hidden, uncalculated))
     if not rows:
         where = f" of sheet '{sheet}'" if sheet is not None else ""
         raise InputError(
@@ -95,6 +107,7 @@ def build_table(
         settings=settings,
         name=name,
         settings_origin=origin,
+        other_sheets=other_sheets,
     )
 
 
@@ -134,6 +147,10 @@ def read_settings(
         elif key in SETTINGS:
             settings.setdefault(SETTINGS[key], cells[1])
     return settings, notes
+
+
+def _uncalculated(cells: Mapping[int, str] | None, width: int) -> tuple[tuple[int, str], ...]:
+    return tuple(sorted((i, text) for i, text in (cells or {}).items() if i < width))
 
 
 def _unmark(cell: str) -> str:

@@ -25,11 +25,19 @@ class Status(enum.StrEnum):
     FAILED = "failed"
     DENIED = "denied"
     PENDING = "pending"
+    #: not sent: the row is hidden in Excel (by a filter, or by hand)
+    SKIPPED_HIDDEN = "skipped_hidden"
 
     @property
     def ok(self) -> bool:
         """Whether the person ends up registered (approved or awaiting approval)."""
         return self in (Status.REGISTERED, Status.ALREADY_REGISTERED, Status.WAITING_APPROVAL)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the row needs nothing more: its person registered, or left out on purpose
+        (a row hidden in Excel)."""
+        return self.ok or self is Status.SKIPPED_HIDDEN
 
 
 class Cancellation(enum.StrEnum):
@@ -60,6 +68,25 @@ class RawRow:
 
     line: int
     cells: tuple[str, ...]
+    #: hidden in Excel, by a filter or by hand (not sent unless asked for)
+    hidden: bool = False
+    #: cells that hold a formula Excel has not calculated (so no value): (column index, the
+    #: formula, "" when the file does not spell it out)
+    formulas: tuple[tuple[int, str], ...] = ()
+
+    def formula(self, index: int) -> str | None:
+        """The uncalculated formula in column ``index``, if that cell holds one."""
+        return next((text for at, text in self.formulas if at == index), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Sheet:
+    """A sheet of a workbook that has an e-mail column: its name, data rows, and whether
+    Excel hides it."""
+
+    name: str
+    rows: int
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,15 @@ class Table:
     index: tuple[object, ...] | None = None
     #: where the settings were written, for messages ("on the Settings sheet")
     settings_origin: str = "on the Settings sheet"
+    #: the workbook's other sheets that have an e-mail column too
+    other_sheets: tuple[Sheet, ...] = ()
+    #: whether rows hidden in Excel are sent like the others (by default they are skipped)
+    send_hidden_rows: bool = False
+
+    @property
+    def hidden_rows(self) -> int:
+        """How many data rows are hidden in Excel."""
+        return sum(1 for row in self.rows if row.hidden)
 
     def describe(self) -> str:
         """``people.xlsx, sheet 'Guests'`` or just the file name, for messages."""

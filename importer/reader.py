@@ -9,6 +9,7 @@ names an e-mail column: sheets often carry a title or settings above the table.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,47 @@ def unreadable_kind(suffix: str) -> str:
     return f"cannot read '{suffix}' files"
 
 
-def read(source: Source, *, sheet: str | None = None) -> Table:
-    """Read a file path, a pandas DataFrame or an iterable of mappings into a table."""
+def read(source: Source, *, sheet: str | None = None, include_hidden_rows: bool = False) -> Table:
+    """Read a file path, a pandas DataFrame or an iterable of mappings into a table.
+
+    Rows hidden in Excel are marked, and left out of what is sent unless
+    ``include_hidden_rows``.
+    """
     if isinstance(source, str | Path):
-        return read_table(Path(source), sheet=sheet)
+        table = read_table(Path(source), sheet=sheet)
+        return replace(table, send_hidden_rows=True) if include_hidden_rows else table
     if sheet is not None:
         raise InputError("sheet= applies only to Excel files; leave it out")
     return frames.read(source)
+
+
+def visible_rows(table: Table) -> Table:
+    """The table without the rows hidden in Excel, and a note that says which were left out.
+
+    For the commands that act on the people of a file without a report row for each (cancel,
+    undo): a row someone hid, by a filter or by hand, is not acted on unseen.
+    """
+    hidden = [row.line for row in table.rows if row.hidden]
+    if not hidden:
+        return table
+    shown = ", ".join(str(line) for line in hidden[:10]) + (", …" if len(hidden) > 10 else "")
+    rows = "row" if len(hidden) == 1 else "rows"
+    if len(hidden) == len(table.rows):
+        raise InputError(
+            f"{table.describe()}: every row is hidden in Excel (by a filter or by hand); "
+            "unhide the rows to act on, save, and run again"
+        )
+    note = (
+        f"{table.describe()}: {len(hidden):,} {rows} hidden in Excel (by a filter or by hand) "
+        f"{'is' if len(hidden) == 1 else 'are'} left out ({rows} {shown}); unhide "
+        f"{'it' if len(hidden) == 1 else 'them'} and run again to include "
+        f"{'it' if len(hidden) == 1 else 'them'}"
+    )
+    return replace(
+        table,
+        rows=tuple(row for row in table.rows if not row.hidden),
+        notes=(*table.notes, note),
+    )
 
 
 def read_table(path: Path, *, sheet: str | None = None) -> Table:
