@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 REQUIRED = ("firstName", "lastName", "email")
@@ -51,6 +51,8 @@ _LOOKUP = {alias: name for name, aliases in ALIASES.items() for alias in aliases
 #: (a second byte-order mark, zero-width spaces and joiners, a word joiner, a soft hyphen)
 _NOISE = re.compile(r"[\s_\-.\u00ad\u200b-\u200d\u2060\ufeff]+")
 _ACCENTS = str.maketrans("éèêáàäöüß", "eeeaaaous")
+#: the template's mark of a required column (``email *``), however it was spaced
+_MARK = re.compile(r"\s*\*+\s*$")
 
 
 def fold(header: str) -> str:
@@ -63,16 +65,33 @@ def field_for(header: str) -> str | None:
     return _LOOKUP.get(fold(header))
 
 
-def near_field(header: str, among: Iterable[str] = ()) -> str | None:
-    """The field (or one of ``among``, a webinar's question texts) that a header not matching
-    any is most likely a misspelling of: ``Compnay`` → ``organization``, ``Emial`` → ``email``."""
+def near_field(
+    header: str, among: Iterable[str] = (), fields: Collection[str] | None = None
+) -> str | None:
+    """The field (or one of ``among``, a webinar's question texts and other names) that a
+    header is most likely a misspelling of: ``Compnay`` → ``organization``, ``Emial`` →
+    ``email``. ``fields``: only these standard fields are candidates (None: all of them).
+    None when nothing is close, or when the closest is what the header already says."""
     folded = fold(header)
     if len(folded) < 4:
         return None
-    names = {alias: name for alias, name in _LOOKUP.items() if len(alias) >= 4}
+    names = {
+        alias: name
+        for alias, name in _LOOKUP.items()
+        if len(alias) >= 4 and (fields is None or name in fields)
+    }
     names.update({fold(text): text for text in among})
     close = difflib.get_close_matches(folded, list(names), n=1, cutoff=0.8)
-    return names[close[0]] if close else None
+    if not close:
+        return None
+    which = names[close[0]]
+    return None if fold(which) == folded or _LOOKUP.get(folded) == which else which
+
+
+def unmarked(header: str) -> str:
+    """A header without the template's mark of a required column: ``email *`` → ``email``.
+    Messages, reports and the page show headers so."""
+    return _MARK.sub("", header)
 
 
 @dataclass(frozen=True)

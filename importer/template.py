@@ -1,18 +1,21 @@
 """The Excel template people fill in, generated here so that it can be rebuilt and checked.
 
-Three sheets: ``Registrants`` (one column per field, and per custom question of a webinar when
-one is named), ``Settings`` (the webinar key in a text cell, so that Excel cannot round it) and
-``Instructions``. There is deliberately no place for an access token.
+Three sheets: ``Registrants`` (one column per field and custom question of the webinar's form
+when a webinar is named, else per standard field), ``Settings`` (the webinar key in a text
+cell, so that Excel cannot round it) and ``Instructions``. There is deliberately no place for
+an access token.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from pathlib import Path
 
+from . import validate
 from .columns import OPTIONAL, REQUIRED
 from .files import write_atomically
-from .models import Form, Webinar
+from .models import Form, Question, Webinar
 
 #: rows prepared with formats and drop-downs
 ROWS = 1000
@@ -25,11 +28,21 @@ _LIST_LIMIT = 255  # Excel's limit on a drop-down written inline
 
 
 def instructions(
-    name: str, webinar: Webinar | None = None, *, sandbox: bool = False
+    name: str, webinar: Webinar | None = None, *, sandbox: bool = False, form: Form | None = None
 ) -> tuple[str, ...]:
-    """The Instructions sheet of the workbook called ``name``, for ``webinar`` if it is known
-    (and for the built-in sandbox's, with ``sandbox``)."""
+    """The Instructions sheet of the workbook called ``name``, for ``webinar`` and its ``form``
+    if they are known (and for the built-in sandbox's, with ``sandbox``)."""
     stem = Path(name).stem
+    notes = [
+        line
+        for note in left_out(form or Form())
+        for line in textwrap.wrap(
+            note[:1].upper() + note[1:] + ".",
+            width=90,
+            initial_indent="   ",
+            subsequent_indent="   ",
+        )
+    ]
     settings: tuple[str, ...]
     if webinar is None:
         settings = (
@@ -48,6 +61,7 @@ def instructions(
         "",
         "1. Fill the Registrants sheet: one person per row. Columns marked * are required.",
         "   Leave a column empty if you have nothing for it; do not rename or reorder the headers.",
+        *notes,
         *settings,
         "3. Save the workbook (keep the .xlsx format) and run:",
         f"       g2w-import register {command}",
@@ -69,25 +83,64 @@ def build(
     form: Form | None = None,
     sandbox: bool = False,
 ) -> None:
-    """Write the template to ``path``; with a webinar's form, one column per custom question.
-    ``sandbox``: the webinar is the built-in sandbox's, and the instructions say so."""
-    steps = instructions(path.name, webinar, sandbox=sandbox)
+    """Write the template to ``path``; with a webinar's form, the columns are that form's
+    (:func:`headers`). ``sandbox``: the webinar is the built-in sandbox's, and the instructions
+    say so."""
+    steps = instructions(path.name, webinar, sandbox=sandbox, form=form)
     write_atomically(path, lambda temp: _build(temp, steps, webinar, form or Form()))
 
 
 def headers(form: Form) -> list[tuple[str, str]]:
-    """(header, field name or question key) for each column of the template."""
+    """(header, field name or question key) for each column of the template.
+
+    A webinar's form gives exactly its own fields, in the order GoTo lists them (first and last
+    name and e-mail first when it leaves them out: every registrant has them), then the
+    questions that can be answered (see :func:`unanswerable`). Without a form (or one that
+    lists no fields), every standard field.
+    """
+    if form.fields:
+        listed = [spec.name for spec in form.fields]
+        names = [*(name for name in REQUIRED if name not in listed), *listed]
+    else:
+        names = [*REQUIRED, *OPTIONAL]
     columns: list[tuple[str, str]] = []
-    for name in (*REQUIRED, *OPTIONAL):
-        if name == "source":
-            continue  # where the registration came from: the tool's business, not the person's
+    for name in dict.fromkeys(names):
         spec = form.field(name)
         required = name in REQUIRED or (spec is not None and spec.required)
+        if name == "source" and not required:
+            continue  # where the registration came from: the tool's business, not the person's
         columns.append((name + (REQUIRED_MARK if required else ""), name))
     for question in form.questions:
-        mark = REQUIRED_MARK if question.required else ""
-        columns.append((question.text + mark, question.key))
+        if not validate.unanswerable(question):
+            mark = REQUIRED_MARK if question.required else ""
+            columns.append((question.text + mark, question.key))
     return columns
+
+
+def left_out(form: Form) -> tuple[str, ...]:
+    """What the template leaves out of the webinar's form, and why, one clause each."""
+    notes = []
+    for question in unanswerable(form):
+        if question.required:
+            notes.append(
+                f"the webinar requires an answer to '{question.text}', a multiple-choice question "
+                "that lists no answers to choose from, so the template has no column for it and "
+                "nobody can be registered until it has them: add its answers in GoTo Webinar (or "
+                "make it optional), then get a new template"
+            )
+        else:
+            notes.append(
+                f"the webinar's question '{question.text}' has no column: it is multiple choice "
+                "and lists no answers to choose from (add them in GoTo Webinar, then get a new "
+                "template to ask it)"
+            )
+    return tuple(notes)
+
+
+def unanswerable(form: Form) -> tuple[Question, ...]:
+    """The form's multiple-choice questions that list no answers to choose from: nothing typed
+    into a column for them could be sent, so the template has none."""
+    return tuple(q for q in form.questions if validate.unanswerable(q))
 
 
 def _build(path: Path, steps: tuple[str, ...], webinar: Webinar | None, form: Form) -> None:
@@ -104,7 +157,14 @@ def _build(path: Path, steps: tuple[str, ...], webinar: Webinar | None, form: Fo
     bold, fill = Font(bold=True), PatternFill("solid", fgColor=_HEADER_FILL)
     lists = None
     choices = {name: spec.answers for spec in form.fields if (name := spec.name) and spec.answers}
-    choices.update({q.key: tuple(a.text for a in q.answers) for q in form.questions if q.answers})
+    # a short answer that lists answers takes any text: they are suggestions, not a list
+    choices.update(
+        {
+            q.key: tuple(a.text for a in q.answers)
+            for q in form.questions
+            if q.multiple_choice and q.answers
+        }
+    )
     for column, (title, name) in enumerate(headers(form), start=1):
         letter = get_column_letter(column)
         cell = sheet.cell(row=1, column=column, value=title)

@@ -10,11 +10,15 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from .columns import ALIASES, OPTIONAL, REQUIRED, ColumnMap, field_for, fold
+from .columns import ALIASES, OPTIONAL, REQUIRED, ColumnMap, field_for, fold, near_field
 from .errors import InputError
 from .models import Form, FormField, Question, RawRow, Registrant, Response, RowProblem, Table
 from .text import hidden_character, normalise, printable
+
+if TYPE_CHECKING:
+    from .events import PlanView
 
 #: a single column with the whole name, split into first and last name at the last space
 FULL_NAME = "fullName"
@@ -104,6 +108,11 @@ class Plan:
     rules: tuple[Rule, ...] = ()
     #: why a column that looks like a field is not sent, by column
     unsent: Mapping[int, str] = field(default_factory=dict)
+    #: columns not sent that look like a misspelt field or question the webinar asks for and
+    #: no column fills: (header, that field's name or question's text)
+    near: tuple[tuple[str, str], ...] = ()
+    #: rows hidden in Excel, not sent (unless the table sends them): their lines
+    hidden: frozenset[int] = frozenset()
 
     @property
     def ignored_headers(self) -> tuple[str, ...]:
@@ -125,7 +134,11 @@ def validate(table: Table, form: Form | None = None) -> Plan:
     problems: dict[int, tuple[RowProblem, ...]] = {}
     duplicates: dict[int, int] = {}
     first_line_of: dict[str, int] = {}
+    hidden: set[int] = set()
     for row in table.rows:
+        if row.hidden and not table.send_hidden_rows:
+            hidden.add(row.line)
+            continue
         registrant, row_problems = check_row(row, rules)
         if row_problems:
             problems[row.line] = row_problems
@@ -136,7 +149,18 @@ def validate(table: Table, form: Form | None = None) -> Plan:
             duplicates[row.line] = earlier
             continue
         registrants.append(registrant)
-    return Plan(table, columns, tuple(registrants), problems, duplicates, rules, unsent)
+    near = _near(table, form or Form(), rules, unsent)
+    return Plan(
+        table,
+        columns,
+        tuple(registrants),
+        problems,
+        duplicates,
+        rules,
+        unsent,
+        near,
+        hidden=frozenset(hidden),
+    )
 
 
 def check_columns(table: Table) -> None:
@@ -167,14 +191,35 @@ def _rules(table: Table, form: Form) -> tuple[tuple[Rule, ...], dict[int, str]]:
         return index
 
     questions = [_question_rule(table, q, claim, missing, unsent) for q in form.questions]
+    answered = {rule.name for rule in questions if rule is not None}
     listed = {spec.name for spec in form.fields}
+    #: question text → a column named like a standard field the form does not ask for, whose
+    #: meaning that question asks for (an ``organization`` column, a question "Company")
+    asked_as: dict[str, int] = {}
     fields: list[Rule] = []
     for name in (*REQUIRED, *OPTIONAL):
         spec = form.field(name)
         if listed and spec is None and name not in REQUIRED:
             for other, header in enumerate(table.headers):
                 if other not in taken and field_for(header) == name:
-                    unsent[other] = "not a field of this webinar"
+                    question = next(
+                        (
+                            q
+                            for q in form.questions
+                            if field_for(q.text) == name
+                            and q.key not in answered
+                            and not unanswerable(q)
+                        ),
+                        None,
+                    )
+                    if question is None:
+                        unsent[other] = "not a field of this webinar"
+                        continue
+                    asked_as.setdefault(question.text, other)
+                    unsent[other] = (
+                        f"this webinar asks for it as the question '{question.text}'; rename the "
+                        f"column to '{question.text}' to answer it"
+                    )
             continue
         index = claim(field_for, (name,))
         if index is None and name in ("firstName", "lastName"):
@@ -199,13 +244,22 @@ def _rules(table: Table, form: Form) -> tuple[tuple[Rule, ...], dict[int, str]]:
         shown = ", ".join(f"'{h}'" for h in table.headers[:8])
         if len(table.headers) > 8:
             shown += f" and {len(table.headers) - 8:,} more"
-        if len(missing) == 1:
-            fix = f"add a column named {missing[0]}, or rename the one that holds it"
-        else:
-            fix = f"add columns named {_listed(missing, 'and')}, or rename the ones that hold them"
+        added = [name for name in missing if name not in asked_as]
+        fixes = [
+            f"rename the column '{table.headers[asked_as[name]]}' to '{name}' (this webinar asks "
+            "for it as a question)"
+            for name in missing
+            if name in asked_as
+        ]
+        if len(added) == 1:
+            fixes.insert(0, f"add a column named '{added[0]}', or rename the one that holds it")
+        elif added:
+            fixes.insert(
+                0, f"add columns named {_listed(added, 'and')}, or rename the ones that hold them"
+            )
         raise InputError(
             f"{table.describe()}: no {_listed(missing, 'or')} column (the header in line "
-            f"{table.header_line} has {shown}); {fix}"
+            f"{table.header_line} has {shown}); {'; and '.join(fixes)}"
         )
     order = {name: n for n, name in enumerate((FULL_NAME, *REQUIRED))}
     fields.sort(key=lambda rule: order.get(rule.name, len(order)))
@@ -217,8 +271,50 @@ Claim = Callable[[Callable[[str], str | None], Collection[str]], int | None]
 
 
 def _listed(names: list[str], last: str) -> str:
-    """``a``, ``a and b``, ``a, b or c``."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+    """``'a'``, ``'a' and 'b'``, ``'a', 'b' or 'c'``: field names and question texts alike."""
+    quoted = [f"'{name}'" for name in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {last} {quoted[-1]}"
+
+
+def _near(
+    table: Table, form: Form, rules: tuple[Rule, ...], unsent: Mapping[int, str]
+) -> tuple[tuple[str, str], ...]:
+    """The columns not sent that look like a misspelling of a field or question the webinar
+    asks for and no column fills (without a form, of any standard field no column fills)."""
+    filled = {rule.name for rule in rules}
+    if FULL_NAME in filled:
+        filled |= {"firstName", "lastName"}
+    listed = {spec.name for spec in form.fields}
+    standard = [
+        name
+        for name in (*REQUIRED, *OPTIONAL)
+        if name not in filled and (not listed or name in listed or name in REQUIRED)
+    ]
+    others = [
+        *(
+            spec.name
+            for spec in form.fields
+            if spec.name not in ALIASES and spec.name not in filled
+        ),
+        *(q.text for q in form.questions if q.key not in filled and not unanswerable(q)),
+    ]
+    used = {rule.index for rule in rules} | set(unsent)
+    return tuple(
+        (header, which)
+        for index, header in enumerate(table.headers)
+        if index not in used and (which := near_field(header, others, standard)) is not None
+    )
+
+
+def column_note(plan: PlanView, header: str) -> str | None:
+    """What the command line and the page say of an input column that is not sent, after its
+    name: why not (``not a field of this webinar``), or what it may be a misspelling of
+    (``did you mean 'Company'?``); None when it simply matches nothing."""
+    why = next((why for unsent, why in plan.unsent if unsent == header), None)
+    if why is not None:
+        return why
+    near = next((which for near, which in plan.near if near == header), None)
+    return f"did you mean '{near}'?" if near is not None else None
 
 
 def _field_rule(
@@ -236,6 +332,11 @@ def _field_rule(
     )
 
 
+def unanswerable(question: Question) -> bool:
+    """Whether nothing can answer ``question``: it is multiple choice and lists no answers."""
+    return question.multiple_choice and not question.answers
+
+
 def _question_rule(
     table: Table,
     question: Question,
@@ -245,7 +346,7 @@ def _question_rule(
 ) -> Rule | None:
     """The rule for one custom question; its ``type`` decides how it is answered."""
     index = claim(fold, (fold(question.text),))
-    if question.multiple_choice and not question.answers:
+    if unanswerable(question):
         # the form cannot be filled in: report it, never guess an answer key
         if question.required:
             raise InputError(
@@ -257,7 +358,7 @@ def _question_rule(
         return None
     if index is None:
         if question.required:
-            missing.append(f"'{question.text}'")
+            missing.append(question.text)
         return None
     choices = question.answers if question.multiple_choice else ()
     return Rule(
@@ -299,7 +400,8 @@ def check_row(
     responses: list[Response] = []
     for rule in rules:
         value = normalise(row.cells[rule.index])
-        problem = _problem(rule, value)
+        formula = row.formula(rule.index) if row.formulas and not value else None
+        problem = _uncalculated(formula) if formula is not None else _problem(rule, value)
         if problem:
             problems.append(RowProblem(row.line, rule.header, problem))
         elif value and rule.question is not None:
@@ -320,6 +422,16 @@ def check_row(
 
 
 _WHAT = {"firstName": "the first name", "lastName": "the last name", "email": "the e-mail address"}
+
+
+def _uncalculated(formula: str) -> str:
+    """A cell whose formula Excel never calculated (the file was written by a program): it has
+    no value to send, and only Excel (or another spreadsheet program) can give it one."""
+    shown = f" ({formula})" if formula else ""
+    return (
+        f"the cell holds a formula{shown} that Excel has not calculated yet; open the file in "
+        "Excel and save it, then run again"
+    )
 
 
 def _problem(rule: Rule, value: str) -> str | None:

@@ -9,15 +9,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import random
 from pathlib import Path
 
 from openpyxl import load_workbook
 
-from importer import template
-from importer.models import Answer, Form, Question, Webinar
-from importer.sandbox import WORKSHOP_KEY, WORKSHOP_QUESTIONS
+from importer import lookup, template
+from importer.connection import Access
+from importer.sandbox import WORKSHOP_KEY
 
 HERE = Path(__file__).parent
 FIRST = [
@@ -97,22 +98,11 @@ def registrants_csv() -> None:
 
 
 def workshop_xlsx() -> None:
-    form = Form(
-        questions=tuple(
-            Question(
-                str(q["questionKey"]),
-                q["question"],
-                q["required"],
-                q["type"],
-                q["maxSize"],
-                tuple(Answer(str(a["answerKey"]), a["answer"]) for a in q["answers"]),
-            )
-            for q in WORKSHOP_QUESTIONS
-        )
-    )
+    # the template that `g2w-import template workshop.xlsx --sandbox --webinar-key
+    # 4617712963571298411` writes: the workshop's own form, read from the built-in sandbox
+    workshop, form = asyncio.run(lookup.webinar_and_form(Access(sandbox=True), WORKSHOP_KEY))
     path = HERE / "workshop.xlsx"
-    workshop = Webinar(WORKSHOP_KEY, "Customer workshop (sandbox)", None, None)
-    template.build(path, webinar=workshop, form=form)
+    template.build(path, webinar=workshop, form=form, sandbox=True)
     book = load_workbook(path)
     sheet = book["Registrants"]
     columns = [cell.value for cell in sheet[1]]

@@ -115,8 +115,8 @@ def test_a_form_field_with_a_name_the_importer_does_not_know(
     plain = write_csv(tmp_path / "plain.csv", people(3))
     refused = register(server, plain, "--webinar-key", SUMMIT_KEY)
     assert refused.exit_code == 2
-    assert "plain.csv: no 'Company' or department column" in refused.stderr
-    assert "add columns named 'Company' and department, or rename the ones" in refused.stderr
+    assert "plain.csv: no 'Company' or 'department' column" in refused.stderr
+    assert "add columns named 'Company' and 'department', or rename the ones" in refused.stderr
     assert server.sandbox.stats["created"] == 0
     rows = [
         [*row, "department", "Company"] if i == 0 else [*row, "Sales", "Acme"]

@@ -9,8 +9,9 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from importer.columns import near_field, unmarked
 from importer.errors import InputError, UsageError
-from importer.models import RawRow, Table
+from importer.models import Answer, Form, FormField, Question, RawRow, Table
 from importer.settings import check_key
 from importer.text import hidden_character, normalise
 from importer.validate import email_problem, validate
@@ -117,10 +118,12 @@ def test_missing_required_column_names_it_and_the_fix() -> None:
     with pytest.raises(InputError) as caught:
         validate(table(("Ann", "ann@example.com"), headers=("Vorname", "Email")))
     assert str(caught.value) == (
-        "people.csv: no lastName column (the header in line 1 has 'Vorname', 'Email'); add a "
-        "column named lastName, or rename the one that holds it"
+        "people.csv: no 'lastName' column (the header in line 1 has 'Vorname', 'Email'); add a "
+        "column named 'lastName', or rename the one that holds it"
     )
-    with pytest.raises(InputError, match=r"no firstName or lastName column .*add columns named "):
+    with pytest.raises(
+        InputError, match=r"no 'firstName' or 'lastName' column .*add columns named "
+    ):
         validate(table(("Ann", "ann@example.com"), headers=("Person", "Email")))
     many = ("Vorname", "Email", *(f"Extra {n}" for n in range(1, 10)))
     with pytest.raises(InputError, match=r"'Extra 5', 'Extra 6' and 3 more\); add a column"):
@@ -162,3 +165,82 @@ def test_keys_are_kept_as_exact_digits(key: str) -> None:
 def test_mangled_keys_are_refused_with_the_fix(key: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         check_key("--webinar-key", key)
+
+
+def summit(*, company_required: bool = True) -> Form:
+    """A form like the sandbox's partner summit: no organization or jobTitle, a field the
+    importer has no alias for, and questions named like the standard fields it leaves out."""
+    return Form(
+        fields=(
+            FormField("firstName", True),
+            FormField("lastName", True),
+            FormField("email", True),
+            FormField("phone", False),
+            FormField("department", True),
+        ),
+        questions=(
+            Question("1", "Company", company_required, "shortAnswer"),
+            Question("2", "Title", False, "shortAnswer", answers=(Answer("9", "Dr."),)),
+            Question("3", "Track", False, "multipleChoice"),
+        ),
+    )
+
+
+def test_a_column_the_webinar_does_not_ask_for_is_never_suggested_as_itself() -> None:
+    headers = (
+        *("First", "Last", "Email", "department", "Company"),
+        *("organization", "jobTitle", "Titel", "Organisaton", "Phon", "Trak", "Notes"),
+    )
+    plan = validate(table(("Ann", "Lee", "a@example.com", *["x"] * 9), headers=headers), summit())
+    assert {headers[i]: why for i, why in plan.unsent.items()} == {
+        "organization": "not a field of this webinar",
+        "jobTitle": (
+            "this webinar asks for it as the question 'Title'; rename the column to 'Title' to "
+            "answer it"
+        ),
+    }
+    # a misspelling of what the webinar asks for and no column fills; not of organization
+    # (not asked for) nor of Track (multiple choice without answers: nothing can answer it)
+    assert plan.near == (("Titel", "Title"), ("Phon", "phone"))
+
+
+def test_a_field_whose_meaning_a_question_asks_for_is_offered_the_rename() -> None:
+    headers = ("First", "Last", "Email", "department", "organization")
+    plan = validate(
+        table(("Ann", "Lee", "a@example.com", "Sales", "Acme"), headers=headers),
+        summit(company_required=False),
+    )
+    assert dict(plan.unsent) == {
+        4: (
+            "this webinar asks for it as the question 'Company'; rename the column to 'Company' "
+            "to answer it"
+        )
+    }
+    with pytest.raises(InputError) as caught:
+        validate(
+            table(("Ann", "Lee", "a@example.com", "Acme"), headers=headers[:3] + headers[4:]),
+            summit(),
+        )
+    assert str(caught.value) == (
+        "people.csv: no 'Company' or 'department' column (the header in line 1 has 'First', "
+        "'Last', 'Email', 'organization'); add a column named 'department', or rename the one "
+        "that holds it; and rename the column 'organization' to 'Company' (this webinar asks "
+        "for it as a question)"
+    )
+
+
+def test_near_field_suggests_only_what_differs_from_the_header() -> None:
+    assert near_field("Compnay") == "organization"
+    assert near_field("Emial") == "email"
+    assert near_field("organization") is None  # what it already says
+    assert near_field("Organisation") is None  # an alias of it
+    assert near_field("Compnay", ["Company"], fields=()) == "Company"
+    assert near_field("Compnay", fields=("email",)) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [("email *", "email"), ("Your role? *", "Your role?"), ("Notes*", "Notes"), ("a*b", "a*b")],
+)
+def test_the_templates_mark_is_not_part_of_a_header(header: str, shown: str) -> None:
+    assert unmarked(header) == shown
