@@ -51,7 +51,8 @@ class Connection:
     transport: httpx.AsyncBaseTransport | None = None
     #: shown in the plan when this is not GoTo ("the built-in sandbox: nothing reaches GoTo")
     label: str | None = None
-    #: where journals live when not in the user's data folder (a throwaway sandbox's own)
+    #: where journals live when not in the user's data folder's ``journals`` (the in-process
+    #: sandbox keeps its own apart, so that they are never taken for GoTo's)
     journal_folder: Path | None = None
     #: where the token came from, for ``whoami``
     token_source: str = ""

@@ -70,7 +70,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 @pytest.fixture(autouse=True)
 def own_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Journals of every test (and its subprocesses) go into the test's own folder."""
+    """Journals and reports of every test (and its subprocesses) go into the test's own
+    folder."""
     folder = tmp_path / "user-data"
     monkeypatch.setenv("XDG_DATA_HOME", str(folder))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
@@ -84,6 +85,8 @@ def own_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "G2W_AUTH_URL",
     ):
         monkeypatch.delenv(name, raising=False)
+    # a command that writes beside the current folder (export, undo) writes into the test's own
+    monkeypatch.chdir(tmp_path)
     return folder
 
 

@@ -23,7 +23,7 @@ from ..connection import Access
 from ..console import Interrupts, form_json, form_lines, webinar_json, webinar_lines
 from ..errors import EXIT_USAGE, UsageError
 from ..httpserver import cannot_listen
-from ..sandbox import Sandbox, SandboxConfig, SandboxServer, serve
+from ..sandbox import Sandbox, SandboxConfig, SandboxServer, reset, serve
 from ..text import counted
 from .base import (
     api_options,
@@ -49,7 +49,8 @@ from .base import (
     "--to",
     "end",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="The last day, YYYY-MM-DD, in this computer's time zone.  [default: a year after --from]",
+    help="The last day, YYYY-MM-DD, in this computer's time zone.  [default: a year from "
+    "today, or from --from when that is later]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of a table.")
 def webinars(
@@ -60,11 +61,13 @@ def webinars(
 ) -> None:
     """List your webinars with their keys, subjects, types and first start times.
 
-    Each start is shown on the webinar's own clock (its time zone); --from and --to are
-    days on this computer's.
+    Each start is shown on the webinar's own clock (its time zone), marked "over" when every
+    session has ended; --from and --to are days on this computer's. With a --from in the past
+    the list runs from then to a year from today.
     """
-    first = start.date() if start else dt.date.today()
-    last = end.date() if end else first + dt.timedelta(days=365)
+    today = dt.date.today()
+    first = start.date() if start else today
+    last = end.date() if end else max(first, today) + dt.timedelta(days=365)
     with errors():
         if last < first:
             raise UsageError(f"--to {last} is before --from {first}")
@@ -111,8 +114,9 @@ def template_command(
 ) -> None:
     """Write the Excel template to fill in (PATH, default registrants.xlsx).
 
-    With --webinar-key, the template gets a column for each of the webinar's custom
-    questions, with drop-downs of the allowed answers, and the key on its Settings sheet.
+    With --webinar-key, the template is the webinar's own form: a column for each of its
+    fields and custom questions, in its order, required ones marked, drop-downs of the allowed
+    answers, and the key on its Settings sheet.
     """
     with errors():
         if path.exists() and not force:
@@ -127,10 +131,14 @@ def template_command(
         except OSError as exc:
             raise UsageError(f"{path}: cannot be written ({exc.strerror})") from exc
         if webinar is not None and form is not None:
+            columns = template.headers(form)
+            asked = len(form.questions) - len(template.unanswerable(form))
             echo(
-                f"Template for '{webinar.subject}' ({webinar.key}) with "
-                f"{len(form.questions)} custom questions."
+                f"Template for '{webinar.subject}' ({webinar.key}): "
+                f"{counted(len(columns) - asked, 'field')} and {counted(asked, 'custom question')}."
             )
+            for note in template.left_out(form):
+                echo(f"Warning: {note}", colour="yellow")
         click.echo(f"Template: {path}")
 
 
@@ -164,7 +172,7 @@ def _count(name: str, help: str) -> Callable[[FC], FC]:
     return click.option(name, type=click.IntRange(min=0), metavar="N", help=help)
 
 
-@cli.command("sandbox")
+@cli.group("sandbox", invoke_without_command=True)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -244,7 +252,10 @@ def _count(name: str, help: str) -> Callable[[FC], FC]:
     "--pat", "pats", multiple=True, metavar="PAT", help="Exchange this personal access token."
 )
 @click.option("--seed", type=int, help="Seed for keys and faults, to repeat a run exactly.")
+@click.pass_context
 def sandbox_command(
+    context: click.Context,
+    /,
     port: int,
     tokens: tuple[str, ...],
     pats: tuple[str, ...],
@@ -252,7 +263,13 @@ def sandbox_command(
     expire_after: int | None,
     **settings_: Any,
 ) -> None:
-    """Serve the simulated GoTo Webinar API on 127.0.0.1 until Ctrl-C."""
+    """Serve the simulated GoTo Webinar API on 127.0.0.1 until Ctrl-C.
+
+    The sandbox served here starts empty and keeps nothing. The built-in one that --sandbox
+    uses keeps its registrations between runs; g2w-import sandbox reset empties it.
+    """
+    if context.invoked_subcommand is not None:
+        return
     tokens = tokens or (secrets.token_hex(16),)  # never starts with "-", as an option would
     state = Sandbox(
         SandboxConfig(
@@ -307,6 +324,20 @@ def sandbox_command(
     finally:
         for number, handler in previous.items():  # as Interrupts leaves them: see there
             signal.signal(number, signal.SIG_IGN if Interrupts.process_ends else handler)
+
+
+@sandbox_command.command("reset", short_help="Empty the built-in sandbox that --sandbox uses.")
+def sandbox_reset() -> None:
+    """Empty the built-in sandbox (--sandbox): its registrants and its runs' journals."""
+    with errors():
+        done = reset()
+    if done.registrants is None:
+        removed = "its file, which could not be read,"
+    else:
+        removed = counted(done.registrants, "registrant")
+    echo(
+        f"Sandbox reset: removed {removed} and {counted(done.journals, 'journal')} ({done.folder})."
+    )
 
 
 @cli.command()

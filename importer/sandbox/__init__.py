@@ -1,12 +1,15 @@
 """A local simulator of the GoTo Webinar API, for trying the importer, tests and benchmarks.
 
 :func:`connect` is the one way product code reaches it: it returns a
-:class:`~importer.connection.Connection` like any other, served in-process, with a journal
-folder of its own that is thrown away afterwards (the in-process sandbox starts empty every
-time). ``g2w-import sandbox`` serves the same simulator on a loopback socket
-(:class:`SandboxServer`), with faults to switch on.
+:class:`~importer.connection.Connection` like any other, served in-process. The in-process
+sandbox keeps its registrants, and the journals of its runs, in the user's data folder
+(``store.py``), so that a run can be stopped and continued, and exported, cancelled or undone
+afterwards; ``g2w-import sandbox reset`` empties it. ``g2w-import sandbox`` serves the same
+simulator on a loopback socket (:class:`SandboxServer`), with faults to switch on, starting
+empty and keeping nothing.
 
     state.py    the webinars, their registrants, the API's answers
+    store.py    what the in-process sandbox keeps between runs, in SQLite
     oauth.py    the sign-in server: authorize, token, refresh, token lifetimes
     faults.py   the settings, the rate window, the dice
     server.py   in-process (an httpx transport) or over loopback HTTP
@@ -16,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from ..connection import Connection
 from ..credentials import Credentials
@@ -26,6 +27,7 @@ from ..oauth import RefreshingAuth
 from .faults import SandboxConfig
 from .server import SandboxServer, SandboxTransport
 from .state import PREFIX, Sandbox
+from .store import Reset, SandboxStore, journal_folder, reset, store_path
 from .webinars import (
     JOIN_HOST,
     KICKOFF_KEY,
@@ -45,11 +47,13 @@ __all__ = [
     "WEBINAR_KEY",
     "WORKSHOP_KEY",
     "WORKSHOP_QUESTIONS",
+    "Reset",
     "Sandbox",
     "SandboxConfig",
     "SandboxServer",
     "SandboxTransport",
     "connect",
+    "reset",
     "serve",
 ]
 
@@ -62,17 +66,22 @@ LABEL = "the built-in sandbox: nothing reaches GoTo"
 def connect(
     config: SandboxConfig | None = None, *, organizer_key: str | None = None
 ) -> Iterator[Connection]:
-    """A connection to a fresh in-process sandbox, and a journal folder that lives as long."""
+    """A connection to the in-process sandbox, with the registrants earlier runs left in it
+    and its own journal folder, both in the user's data folder.
+
+    The token is issued for this connection alone: the sandbox keeps registrants, never tokens.
+    """
     sandbox = Sandbox(config or SandboxConfig(rate=10.0, latency=0.25))
-    token = sandbox.sign_in.issue()
-    with tempfile.TemporaryDirectory(prefix="g2w-sandbox-") as folder:
+    with SandboxStore.open(store_path()) as store:
+        store.attach(sandbox)
+        token = sandbox.sign_in.issue()
         yield Connection(
             URL,
             organizer_key or ORGANIZER_KEY,
             RefreshingAuth(Credentials(token, organizer_key=ORGANIZER_KEY), None),
             transport=SandboxTransport(sandbox),
             label=LABEL,
-            journal_folder=Path(folder),
+            journal_folder=journal_folder(),
             token_source="the built-in sandbox",
         )
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import email.utils
 import json
 import re
+import sqlite3
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..httpserver import Answer, Request
@@ -33,6 +35,9 @@ from .webinars import (
     body_problem,
     catalogue,
 )
+
+if TYPE_CHECKING:
+    from .store import SandboxStore
 
 PREFIX = "/G2W/rest/v2"
 
@@ -56,7 +61,11 @@ class Sandbox:
             hour=15, minute=0, second=0, microsecond=0
         )
         self.webinars = catalogue(start)
-        self._keys: set[str] = set()
+        #: every registrant key issued, so that none is issued twice
+        self.keys: set[str] = set()
+        #: where registrations are kept between runs (the in-process sandbox's); None: only
+        #: in memory
+        self.store: SandboxStore | None = None
         #: counts of what happened, for tests and benchmarks
         self.stats: collections.Counter[str] = collections.Counter()
         self.sign_in = SignIn(self.config, clock, self.stats)
@@ -122,7 +131,12 @@ class Sandbox:
         if self.dice.chance(self.config.error_rate):
             self.stats["errors"] += 1
             return Answer(503, b"<html><body>Service Unavailable</body></html>", "text/html")
-        answer = self._route(request.method, url.path[len(PREFIX) :], query, request.body)
+        try:
+            with self._kept(write=request.method in ("POST", "DELETE")):
+                answer = self._route(request.method, url.path[len(PREFIX) :], query, request.body)
+        except sqlite3.Error as exc:  # as a server whose database fails: nothing was done
+            self.stats["errors"] += 1
+            return _error(503, "ServiceUnavailable", f"the sandbox's file cannot be used: {exc}")
         if request.method == "POST" and answer.status == 201:
             if self.dice.chance(self.config.gateway_timeout_rate):
                 self.stats["gateway_timeouts"] += 1
@@ -139,6 +153,20 @@ class Sandbox:
         if delay:
             await asyncio.sleep(delay)
         return answer
+
+    def _kept(self, *, write: bool) -> contextlib.AbstractContextManager[None]:
+        """Around one call: with a store, what other processes committed taken in first, and
+        a create or delete made in one write transaction with that reading."""
+        if self.store is None:
+            return contextlib.nullcontext()
+        if write:
+            return self.store.writing(self)
+        return self._synced(self.store)
+
+    @contextlib.contextmanager
+    def _synced(self, store: SandboxStore) -> Iterator[None]:
+        store.sync(self)
+        yield
 
     def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Answer:
         listing = _WEBINARS_PATH.fullmatch(path)
@@ -283,6 +311,9 @@ class Sandbox:
         if entry is None:
             self.stats["cancel_missing"] += 1
             return _error(404, "NotFound", "Registrant not found")
+        if self.store is not None:
+            with self.store.writing(self):
+                self.store.removed(registrant_key)
         webinar.registrants.remove(entry)
         address = email_key(entry["email"])
         if webinar.by_email.get(address) is entry:
@@ -329,7 +360,10 @@ class Sandbox:
     ) -> dict[str, Any]:
         """Register someone directly, as another channel (GoTo's own page) would; ``status``
         is where the organizer's approval stands (``APPROVED``, ``WAITING``, ``DENIED``)."""
-        webinar = self.webinars[webinar_key]
+        with self._kept(write=True):
+            return self._add(fields, self.webinars[webinar_key], status)
+
+    def _add(self, fields: dict[str, Any], webinar: SandboxWebinar, status: str) -> dict[str, Any]:
         names = {*STANDARD_FIELDS, *(extra["field"] for extra in webinar.extra_fields)}
         names -= webinar.omit_fields  # a field the form does not ask for is not kept
         key = self._new_key()
@@ -347,6 +381,8 @@ class Sandbox:
             "fields": {k: v for k, v in fields.items() if k in names},
             "responses": [] if self.config.drop_answers else list(fields.get("responses", [])),
         }
+        if self.store is not None:
+            self.store.added(webinar.key, entry)
         webinar.registrants.append(entry)
         webinar.by_email.setdefault(email_key(entry["email"]), entry)
         self.stats["created"] += 1
@@ -355,9 +391,10 @@ class Sandbox:
     def _new_key(self) -> str:
         while True:
             key = str(self.dice.random.randrange(10**18, 2**63))
-            if key not in self._keys:
-                self._keys.add(key)
-                return key
+            if key in self.keys or (self.store is not None and not self.store.issue(key)):
+                continue
+            self.keys.add(key)
+            return key
 
 
 def _well_formed(key: str) -> bool:
