@@ -111,6 +111,7 @@ async def register_async(
     stop: StopSignal | None = None,
     dry_run: bool = False,
     verify: bool = True,
+    include_hidden_rows: bool = False,
 ) -> Outcome:
     """Register everyone in ``source`` for the webinar(s); see :func:`register`."""
     keys = (webinar_key,) if isinstance(webinar_key, str) else tuple(webinar_key or ())
@@ -126,6 +127,7 @@ async def register_async(
         give_up_after=give_up_after,
         dry_run=dry_run,
         verify=verify,
+        include_hidden_rows=include_hidden_rows,
         resume_hint=RESUME_HINT,
     )
     access = Access(sandbox=sandbox, api_url=api_url, token=token, organizer_key=organizer_key)
@@ -151,6 +153,7 @@ def register(
     give_up_after: float = 60.0,
     stop: StopSignal | None = None,
     verify: bool = True,
+    include_hidden_rows: bool = False,
 ) -> Outcome:
     """Register everyone in ``source`` for a webinar, as ``g2w-import register`` does.
 
@@ -160,7 +163,9 @@ def register(
     where the command finds them: ``G2W_ACCESS_TOKEN``, then the stored login. ``sandbox=True``
     uses the built-in simulated API. ``progress`` is True for a progress line on stderr, or a
     function called with a :class:`ProgressReport` after each row. ``verify=False`` skips the
-    check of every registered row against GoTo's registrant list once sending ends.
+    check of every registered row against GoTo's registrant list once sending ends. Rows
+    hidden in Excel (by a filter or by hand) are not sent, and are ``skipped_hidden`` in the
+    outcome, unless ``include_hidden_rows=True``; ``sheet=`` reads any sheet, hidden ones too.
 
     Returns the :class:`~importer.outcome.Outcome`; a run stopped by the API, a quota or an
     interrupt returns one too, with the rest ``pending`` and ``exit_code`` saying why. An input
@@ -186,6 +191,7 @@ def register(
         give_up_after=give_up_after,
         stop=stop,
         verify=verify,
+        include_hidden_rows=include_hidden_rows,
     )
     return _in_own_thread(coroutine, stop)
 
@@ -199,6 +205,7 @@ def check(
     api_url: str | None = None,
     sandbox: bool = False,
     sheet: str | None = None,
+    include_hidden_rows: bool = False,
 ) -> Outcome:
     """The dry run, as data: every row checked as :func:`register` would, nothing sent.
 
@@ -219,6 +226,7 @@ def check(
         sheet=sheet,
         dry_run=True,
         stop=stop,
+        include_hidden_rows=include_hidden_rows,
     )
     return _in_own_thread(coroutine, stop)
 

@@ -57,7 +57,11 @@ _COLOURS = {
     Cancellation.FAILED: report.RED,
     Cancellation.PENDING: report.YELLOW,
 }
+#: cancel's: a row that names nobody registered is a mistake in the file (a mistyped address?)
+_CANCEL_COLOURS = {**_COLOURS, Cancellation.NOT_REGISTERED: report.RED}
 SHOWN_ROWS = 20
+#: the addresses that name nobody registered, as many as the summary line names
+SHOWN_ADDRESSES = 3
 EARLIER = "cancelled by an earlier run"
 #: undo's: a registration of this tool's may also have been cancelled in GoTo Webinar meanwhile
 UNDONE = "the registration g2w-import made is cancelled (by an earlier run, or in GoTo Webinar)"
@@ -102,6 +106,8 @@ class Cancellations:
     report: Path | None = None
     resume_hint: str = "run the same command again"
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now().astimezone())
+    #: ``cancel`` (the people of a file) or ``undo`` (the registrations g2w-import made)
+    command: str = "cancel"
 
     @property
     def counts(self) -> collections.Counter[Cancellation]:
@@ -110,18 +116,50 @@ class Cancellations:
 
     @property
     def exit_code(self) -> int:
-        """0 when nobody asked for is registered any more, 1 when rows failed or are pending,
-        and the stop's own code when the run stopped early."""
+        """0 when every row is settled as asked, 1 when rows failed or are pending (or, for
+        ``cancel``, name nobody registered), and the stop's own code when the run stopped
+        early. ``undo`` asks for what g2w-import registered: a row it finds not registered, or
+        registered by someone else, is settled."""
         if self.stopped is not None:
             return self.stopped.exit_code
-        done = (Cancellation.CANCELLED, Cancellation.NOT_REGISTERED, Cancellation.LEFT_ALONE)
+        done: tuple[Cancellation, ...] = (
+            Cancellation.CANCELLED,
+            Cancellation.NOT_REGISTERED,
+            Cancellation.LEFT_ALONE,
+        )
+        if self.command == "cancel":
+            done = (Cancellation.CANCELLED,)
         return EXIT_OK if self.dry_run or all(r.status in done for r in self.rows) else EXIT_ROWS
 
     def summary(self) -> str:
-        """``10 cancelled, 1 not registered``."""
+        """``10 cancelled, 1 not registered``; for ``cancel``, with the addresses that name
+        nobody registered: ``2 not registered (ann@example.com, row 7 without an e-mail)``."""
         counts = self.counts
-        parts = [f"{counts[s]:,} {s.value.replace('_', ' ')}" for s in Cancellation if counts[s]]
+        parts = []
+        for status in Cancellation:
+            if counts[status]:
+                said = f"{counts[status]:,} {status.value.replace('_', ' ')}"
+                if status is Cancellation.NOT_REGISTERED and self.command == "cancel":
+                    said += f" ({self._nobody()})"
+                parts.append(said)
         return ", ".join(parts) or "nobody to cancel"
+
+    def _nobody(self) -> str:
+        """The first few addresses (each once) that name nobody registered, and how many more."""
+        named: dict[str, str] = {}
+        for row in self.rows:
+            if row.status is Cancellation.NOT_REGISTERED:
+                key = email_key(row.email) if row.email else f"row {row.line}"
+                named.setdefault(key, row.email or f"row {row.line} without an e-mail")
+        shown = list(named.values())[:SHOWN_ADDRESSES]
+        more = len(named) - len(shown)
+        return ", ".join(shown) + (f" and {more:,} more" if more else "")
+
+    def colours(self) -> tuple[str, ...]:
+        """Each row's colour in the report: cancel's rows that name nobody registered in the
+        colour of rows that need attention."""
+        colours = _CANCEL_COLOURS if self.command == "cancel" else _COLOURS
+        return tuple(colours[row.status] for row in self.rows)
 
     def ending(self) -> str | None:
         """Why the run stopped early, if it did, and how to carry on."""
@@ -196,7 +234,7 @@ async def cancel(
 ) -> Cancellations:
     """Unregister the people of the file at ``path`` (matched by e-mail) from the webinar."""
     check_out(options.out)
-    table = reader.read(path, sheet=options.sheet)
+    table = reader.visible_rows(reader.read(path, sheet=options.sheet))
     for note in table.notes:
         console.note(note)
     rows = people(table)
@@ -212,12 +250,12 @@ async def cancel(
             run,
             [
                 ("File", f"{table.describe()} ({counted(len(rows), 'row')})"),
-                *_common_lines(run, book),
+                *_common_lines(run, book, "cancel"),
                 *_nobody_lines(nobody),
                 ("To cancel", f"{len(book.targets):,} registrations"),
             ],
         )
-        unknown = await _go(run, book, options, console)
+        unknown = await _go(run, book, options, console, "cancel")
     outcome = Cancellations(
         run.webinar,
         _rows(rows, book, unknown, listed),
@@ -225,6 +263,7 @@ async def cancel(
         run.session.stopped,
         options.dry_run,
         resume_hint=options.resume_hint,
+        command="cancel",
     )
     return _written(outcome, options.out or beside(path, "cancelled.xlsx"), console)
 
@@ -239,7 +278,11 @@ async def undo(
     """Unregister the people this tool registered for the webinar (those of ``file`` only, when
     given), as its journal records them."""
     check_out(options.out)
-    table = reader.read(file, sheet=options.sheet) if file is not None else None
+    table = (
+        reader.visible_rows(reader.read(file, sheet=options.sheet)) if file is not None else None
+    )
+    for note in table.notes if table is not None else ():
+        console.note(note)
     rows = people(table) if table is not None else []
     in_file = first_lines(rows) if table is not None else None
     named = {email_key(person.email): person for person in reversed(rows)}
@@ -270,17 +313,23 @@ async def undo(
                     if table
                     else []
                 ),
-                *_common_lines(run, book),
-                (
-                    "Left alone",
-                    f"{counted(left, 'person', 'people')} g2w-import did not register "
-                    "(registered already, or through another channel)",
+                *_common_lines(run, book, "undo"),
+                *(
+                    [
+                        (
+                            "Left alone",
+                            f"{counted(left, 'person', 'people')} g2w-import did not register "
+                            "(registered already, or through another channel)",
+                        )
+                    ]
+                    if left
+                    else []
                 ),
                 *_unproven_lines(book, run.client.clock),
                 ("To cancel", f"{counted(len(book.targets), 'registration')} made by g2w-import"),
             ],
         )
-        unknown = await _go(run, book, options, console)
+        unknown = await _go(run, book, options, console, "undo")
     if table is not None:  # the report has every row of the file
         for person in rows:
             key = email_key(person.email)
@@ -298,6 +347,7 @@ async def undo(
         run.session.stopped,
         options.dry_run,
         resume_hint=options.resume_hint,
+        command="undo",
     )
     default = beside(file, "undone.xlsx") if file else named_after(run.webinar, "undone.xlsx")
     return _written(outcome, options.out or default, console)
@@ -396,17 +446,34 @@ def _sort_for_undo(
     return True
 
 
-def _common_lines(run: Run, book: _Book) -> list[tuple[str, str]]:
-    """The plan's journal and resume lines."""
+def _common_lines(run: Run, book: _Book, command: str) -> list[tuple[str, str]]:
+    """The plan's journal line, and how many were cancelled before this run: "Resuming" only
+    when an earlier run of the same command left its work unfinished (a ``cancel``'s
+    cancellations are not ``undo``'s to resume, nor is a finished run's work)."""
     lines = [("Journal", str(run.journal.path))] if run.journal is not None else []
-    if book.resumed():
+    count = book.resumed()
+    if not count:
+        return lines
+    if run.journal is not None and run.journal.unfinished(command):
         said = (
             "of g2w-import's registrations are cancelled already (by an earlier run, or in GoTo "
             "Webinar)"
             if book.before == UNDONE
             else "were cancelled by an earlier run"
         )
-        lines.append(("Resuming", f"{book.resumed():,} {said}."))
+        lines.append(("Resuming", f"{count:,} {said}."))
+    elif book.before == UNDONE:
+        lines.append(
+            (
+                "Cancelled",
+                f"{count:,} of g2w-import's registrations are cancelled already (by an earlier "
+                "command, or in GoTo Webinar): nothing to do for them",
+            )
+        )
+    else:
+        lines.append(
+            ("Cancelled", f"{count:,} were cancelled already by an earlier command: nothing to do")
+        )
     return lines
 
 
@@ -445,8 +512,12 @@ def _nobody_lines(nobody: list[Person]) -> list[tuple[str, str]]:
     return lines
 
 
-async def _go(run: Run, book: _Book, options: ManageOptions, console: Console) -> set[int]:
-    """Ask, then cancel; return the lines whose calls are left without a clear answer."""
+async def _go(
+    run: Run, book: _Book, options: ManageOptions, console: Console, command: str
+) -> set[int]:
+    """Ask, then cancel; return the lines whose calls are left without a clear answer. The
+    journal knows, while the calls are under way and after a stop, that ``command`` has work
+    left unfinished."""
     if options.dry_run:
         return set()
     count = len(book.targets)
@@ -460,7 +531,9 @@ async def _go(run: Run, book: _Book, options: ManageOptions, console: Console) -
     for key in book.gone:
         run.journal.cancelled(key)
     if not count:
+        run.journal.mark_unfinished(command, False)
         return set()
+    run.journal.mark_unfinished(command, True)
     canceller = Canceller(run.session, run.client, run.journal, concurrency=run.workers)
     bar = progress(console, count)
 
@@ -472,7 +545,10 @@ async def _go(run: Run, book: _Book, options: ManageOptions, console: Console) -
         await canceller.run(book.targets, settled)
     finally:
         bar.finish()
-    return canceller.unsettled()
+    unsettled = canceller.unsettled()
+    if not unsettled and len(book.results) == count:
+        run.journal.mark_unfinished(command, False)
+    return unsettled
 
 
 def _rows(
@@ -552,5 +628,5 @@ def _report(outcome: Cancellations) -> report.Report:
         [],
         tuple(summary),
         title="Cancellation report",
-        colours=tuple(_COLOURS[row.status] for row in outcome.rows),
+        colours=outcome.colours(),
     )

@@ -23,7 +23,8 @@ from .events import PlanView, StopSignal
 from .models import Form, Status, Webinar
 from .outcome import Outcome
 from .progress import Progress
-from .text import clean, counted
+from .text import are, clean, counted
+from .validate import column_note
 
 SHOWN_PROBLEMS = 20
 _COLOURS = {"red": 31, "green": 32, "yellow": 33}
@@ -107,6 +108,20 @@ class Console:
         for warning in plan.warnings:
             self.line(f"Warning: {warning}", "yellow")
         self.say(f"File:     {plan.source} (header in line {plan.header_line}, {rows(plan.rows)})")
+        if plan.other_sheets:
+            also = ", ".join(
+                f"'{sheet.name}' ({'hidden, ' if sheet.hidden else ''}{rows(sheet.rows)})"
+                for sheet in plan.other_sheets
+            )
+            self.say(
+                f"Sheet:    '{plan.sheet}' (also with e-mails: {also}; choose one with --sheet)"
+            )
+        if plan.hidden_rows:
+            hidden = f"{rows(plan.hidden_rows)} hidden in Excel {are(plan.hidden_rows)}"
+            if plan.hidden_sent:
+                self.say(f"Hidden:   {hidden} sent too (--include-hidden-rows)")
+            else:
+                self.say(f"Hidden:   {hidden} not sent; --include-hidden-rows sends them")
         if plan.problems:
             self.say(f"Invalid:  {rows(len(plan.problems))} will not be sent:", "yellow")
             for line, problems in list(plan.problems.items())[:SHOWN_PROBLEMS]:
@@ -129,14 +144,14 @@ class Console:
         renamed = [(h, to) for h, to, plain in plan.mapping if not plain]
         if renamed:
             self.say("Columns:  " + ", ".join(f"'{h}' → {to}" for h, to in renamed))
-        for header, why in plan.unsent:
-            self.say(f"Not sent: column '{header}': {why} (kept in the report)")
+        for header, _ in plan.unsent:
+            note = column_note(plan, header)
+            self.say(f"Not sent: column '{header}': {note} (kept in the report)")
         said = {header for header, _ in plan.unsent}
         unused = [h for h in plan.unused if h and fold(h) != "webinarkey" and h not in said]
         if unused:
-            near = dict(plan.near)
             named = ", ".join(
-                f"'{h}'" + (f" (did you mean {near[h]}?)" if h in near else "") for h in unused
+                f"'{h}'" + (f" ({note})" if (note := column_note(plan, h)) else "") for h in unused
             )
             if plan.webinar is None:
                 which = "it answers" if len(unused) == 1 else "they answer"
@@ -195,15 +210,13 @@ class Console:
         )
 
     def summary(self, outcome: Outcome) -> None:
-        """``Done: 38 registered, 2 invalid.`` and how often the API asked to slow down."""
+        """``Done: 38 registered, 2 invalid.``, where every join URL is when that is another
+        report, and how often the API asked to slow down."""
         counts = outcome.counts
-        parts = [
-            f"{counts[status]:,} {status.value.replace('_', ' ')}"
-            for status in Status
-            if counts[status]
-        ]
-        colour = "green" if all(status.ok for status in counts) else "yellow"
-        self.say("Done: " + (", ".join(parts) or "no rows") + ".", colour)
+        colour = "green" if all(status.settled for status in counts) else "yellow"
+        self.say(f"Done: {outcome.summary()}.", colour)
+        if outcome.home is not None:
+            self.say(f"All join URLs: {outcome.home.describe(str(outcome.home.path))}")
         checked = [part for part in outcome.webinars if part.checked]
         fixed = sum(part.corrected for part in checked)
         unlisted = sum(part.unlisted for part in checked)
@@ -212,7 +225,7 @@ class Console:
             if unlisted:
                 said.append(f"{counted(unlisted, 'row')} not in the list")
             self.line(
-                f"Checked against GoTo's registrant list: {', '.join(said)}; see the error "
+                f"Checked against GoTo's registrant list: {', '.join(said)}; see the note "
                 "column of the report.",
                 "yellow",
             )
@@ -373,13 +386,15 @@ def webinar_json(webinar: Webinar) -> dict[str, object]:
 
 def webinar_lines(webinars: list[Webinar]) -> list[str]:
     """The organizer's webinars as ``webinars`` prints them: each start on the webinar's own
-    clock, whether it is one of a series or a sequence, the places left when it has a limit,
-    and whether its organizer approves registrants by hand."""
+    clock (``(over)`` once every session has ended), whether it is one of a series or a
+    sequence, the places left when it has a limit, and whether its organizer approves
+    registrants by hand."""
     rows: list[tuple[str, ...]] = [("key", "starts", "type", "places", "approval", "subject")]
     rows += [
         (
             w.key,
-            local_time(w.starts, w.time_zone) if w.starts else "",
+            (local_time(w.starts, w.time_zone) if w.starts else "")
+            + (" (over)" if w.ended() else ""),
             kind_text(w),
             _places(w),
             "by hand" if w.approval == "MANUAL" else "",

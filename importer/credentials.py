@@ -16,13 +16,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from .errors import NotSignedIn as NotSignedIn  # where the front doors import it from
 from .errors import UsageError
 from .files import write_atomically
-
-
-class NotSignedIn(UsageError):
-    """No token anywhere: not given, not in the environment, no stored login."""
-
 
 SERVICE = "g2w-import"
 #: renew at most this many seconds before the access token runs out
@@ -289,10 +285,7 @@ def resolve(token: str | None = None, token_file: Path | None = None) -> Found:
     place = store()
     stored = place.load()
     if stored is None:
-        raise NotSignedIn(
-            "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file; "
-            "in Python, token=)"
-        )
+        raise NotSignedIn()
     return Found(
         stored, place, f"the stored login in {place.where()}", "sign in again with g2w-import login"
     )

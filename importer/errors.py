@@ -7,6 +7,7 @@ setting at fault and says what to do. One handler in ``cli.py`` prints the messa
 
     ImporterError                       (1)
     ├── UsageError              a setting is missing or malformed (2)
+    │   └── NotSignedIn         no token anywhere: not given, in the environment or stored (2)
     ├── InputError              the input file cannot be used (2)
     ├── ReportError             the report could not be written (2)
     │   └── NoRoomForReport     ... for want of space, after sending: resumable (3)
@@ -77,6 +78,19 @@ class UsageError(ImporterError):
     """A command-line setting or environment variable is missing or malformed."""
 
     exit_code = EXIT_USAGE
+
+
+class NotSignedIn(UsageError):
+    """No token anywhere: not given, not in the environment, no stored login. The message
+    says how to sign in at the command line."""
+
+    def __init__(
+        self,
+        message: str = (
+            "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file)"
+        ),
+    ) -> None:
+        super().__init__(message)
 
 
 class InputError(ImporterError):

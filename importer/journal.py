@@ -383,6 +383,22 @@ class Journal:
                     )
         return Admission(to_send, settled, unknown)
 
+    def unfinished(self, operation: str) -> bool:
+        """Whether a run of ``operation`` (``cancel``, ``undo``) began its calls and stopped
+        before every one was settled: the next run of it resumes that work."""
+        query = "SELECT 1 FROM meta WHERE name = ?"
+        return self._db.execute(query, (f"unfinished {operation}",)).fetchone() is not None
+
+    def mark_unfinished(self, operation: str, unfinished: bool) -> None:
+        """Commit that a run of ``operation`` is about to make its calls (``unfinished``), or
+        has settled every one."""
+        name = f"unfinished {operation}"
+        with self._transaction():
+            if unfinished:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (name,))
+            else:
+                self._db.execute("DELETE FROM meta WHERE name = ?", (name,))
+
     def holds_unknown(self) -> bool:
         """Whether anyone may have been registered by an earlier run without the journal
         knowing (``sending``, or a cancellation under way)."""

@@ -27,12 +27,11 @@ import httpx
 
 from . import lookup, reader, settings
 from .client import PAGE_LIMIT, G2WClient
-from .columns import near_field
 from .connection import Access, Connection, default_webinar, open_connection, paced
 from .credentials import NotSignedIn
 from .errors import EXIT_ROWS, ImporterError, RunStopped, UsageError
 from .events import Listener, PlanView, Silent, StopSignal
-from .journal import Journal, webinar_journal
+from .journal import Journal, State, webinar_journal
 from .models import Form, ListedRegistrant, Result, RowProblem, Table, Webinar
 from .outcome import Outcome, RowOutcome, WebinarOutcome, row_outcomes
 from .reader import Source
@@ -46,7 +45,8 @@ from .validate import Plan, check_columns, validate
 UNKNOWN_PENDING = (
     "sent, but GoTo's answer was lost; the next run looks this person up before sending again"
 )
-STOPPED_PENDING = "not sent: the run stopped first; run the command again"
+#: a row the run stopped before sending, and how to carry on in the front door's words
+STOPPED_PENDING = "not sent: the run stopped first; {again}"
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,12 @@ class RunOptions:
     dry_run: bool = False
     #: once sending ends, check every registered row against one read of the registrant list
     verify: bool = True
+    #: send the rows hidden in Excel too (by default they are reported, not sent)
+    include_hidden_rows: bool = False
     #: how to carry on after a stop, in the front door's words (for the report's Summary)
     resume_hint: str = "run the same import again"
+    #: the same, briefly, for each row left pending
+    again: str = "run the command again"
 
 
 class Declined(ImporterError):
@@ -103,6 +107,8 @@ class _Part:
     unlisted: int = 0
     #: why the check could not be made, when it could not
     unchecked: str | None = None
+    #: join URLs the journal recorded as cancelled when the run began
+    retired: frozenset[str] = frozenset()
 
 
 async def run(
@@ -115,7 +121,9 @@ async def run(
     """Import ``source`` (a file, a DataFrame or records) for the webinars ``options`` name."""
     options = options or RunOptions()
     listener = listener or Silent()
-    table = reader.read(source, sheet=options.sheet)
+    table = reader.read(
+        source, sheet=options.sheet, include_hidden_rows=options.include_hidden_rows
+    )
     for note in table.notes:
         listener.note(note)
     check_columns(table)  # a missing name or e-mail column fails here, before any call
@@ -305,6 +313,12 @@ class _Run:
 async def _prepare(part: _Part) -> None:
     assert part.registrar is not None
     assert part.plan is not None
+    if part.journal is not None:  # before registering anyone again gives them new ones
+        part.retired = frozenset(
+            entry.join_url
+            for entry in part.journal.entries().values()
+            if entry.state is State.CANCELLED and entry.join_url
+        )
     part.prepared = await part.registrar.prepare(list(part.plan.registrants), part.listed)
     part.results.update(part.prepared.settled)
 
@@ -395,13 +409,7 @@ def _view(
         for i, header in enumerate(plan.table.headers)
         if header in plan.ignored_headers and i not in report_columns(plan.table.headers)
     )
-    questions = [question.text for question in part.form.questions] if part.form else []
-    taken = {rule.question or rule.name for rule in plan.rules}
-    near = tuple(
-        (header, which)
-        for header in unused
-        if (which := near_field(header, questions)) is not None and which not in taken
-    )
+    near = tuple((header, which) for header, which in plan.near if header in unused)
     return PlanView(
         webinar_key=part.key,
         webinar=part.webinar,
@@ -422,6 +430,10 @@ def _view(
         account=account,
         warnings=tuple(warnings),
         check_calls=_check_calls(part, verify),
+        sheet=plan.table.sheet,
+        other_sheets=plan.table.other_sheets,
+        hidden_rows=plan.table.hidden_rows,
+        hidden_sent=plan.table.send_hidden_rows,
     )
 
 
@@ -444,7 +456,7 @@ def _outcome(
     for index, part in enumerate(parts):
         plan = part.plan or validate(part.table)  # stopped before the form was read
         unknown = part.registrar.unsettled() if part.registrar else set()
-        stopped = None if options.dry_run else STOPPED_PENDING
+        stopped = None if options.dry_run else STOPPED_PENDING.format(again=options.again)
 
         def pending(
             line: int, unknown: set[int] = unknown, stopped: str | None = stopped
@@ -482,4 +494,5 @@ def _webinar_outcome(part: _Part) -> WebinarOutcome:
         corrected=part.corrected,
         unlisted=part.unlisted,
         unchecked=part.unchecked,
+        retired=part.retired,
     )

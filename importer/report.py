@@ -24,18 +24,20 @@ from .columns import REQUIRED, ColumnMap, fold
 from .errors import NoRoomForReport, ReportError, UsageError
 from .files import NO_SPACE, write_atomically
 from .grid import MAX_COLUMNS
-from .models import FORMULA_STARTS, Status
+from .models import FORMULA_STARTS, Status, Table
 from .text import are, counted, normalise
 
 if TYPE_CHECKING:
     from .outcome import Outcome
 
 LEAD = ("row", *REQUIRED)
-TRAIL = ("status", "registrantKey", "joinUrl", "error")
+TRAIL = ("status", "registrantKey", "joinUrl", "error", "note")
 SUFFIXES = (".xlsx", ".csv")
 #: row colours: green for done, pale green for nothing to do, red for needs attention, yellow for
 #: pending
 GREEN, PALE_GREEN, RED, YELLOW = "C6EFCE", "E2EFDA", "FFC7CE", "FFEB9C"
+#: neutral: rows left out on purpose (hidden in Excel)
+GREY = "EDEDED"
 _COLOURS = {
     Status.REGISTERED: GREEN,
     Status.ALREADY_REGISTERED: PALE_GREEN,
@@ -45,9 +47,11 @@ _COLOURS = {
     Status.FAILED: RED,
     Status.DENIED: RED,
     Status.PENDING: YELLOW,
+    Status.SKIPPED_HIDDEN: GREY,
 }
 _WIDTH_SAMPLE = 2000
-ATTENTION = frozenset({Status.INVALID, Status.DUPLICATE, Status.FAILED})
+#: rows to fix and register again; a duplicate is not one (its person is its first row's)
+ATTENTION = frozenset({Status.INVALID, Status.FAILED})
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,8 @@ class Report:
     """The report's table: headers, rows of text (row numbers as int) and each row's status.
 
     ``summary`` fills the XLSX report's first sheet; ``attention`` holds the rows that need a
-    person's eye (invalid, duplicate, failed) in the input's own columns, ready to be fixed and
-    registered again.
+    person's eye (invalid, failed) in the input's own columns, ready to be fixed and registered
+    again.
     """
 
     headers: tuple[str, ...]
@@ -69,7 +73,12 @@ class Report:
     title: str = "Registration report"
     #: each row's colour (RGB hex), for a report of another command; by default the colour of
     #: the row's status
-    colours: tuple[str, ...] = ()
+    colours: tuple[str | None, ...] = ()
+    #: each attention row's line: in this run's input, and in the report its input came from
+    #: (a needs-attention file's ``row`` column; None when the input says none)
+    attention_lines: tuple[tuple[int, int | None], ...] = ()
+    #: join URLs known to be cancelled: an older report that holds them has not lost them
+    retired: frozenset[str] = frozenset()
 
     def counts(self) -> collections.Counter[Status]:
         """How many rows ended in each status."""
@@ -86,8 +95,11 @@ def attention_path(source: Path, report: Path) -> Path:
     return report.with_name(f"{source.stem}-needs-attention.xlsx")
 
 
-def build(outcome: Outcome) -> Report:
+def build(outcome: Outcome, source_name: str | None = None) -> Report:
     """Every input row with its outcome, per webinar when there are several, and the Summary.
+
+    ``source_name`` names the input file on the Summary (by default its path): the web page
+    gives the name the file had on the person's computer, not the path of its upload.
 
     With several webinars the rows carry a ``webinarKey`` column after ``row``. Rows needing
     attention always name their webinar, so that the file they go into can be registered again
@@ -134,6 +146,8 @@ def build(outcome: Outcome) -> Report:
     rows: list[tuple[int | str, ...]] = []
     statuses: list[Status] = []
     attention: list[tuple[str, ...]] = []
+    lines: list[tuple[int, int | None]] = []
+    origin = origin_column(table.headers)
     for result in outcome.rows:
         cells = cells_of[result.line]
         rows.append(
@@ -146,32 +160,61 @@ def build(outcome: Outcome) -> Report:
                 result.registrant_key or "",
                 result.join_url or "",
                 result.error or "",
+                result.note or "",
             )
         )
         statuses.append(result.status)
         if result.status in ATTENTION:
             key = () if own_key else (result.webinar_key,)
             attention.append((*(cells[i] for i in kept), *key, result.error or ""))
+            lines.append((result.line, _line(cells[origin]) if origin is not None else None))
     made = Report(headers, rows, statuses, attention_headers=attention_headers, attention=attention)
-    summary = _summary(outcome, made)
+    summary = _summary(outcome, made, source_name)
     if dropped:
         summary += (("Not in this report", f"{dropped:,} input columns past Excel's limit"),)
-    return Report(headers, rows, statuses, summary, attention_headers, attention)
+    return Report(
+        headers,
+        rows,
+        statuses,
+        summary,
+        attention_headers,
+        attention,
+        attention_lines=tuple(lines),
+        retired=frozenset().union(*(part.retired for part in outcome.webinars)),
+    )
 
 
 def report_columns(headers: Sequence[str]) -> set[int]:
     """The columns this tool's files add (``row``, ``status``, ``registrantKey``, ``joinUrl``,
-    ``error``) when ``headers`` are those of a report or a needs-attention file fed back in:
-    at least two of them, or ``error`` last (as the needs-attention file has it)."""
+    ``error``, ``note``) when ``headers`` are those of a report or a needs-attention file fed
+    back in: at least two of them besides ``note`` (a word lists often use), or ``error`` last
+    (as the needs-attention file has it)."""
     found = {i for i, header in enumerate(headers) if header in (*TRAIL, "row")}
-    if len(found) >= 2:
+    if len({headers[i] for i in found} - {"note"}) >= 2:
         return found
     return {len(headers) - 1} if headers and headers[-1] == "error" else set()
 
 
-def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], ...]:
+def origin_column(headers: Sequence[str]) -> int | None:
+    """The ``row`` column of a needs-attention file fed back in: each row's line in the
+    report it came from."""
+    if "row" not in headers:
+        return None
+    index = headers.index("row")
+    return index if index in report_columns(headers) else None
+
+
+def _line(cell: str) -> int | None:
+    text = cell.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 8 else None
+
+
+def _summary(
+    outcome: Outcome, report: Report, source_name: str | None = None
+) -> tuple[tuple[str, str | int], ...]:
     table = outcome.table
-    lines: list[tuple[str, str | int]] = [("Input file", str(table.source or table.describe()))]
+    named = source_name or str(table.source or table.describe())
+    lines: list[tuple[str, str | int]] = [("Input file", named)]
     for part in outcome.webinars:
         webinar = part.webinar
         if webinar is None:
@@ -206,7 +249,7 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], .
                 "Checked",
                 "every registered row's key and join URL against GoTo's registrant list: "
                 + (
-                    f"{counted(fixed, 'row')} corrected or not found (see the error column)"
+                    f"{counted(fixed, 'row')} corrected or not found (see the note column)"
                     if fixed
                     else "all match"
                 ),
@@ -222,12 +265,17 @@ def _summary(outcome: Outcome, report: Report) -> tuple[tuple[str, str | int], .
     return tuple(lines)
 
 
-def write_attention(report: Report, path: Path) -> Path | None:
+def write_attention(
+    report: Report, path: Path, home: Path | None = None, *, carried: bool = False
+) -> Path | None:
     """Write the rows that need attention (or remove an old file when none do).
 
-    As XLSX, a sheet of text cells: Excel keeps 19-digit keys (the webinarKey column) as they
-    are when the file is opened, corrected and saved, so it can be registered again as it is.
-    As CSV when ``path`` ends so (Excel rounds such keys if it saves the CSV), or when the rows
+    Each row's ``row`` cell is its line in ``home``, the report that holds every join URL of
+    the list: this run's report, or with ``carried`` the report a needs-attention file fed in
+    came from (its ``row`` cells carry over). As XLSX, a sheet of text cells (Excel keeps
+    19-digit keys, the webinarKey column, as they are when the file is opened, corrected and
+    saved, so it can be registered again as it is), and a Settings sheet naming ``home``. As
+    CSV when ``path`` ends so (Excel rounds such keys if it saves the CSV), or when the rows
     are more than an Excel sheet holds; the path written is returned.
     """
     suffix = path.suffix.lower()
@@ -236,12 +284,19 @@ def write_attention(report: Report, path: Path) -> Path | None:
     if not report.attention:
         path.unlink(missing_ok=True)
         return None
-    attention = Report(report.attention_headers, list(report.attention), [])
-    sheet = "Needs attention"
+    headers = report.attention_headers
+    rows: list[tuple[int | str, ...]] = list(report.attention)
+    if "row" not in headers and len(report.attention_lines) == len(rows):
+        headers = ("row", *headers)
+        rows = [
+            (_row_cell(line, origin, carried), *cells)
+            for (line, origin), cells in zip(report.attention_lines, rows, strict=True)
+        ]
+    attention = Report(headers, rows, [])
     try:
         if suffix == ".xlsx":
             try:
-                write_atomically(path, lambda temp: _write_sheet(attention, temp, sheet))
+                write_atomically(path, lambda temp: _write_attention(attention, temp, home))
                 return path
             except ValueError:  # more rows or columns than a sheet holds
                 path.unlink(missing_ok=True)  # an old one would pass for this run's
@@ -250,6 +305,348 @@ def write_attention(report: Report, path: Path) -> Path | None:
     except OSError as exc:
         raise ReportError(f"{path}: could not be written ({exc.strerror or exc})") from exc
     return path
+
+
+def _row_cell(line: int, origin: int | None, carried: bool) -> str:
+    """An attention row's line in the report that holds the list's join URLs: its own, or the
+    one its input row named (none for a row added to a needs-attention file)."""
+    if not carried:
+        return str(line)
+    return str(origin) if origin is not None else ""
+
+
+#: the sheets of a needs-attention workbook, and the Settings entry naming its report
+ATTENTION_SHEET, SETTINGS_SHEET, HOME_LABEL = "Needs attention", "Settings", "Report"
+
+
+def _write_attention(attention: Report, path: Path, home: Path | None) -> None:
+    """The rows to fix, then a Settings sheet naming the report they came from (beside it by
+    name, elsewhere by its full path)."""
+    fills: list[str | None] = [None] * len(attention.rows)
+    table = xlsx.Table(
+        ATTENTION_SHEET, attention.headers, attention.rows, fills, tuple(_widths(attention))
+    )
+    if home is None:
+        xlsx.write(path, [table])
+        return
+    named = home.name if _same(home.parent, path.parent) else str(home.absolute())
+    lines: list[tuple[str, str | int]] = [
+        (HOME_LABEL, named),
+        (
+            "What to do",
+            "Correct the rows on the first sheet, save, and register this file again: each "
+            f"row's new outcome goes back into {home.name}, into the row its row column "
+            "names (leave that column, and this sheet, as they are).",
+        ),
+    ]
+    xlsx.write(path, [table, xlsx.Summary("Rows that need attention", lines, name=SETTINGS_SHEET)])
+
+
+# --- a needs-attention file's rows, back in the report they came from ---------------------------
+
+
+@dataclass(frozen=True)
+class Home:
+    """The report that holds every join URL of a list, once a run of its needs-attention file
+    has brought the rows it registered again up to date there."""
+
+    path: Path
+    #: how many of its rows were replaced by this run's outcome
+    updated: int
+
+    def describe(self, where: str | None = None) -> str:
+        """``guests-joinurls.xlsx (updated with 3 rows)``."""
+        return f"{where or self.path.name} (updated with {counted(self.updated, 'row')})"
+
+
+#: the suffix of a needs-attention file's name, and of a report's
+_ATTENTION_STEM, _REPORT_STEM = "-needs-attention", "-joinurls"
+#: the statuses of rows a needs-attention file is made of, as its report shows them
+_FIXABLE = frozenset(status.value for status in (*ATTENTION, Status.DUPLICATE))
+
+
+def home_of(table: Table) -> tuple[Path | None, str | None]:
+    """The report a needs-attention file came from, as its Settings sheet names it (or, when
+    it has none, as its name says: ``guests-needs-attention.csv``, and
+    ``guests-needs-attention-needs-attention.csv`` too, → ``guests-joinurls.xlsx`` or ``.csv``
+    beside it); and why its rows cannot go back there, in one line. Both None for an input
+    that is no needs-attention file."""
+    source = table.source
+    if source is None:
+        return None, None
+    named = _settings_entry(source) if source.suffix.lower() in (".xlsx", ".xlsm") else None
+    if named is not None and Path(named).suffix.lower() in SUFFIXES:  # only ever a report
+        given = Path(named)
+        candidates = [given if given.is_absolute() else source.with_name(named)]
+    elif source.stem.endswith(_ATTENTION_STEM) and len(source.stem) > len(_ATTENTION_STEM):
+        stem = source.stem
+        while stem.endswith(_ATTENTION_STEM) and len(stem) > len(_ATTENTION_STEM):
+            stem = stem[: -len(_ATTENTION_STEM)]  # what is left to fix of what was left to fix
+        stem += _REPORT_STEM
+        suffixes = sorted(SUFFIXES, key=lambda suffix: suffix != source.suffix.lower())
+        candidates = [source.with_name(stem + suffix) for suffix in suffixes]
+    else:
+        return None, None
+    found = next((path for path in candidates if path.is_file()), None)
+    if origin_column(table.headers) is None:
+        if found is None:
+            return None, None  # a list of the user's own that happens to be named so
+        return None, (
+            f"{source.name} has no row column saying which row of {found.name} each of its "
+            f"rows is, so {found.name} was left as it is; this run's report has their outcome"
+        )
+    if found is None:
+        return None, (
+            f"{candidates[0].name}, the report {source.name} came from, is not in "
+            f"{candidates[0].parent.absolute()} any more; this run's report has the rows' outcome"
+        )
+    return found, None
+
+
+def _settings_entry(path: Path) -> str | None:
+    """The report a needs-attention workbook names on its Settings sheet, if it does."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+        name = next((n for n in book.sheet_names if fold(str(n)) == "settings"), None)
+        cells = book.get_sheet_by_name(name).to_python() if name is not None else []
+    except Exception:  # calamine raises many kinds: an unreadable sheet names nothing
+        return None
+    for row in cells:
+        said = [str(cell).strip() for cell in row if str(cell).strip()]
+        if len(said) >= 2 and said[0] == HOME_LABEL:
+            return said[1]
+    return None
+
+
+def bring_back(
+    built: Report, outcome: Outcome, home: Path, note: Callable[[str], None] | None = None
+) -> Home | None:
+    """Replace the rows of ``home`` (the report a needs-attention file came from) that this
+    run registered again by their new outcome, in place: the rows keep their order and line
+    numbers, the Summary its counts up to date (rows this run left pending stay as the report
+    had them). Written atomically, or not at all: when the
+    report cannot be read, or a row of the file is not found in it as the same person (the
+    report was edited since), ``note`` hears why in one line and the report stays as it was.
+    """
+    table = outcome.table
+    source = table.source.name if table.source is not None else "the input"
+    try:
+        found = _read_report(home)
+    except (OSError, ValueError) as exc:
+        _tell(
+            note,
+            f"{home.name} could not be read ({exc}), so the outcome of {source} was not "
+            "brought into it; this run's report has it",
+        )
+        return None
+    headers, rows, summary, title = found
+    index = {header: i for i, header in reversed(list(enumerate(headers)))}
+    if not {"row", "email", "status"} <= index.keys():
+        _tell(
+            note,
+            f"{home.name} is no report of g2w-import's (it has no row, email and status "
+            f"columns), so the outcome of {source} was not brought into it; this run's report "
+            "has it",
+        )
+        return None
+    keyed = "webinarKey" in index
+    where: dict[tuple[int | str, str], int] = {}
+    for number, row in enumerate(rows):
+        place = (row[index["row"]], str(row[index["webinarKey"]]) if keyed else "")
+        where[place] = -1 if place in where else number  # -1: the report has it twice
+    column = origin_column(table.headers)
+    assert column is not None
+    origin_of = {raw.line: _line(raw.cells[column]) for raw in table.rows}
+    new_index = {header: i for i, header in enumerate(built.headers)}
+    updates: dict[int, tuple[int | str, ...]] = {}
+    unmatched: list[int] = []
+    added = 0
+    for result, new in zip(outcome.rows, built.rows, strict=True):
+        if result.status is Status.PENDING:
+            continue  # not sent again yet: the report keeps what it said of the row
+        line = origin_of[result.line]
+        if line is None:
+            added += 1
+            continue
+        number = where.get((line, result.webinar_key if keyed else ""), -1)
+        if number < 0 or number in updates or not _same_person(rows[number], index, new, new_index):
+            unmatched.append(line)
+            continue
+        updates[number] = new
+    if unmatched:
+        shown = ", ".join(str(line) for line in unmatched[:5])
+        more = f" and {len(unmatched) - 5:,} more" if len(unmatched) > 5 else ""
+        _tell(
+            note,
+            f"{home.name} does not hold the rows {source} came from (row {shown}{more}: another "
+            f"person, or none; edited since?), so it was left as it is; this run's report has "
+            "their outcome",
+        )
+        return None
+    if not updates:
+        return None
+    if "note" not in index and any(new[new_index["note"]] for new in updates.values()):
+        headers = [*headers, "note"]
+        index["note"] = len(headers) - 1
+        rows = [[*row, ""] for row in rows]
+    # the input's columns this run's report leaves out (empty in every row) are emptied too
+    own = report_columns(table.headers)
+    inputs = {h: i for i, h in enumerate(table.headers) if i not in own and h not in new_index}
+    cells_of = {raw.line: raw.cells for raw in table.rows}
+
+    def now(i: int, header: str, old: list[int | str], new: tuple[int | str, ...]) -> int | str:
+        """A cell of a row brought back: its place as it was, the rest as this run has it."""
+        if header in ("row", "webinarKey"):
+            return old[i]
+        if header in new_index:
+            return new[new_index[header]]
+        if header in inputs:
+            return cells_of[int(new[0])][inputs[header]]
+        return old[i]  # a column someone added to the report
+
+    for number, new in updates.items():
+        rows[number] = [now(i, h, rows[number], new) for i, h in enumerate(headers)]
+    statuses = [str(row[index["status"]]) for row in rows]
+    colours = tuple(_COLOURS.get(Status(s)) if s in _STATUS_VALUES else None for s in statuses)
+    stamp = outcome.started.strftime("%Y-%m-%d %H:%M %Z").strip()
+    brought = f"{stamp}: {counted(len(updates), 'row')} from {source}"
+    updated = Report(
+        tuple(headers),
+        [tuple(row) for row in rows],
+        [],
+        _summary_after(summary, statuses, brought) if summary is not None else (),
+        title=title,
+        colours=colours,
+    )
+    writer = _write_xlsx if home.suffix.lower() == ".xlsx" else _write_csv
+    try:
+        write_atomically(home, lambda temp: writer(updated, temp))
+    except (OSError, ValueError) as exc:
+        why = "is it open?" if isinstance(exc, PermissionError) else str(exc)
+        _tell(
+            note,
+            f"{home.name} could not be updated ({why}); this run's report has the "
+            f"outcome of {source}",
+        )
+        return None
+    if added:
+        _tell(
+            note,
+            f"{counted(added, 'row')} of {source} had no row number and are only in "
+            "this run's report",
+        )
+    return Home(home, len(updates))
+
+
+_STATUS_VALUES = frozenset(status.value for status in Status)
+
+
+def _same_person(
+    old: Sequence[int | str], index: dict[str, int], new: Sequence[int | str], at: dict[str, int]
+) -> bool:
+    """Whether a report's row is the one a needs-attention row came from: a row that needed
+    attention, or one with the same e-mail or the same name (one of them may have been the
+    fix)."""
+    if old[index["status"]] in _FIXABLE:
+        return True
+
+    def cell(row: Sequence[int | str], where: dict[str, int], name: str) -> str:
+        return str(row[where[name]]).strip().lower() if name in where else ""
+
+    if cell(old, index, "email") and cell(old, index, "email") == cell(new, at, "email"):
+        return True
+    names = ("firstName", "lastName")
+    return all(cell(old, index, n) == cell(new, at, n) for n in names) and any(
+        cell(old, index, n) for n in names
+    )
+
+
+def _summary_after(
+    summary: list[tuple[str, str | int]], statuses: Sequence[str], brought: str
+) -> tuple[tuple[str, str | int], ...]:
+    """A report's Summary with its counts as the rows now are, and a line on what changed."""
+    labels = {status.value.replace("_", " ").capitalize(): status for status in Status}
+    counts = collections.Counter(statuses)
+    lines: list[tuple[str, str | int]] = []
+    for label, value in summary:
+        if label in labels:
+            if not any(said in labels for said, _ in lines):
+                lines += [(said, counts[status.value]) for said, status in labels.items()]
+            continue
+        if label == "Rows":
+            value = len(statuses)
+        elif label == "Needs attention":
+            left = sum(counts[status.value] for status in ATTENTION)
+            if not left:
+                continue
+            value = f"{counted(left, 'row')}: see the error column"
+        lines.append((label, value))
+    return (*lines, ("Updated", brought))
+
+
+def _read_report(
+    path: Path,
+) -> tuple[list[str], list[list[int | str]], list[tuple[str, str | int]] | None, str]:
+    """A report as written: its headers, rows (row numbers as int), Summary lines (None for a
+    CSV report) and the Summary's title."""
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            grid = [[_unmark(cell) for cell in row] for row in csv.reader(handle)]
+        summary, title = None, ""
+    else:
+        from python_calamine import CalamineWorkbook
+
+        from .workbook import cell_text
+
+        try:
+            book = CalamineWorkbook.from_path(str(path))
+            sheets = [str(name) for name in book.sheet_names]
+            if "Registrants" not in sheets:
+                raise ValueError("it has no Registrants sheet")
+            grid = [
+                [cell_text(value) for value in row]
+                for row in book.get_sheet_by_name("Registrants").to_python(skip_empty_area=False)
+            ]
+            said = (
+                book.get_sheet_by_name("Summary").to_python(skip_empty_area=False)
+                if "Summary" in sheets
+                else []
+            )
+        except ValueError:
+            raise
+        except Exception as exc:  # calamine raises many kinds: all mean "cannot be read"
+            raise ValueError("it is damaged, or no workbook") from exc
+        title = cell_text(said[0][0]) if said and said[0] else ""
+        summary = [
+            (cell_text(row[0]), _number(cell_text(row[1])))
+            for row in said[2:]
+            if len(row) >= 2 and cell_text(row[0]).strip()
+        ]
+    while grid and not any(cell.strip() for cell in grid[-1]):
+        grid.pop()
+    if not grid:
+        raise ValueError("it is empty")
+    headers = [cell.strip() for cell in grid[0]]
+    at = headers.index("row") if "row" in headers else None
+    rows: list[list[int | str]] = []
+    for cells in grid[1:]:
+        row: list[int | str] = [*cells[: len(headers)], *[""] * (len(headers) - len(cells))]
+        if at is not None:
+            row[at] = _line(str(row[at])) or row[at]
+        rows.append(row)
+    return headers, rows, summary, title
+
+
+def _number(text: str) -> str | int:
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 16 else text
+
+
+def _unmark(cell: str) -> str:
+    """A CSV report's cell as it was before the apostrophe that keeps it from being a
+    formula."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2].startswith(FORMULA_STARTS) else cell
 
 
 def destinations(source: Path, out: Path | None) -> tuple[Path, Path]:
@@ -314,9 +711,10 @@ def write(report: Report, path: Path, note: Callable[[str], None] | None = None)
     """Write ``report`` to ``path`` (.xlsx or .csv) atomically; return where it was written.
 
     A report at ``path`` that holds join URLs this one lacks (a run for another webinar, with
-    another journal, or stopped before it could settle its rows) is kept under a time-stamped
-    name beside it, and this one written at ``path``; one that cannot be replaced (on Windows,
-    while Excel has it open) stays, and this one is written beside it. When what the input
+    another journal, or stopped before it could settle its rows; not the join URLs of
+    ``report.retired``, cancelled since) is kept under a time-stamped name beside it, and this
+    one written at ``path``; one that cannot be replaced (on Windows, while Excel has it open)
+    stays, and this one is written beside it. When what the input
     holds cannot be written as XLSX at all, the report is written as CSV beside it, so that a
     run's outcome is never lost for want of a report. ``note`` hears where things went.
     """
@@ -336,7 +734,9 @@ def write(report: Report, path: Path, note: Callable[[str], None] | None = None)
             _tell(note, f"{path.name} {why}; the report was written to {target.name} instead")
             return target
 
-        lost = {email for email, _ in _join_urls(path) - _join_urls(report)}
+        # a join URL of someone cancelled since (by cancel or undo) is lost to nobody
+        kept = _join_urls(path) - _join_urls(report)
+        lost = {email for email, url in kept if url not in report.retired}
         try:
             if lost:
                 os.replace(path, beside)

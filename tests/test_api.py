@@ -92,7 +92,8 @@ def test_rows_needing_attention_go_to_csv_or_xlsx_as_named(tmp_path: Path) -> No
     as_csv = outcome.write_attention(tmp_path / "fix.csv")
     assert as_csv == tmp_path / "fix.csv"
     lines = as_csv.read_text(encoding="utf-8-sig").splitlines()
-    assert lines[0].startswith("First Name,Last Name,E-Mail,")
+    # each row's line in the report first: the results of the fixed rows go back there
+    assert lines[0].startswith("row,First Name,Last Name,E-Mail,")
     assert lines[0].endswith(",error")
     assert len(lines) == 2
     assert "di@example.com" in lines[1]

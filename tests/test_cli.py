@@ -88,8 +88,7 @@ def test_dry_run_checks_everything_and_sends_nothing(tmp_path: Path) -> None:
         (
             ["--webinar-key", "1", "--organizer-key", "2"],
             {},
-            "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file; "
-            "in Python, token=)",
+            "not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass --token-file)",
         ),
         (
             ["--webinar-key", "1", "--organizer-key", "2", "--api-url", "http://example.com/api"],

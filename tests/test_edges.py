@@ -486,9 +486,10 @@ def test_the_fix_and_register_again_loop_survives_excel(
     book = load_workbook(fix)
     page = book["Needs attention"]
     headers = [cell.value for cell in page[1]]
-    assert headers == ["firstName", "lastName", "email", "webinarKey", "error"]
-    assert page.cell(row=2, column=4).value == WEBINAR_KEY  # all 19 digits, as text
-    page.cell(row=2, column=3, value="p1@example.com")  # corrected, as a person would in Excel
+    # the first column is the row's line in guests-joinurls.xlsx, where its result goes back
+    assert headers == ["row", "firstName", "lastName", "email", "webinarKey", "error"]
+    assert page.cell(row=2, column=5).value == WEBINAR_KEY  # all 19 digits, as text
+    page.cell(row=2, column=4, value="p1@example.com")  # corrected, as a person would in Excel
     book.save(fix)
     again = invoke("register", str(fix), "--api-url", server.api_url, "--rate", "500")
     assert again.exit_code == 0, again.output
@@ -497,6 +498,10 @@ def test_the_fix_and_register_again_loop_survives_excel(
     assert "error (input)" not in report[0]
     assert report[0]["status"] == "registered"
     assert not fix.with_name("guests-needs-attention-needs-attention.xlsx").exists()
+    # the corrected row went back into the first report: one list with everyone's join URL
+    first = sheet(tmp_path / "guests-joinurls.xlsx")
+    assert [row["status"] for row in first] == ["registered"] * 3
+    assert first[1]["joinUrl"] == report[0]["joinUrl"]
     fed_back = invoke(
         "register",
         str(tmp_path / "guests-joinurls.xlsx"),
@@ -505,7 +510,7 @@ def test_the_fix_and_register_again_loop_survives_excel(
         "--webinar-key",
         WEBINAR_KEY,
     )
-    assert fed_back.exit_code == 1, fed_back.output  # the row still wrong in the old report
+    assert fed_back.exit_code == 0, fed_back.output  # the old report holds the corrected row
     assert "Not sent: columns" not in fed_back.stderr
     assert not any(
         h.endswith("(input)") for h in sheet(tmp_path / "guests-joinurls-joinurls.xlsx")[0]
@@ -636,7 +641,7 @@ def test_a_misspelt_header_gets_a_did_you_mean(tmp_path: Path) -> None:
     checked = invoke("register", str(source), "--sandbox", "--dry-run")
     assert checked.exit_code == 0, checked.output
     assert (
-        "Not sent: column 'Compnay' (did you mean organization?) matches no field or question"
+        "Not sent: column 'Compnay' (did you mean 'organization'?) matches no field or question"
         in checked.stderr
     )
     source.write_text("First Name,Lastname,Emial\nAnn,Lee,ann@example.com\n")
@@ -714,7 +719,7 @@ def test_a_shared_string_repeated_into_gigabytes_is_refused(
     assert "comes to 2 MB of text once its repeated cells are spelt out" in error
     monkeypatch.setattr(workbook, "MAX_TEXT", 4 * 2**20)
     read = one_line_error(invoke("register", str(path), "--sandbox", "--dry-run"))
-    assert "no firstName or lastName column" in read  # under the limit: read, and checked
+    assert "no 'firstName' or 'lastName' column" in read  # under the limit: read, and checked
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")

@@ -437,7 +437,7 @@ def test_a_stray_answer_never_gives_a_person_a_key_that_is_not_theirs(
         ), row
         # a copied answer is another person's: the date proves the registration this tool's;
         # a made-up key is nobody's, so nothing proves whose the listed registration is
-        mine = "which the list holds for nobody" not in (row["error"] or "")
+        mine = "which the list holds for nobody" not in (row["note"] or "")
         assert row["status"] == ("registered" if mine else "already_registered"), row
     with Journal.open(journal, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as opened:
         keys = {e.email_key: e.registrant_key for e in opened.entries().values()}
@@ -473,7 +473,7 @@ def test_a_person_the_list_leaves_out_keeps_gotos_answer_and_is_not_sent_again(
     assert "1 row not in the list" in result.stderr
     assert row["status"] == "registered"
     assert row["registrantKey"]
-    assert "does not show this person" in row["error"]
+    assert "does not show this person" in row["note"]
     assert again.exit_code == 0, again.output
     assert created == 3  # nobody sent again
     with Journal.open(journal, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as opened:
@@ -551,7 +551,7 @@ def test_a_registration_replaced_since_an_earlier_run_is_corrected_and_not_claim
     row = rows_of(tmp_path / "guests-joinurls.xlsx")[1]
     assert (row["registrantKey"], row["joinUrl"]) == ("7" * 19, "https://sandbox.invalid/join/7")
     assert row["status"] == "already_registered"  # GoTo's, but not this tool's
-    assert "is gone, and this one was made since by someone else" in row["error"]
+    assert "is gone, and this one was made since by someone else" in row["note"]
     with Journal.open(journal, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as opened:
         person = opened.entries()["person1@example.com"]
     assert (person.registrant_key, person.state) == ("7" * 19, State.ALREADY_REGISTERED)
@@ -589,7 +589,7 @@ def test_waiting_people_are_reported_as_waiting_and_the_plan_says_why(
     result = invoke("register", str(source), *at(server, SUMMIT_KEY))
     assert result.exit_code == 0, result.output
     assert "this webinar approves registrants by hand" in result.stderr
-    assert "Done: 8 waiting approval." in result.stderr
+    assert "Done: 8 registered, 8 of them await approval." in result.stderr
     report = rows_of(tmp_path / "guests-joinurls.xlsx")
     assert {row["status"] for row in report} == {"waiting_approval"}
 

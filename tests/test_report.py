@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,8 @@ from openpyxl import load_workbook
 
 from importer import report
 from importer.errors import ReportError
-from importer.models import RawRow, Result, Status, Table
-from importer.outcome import Outcome, WebinarOutcome, row_outcomes
+from importer.models import WAITING_NOTE, RawRow, Result, Status, Table
+from importer.outcome import ALREADY_NOTE, Outcome, WebinarOutcome, row_outcomes
 from importer.validate import validate
 
 KEY = "8325357307900339981"
@@ -59,6 +61,7 @@ def test_columns_statuses_and_errors() -> None:
         "registrantKey",
         "joinUrl",
         "error",
+        "note",
     )
     assert [row[7] for row in built.rows] == [
         "registered",
@@ -72,6 +75,7 @@ def test_columns_statuses_and_errors() -> None:
     assert by_line[3][10].startswith("Email: 'bad-address' is not a valid e-mail address")
     assert by_line[4][10] == "same e-mail as row 2; not sent again"
     assert by_line[7][10] == "not sent: the run stopped first; run the command again"
+    assert (by_line[6][10], by_line[6][11]) == ("", ALREADY_NOTE)  # a note, not an error
     assert built.counts()[Status.REGISTERED] == 1
 
 
@@ -79,7 +83,7 @@ def test_xlsx_keys_are_text_links_work_and_nothing_is_a_formula(tmp_path: Path) 
     path = report.write(build(), tmp_path / "out.xlsx")
     sheet = load_workbook(path)["Registrants"]
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == "A1:K7"
+    assert sheet.auto_filter.ref == "A1:L7"
     cells = [cell for row in sheet.iter_rows() for cell in row]
     assert all(cell.data_type != "f" for cell in cells)
     assert sheet["I2"].value == KEY
@@ -141,3 +145,131 @@ def test_unwritable_places_are_one_line_errors(tmp_path: Path) -> None:
         report.write(build(), tmp_path / "missing" / "out.xlsx")
     with pytest.raises(ReportError, match=r"must end in \.xlsx or \.csv"):
         report.write(build(), tmp_path / "out.json")
+
+
+def approval_outcome() -> Outcome:
+    """A webinar whose organizer approves by hand: two of ours wait, one of someone else's
+    waits, one was registered already, one is repeated."""
+    headers = ("firstName", "lastName", "email")
+    people = [("Ann", "Lee", "ann@x.org"), ("Bo", "Kim", "bo@x.org"), ("Cy", "Orr", "cy@x.org")]
+    people += [("Di", "Ng", "di@x.org"), ("Ed", "Po", "ANN@x.org"), ("Fa", "Ul", "fa@x.org")]
+    rows = tuple(RawRow(line, cells) for line, cells in enumerate(people, start=2))
+    plan = validate(Table(Path("people.csv"), headers, 1, rows))
+    results = {
+        2: Result.settled(2, Status.REGISTERED, "1", "https://j/1", "WAITING"),
+        3: Result.settled(3, Status.REGISTERED, "2", "https://j/2", "WAITING"),
+        4: Result.settled(4, Status.ALREADY_REGISTERED, "3", "https://j/3", "WAITING"),
+        5: Result.settled(5, Status.ALREADY_REGISTERED, "4", "https://j/4", "APPROVED"),
+        7: Result.settled(7, Status.REGISTERED, "5", "https://j/5", "APPROVED"),
+    }
+    rows_out, problems = row_outcomes(KEY, plan, results)
+    return Outcome(plan.table, (WebinarOutcome(KEY),), tuple(rows_out), problems=tuple(problems))
+
+
+def test_notes_that_are_no_errors_have_a_column_of_their_own(tmp_path: Path) -> None:
+    done = approval_outcome()
+    frame = done.to_pandas()
+    assert list(frame.columns[-2:]) == ["error", "note"]
+    assert list(frame["status"]) == [
+        "waiting_approval",
+        "waiting_approval",
+        "waiting_approval",
+        "already_registered",
+        "duplicate",
+        "registered",
+    ]
+    assert list(frame["error"]) == ["", "", "", "", "same e-mail as row 2; not sent again", ""]
+    assert list(frame["note"]) == [WAITING_NOTE] * 3 + [ALREADY_NOTE, "", ""]
+    xlsx_rows = list(load_workbook(done.write(tmp_path / "r.xlsx"))["Registrants"].values)
+    assert xlsx_rows[0][-2:] == ("error", "note")
+    assert [row[-2:] for row in xlsx_rows[1:3]] == [(None, WAITING_NOTE)] * 2
+    with done.write(tmp_path / "r.csv").open(encoding="utf-8-sig", newline="") as handle:
+        csv_rows = list(csv.DictReader(handle))
+    assert [(row["error"], row["note"]) for row in csv_rows[3:5]] == [
+        ("", ALREADY_NOTE),
+        ("same e-mail as row 2; not sent again", ""),
+    ]
+    # the waiting people count as registered (or registered already), with how many wait
+    assert done.summary() == (
+        "3 registered, 2 of them await approval, 2 already registered, 1 of them awaits "
+        "approval, 1 duplicate"
+    )
+
+
+def test_a_repeated_row_is_not_a_row_to_fix(tmp_path: Path) -> None:
+    done = outcome()
+    written = done.write(tmp_path / "people-joinurls.xlsx")
+    fix = done.write_attention(tmp_path / "people-needs-attention.xlsx")
+    assert fix is not None
+    book = load_workbook(fix)
+    assert book.sheetnames == ["Needs attention", "Settings"]
+    rows = list(book["Needs attention"].values)
+    assert rows[0] == (
+        "row",
+        "First Name",
+        "Last Name",
+        "Email",
+        "Phone",
+        "status",
+        "Notes",
+        "webinarKey",
+        "error",
+    )
+    # rows 3 (invalid) and 5 (failed); row 4 repeats row 2's e-mail: nothing to fix there
+    assert [row[0] for row in rows[1:]] == ["3", "5"]
+    settings = {row[0]: row[1] for row in book["Settings"].iter_rows(min_row=3, values_only=True)}
+    assert settings["Report"] == written.name
+    assert dict(report.build(done).summary)["Needs attention"].startswith("2 rows: ")
+
+
+def test_join_urls_cancelled_since_are_not_kept_as_lost(tmp_path: Path) -> None:
+    old = outcome()
+    # the people are cancelled (undo) and registered again: new keys, new join URLs
+    rows = tuple(
+        replace(row, registrant_key="7" * 19, join_url="https://sandbox.invalid/join/new")
+        if row.line == 2
+        else row
+        for row in old.rows
+    )
+    cancelled = WebinarOutcome(KEY, retired=frozenset({f"https://sandbox.invalid/join/{KEY}"}))
+    for retired, kept in ((cancelled, []), (WebinarOutcome(KEY), ["people-joinurls-"])):
+        folder = tmp_path / str(bool(kept))
+        folder.mkdir()
+        target = folder / "people-joinurls.xlsx"
+        report.write(report.build(old), target)
+        notes: list[str] = []
+        again = replace(old, rows=rows, webinars=(retired,))
+        assert report.write(report.build(again), target, notes.append) == target
+        assert [name[:16] for name in sorted(p.name for p in folder.iterdir())] == [
+            *kept,
+            "people-joinurls.",
+        ]
+        # without the journal's word, the old join URL is one the new report does not have
+        assert len(notes) == len(kept)
+
+
+def test_the_summary_line_and_the_pages_result_carry_the_notes() -> None:
+    from types import SimpleNamespace
+
+    from importer.console import Console
+    from importer.web import app
+
+    done = approval_outcome()
+    stream = io.StringIO()
+    Console(stream=stream).summary(done)
+    assert stream.getvalue().splitlines()[0] == (
+        "Done: 3 registered, 2 of them await approval, 2 already registered, 1 of them awaits "
+        "approval, 1 duplicate."
+    )
+    job = SimpleNamespace(
+        outcome=done,
+        built=report.build(done),
+        error=None,
+        listener=SimpleNamespace(notes=[]),
+        report_notes=[],
+        report_file=None,
+        attention_file=None,
+    )
+    result = app._result(job, set())  # type: ignore[arg-type]
+    assert result["columns"][-2:] == ["error", "note"]
+    assert [row[-1] for row in result["rows"]] == [WAITING_NOTE] * 3 + [ALREADY_NOTE, "", ""]

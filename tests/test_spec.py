@@ -124,8 +124,11 @@ def run(server: ThreadedServer, source: Path, *extra: str) -> Result:
 def statuses(path: Path) -> list[tuple[str, str, str]]:
     rows = list(load_workbook(path)["Registrants"].iter_rows(values_only=True))
     head = rows[0]
-    columns = [head.index(name) for name in ("email", "status", "error")]
-    return [tuple(str(row[i] or "") for i in columns) for row in rows[1:]]  # type: ignore[misc]
+    email, status, error, note = (head.index(n) for n in ("email", "status", "error", "note"))
+    # what was wrong, or else what to know: a person waiting for approval is no error
+    return [
+        (str(row[email]), str(row[status]), str(row[error] or row[note] or "")) for row in rows[1:]
+    ]
 
 
 def test_denied_and_waiting_people_are_reported_as_they_stand(

@@ -25,7 +25,14 @@ from .base import EXIT_EPILOG, api_options, cli, command_line, errors, run_optio
 @click.option(
     "--sheet",
     metavar="NAME",
-    help="The Excel sheet to read (default: the first sheet with an e-mail column).",
+    help="The Excel sheet to read, hidden ones too (default: the sheet the workbook opens on, "
+    "if it has an e-mail column, else the first visible sheet that has one).",
+)
+@click.option(
+    "--include-hidden-rows",
+    is_flag=True,
+    help="Send the rows hidden in Excel (by a filter or by hand) too; by default they are "
+    "reported as skipped_hidden and not sent.",
 )
 @click.option(
     "--resend-confirmation/--no-resend-confirmation",
@@ -49,6 +56,7 @@ def register(
     webinar_keys: tuple[str, ...],
     where: Access,
     sheet: str | None,
+    include_hidden_rows: bool,
     resend_confirmation: bool | None,
     verify: bool,
     **common: Any,
@@ -78,6 +86,7 @@ def register(
             give_up_after=common["give_up_after"],
             dry_run=dry_run,
             verify=verify,
+            include_hidden_rows=include_hidden_rows,
             resume_hint=f"run the same command again: {command_line()}",
         )
         interrupts.in_loop = True
