@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import stat
 import threading
 import time
@@ -17,11 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from importer.connection import Access
+from importer.console import local_time
 from importer.credentials import Credentials, FileStore, store
-from importer.sandbox import ORGANIZER_KEY, SUMMIT_KEY, WEBINAR_KEY, WORKSHOP_KEY
+from importer.sandbox import KICKOFF_KEY, ORGANIZER_KEY, SUMMIT_KEY, WEBINAR_KEY, WORKSHOP_KEY
 from importer.web.app import create_app
 from importer.web.desk import MAX_UPLOAD, Desk, upload_name
 from importer.web.guard import SECURITY_HEADERS, cookie_name
@@ -106,10 +108,10 @@ class Page:
             assert time.monotonic() < deadline, state
             time.sleep(0.05)
 
-    def upload(self, path: Path, name: str | None = None) -> httpx.Response:
-        return self.post(
-            "/api/upload", params={"name": name or path.name}, content=path.read_bytes()
-        )
+    def upload(self, path: Path, name: str | None = None, webinar: str = "") -> httpx.Response:
+        """Upload ``path`` as the page does, with the webinar chosen on the page (if any)."""
+        params = {"name": name or path.name, **({"webinar": webinar} if webinar else {})}
+        return self.post("/api/upload", params=params, content=path.read_bytes())
 
 
 @pytest.fixture
@@ -139,9 +141,14 @@ def test_only_the_launch_secret_from_this_machine_gets_an_answer(
     page.closing.append(stranger)
     refused = stranger.get("/", headers={"Accept": "text/html"})
     assert refused.status_code == 403
-    assert "the address that g2w-import ui printed" in refused.text
+    assert "printed when it started" in refused.text
+    assert f"<code>http://127.0.0.1:{page.port}/?token=…</code>" in refused.text
+    assert "run <code>g2w-import ui</code>" in refused.text
+    assert SECRET not in refused.text
     assert stranger.get("/api/state").json()["error"].startswith("This page opens only")
-    assert stranger.get("/?token=guessed").status_code == 403
+    stale = stranger.get("/?token=guessed", headers={"Accept": "text/html"})
+    assert stale.status_code == 403
+    assert "is not this page's: it is from an earlier start of" in stale.text
     assert stranger.post("/api/stop", headers={"X-G2W-Secret": SECRET}).status_code == 403
 
     welcomed = stranger.get("/?token=" + SECRET)
@@ -164,6 +171,25 @@ def test_only_the_launch_secret_from_this_machine_gets_an_answer(
         assert rebound.status_code == 403, host
         assert f"answers only at 127.0.0.1:{port} or localhost:{port}" in rebound.text
     assert page.http.get("/api/state", headers={"Host": f"localhost:{port}"}).status_code == 200
+
+
+def test_without_the_secret_only_the_stylesheet_of_the_refusal_is_served(
+    open_page: Callable[..., Page],
+) -> None:
+    page = open_page()
+    stranger = page.stranger()
+    page.closing.append(stranger)
+    refused = stranger.get("/", headers={"Accept": "text/html"})
+    assert '<link rel="stylesheet" href="/static/page.css">' in refused.text
+    style = stranger.get("/static/page.css")
+    assert style.status_code == 200
+    assert style.headers["content-type"] == "text/css; charset=utf-8"
+    assert style.headers["cross-origin-resource-policy"] == "same-origin"
+    for path in ("/static/page.js", "/api/state", "/api/webinars", "/files/report", "/"):
+        assert stranger.get(path).status_code == 403, path
+    assert stranger.post("/static/page.css").status_code == 403
+    elsewhere = stranger.get("/static/page.css", headers={"Host": f"evil.example:{page.port}"})
+    assert elsewhere.status_code == 403
 
 
 def test_a_change_needs_the_secret_in_a_header_as_well_as_the_cookie(
@@ -242,6 +268,37 @@ def test_a_file_that_cannot_be_used_says_why_in_one_line(
     assert "\n" not in error
 
 
+def test_a_file_chosen_keeps_the_webinar_chosen_unless_it_names_its_own(
+    open_page: Callable[..., Page],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0)
+    page = open_page(on_loopback(server))
+    guests = write_csv(tmp_path / "guests.csv", people(3))
+    page.upload(guests)
+    assert page.settle()["blocker"].startswith("Choose the webinar")
+    page.upload(guests, webinar=WEBINAR_KEY)
+    state = page.settle()
+    assert state["check"]["chosen"] == WEBINAR_KEY
+    (plan,) = state["check"]["plans"]
+    assert (plan["key"], plan["send"], state["blocker"]) == (WEBINAR_KEY, 3, None)
+
+    page.upload(SAMPLES / "workshop.xlsx", webinar=WEBINAR_KEY)  # its Settings sheet names one
+    state = page.settle()
+    assert state["check"]["chosen"] == ""
+    assert [plan["key"] for plan in state["check"]["plans"]] == [WORKSHOP_KEY]
+
+    (tmp_path / "empty.csv").write_bytes(b"")
+    page.upload(tmp_path / "empty.csv", webinar=WORKSHOP_KEY)
+    check = page.settle()["check"]
+    assert check["error"].startswith("empty.csv: the file is empty")
+    assert check["chosen"] == WORKSHOP_KEY  # still the webinar chosen on the page
+    mangled = page.upload(guests, webinar="8.32536E+18")
+    assert mangled.status_code == 400
+    assert mangled.json()["error"].startswith("the webinar key '8.32536E+18' is a number")
+
+
 def test_the_plan_lists_each_row_that_needs_attention_with_its_reason(
     open_page: Callable[..., Page],
 ) -> None:
@@ -299,6 +356,29 @@ def test_the_webinar_chosen_checks_the_file_again_against_its_form(
     )
 
 
+def test_a_webinar_typed_by_its_key_is_looked_up_and_starts_read_as_the_command_says(
+    open_page: Callable[..., Page],
+) -> None:
+    page = open_page()
+    listed = page.get("/api/webinars").json()["webinars"]
+    for webinar in listed:
+        assert webinar["when"] == local_time(webinar["starts"], webinar["zone"])
+        assert re.fullmatch(
+            r"[A-Z][a-z]{2} \d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC", webinar["when"]
+        )
+    typed = page.get("/api/webinar", params={"key": KICKOFF_KEY})  # over, so not listed
+    assert typed.status_code == 200
+    kickoff = typed.json()["webinar"]
+    assert (kickoff["key"], kickoff["subject"]) == (KICKOFF_KEY, "Kick-off (sandbox)")
+    assert kickoff["when"] == local_time(kickoff["starts"], kickoff["zone"])
+    unknown = page.get("/api/webinar", params={"key": "123"})
+    assert unknown.status_code == 400
+    assert "123" in unknown.json()["error"]
+    page.upload(SAMPLES / "workshop.xlsx")
+    (plan,) = page.settle()["check"]["plans"]
+    assert plan["webinar"]["when"] == next(w["when"] for w in listed if w["key"] == WORKSHOP_KEY)
+
+
 def test_without_a_sign_in_or_a_webinar_the_page_says_what_is_missing(
     open_page: Callable[..., Page],
 ) -> None:
@@ -314,7 +394,9 @@ def test_without_a_sign_in_or_a_webinar_the_page_says_what_is_missing(
     assert status["message"] is None  # said once, in the hint
     webinars = page.get("/api/webinars")
     assert webinars.status_code == 400
-    assert webinars.json()["error"].startswith("not signed in: run g2w-import login")
+    assert webinars.json()["error"].startswith("Not signed in: once you are (see the top")
+    looked_up = page.get("/api/webinar", params={"key": WEBINAR_KEY})
+    assert looked_up.json()["error"] == webinars.json()["error"]  # said once on the page
     page.upload(SAMPLES / "registrants.csv")
     state = page.settle()
     assert state["check"]["plans"][0]["webinar"] is None
@@ -351,7 +433,7 @@ def test_register_through_the_page_and_download_the_report(
     assert result["columns"] == [
         "row", "firstName", "lastName", "email", "status", "joinUrl", "error"
     ]  # fmt: skip
-    assert result["rows"][2][-1].startswith("email: 'not-an-address' is not a valid e-mail")
+    assert result["rows"][2][6].startswith("email: 'not-an-address' is not a valid e-mail")
     assert state["register"] is None  # nothing left to send from this file
     assert state["run"]["counts"] == {"registered": 5}
     registered = {r["email"]: r["joinUrl"] for r in server.sandbox.registrants()}
@@ -372,6 +454,50 @@ def test_register_through_the_page_and_download_the_report(
     assert [cell.value for cell in fix[1]][-1] == "error"
     assert page.get("/files/elsewhere").status_code == 404
     assert not any(CANARY in answer for answer in page.answers)
+
+
+def test_an_old_report_kept_aside_is_said_as_the_command_says_it(
+    open_page: Callable[..., Page],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0)
+    page = open_page(on_loopback(server))
+    page.upload(write_csv(tmp_path / "guests.csv", people(2)), webinar=WEBINAR_KEY)
+    page.settle()
+    upload = page.desk.upload
+    assert upload is not None
+    old = Workbook()
+    sheet = old.active
+    sheet.title = "Registrants"
+    sheet.append(["firstName", "lastName", "email", "joinUrl"])
+    sheet.append(["Zoe", "Old", "zoe@earlier.example", "https://join.example/zoe"])
+    old.save(upload.report_path)
+    page.post("/api/register")
+    result = page.settle()["result"]
+    assert result["headline"] == "Done: 2 registered."
+    (note,) = result["notes"]
+    assert re.fullmatch(
+        r"guests-joinurls\.xlsx held join URLs that this run's report does not have \(of 1 "
+        r"person\); it was kept as guests-joinurls-\d{8}-\d{6}\.xlsx",
+        note,
+    )
+    assert page.get("/files/report").status_code == 200
+
+
+def test_a_message_about_a_file_the_page_keeps_names_it_without_the_folder(
+    open_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    page = open_page()
+    page.upload(write_csv(tmp_path / "guests.csv", people(2)))
+    page.settle()
+    upload = page.desk.upload
+    assert upload is not None
+    upload.report_path.mkdir()  # where the report goes: it cannot be written
+    page.post("/api/register")
+    error = page.settle()["result"]["error"]
+    assert error.startswith("guests-joinurls.xlsx: ")
+    assert str(tmp_path) not in "".join(page.answers)
 
 
 def test_stopped_or_closed_an_import_continues_and_nobody_is_registered_twice(
@@ -397,6 +523,22 @@ def test_stopped_or_closed_an_import_continues_and_nobody_is_registered_twice(
     assert pending > 0
     assert result["headline"].startswith(f"Stopped. {pending} rows are pending: press Continue")
     assert state["register"] == "Continue"
+    book = load_workbook(io.BytesIO(page.get("/files/report").content))
+    summary = dict(book["Summary"].iter_rows(values_only=True))
+    assert summary["Input file"] == "guests.csv"  # as the person's computer calls it
+    assert summary["Interrupted"].endswith(
+        "To continue, choose the same file in g2w-import ui and press Continue (nobody is "
+        "registered twice)"
+    )
+    rows = list(book["Registrants"].iter_rows(values_only=True))
+    status, error = rows[0].index("status"), rows[0].index("error")
+    waiting = {row[error] for row in rows[1:] if row[status] == "pending"}
+    assert waiting == {"not sent: the run stopped first; press Continue in g2w-import ui"}
+    shown = {column: i for i, column in enumerate(result["columns"])}
+    assert waiting == {
+        row[shown["error"]] for row in result["rows"] if row[shown["status"]] == "pending"
+    }
+    assert not any(str(tmp_path) in answer for answer in page.answers)  # no folder of the page
 
     page.post("/api/register")  # Continue, then the server stops while it runs
     page.settle(lambda s: s["run"]["sending"] and s["run"]["done"] >= 3)

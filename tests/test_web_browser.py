@@ -31,7 +31,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
+from importer.sandbox import KICKOFF_KEY, ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
 
 from .conftest import ThreadedServer, command
 
@@ -68,6 +68,8 @@ CANARY = "access-token-canary-b0c4"
 SAMPLES = Path(__file__).parent.parent / "samples"
 HOSTILE = "<img src=x onerror=alert(1)>"  # were it run, the dialog would fail the test
 SHOTS = os.environ.get("G2W_SCREENSHOTS")
+#: a start as the command shows it, on the webinar's own clock: "Wed 16 Dec 2026, 15:00 UTC"
+STARTS = r"\w{3} \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC"
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +167,28 @@ def shoot(what: Page | Locator, name: str) -> None:
         what.screenshot(path=path)
 
 
+def assert_no_sideways_scrolling(page: Page) -> None:
+    """The result table fits its box: status and note in sight, each join URL on one line,
+    cut short where need be, the whole of it in the link's title."""
+    grid = page.locator("#result .table-wrap")
+    assert grid.evaluate("box => box.scrollWidth <= box.clientWidth")
+    right = grid.evaluate("box => box.getBoundingClientRect().right")
+    for column in ("status", "note"):
+        edges = page.locator(f"#result-table td.col-{column}").evaluate_all(
+            "cells => cells.map(cell => cell.getBoundingClientRect().right)"
+        )
+        assert all(edge <= right for edge in edges), (column, edges, right)
+    links = page.locator("#result-table td.col-joinurl a").evaluate_all(
+        """links => links.map(a => [
+            new Set([...a.getClientRects()].map(r => Math.round(r.top))).size,
+            getComputedStyle(a.parentElement).textOverflow,
+            a.title === a.href,
+        ])"""
+    )
+    assert links
+    assert all(link == [1, "ellipsis", True] for link in links), links
+
+
 def saved(download: Download, folder: Path) -> Path:
     """A downloaded file, under the name the page gave it."""
     path = folder / download.suggested_filename
@@ -213,15 +237,29 @@ def test_register_the_filled_template_and_download_the_report(
     assert made["Settings"]["B2"].value == WORKSHOP_KEY
     assert "Your role? *" in [cell.value for cell in made["Registrants"][1]]
 
-    page.get_by_role("button", name="Register").focus()
+    # one style of date throughout, the command's: "Wed 16 Dec 2026, 15:00 UTC"
+    option = page.get_by_label("Webinar", exact=True).locator("option:checked").inner_text()
+    starts = re.search(rf" — ({STARTS}) \(", option)
+    assert starts, option
+    expect(page.locator("#plan .summary")).to_contain_text(f"(starts {starts[1]}).")
+
+    register = page.get_by_role("button", name="Register")
+    register.focus()
+    register.evaluate("button => button.scrollIntoView({block: 'end'})")  # at the window's foot
     page.keyboard.press("Enter")
     expect(page.locator("#progress-text")).to_contain_text(re.compile(r"\d+ of 12 done"))
     expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    expect(page.locator("#bar")).to_be_in_viewport(ratio=1)  # scrolled to, below the plan
+    if SHOTS:  # the picture shows the pace and the time left
+        expect(page.locator("#progress-text")).to_contain_text("per second")
     shoot(page.locator("section:has(#progress)"), "progress")
     expect(page.locator("#result-headline")).to_have_text("Done: 12 registered.", timeout=60_000)
     expect(page.locator("#step-result")).to_be_focused()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shoot(page.locator("#result"), "result")
+    for width in (1024, 1280):  # at 125 % and 100 % zoom on a screen 1280 pixels wide
+        page.set_viewport_size({"width": width, "height": 800})
+        assert_no_sideways_scrolling(page)
 
     registered = {r["email"]: r["joinUrl"] for r in server.sandbox.registrants(WORKSHOP_KEY)}
     assert len(registered) == 12
@@ -265,7 +303,8 @@ def test_an_invalid_file_dropped_on_the_page_shows_its_reasons(
     expect(page.locator("#blocker")).to_have_text(
         "Choose the webinar: the rows are checked against its own form."
     )
-    page.get_by_label("Webinar", exact=True).select_option(WEBINAR_KEY)
+    chooser = page.get_by_label("Webinar", exact=True)
+    chooser.select_option(WEBINAR_KEY)
     expect(page.locator("#plan .summary")).to_contain_text(
         "2 of 7 rows will be sent to Product launch (sandbox)"
     )
@@ -280,11 +319,66 @@ def test_an_invalid_file_dropped_on_the_page_shows_its_reasons(
 
     (tmp_path / "empty.csv").write_bytes(b"")
     page.locator("#file").set_input_files(tmp_path / "empty.csv")
-    expect(page.get_by_role("alert")).to_have_text(
-        "empty.csv: the file is empty; save the list into it and run again."
-    )
+    said = page.locator("section:has(#file)").get_by_role("alert")  # beside the file chooser
+    expect(said).to_have_text(re.compile(r"^empty\.csv: the file is empty; "))
+    expect(page.get_by_role("alert")).to_have_count(1)
+    assert page.locator("main").inner_text().count("the file is empty") == 1
     expect(page.get_by_role("button", name="Register")).to_be_disabled()
+    expect(chooser).to_have_value(WEBINAR_KEY)  # the webinar chosen stays chosen
+
+    page.locator("#file").set_input_files(SAMPLES / "broken-rows.csv")  # it names none
+    expect(page.locator("#plan .summary")).to_contain_text(
+        "2 of 7 rows will be sent to Product launch (sandbox)"
+    )
+    expect(said).to_be_hidden()
+    expect(chooser).to_have_value(WEBINAR_KEY)
+
+    # a result with a note (registered already) and errors still fits the window
+    server.sandbox.add_registrant(
+        {"firstName": "Anna", "lastName": "Schmidt", "email": "anna.schmidt@example.com"}
+    )
+    page.get_by_role("button", name="Register").click()
+    expect(page.locator("#result-headline")).to_contain_text("1 already registered")
+    expect(page.locator("#result-table th.col-note")).to_have_text("Note")
+    expect(page.locator("#result-table th.col-error")).to_have_text("Problem")
+    for width in (1024, 1280):
+        page.set_viewport_size({"width": width, "height": 800})
+        assert_no_sideways_scrolling(page)
     assert not seen.holds(CANARY)
+    context.close()
+
+
+def test_a_webinar_chosen_by_typing_its_key_shows_its_subject(
+    browser: Browser,
+    start_ui: Callable[..., Ui],
+    loopback_sandbox: Callable[..., ThreadedServer],
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0)
+    ui = start_ui(server, "--organizer-key", ORGANIZER_KEY, env={"G2W_ACCESS_TOKEN": CANARY})
+    context, page = new_page(browser, Seen())
+    page.goto(ui.address)
+    chooser = page.get_by_label("Webinar", exact=True)
+    expect(chooser).to_contain_text("Customer workshop (sandbox)")
+    chooser.select_option("__other")
+    page.get_by_label("Webinar key").fill("123")
+    page.keyboard.press("Enter")
+    expect(page.locator("section:has(#webinar)").get_by_role("alert")).to_contain_text("123")
+
+    chooser.select_option("__other")
+    page.get_by_label("Webinar key").fill(KICKOFF_KEY)  # over: not among the upcoming ones
+    page.get_by_role("button", name="Use this key").click()
+    picked = chooser.locator("option:checked")
+    expect(picked).to_have_text(re.compile(rf"^Kick-off \(sandbox\) — {STARTS} \({KICKOFF_KEY}\)$"))
+    expect(page.locator("section:has(#webinar)").get_by_role("alert")).to_have_count(0)
+    expect(page.locator("#template-for")).to_have_text(
+        "made for Kick-off (sandbox), with its own questions"
+    )
+    starts = picked.inner_text().split(" — ")[1].rsplit(" (", 1)[0]
+    page.locator("#file").set_input_files(SAMPLES / "registrants.csv")  # it names no webinar
+    expect(page.locator("#plan .summary")).to_have_text(
+        f"40 of 40 rows will be sent to Kick-off (sandbox) (starts {starts})."
+    )
+    expect(chooser).to_have_value(KICKOFF_KEY)
     context.close()
 
 
@@ -300,7 +394,19 @@ def test_the_browser_is_refused_without_the_secret_under_another_name_or_from_an
     answer = page.goto(ui.base + "/")
     assert answer is not None
     assert answer.status == 403
+    expect(page.get_by_role("heading", level=1)).to_have_text("Open the page from its own address")
     expect(page.locator("body")).to_contain_text("opens only from the address that g2w-import")
+    expect(page.locator("body")).to_contain_text(
+        f"find the line that starts with Page: and open that address, "
+        f"http://127.0.0.1:{ui.port}/?token=…, in this browser"
+    )
+    expect(page.locator("body")).to_contain_text("then run g2w-import ui")
+    expect(page.locator("html")).to_have_css("background-color", "rgb(245, 247, 250)")  # styled
+    expect(page.locator(".step")).to_have_css("border-radius", "8px")
+    stale = page.goto(f"{ui.base}/?token=from-an-earlier-start")
+    assert stale is not None
+    assert stale.status == 403
+    expect(page.locator("body")).to_contain_text("from an earlier start of g2w-import ui")
 
     rebound = page.goto(f"http://rebind.test:{ui.port}/?token={ui.secret}")
     assert rebound is not None

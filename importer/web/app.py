@@ -14,7 +14,10 @@ import contextlib
 import datetime as dt
 import html
 import importlib.resources
+import os
+import re
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
@@ -25,13 +28,16 @@ from starlette.types import ASGIApp
 
 from .. import lookup, settings, template
 from ..columns import fold
+from ..console import local_time
+from ..credentials import NotSignedIn
 from ..errors import EXIT_INTERRUPTED, ImporterError
 from ..events import PlanView
 from ..models import Status, Webinar
 from ..progress import clock_text
 from ..text import are, counted
+from ..validate import column_note
 from .desk import Busy, Desk, Job, TooLarge, blocker
-from .guard import Guard
+from .guard import Guard, message_page
 from .signin import SignIn
 
 T = TypeVar("T")
@@ -48,9 +54,14 @@ RESULT_COLUMNS = (
     "status",
     "joinUrl",
     "error",
+    "note",
 )
 #: the upcoming webinars listed: those starting within this many days
 AHEAD = 365
+#: why no webinar can be listed or looked up, in the page's words (the sign-in box says how)
+NOT_SIGNED_IN = (
+    "Not signed in: once you are (see the top of the page), your webinars are listed here"
+)
 _STATIC = importlib.resources.files(__package__) / "static"
 _MEDIA = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
@@ -85,15 +96,30 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
 
     async def webinars(request: Request) -> Response:
         first = dt.date.today()
-        found = await _off_loop(lookup.webinars(desk.access, first, first + dt.timedelta(AHEAD)))
+        try:
+            found = await _off_loop(
+                lookup.webinars(desk.access, first, first + dt.timedelta(AHEAD))
+            )
+        except NotSignedIn:
+            return JSONResponse({"error": NOT_SIGNED_IN}, status_code=400)
         return JSONResponse({"webinars": [_webinar(w) for w in found]})
+
+    async def webinar(request: Request) -> Response:
+        key = settings.check_key("the webinar key", request.query_params.get("key", "").strip())
+        try:
+            found, _ = await _off_loop(lookup.webinar_and_form(desk.access, key))
+        except NotSignedIn:
+            return JSONResponse({"error": NOT_SIGNED_IN}, status_code=400)
+        return JSONResponse({"webinar": _webinar(found)})
 
     async def upload(request: Request) -> Response:
         length = request.headers.get("content-length", "")
+        chosen = request.query_params.get("webinar", "").strip()
         await desk.receive(
             request.query_params.get("name", ""),
             request.stream(),
             int(length) if length.isdigit() else None,
+            webinar=settings.check_key("the webinar key", chosen) if chosen else None,
         )
         return JSONResponse(_state(desk))
 
@@ -133,6 +159,10 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         await asyncio.to_thread(template.build, path, webinar=webinar, form=form, sandbox=sandbox)
         return FileResponse(path, filename=path.name)
 
+    async def error(request: Request, exc: Exception) -> Response:
+        status = 409 if isinstance(exc, Busy) else 413 if isinstance(exc, TooLarge) else 400
+        return _refused(_named(str(exc), desk.folder), status, request)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -147,6 +177,7 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         Route("/api/sign-in", sign_in_state),
         Route("/api/sign-in", sign_in, methods=["POST"]),
         Route("/api/webinars", webinars),
+        Route("/api/webinar", webinar),
         Route("/api/upload", upload, methods=["POST"]),
         Route("/api/check", check, methods=["POST"]),
         Route("/api/register", register, methods=["POST"]),
@@ -157,7 +188,7 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={ImporterError: _error},  # type: ignore[dict-item]
+        exception_handlers={ImporterError: error},
     )
     return Guard(app, port=port, secret=secret)
 
@@ -175,21 +206,25 @@ async def _json(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-async def _error(request: Request, exc: ImporterError) -> Response:
-    status = 409 if isinstance(exc, Busy) else 413 if isinstance(exc, TooLarge) else 400
-    return _refused(str(exc), status, request)
+def _named(value: Any, folder: Path) -> Any:
+    """``value`` with the page's own folder taken out of every text in it: a file the page
+    keeps (an upload, its report) is named by its name alone, as the person knows it."""
+    if isinstance(value, str):
+        inside = re.escape(str(folder) + os.sep) + r"(?:[^\s" + re.escape(os.sep) + r"]+"
+        return re.sub(inside + re.escape(os.sep) + r")*", "", value)
+    if isinstance(value, dict):
+        return {key: _named(item, folder) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_named(item, folder) for item in value]
+    return value
 
 
 def _refused(message: str, status: int, request: Request | None = None) -> Response:
     """The error as JSON for the page's script, or as a page when a person followed a link."""
     if request is not None and request.url.path.startswith("/api/"):
         return JSONResponse({"error": message}, status_code=status)
-    text = html.escape(message)
-    body = (
-        '<!doctype html><html lang="en"><meta charset="utf-8"><title>g2w-import</title>'
-        f'<p>{text}</p><p><a href="/">Back to the page</a></p>'
-    )
-    return HTMLResponse(body, status_code=status)
+    body = f'<p>{html.escape(message)}</p><p><a href="/">Back to the page</a></p>'
+    return HTMLResponse(message_page("That did not work", body), status_code=status)
 
 
 def _webinar(webinar: Webinar | None) -> dict[str, Any] | None:
@@ -199,6 +234,8 @@ def _webinar(webinar: Webinar | None) -> dict[str, Any] | None:
         "key": webinar.key,
         "subject": webinar.subject,
         "starts": webinar.starts,
+        # as the command shows a start: on the webinar's own clock, "Wed 13 Jan 2027, 10:00 CET"
+        "when": local_time(webinar.starts, webinar.time_zone) if webinar.starts else None,
         "zone": webinar.time_zone,
         "limit": webinar.registration_limit,
         "left": webinar.places_left,
@@ -210,7 +247,8 @@ def _state(desk: Desk) -> dict[str, Any]:
     upload, check, run = desk.upload, desk.check, desk.run
     why = blocker(check)
     sending = desk.sending
-    result = _result(run) if run is not None and run.done.is_set() else None
+    said = set(check.listener.notes) if check is not None else set()
+    result = _result(run, said) if run is not None and run.done.is_set() else None
     label: str | None = "Register"
     if sending or upload is None:
         label = None
@@ -218,7 +256,7 @@ def _state(desk: Desk) -> dict[str, Any]:
         label = "Continue"
     elif result is not None and not result["error"]:
         label = None  # this file is done: its report is below
-    return {
+    state = {
         "file": {"name": upload.name, "size": upload.size} if upload else None,
         "restored": desk.restored,
         "check": _check(check) if check is not None else None,
@@ -228,6 +266,7 @@ def _state(desk: Desk) -> dict[str, Any]:
         "result": result,
         "busy": sending or (check is not None and not check.done.is_set()),
     }
+    return dict(_named(state, desk.folder))
 
 
 def _check(job: Job) -> dict[str, Any]:
@@ -256,7 +295,6 @@ def _plan(view: PlanView, job: Job) -> dict[str, Any]:
         (row.line, "email", row.error or "") for row in rows if row.status is Status.DUPLICATE
     ]
     attention.sort(key=lambda item: item[0])
-    near = dict(view.near)
     return {
         "key": view.webinar_key,
         "webinar": _webinar(view.webinar),
@@ -268,7 +306,7 @@ def _plan(view: PlanView, job: Job) -> dict[str, Any]:
         ],
         "more": max(0, len(attention) - SHOWN),
         "unused": [
-            h + (f" (did you mean {near[h]}?)" if h in near else "")
+            h + (f" ({note})" if (note := column_note(view, h)) else "")
             for h in view.unused
             if h and fold(h) != "webinarkey"
         ],
@@ -295,15 +333,19 @@ def _progress(job: Job) -> dict[str, Any]:
     }
 
 
-def _result(job: Job) -> dict[str, Any]:
+def _result(job: Job, said: set[str]) -> dict[str, Any]:
+    """The import's result; its notes are those the check (``said``) did not give already."""
     outcome, built = job.outcome, job.built
+    notes = [note for note in job.listener.notes if note not in said] + job.report_notes
     if outcome is None or built is None:
-        return {"error": job.error, "pending": 0}
+        return {"error": job.error, "pending": 0, "notes": notes}
     counts = outcome.counts
     pending = counts[Status.PENDING]
     shown = [c for c in RESULT_COLUMNS if c in built.headers]
     if not any(row.error for row in outcome.rows):
         shown.remove("error")
+    if not any(row.note for row in outcome.rows):  # awaits approval, registered already
+        shown.remove("note")
     positions = [built.headers.index(column) for column in shown]
     return {
         "error": None,
@@ -318,6 +360,7 @@ def _result(job: Job) -> dict[str, Any]:
         "more": max(0, len(built.rows) - SHOWN_ROWS),
         "report": job.report_file.name if job.report_file else None,
         "attention": job.attention_file.name if job.attention_file else None,
+        "notes": notes,
     }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -27,8 +28,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import pipeline, reader, report
+from .. import pipeline, reader, report, settings
 from ..api import ProgressReport
+from ..columns import fold
 from ..connection import Access
 from ..errors import ImporterError, InputError
 from ..events import PlanView, Silent, StopSignal
@@ -43,6 +45,8 @@ MAX_UPLOAD = 50_000_000
 RESUME_HINT = (
     "choose the same file in g2w-import ui and press Continue (nobody is registered twice)"
 )
+#: how to carry on, in a pending row of a report made on the page
+AGAIN = "press Continue in g2w-import ui"
 #: characters that no file name gets, whatever system it came from
 _UNSAFE = frozenset('<>:"/\\|?*')
 _LAST_RUN = "last-run.json"
@@ -170,10 +174,13 @@ class Job:
         *,
         dry_run: bool,
         then: Callable[[Job], None] | None = None,
+        fallback: str | None = None,
     ) -> None:
         self.upload = upload
         #: the webinars asked for; empty: as the file says
         self.keys = keys
+        #: the webinar chosen on the page, for a file that names none of its own
+        self.fallback = fallback
         self.dry_run = dry_run
         self.listener = PageListener()
         self.stop = StopSignal()
@@ -186,6 +193,8 @@ class Job:
         self.attention_file: Path | None = None
         #: the one line that says why the job could not run (a file that cannot be used)
         self.error: str | None = None
+        #: what writing the report said (an old report kept aside, a report written elsewhere)
+        self.report_notes: list[str] = []
         self.done = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -205,11 +214,14 @@ class Job:
 
     def _run(self, access: Access, options: pipeline.RunOptions) -> None:
         try:
+            if self.fallback is not None and not self.keys:
+                self.keys = self._keys_or_fallback(self.fallback)
+                options = dataclasses.replace(options, webinar_keys=self.keys)
             outcome = asyncio.run(
                 pipeline.run(self.upload.path, access, options, self.listener, self.stop)
             )
             if not self.dry_run:
-                self._write(outcome)
+                outcome = self._write(outcome)
             self.outcome = outcome
         except ImporterError as exc:
             self.error = str(exc)
@@ -223,12 +235,27 @@ class Job:
             finally:
                 self.done.set()
 
-    def _write(self, outcome: Outcome) -> None:
-        """The report and the needs-attention file beside the upload, as the command writes."""
-        built = report.build(outcome)
+    def _keys_or_fallback(self, fallback: str) -> tuple[str, ...]:
+        """The webinars to check the file against: none, so as the file says, when it names
+        them itself (its Settings sheet, a webinarKey column); else ``fallback``, the page's
+        choice (also for a file that cannot be read, which the check then says)."""
+        try:
+            table = reader.read(self.upload.path)
+            named = settings.webinar_keys((), table)
+        except ImporterError:
+            return (fallback,)
+        if named or any(fold(h) == "webinarkey" for h in table.headers):
+            return ()
+        return (fallback,)
+
+    def _write(self, outcome: Outcome) -> Outcome:
+        """The report and the needs-attention file beside the upload, as the command writes,
+        under the file's own name."""
+        built = report.build(outcome, source_name=self.upload.name)
         self.built = built
-        self.report_file = report.write(built, self.upload.report_path, self.listener.note)
+        self.report_file = report.write(built, self.upload.report_path, self.report_notes.append)
         self.attention_file = report.write_attention(built, self.upload.attention_path)
+        return outcome
 
 
 def blocker(check: Job | None) -> str | None:
@@ -279,10 +306,16 @@ class Desk:
         return self.run is not None and not self.run.done.is_set()
 
     async def receive(
-        self, name: str, chunks: AsyncIterator[bytes], length: int | None = None
+        self,
+        name: str,
+        chunks: AsyncIterator[bytes],
+        length: int | None = None,
+        *,
+        webinar: str | None = None,
     ) -> None:
         """Keep an uploaded file and check it: ``name`` as the person's computer calls it,
-        ``length`` as the request announced it (a file too large is refused before it is read).
+        ``length`` as the request announced it (a file too large is refused before it is read),
+        ``webinar`` the one chosen on the page, for a file that names none itself.
         """
         kept = upload_name(name)
         if length is not None and length > MAX_UPLOAD:
@@ -304,7 +337,7 @@ class Desk:
                 if self.sending:  # Register was pressed while the file was arriving
                     raise Busy(BUSY)
                 self.upload, self.restored = Upload(path, size), False
-                job = self._new_check(())
+                job = self._new_check((), fallback=webinar)
         except BaseException:
             path.unlink(missing_ok=True)
             folder.rmdir()
@@ -322,12 +355,12 @@ class Desk:
         job.start(self.access, self._options(keys, dry_run=True))
         return job
 
-    def _new_check(self, keys: tuple[str, ...]) -> Job:
+    def _new_check(self, keys: tuple[str, ...], fallback: str | None = None) -> Job:
         """A check of the upload that replaces the last one (called with the lock held)."""
         assert self.upload is not None
         if self.check is not None:
             self.check.stop.set()  # an older check of another choice: not needed any more
-        self.check = Job(self.upload, keys, dry_run=True)
+        self.check = Job(self.upload, keys, dry_run=True, fallback=fallback)
         self.run = None  # a new plan: the last import's report stays in its folder
         return self.check
 
@@ -362,7 +395,11 @@ class Desk:
 
     def _options(self, keys: tuple[str, ...], *, dry_run: bool) -> pipeline.RunOptions:
         return pipeline.RunOptions(
-            webinar_keys=keys, rate=self.rate, dry_run=dry_run, resume_hint=RESUME_HINT
+            webinar_keys=keys,
+            rate=self.rate,
+            dry_run=dry_run,
+            resume_hint=RESUME_HINT,
+            again=AGAIN,
         )
 
     def _ended(self, job: Job) -> None:

@@ -5,7 +5,7 @@
 - **Launch secret**: the address printed at start carries ``?token=SECRET``; that request gets
   the secret as a cookie (HttpOnly, SameSite=Strict, named after the port) and is sent on to the
   same address without it, so that it stays out of the history. Every other request needs the
-  cookie.
+  cookie, but for the stylesheet (:data:`OPEN`), which the page that says how to get in uses.
 - **CSRF**: a request that changes anything (any method but GET and HEAD) needs the secret in
   the ``X-G2W-Secret`` header as well, which another site's page cannot set.
 - **Headers**: a Content-Security-Policy that allows only the page's own files, no framing, no
@@ -14,12 +14,19 @@
 
 from __future__ import annotations
 
+import html
 import secrets
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-g2w-secret"
@@ -36,6 +43,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+#: what is answered without the secret: the stylesheet alone, nothing that says or does anything
+OPEN = frozenset({"/static/page.css"})
 NO_SECRET = (
     "This page opens only from the address that g2w-import ui printed when it started "
     "(the one with ?token=); open that address, or start g2w-import ui again."
@@ -57,6 +66,7 @@ class Guard:
     def __init__(self, app: ASGIApp, *, port: int, secret: str) -> None:
         self.app = app
         self.secret = secret
+        self.port = port
         self.cookie = cookie_name(port)
         self.hosts = frozenset({f"127.0.0.1:{port}", f"localhost:{port}"})
 
@@ -90,6 +100,8 @@ class Guard:
             answer = RedirectResponse(target, status_code=303)
             answer.set_cookie(self.cookie, self.secret, httponly=True, samesite="strict")
             return answer
+        if scope["path"] in OPEN and scope["method"] in SAFE_METHODS:
+            return None
         cookies = SimpleCookie()
         try:
             cookies.load(headers.get("cookie", ""))
@@ -98,7 +110,8 @@ class Guard:
         morsel = cookies.get(self.cookie)
         if morsel is None or not self._matches(morsel.value):
             if "text/html" in headers.get("accept", ""):
-                return Response(_page(NO_SECRET), 403, media_type="text/html")
+                page = _no_secret_page(self.port, stale=given is not None)
+                return HTMLResponse(page, status_code=403)
             return JSONResponse({"error": NO_SECRET}, status_code=403)
         if scope["method"] not in SAFE_METHODS and not self._matches(headers.get(HEADER, "")):
             return JSONResponse({"error": NO_HEADER}, status_code=403)
@@ -121,11 +134,38 @@ def _with_headers(send: Send) -> Send:
     return sending
 
 
-def _page(text: str) -> str:
-    """A page of one paragraph, for a refusal a person sees in the browser."""
-    import html
-
+def message_page(heading: str, body: str) -> str:
+    """A page in the page's own look that says one thing; ``body`` is HTML, its text escaped."""
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>g2w-import</title>'
-        f"</head><body><h1>g2w-import</h1><p>{html.escape(text)}</p></body></html>"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(heading)} · g2w-import</title>"
+        '<link rel="stylesheet" href="/static/page.css"></head><body>'
+        '<main id="main" class="message-page"><p class="quiet">g2w-import: register people '
+        'for a GoTo Webinar</p><section class="step">'
+        f"<h1>{html.escape(heading)}</h1>{body}</section></main></body></html>"
     )
+
+
+def _no_secret_page(port: int, *, stale: bool) -> str:
+    """What a person who opened the page without its secret (or with an old one) reads."""
+    address = f"http://127.0.0.1:{port}/?token=…"
+    why = (
+        "The key in this address (the part after <code>?token=</code>) is not this page's: "
+        "it is from an earlier start of <code>g2w-import ui</code>, or it was cut short."
+        if stale
+        else "For your safety, this page opens only from the address that "
+        "<code>g2w-import ui</code> printed when it started: the one with its key, "
+        "<code>?token=</code>, at the end."
+    )
+    body = (
+        f"<p>{why}</p><ol>"
+        "<li>In the terminal where <code>g2w-import ui</code> runs, find the line that starts "
+        f"with <code>Page:</code> and open that address, <code>{html.escape(address)}</code>, in "
+        "this browser.</li>"
+        "<li>Lost it, or the terminal is closed? Start the page again: stop "
+        "<code>g2w-import ui</code> with Ctrl-C if it still runs, then run "
+        "<code>g2w-import ui</code>. It opens the page in your browser by itself, with a new "
+        "key.</li></ol>"
+    )
+    return message_page("Open the page from its own address", body)

@@ -12,9 +12,14 @@ let synced = "";
 let polling = null;
 let resultShown = false;
 let signingIn = false;
-// the webinar the file names (its Settings sheet), and whether it names several (a column)
-let fromFile = null;
+let progressShown = false;
+// webinars met outside the list (a file's, a key typed), by key; whether the file names several
+const known = new Map();
 let several = false;
+// why the last file chosen was refused before it could be checked (its type, its size)
+let uploadError = "";
+// why Register or Stop was refused, said beside them
+let actionError = "";
 
 async function api(method, path, body) {
   const options = { method, headers: {}, credentials: "same-origin" };
@@ -60,15 +65,16 @@ function failed(error) { alertBox(error.message); }
 
 function number(n) { return n.toLocaleString(); }
 
-function when(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  return isNaN(date) ? iso : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+// A message beside what it is about; empty text hides it.
+function say(id, text) {
+  const box = $(id);
+  box.textContent = text ? sentence(text) : "";
+  box.hidden = !text;
 }
 
+// Dates as the command shows them ("Wed 13 Jan 2027, 10:00 CET"): the server words them.
 function describe(webinar) {
-  const starts = when(webinar.starts);
-  return `${webinar.subject}${starts ? " — " + starts : ""} (${webinar.key})`;
+  return `${webinar.subject}${webinar.when ? " — " + webinar.when : ""} (${webinar.key})`;
 }
 
 // --- sign-in ----------------------------------------------------------------------------------
@@ -120,7 +126,7 @@ function fillWebinars(chosen) {
   const options = [new Option(several ? "As the file says (its webinarKey column)" : "Choose a webinar…", "")];
   for (const webinar of webinars) options.push(new Option(describe(webinar), webinar.key));
   if (chosen && chosen !== OTHER && !webinars.some((w) => w.key === chosen)) {
-    const named = fromFile && fromFile.key === chosen ? fromFile : null;
+    const named = known.get(chosen);
     options.push(new Option(named ? describe(named) : `Webinar ${chosen}`, chosen));
   }
   options.push(new Option("Another webinar: type its key…", OTHER));
@@ -132,7 +138,7 @@ function fillWebinars(chosen) {
 function templateLink() {
   const key = $("webinar").value;
   const link = $("template-link");
-  const webinar = webinars.find((w) => w.key === key);
+  const webinar = webinars.find((w) => w.key === key) || known.get(key);
   if (key && key !== OTHER) {
     link.href = "/template.xlsx?webinar=" + encodeURIComponent(key);
     $("template-for").textContent = `made for ${webinar ? webinar.subject : "webinar " + key}, with its own questions`;
@@ -146,37 +152,57 @@ async function webinarChosen() {
   const key = $("webinar").value;
   $("other").hidden = key !== OTHER;
   templateLink();
+  say("webinar-error", "");
   if (key === OTHER) { $("other-key").focus(); return; }
   await check(key);
 }
 
 async function check(key) {
   if (!lastState || !lastState.file) return;
+  uploadError = "";
   try {
-    alertBox(null);
     render(await api("POST", "/api/check", { webinar: key }));
-  } catch (error) { failed(error); }
+  } catch (error) { say("webinar-error", error.message); }
 }
 
 async function otherKey() {
   const key = $("other-key").value.trim();
   if (!key) { $("other-key").focus(); return; }
+  say("webinar-error", "");
   fillWebinars(key);
   $("other").hidden = true;
-  await check(key);
+  await Promise.all([lookUp(key), check(key)]);
+}
+
+// A key typed: its subject and start, once GoTo has said them.
+async function lookUp(key) {
+  try {
+    const { webinar } = await api("GET", "/api/webinar?key=" + encodeURIComponent(key));
+    known.set(webinar.key, webinar);
+    if ($("webinar").value === key) fillWebinars(key);
+  } catch (error) {
+    // not signed in: the list's own line says so already
+    const said = $("webinar-status").textContent === error.message;
+    if ($("webinar").value === key && !said) say("webinar-error", error.message);
+  }
 }
 
 // --- the file ---------------------------------------------------------------------------------
 
 async function upload(file) {
   if (!file) return;
-  alertBox(null);
+  uploadError = "";
+  say("file-error", "");
   $("file-status").textContent = `Reading ${file.name}…`;
+  // the webinar chosen stays chosen, for a file that names none of its own
+  const chosen = $("webinar").value;
+  let path = "/api/upload?name=" + encodeURIComponent(file.name);
+  if (chosen && chosen !== OTHER) path += "&webinar=" + encodeURIComponent(chosen);
   try {
-    render(await api("POST", "/api/upload?name=" + encodeURIComponent(file.name), file));
+    render(await api("POST", path, file));
   } catch (error) {
-    $("file-status").textContent = "";
-    failed(error);
+    uploadError = error.message;
+    if (lastState) render(lastState); else say("file-error", uploadError);
   }
   $("file").value = "";
 }
@@ -212,15 +238,22 @@ function render(state) {
   register.hidden = !state.register;
   register.textContent = state.register || "Register";
   register.disabled = Boolean(state.blocker);
-  $("blocker").textContent = state.register && state.blocker ? state.blocker : "";
+  // a file that cannot be used says why beside the file, once
+  const fileError = state.check && state.check.error;
+  $("blocker").textContent = state.register && state.blocker && !fileError ? state.blocker : "";
   if (state.busy) schedule(500);
 }
 
 function renderFile(state) {
   const status = $("file-status");
+  const check = state.check;
+  say("file-error", uploadError || (check && !check.busy && check.error) || "");
+  const notes = check && !check.busy && !uploadError ? check.notes : [];
+  $("file-notes").replaceChildren(...notes.map((note) => element("li", "Warning: " + sentence(note))));
+  $("file-notes").hidden = !notes.length;
   if (!state.file) { status.textContent = ""; return; }
-  const checking = state.check && state.check.busy ? " Checking it…" : "";
-  status.textContent = `Chosen: ${state.file.name} (${size(state.file.size)}).${checking}`;
+  const checking = check && check.busy ? " Checking it…" : "";
+  status.textContent = `${uploadError ? "Still chosen" : "Chosen"}: ${state.file.name} (${size(state.file.size)}).${checking}`;
   if (state.restored) {
     status.textContent += " Its import did not finish last time: press Continue to register the rest (nobody is registered twice), or choose another file.";
   }
@@ -237,27 +270,24 @@ function renderPlan(state) {
     box.replaceChildren(element("p", "Checking every row…", "quiet"));
     return;
   }
-  syncWebinar(state);
-  const notes = check.notes.map((note) => "Warning: " + sentence(note));
   if (check.error) {
-    alertBox([sentence(check.error), ...notes]);
-    box.replaceChildren(element("p", "Nothing can be sent from this file yet.", "quiet"));
+    box.replaceChildren(element("p", "Nothing can be sent from this file: step 2 says why.", "quiet"));
     return;
   }
-  if (notes.length) alertBox(notes, "note");
+  syncWebinar(state);
   box.replaceChildren(...check.plans.flatMap(planBlock));
 }
 
 function syncWebinar(state) {
   // Once per check: show the webinar it was made for (the file's, when it names one).
   const check = state.check;
+  for (const plan of check.plans) if (plan.webinar) known.set(plan.key, plan.webinar);
   const keys = check.plans.map((plan) => plan.key).join(",");
   const signature = [state.file && state.file.name, check.chosen, keys].join("|");
   if (signature === synced) return;
   synced = signature;
   const plan = check.plans.length === 1 ? check.plans[0] : null;
   several = check.plans.length > 1 && !check.chosen;
-  if (plan && plan.webinar) fromFile = plan.webinar;
   fillWebinars(check.chosen || (plan && plan.key) || "");
 }
 
@@ -268,7 +298,7 @@ function planBlock(plan) {
   const rows = `${number(plan.rows)} ${plan.rows === 1 ? "row" : "rows"}`;
   if (plan.webinar) {
     summary.append(send, ` of ${rows} will be sent to `, element("strong", plan.webinar.subject));
-    if (plan.webinar.starts) summary.append(` (starts ${when(plan.webinar.starts)})`);
+    if (plan.webinar.when) summary.append(` (starts ${plan.webinar.when})`);
     summary.append(".");
   } else {
     summary.append(send, ` of ${rows} pass the checks that need no webinar.`);
@@ -324,17 +354,17 @@ function table(headers, rows, caption) {
 }
 
 function cellFor(header, value) {
-  const td = element("td");
+  const td = element("td", null, "col-" + header.toLowerCase());
   if (header === "joinUrl" && /^https?:\/\//i.test(value)) {
+    // on one line, cut short with an ellipsis; the whole link on hover and to screen readers
     const link = element("a", value);
     link.href = value;
+    link.title = value;
     link.target = "_blank";
     link.rel = "noopener noreferrer";
     td.append(link);
-    td.className = "url";
   } else {
-    td.textContent = value;
-    if (header === "row" || header === "Row") td.className = "number-cell";
+    td.textContent = header === "status" ? value.replaceAll("_", " ") : value;
   }
   return td;
 }
@@ -347,7 +377,7 @@ function countList(list, counts) {
 function renderProgress(run) {
   const box = $("progress");
   box.hidden = !(run && run.busy);
-  if (box.hidden) return;
+  if (box.hidden) { progressShown = false; return; }
   $("progress-title").textContent = run.stopping ? "Stopping: the registrations under way finish…" : "Registering…";
   const bar = $("bar");
   bar.max = Math.max(run.total, 1);
@@ -367,16 +397,27 @@ function renderProgress(run) {
   countList($("progress-counts"), Object.entries(run.counts).map(([status, count]) => ({ status, count })));
   $("stop").disabled = run.stopping;
   $("stop").textContent = run.stopping ? "Stopping…" : "Stop";
+  if (!progressShown) {  // Register is pressed at the foot of the plan: show what it started
+    progressShown = true;
+    box.scrollIntoView({ block: "center" });
+  }
 }
 
 function renderResult(result) {
   const box = $("result");
+  const notes = result ? result.notes.map((note) => element("li", "Warning: " + sentence(note))) : [];
   if (!result || result.error) {
-    if (result && result.error) alertBox(sentence(result.error));
+    say("action-error", result && result.error ? result.error : actionError);
+    $("run-notes").replaceChildren(...notes);
+    $("run-notes").hidden = !notes.length;
     box.hidden = true;
     resultShown = false;
     return;
   }
+  say("action-error", actionError);
+  $("run-notes").hidden = true;
+  $("result-notes").replaceChildren(...notes);
+  $("result-notes").hidden = !notes.length;
   const headline = $("result-headline");
   headline.textContent = result.headline;
   headline.className = "headline " + result.tone;
@@ -384,10 +425,15 @@ function renderResult(result) {
   $("report-link").textContent = `Download the report (${result.report})`;
   $("attention-link").hidden = $("attention-hint").hidden = !result.attention;
   if (result.attention) $("attention-link").textContent = `Download the rows to fix (${result.attention})`;
+  // the join link last: it is the column cut short when the table is too wide for the window
+  const order = result.columns.map((column, i) => i);
+  const link = result.columns.indexOf("joinUrl");
+  if (link >= 0) order.push(...order.splice(link, 1));
+  const columns = order.map((i) => result.columns[i]);
   const grid = $("result-table");
   const head = element("tr");
-  for (const column of result.columns) {
-    const th = element("th", column);
+  for (const column of columns) {
+    const th = element("th", LABELS[column] || column, "col-" + column.toLowerCase());
     th.scope = "col";
     head.append(th);
   }
@@ -395,7 +441,7 @@ function renderResult(result) {
   const statusAt = result.columns.indexOf("status");
   grid.tBodies[0].replaceChildren(...result.rows.map((row) => {
     const tr = element("tr", null, row[statusAt]);
-    row.forEach((cell, i) => tr.append(cellFor(result.columns[i], String(cell))));
+    for (const i of order) tr.append(cellFor(result.columns[i], String(row[i])));
     return tr;
   }));
   $("result-more").hidden = !result.more;
@@ -407,16 +453,35 @@ function renderResult(result) {
   }
 }
 
+// the result's columns in words; the report's own names are in the report
+const LABELS = {
+  row: "Row",
+  webinarKey: "Webinar key",
+  firstName: "First name",
+  lastName: "Last name",
+  email: "E-mail",
+  status: "Status",
+  note: "Note",
+  error: "Problem",
+  joinUrl: "Join link",
+};
+
 // --- wiring -----------------------------------------------------------------------------------
 
-async function register() {
-  alertBox(null);
-  try { render(await api("POST", "/api/register")); } catch (error) { failed(error); }
+async function act(path) {
+  actionError = "";
+  say("action-error", "");
+  try {
+    render(await api("POST", path));
+  } catch (error) {
+    actionError = error.message;
+    say("action-error", actionError);
+  }
 }
 
-async function stop() {
-  try { render(await api("POST", "/api/stop")); } catch (error) { failed(error); }
-}
+function register() { return act("/api/register"); }
+
+function stop() { return act("/api/stop"); }
 
 function wire() {
   $("signin-button").addEventListener("click", signIn);
