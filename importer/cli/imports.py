@@ -117,7 +117,11 @@ def _epilog(done: str, unfinished: str) -> str:
 
 
 _CANCEL_EPILOG = _epilog(
-    "done: everyone asked for is cancelled or not registered",
+    "done: everyone in the file is cancelled",
+    "finished, but some rows name nobody registered, failed or are pending (or you answered no)",
+)
+_UNDO_EPILOG = _epilog(
+    "done: every registration g2w-import made is cancelled (anyone else is left alone)",
     "finished, but some rows failed or are pending (or you answered no)",
 )
 _EXPORT_EPILOG = _epilog(
@@ -235,7 +239,7 @@ def cancel_command(
     )
 
 
-@cli.command("undo", epilog=_CANCEL_EPILOG)
+@cli.command("undo", epilog=_UNDO_EPILOG)
 @api_options()
 @click.option(
     "--file",

@@ -65,7 +65,12 @@ class SignIn:
             return _status(
                 "sandbox",
                 "The built-in sandbox",
-                ["No sign-in needed: nothing reaches GoTo, and it starts empty every time."],
+                [
+                    (
+                        "No sign-in needed: nothing reaches GoTo. It keeps its registrations "
+                        "between runs; g2w-import sandbox reset empties it."
+                    )
+                ],
             )
         if self.signing_in:
             return _status(
