@@ -30,6 +30,29 @@ SHOWN_PROBLEMS = 20
 _COLOURS = {"red": 31, "green": 32, "yellow": 33}
 
 
+def sheet_note(plan: PlanView, choose: str) -> str | None:
+    """The sheet read, when other sheets of the workbook have e-mails too, and how to
+    ``choose`` another: ``'Guests' (also with e-mails: 'Archive 2019' (hidden, 1,204 rows);
+    choose one with --sheet)``."""
+    if not plan.other_sheets:
+        return None
+    also = ", ".join(
+        f"'{sheet.name}' ({'hidden, ' if sheet.hidden else ''}{counted(sheet.rows, 'row')})"
+        for sheet in plan.other_sheets
+    )
+    return f"'{plan.sheet}' (also with e-mails: {also}; {choose})"
+
+
+def hidden_note(plan: PlanView, include: str) -> str | None:
+    """What becomes of the rows hidden in Excel, and how to ``include`` them."""
+    if not plan.hidden_rows:
+        return None
+    hidden = f"{counted(plan.hidden_rows, 'row')} hidden in Excel {are(plan.hidden_rows)}"
+    if plan.hidden_sent:
+        return f"{hidden} sent too (--include-hidden-rows)"
+    return f"{hidden} not sent; {include}"
+
+
 class Console:
     """The run's console on a stream (stderr): a :class:`~importer.events.Listener`."""
 
@@ -108,20 +131,10 @@ class Console:
         for warning in plan.warnings:
             self.line(f"Warning: {warning}", "yellow")
         self.say(f"File:     {plan.source} (header in line {plan.header_line}, {rows(plan.rows)})")
-        if plan.other_sheets:
-            also = ", ".join(
-                f"'{sheet.name}' ({'hidden, ' if sheet.hidden else ''}{rows(sheet.rows)})"
-                for sheet in plan.other_sheets
-            )
-            self.say(
-                f"Sheet:    '{plan.sheet}' (also with e-mails: {also}; choose one with --sheet)"
-            )
-        if plan.hidden_rows:
-            hidden = f"{rows(plan.hidden_rows)} hidden in Excel {are(plan.hidden_rows)}"
-            if plan.hidden_sent:
-                self.say(f"Hidden:   {hidden} sent too (--include-hidden-rows)")
-            else:
-                self.say(f"Hidden:   {hidden} not sent; --include-hidden-rows sends them")
+        if (sheet := sheet_note(plan, "choose one with --sheet")) is not None:
+            self.say(f"Sheet:    {sheet}")
+        if (hidden := hidden_note(plan, "--include-hidden-rows sends them")) is not None:
+            self.say(f"Hidden:   {hidden}")
         if plan.problems:
             self.say(f"Invalid:  {rows(len(plan.problems))} will not be sent:", "yellow")
             for line, problems in list(plan.problems.items())[:SHOWN_PROBLEMS]:

@@ -653,3 +653,38 @@ def test_the_plan_says_how_many_places_are_left_and_warns_when_too_few(
         warning.startswith("this webinar has 3 places left and 6 people are to be sent: ")
         for warning in plan["warnings"]
     )
+
+
+def test_the_plan_names_the_sheet_read_and_the_hidden_rows_as_the_command_does(
+    open_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    book = Workbook()
+    archive = book.active
+    assert archive is not None
+    archive.title = "Archive 2019"
+    for row in people(4):
+        archive.append(row)
+    archive.sheet_state = "hidden"
+    guests = book.create_sheet("Guests")
+    for row in people(5):
+        guests.append(row)
+    for line in (3, 5):  # hidden as a filter hides them
+        guests.row_dimensions[line].hidden = True
+    book.active = 1
+    book.save(tmp_path / "guests.xlsx")
+    page = open_page()
+    page.upload(tmp_path / "guests.xlsx")
+    (plan,) = page.settle()["check"]["plans"]
+    assert plan["sheet"] == (
+        "'Guests' (also with e-mails: 'Archive 2019' (hidden, 4 rows); "
+        "to read another, save the workbook with that sheet open)"
+    )
+    assert (
+        plan["hidden"] == "2 rows hidden in Excel are not sent; unhide them in Excel to send them"
+    )
+    assert (plan["rows"], plan["send"]) == (5, 3)
+    assert page.post("/api/register").status_code == 200
+    result = page.settle()["result"]
+    # the command's Done line: a row left out on purpose is no problem
+    assert result["headline"] == "Done: 3 registered, 2 skipped hidden."
+    assert result["tone"] == "good"

@@ -9,7 +9,6 @@ sending or reporting is decided here.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import datetime as dt
 import html
@@ -28,11 +27,12 @@ from starlette.types import ASGIApp
 
 from .. import lookup, settings, template
 from ..columns import fold
-from ..console import local_time
+from ..console import hidden_note, local_time, sheet_note
 from ..credentials import NotSignedIn
 from ..errors import EXIT_INTERRUPTED, ImporterError
 from ..events import PlanView
 from ..models import Status, Webinar
+from ..outcome import Outcome
 from ..progress import clock_text
 from ..text import are, counted
 from ..validate import column_note
@@ -306,10 +306,14 @@ def _plan(view: PlanView, job: Job) -> dict[str, Any]:
         ],
         "more": max(0, len(attention) - SHOWN),
         "unused": [
-            h + (f" ({note})" if (note := column_note(view, h)) else "")
+            f"{h} ({column_note(view, h) or 'matches no field or question of this webinar'})"
+            if view.webinar is not None
+            else h
             for h in view.unused
             if h and fold(h) != "webinarkey"
         ],
+        "sheet": sheet_note(view, "to read another, save the workbook with that sheet open"),
+        "hidden": hidden_note(view, "unhide them in Excel to send them"),
         "warnings": list(view.warnings),
         "connection": view.connection,
     }
@@ -349,7 +353,7 @@ def _result(job: Job, said: set[str]) -> dict[str, Any]:
     positions = [built.headers.index(column) for column in shown]
     return {
         "error": None,
-        "headline": _headline(outcome.stopped, counts),
+        "headline": _headline(outcome),
         "tone": "good" if outcome.exit_code == 0 else "stopped" if outcome.stopped else "",
         "pending": pending,
         "counts": [
@@ -364,16 +368,13 @@ def _result(job: Job, said: set[str]) -> dict[str, Any]:
     }
 
 
-def _headline(stopped: ImporterError | None, counts: collections.Counter[Status]) -> str:
-    """One line on how the import ended and, when rows are pending, how to go on."""
-    said = ", ".join(
-        f"{counts[status]:,} {status.value.replace('_', ' ')}"
-        for status in Status
-        if counts[status]
-    )
+def _headline(outcome: Outcome) -> str:
+    """One line on how the import ended (as the command's ``Done:`` line says it) and, when
+    rows are pending, how to go on."""
+    stopped = outcome.stopped
     if stopped is None:
-        return f"Done: {said or 'no rows'}."
-    pending = counts[Status.PENDING]
+        return f"Done: {outcome.summary()}."
+    pending = outcome.counts[Status.PENDING]
     again = (
         f"{counted(pending, 'row')} {are(pending)} pending: press Continue to register them; "
         "nobody is registered twice."

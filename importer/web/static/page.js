@@ -310,10 +310,12 @@ function planBlock(plan) {
     nodes.push(element("p", `Places: ${number(webinar.left)} of ${number(webinar.limit)} left.`, "hint"));
   }
   for (const warning of plan.warnings) nodes.push(element("p", "Warning: " + sentence(warning), "message"));
+  if (plan.sheet) nodes.push(element("p", `Sheet: ${sentence(plan.sheet)}`, "hint"));
+  if (plan.hidden) nodes.push(element("p", `Hidden rows: ${sentence(plan.hidden)}`, "hint"));
   if (plan.unused.length) {
-    const columns = plan.unused.join(", ");
+    const columns = plan.unused.join("; ");
     nodes.push(element("p", plan.webinar
-      ? `Not sent (kept in the report): ${columns}; they match no field or question of the webinar.`
+      ? `Not sent (kept in the report): ${columns}.`
       : `Kept in the report: ${columns}; whether they answer the webinar's questions is checked once a webinar is chosen.`,
       "hint"));
   }
