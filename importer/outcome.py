@@ -266,17 +266,9 @@ def row_outcomes(
 def _settled(webinar_key: str, result: Result) -> RowOutcome:
     """A row that was sent, or settled without sending: what GoTo said of a row that did not
     end registered is its error; of one that did, a note."""
-    if not result.status.ok:
-        return RowOutcome(
-            result.line,
-            webinar_key,
-            result.status,
-            result.registrant_key,
-            result.join_url,
-            result.error,
-        )
-    note = result.error
-    if note is None and result.status is Status.ALREADY_REGISTERED:
+    ok = result.status.ok
+    note = result.error if ok else None
+    if ok and note is None and result.status is Status.ALREADY_REGISTERED:
         note = ALREADY_NOTE
     return RowOutcome(
         result.line,
@@ -284,8 +276,9 @@ def _settled(webinar_key: str, result: Result) -> RowOutcome:
         result.status,
         result.registrant_key,
         result.join_url,
+        None if ok else result.error,
         note=note,
-        ours=result.by_us,
+        ours=ok and result.by_us,
     )
 
 
