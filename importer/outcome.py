@@ -17,6 +17,7 @@ from . import report
 from .errors import EXIT_OK, EXIT_ROWS, Interrupted, RunStopped
 from .models import Result, RowProblem, Status, Table, Webinar
 from .report import Home
+from .text import repeated
 from .validate import Plan
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class RowOutcome:
     #: whether the registration is one this tool made (``registered`` rows, and
     #: ``waiting_approval`` rows it registered)
     ours: bool = False
+    #: a repeated e-mail: the row whose e-mail it repeats
+    same_as: int | None = None
 
 
 @dataclass(frozen=True)
@@ -253,8 +256,9 @@ def row_outcomes(
         elif line in plan.hidden:
             rows.append(RowOutcome(line, webinar_key, Status.SKIPPED_HIDDEN, note=HIDDEN_NOTE))
         elif line in plan.duplicates:
-            text = f"same e-mail as row {plan.duplicates[line]}; not sent again"
-            rows.append(RowOutcome(line, webinar_key, Status.DUPLICATE, error=text))
+            first = plan.duplicates[line]
+            text = repeated(first)
+            rows.append(RowOutcome(line, webinar_key, Status.DUPLICATE, error=text, same_as=first))
             problems.append(RowProblem(line, "email", text))
         elif line in results:
             rows.append(_settled(webinar_key, results[line]))

@@ -25,7 +25,7 @@ from .errors import NoRoomForReport, ReportError, UsageError
 from .files import NO_SPACE, write_atomically
 from .grid import MAX_COLUMNS
 from .models import FORMULA_STARTS, Status, Table
-from .text import are, counted, normalise
+from .text import are, counted, normalise, repeated
 
 if TYPE_CHECKING:
     from .outcome import Outcome
@@ -470,6 +470,13 @@ def bring_back(
         if line is None:
             added += 1
             continue
+        if result.same_as is not None:  # the row it repeats, as the report numbers it
+            first = origin_of.get(result.same_as)
+            said = repeated(first) if first is not None else repeated(result.same_as, source)
+            new = tuple(
+                said if header == "error" else cell
+                for header, cell in zip(built.headers, new, strict=True)
+            )
         number = where.get((line, result.webinar_key if keyed else ""), -1)
         if number < 0 or number in updates or not _same_person(rows[number], index, new, new_index):
             unmatched.append(line)

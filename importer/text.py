@@ -82,3 +82,8 @@ def are(count: int) -> str:
 def article(noun: str) -> str:
     """``a`` or ``an`` before ``noun``, by its first letter."""
     return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
+def repeated(first: int, of: str = "") -> str:
+    """Why a row that repeats the e-mail of row ``first`` (``of`` another file) is not sent."""
+    return f"same e-mail as row {first}{f' of {of}' if of else ''}; not sent again"

@@ -211,3 +211,19 @@ def test_a_report_gone_or_edited_is_left_as_it_is_and_said_so_in_one_line(
     ]
     assert home.read_bytes() == edited
     assert "Traceback" not in mismatch.output
+
+
+def test_a_row_fixed_to_repeat_another_is_named_by_its_row_in_the_report(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    assert register(server, guests(tmp_path)).exit_code == 1
+    attention = tmp_path / "guests-needs-attention.xlsx"
+    # rows 4 and 7 of the report are rows 3 and 4 of the file: both fixed to one address
+    fix(attention, {("4", "email"): "cy@example.com", ("7", "email"): "cy@example.com"})
+    again = register(server, attention)
+    assert "row 4 (as row 3)" in again.stderr  # the file's own rows, in its plan
+    report = {row["row"]: row for row in rows_of(tmp_path / "guests-joinurls.xlsx")}
+    assert report[4]["status"] == "registered"
+    assert report[7]["status"] == "duplicate"
+    assert report[7]["error"] == "same e-mail as row 4; not sent again"
