@@ -20,8 +20,6 @@ from .models import Form, Question, Webinar
 #: rows prepared with formats and drop-downs
 ROWS = 1000
 REQUIRED_MARK = " *"
-#: columns people type numbers into that must stay text (leading zeros, a leading +)
-TEXT_COLUMNS = frozenset({"phone", "zipCode"})
 _FIXED_DATE = dt.datetime(2026, 1, 1)  # the same file properties every time it is built
 _HEADER_FILL = "DDEBF7"
 _LIST_LIMIT = 255  # Excel's limit on a drop-down written inline
@@ -172,9 +170,10 @@ def _build(path: Path, steps: tuple[str, ...], webinar: Webinar | None, form: Fo
         cell.alignment = Alignment(vertical="top", wrap_text=True)
         sheet.column_dimensions[letter].width = max(14, min(40, len(title) + 4))
         area = f"{letter}2:{letter}{ROWS + 1}"
-        if name in TEXT_COLUMNS:
-            for row in range(2, ROWS + 2):
-                sheet.cell(row=row, column=column).number_format = "@"
+        # every cell is text, so that what is typed stays as typed: the leading zero of a
+        # postcode, the + of a phone number, an answer such as "1-20" that Excel takes for a date
+        for row in range(2, ROWS + 2):
+            sheet.cell(row=row, column=column).number_format = "@"
         if name == "email":
             check = DataValidation(
                 type="custom",

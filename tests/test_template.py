@@ -200,5 +200,16 @@ def test_the_command_line_and_the_page_say_the_same_of_a_column_not_sent(
     assert plan["unused"] == [
         "organization (not a field of this webinar)",
         "Titel (did you mean 'Title'?)",
-        "Organisaton",  # close to organization, which this webinar does not ask for
+        # close to organization, which this webinar does not ask for
+        "Organisaton (matches no field or question of this webinar)",
     ]
+
+
+def test_every_cell_of_a_template_is_text_so_excel_keeps_what_is_typed(tmp_path: Path) -> None:
+    path = tmp_path / "summit.xlsx"
+    assert invoke("template", str(path), "--sandbox", "--webinar-key", SUMMIT_KEY).exit_code == 0
+    sheet = load_workbook(path)["Registrants"]
+    headers = [cell.value for cell in sheet[1]]
+    assert "numberOfEmployees" in headers  # an answer such as "1-20" Excel takes for a date
+    formats = {cell.number_format for row in sheet.iter_rows(min_row=2) for cell in row}
+    assert formats == {"@"}
