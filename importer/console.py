@@ -7,12 +7,10 @@ knows, renewed tokens included.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import signal
 import sys
-import zoneinfo
 from types import FrameType
 from typing import Any, TextIO
 
@@ -20,7 +18,7 @@ from . import files
 from .columns import fold
 from .errors import EXIT_INTERRUPTED, EXIT_STOPPED
 from .events import PlanView, StopSignal
-from .models import Form, Status, Webinar
+from .models import Form, Status, Webinar, local_time
 from .outcome import Outcome
 from .progress import Progress
 from .text import are, clean, counted
@@ -124,7 +122,7 @@ class Console:
             self.say(f"As:       {plan.account}")
         if plan.webinar is not None:
             label = f" [{plan.connection}]" if plan.connection else ""
-            self.say(f"Webinar:  {plan.webinar.describe(zone=True)}{label}")
+            self.say(f"Webinar:  {plan.webinar.describe()}{label}")
             left, limit = plan.webinar.places_left, plan.webinar.registration_limit
             if left is not None and limit is not None:
                 self.say(f"Places:   {left:,} of {limit:,} left")
@@ -422,34 +420,6 @@ def _places(webinar: Webinar) -> str:
     """``37 of 50 left`` for a webinar with a registration limit; empty for one without."""
     left, limit = webinar.places_left, webinar.registration_limit
     return f"{left:,} of {limit:,} left" if left is not None and limit is not None else ""
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def local_time(text: str, zone: str | None) -> str:
-    """An ISO-8601 time as the webinar's own clock shows it, ``Tue 13 Jan 2027, 10:00 CET``:
-    in UTC when its time zone is missing or unknown here; text that is no time, as it is.
-    English names whatever the locale, as every other word the tool prints."""
-    try:
-        moment = dt.datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.UTC)
-        moment = moment.astimezone(_zone(zone))
-    except (ValueError, OverflowError):
-        return text
-    day, month = _DAYS[moment.weekday()], _MONTHS[moment.month - 1]
-    return f"{day} {moment.day} {month} {moment.year}, {moment:%H:%M} {moment.tzname()}"
-
-
-def _zone(name: str | None) -> dt.tzinfo:
-    if not name:
-        return dt.UTC
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return dt.UTC
 
 
 def kind_text(webinar: Webinar) -> str:

@@ -138,7 +138,7 @@ async def connected(
 def show(console: Console, run: Run, lines: Iterable[tuple[str, str]]) -> None:
     """The plan: the webinar first, then a line per label."""
     label = f" [{run.connection.label}]" if run.connection.label else ""
-    for name, text in [("Webinar", f"{run.webinar.describe(zone=True)}{label}"), *lines]:
+    for name, text in [("Webinar", f"{run.webinar.describe()}{label}"), *lines]:
         console.say(f"{name + ':' if name else '':<12}{text}")
 
 
@@ -151,7 +151,7 @@ def progress(console: Console, total: int) -> Progress:
 
 def webinar_line(webinar: Webinar) -> str:
     """The webinar as a report's Summary names it: subject, key, start and time zone."""
-    return webinar.describe(zone=True)
+    return webinar.describe()
 
 
 def stamp(moment: dt.datetime) -> str:

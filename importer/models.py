@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,17 +327,39 @@ class Webinar:
         last = max(m for m in moments if m is not None)
         return last if last < (now or dt.datetime.now(dt.UTC)) else None
 
-    def describe(self, *, zone: bool = False) -> str:
-        """``Product launch (8325357307900339981, starts 2026-12-01T15:00:00Z)``; with
-        ``zone``, the webinar's own time zone after the start when it is not UTC."""
-        when = f", starts {self.starts}" if self.starts else ""
-        if zone and self.starts and self.time_zone and self.time_zone not in _UTC_NAMES:
-            when += f", time zone {self.time_zone}"
+    def describe(self) -> str:
+        """``Product launch (8325357307900339981, starts Tue 1 Dec 2026, 16:00 CET)``: the
+        start on the webinar's own clock, as every list of webinars shows it."""
+        when = f", starts {local_time(self.starts, self.time_zone)}" if self.starts else ""
         return f"{self.subject} ({self.key}{when})"
 
 
-#: time zone names that say no more than the start's own "Z"
-_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z"})
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def local_time(text: str, zone: str | None) -> str:
+    """An ISO-8601 time as the webinar's own clock shows it, ``Tue 13 Jan 2027, 10:00 CET``:
+    in UTC when its time zone is missing or unknown here; text that is no time, as it is.
+    English names whatever the locale, as every other word the tool prints."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        moment = moment.astimezone(_zone(zone))
+    except (ValueError, OverflowError):
+        return text
+    day, month = _DAYS[moment.weekday()], _MONTHS[moment.month - 1]
+    return f"{day} {moment.day} {month} {moment.year}, {moment:%H:%M} {moment.tzname()}"
+
+
+def _zone(name: str | None) -> dt.tzinfo:
+    if not name:
+        return dt.UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return dt.UTC
 
 
 def moment_of(text: str) -> dt.datetime | None:

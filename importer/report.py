@@ -220,7 +220,7 @@ def _summary(
         if webinar is None:
             lines.append(("Webinar", f"{part.key} (not reached)"))
             continue
-        lines.append(("Webinar", webinar.describe(zone=True)))
+        lines.append(("Webinar", webinar.describe()))
     stamp = outcome.started.strftime("%Y-%m-%d %H:%M %Z")
     lines.append(("Run at", stamp.strip()))
     counts = report.counts()

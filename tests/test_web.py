@@ -21,8 +21,8 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from importer.connection import Access
-from importer.console import local_time
 from importer.credentials import Credentials, FileStore, store
+from importer.models import local_time
 from importer.sandbox import KICKOFF_KEY, ORGANIZER_KEY, SUMMIT_KEY, WEBINAR_KEY, WORKSHOP_KEY
 from importer.web.app import create_app
 from importer.web.desk import MAX_UPLOAD, Desk, upload_name

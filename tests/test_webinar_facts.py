@@ -20,12 +20,12 @@ from click.testing import CliRunner, Result
 import importer.sandbox
 from importer.answers import parse_webinar
 from importer.cli import cli
-from importer.console import kind_text, local_time
+from importer.console import kind_text
 from importer.credentials import Credentials, FileStore
 from importer.httpserver import Answer, Request
 from importer.lookup import day_span
 from importer.manage import named_after
-from importer.models import Webinar
+from importer.models import Webinar, local_time
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
 
 from .conftest import TOKEN, ScriptedServer, ThreadedServer, people, posix_only, write_csv
@@ -177,6 +177,11 @@ def test_a_time_is_shown_on_the_webinars_own_clock(
     moment: str, zone: str | None, shown: str
 ) -> None:
     assert local_time(moment, zone) == shown
+
+
+def test_the_plan_and_the_report_name_the_start_as_the_webinar_list_does() -> None:
+    webinar = Webinar("1", "Launch", "2027-01-13T09:00:00Z", "Europe/Berlin")
+    assert webinar.describe() == "Launch (1, starts Wed 13 Jan 2027, 10:00 CET)"
 
 
 def test_series_and_sequences_are_told_apart() -> None:

@@ -27,11 +27,11 @@ from starlette.types import ASGIApp
 
 from .. import lookup, settings, template
 from ..columns import fold
-from ..console import hidden_note, local_time, sheet_note
+from ..console import hidden_note, sheet_note
 from ..credentials import NotSignedIn
 from ..errors import EXIT_INTERRUPTED, ImporterError
 from ..events import PlanView
-from ..models import Status, Webinar
+from ..models import Status, Webinar, local_time
 from ..outcome import Outcome
 from ..progress import clock_text
 from ..text import are, counted
