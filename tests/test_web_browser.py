@@ -121,7 +121,9 @@ def start_ui(loopback_sandbox: Callable[..., ThreadedServer]) -> Iterator[Callab
         ui.process.send_signal(signal.SIGINT)
         _, err = ui.process.communicate(timeout=60)
         assert ui.process.returncode == 0, err
-        assert "The page was stopped. An import it had under way carries on" in err, err
+        assert "The page was stopped." in err, err
+        # every import of these tests ran to its end: nothing is said to carry on
+        assert "did not finish" not in err, err
         assert "Traceback" not in err
         assert ui.secret not in err  # only stdout carries the address
 

@@ -391,15 +391,18 @@ def ui(
             sys.stdout.flush()
 
         # uvicorn stops gracefully on Ctrl-C, then passes it on
+        left_open = False
         with contextlib.suppress(KeyboardInterrupt):
-            server.serve(
+            left_open = server.serve(
                 where,
                 port=port,
                 client=client,
                 started=started,
                 open_browser=None if no_browser else open_browser,
             )
-        echo(
-            "The page was stopped. An import it had under way carries on where it stopped when "
-            "the same file is registered again, from the page or with g2w-import register."
-        )
+        echo("The page was stopped.")
+        if left_open:
+            echo(
+                "Its last import did not finish: it carries on where it stopped when the same "
+                "file is registered again, from the page or with g2w-import register."
+            )

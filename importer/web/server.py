@@ -23,6 +23,7 @@ from ..connection import Access, open_connection
 from ..credentials import NotSignedIn
 from ..errors import UsageError
 from ..httpserver import cannot_listen
+from ..models import Status
 from .app import create_app
 from .desk import Desk, default_folder
 from .signin import OAuthClient, SignIn
@@ -66,11 +67,12 @@ def serve(
     folder: Path | None = None,
     started: Callable[[str], None],
     open_browser: Callable[[str], None] | None = None,
-) -> None:
+) -> bool:
     """Serve the page until Ctrl-C; ``started`` is told its address (with the secret) first.
 
     An import under way when the server stops is stopped like Ctrl-C stops the command: the
-    calls under way finish and the report is written before this returns.
+    calls under way finish and the report is written before this returns. Whether the last
+    import left rows to send is returned.
     """
     check_access(access)
     sock = bind(port)
@@ -82,8 +84,11 @@ def serve(
     started(address)
     if open_browser is not None:
         threading.Thread(target=open_browser, args=(address,), daemon=True).start()
-    with sock:
+    # uvicorn stops gracefully on Ctrl-C, then passes it on: here it has done its work
+    with sock, contextlib.suppress(KeyboardInterrupt):
         uvicorn_server(app).run(sockets=[sock])
+    outcome = desk.run.outcome if desk.run is not None else None
+    return outcome is not None and any(row.status is Status.PENDING for row in outcome.rows)
 
 
 def uvicorn_server(app: ASGIApp) -> uvicorn.Server:
