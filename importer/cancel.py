@@ -90,6 +90,8 @@ class Row:
     status: Cancellation
     registrant_key: str | None = None
     error: str | None = None
+    #: cancelled before this run (by an earlier run, or in GoTo Webinar), not by it
+    before: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,10 @@ class Cancellations:
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now().astimezone())
     #: ``cancel`` (the people of a file) or ``undo`` (the registrations g2w-import made)
     command: str = "cancel"
+    #: whether each row's ``line`` is its line in the input file; not so for an ``undo``
+    #: without a file, whose people the journal holds from any number of files (the report
+    #: then has no ``row`` column)
+    lines: bool = True
 
     @property
     def counts(self) -> collections.Counter[Cancellation]:
@@ -133,11 +139,22 @@ class Cancellations:
 
     def summary(self) -> str:
         """``10 cancelled, 1 not registered``; for ``cancel``, with the addresses that name
-        nobody registered: ``2 not registered (ann@example.com, row 7 without an e-mail)``."""
+        nobody registered: ``2 not registered (ann@example.com, row 7 without an e-mail)``.
+        ``cancelled`` counts what this run cancelled, and says apart how many were cancelled
+        before it: ``253 cancelled (4 were cancelled already)``, ``nothing to cancel (257 were
+        cancelled already)``."""
         counts = self.counts
+        before = sum(1 for row in self.rows if row.before)
+        now = counts[Cancellation.CANCELLED] - before
+        already = f"{before:,} {'was' if before == 1 else 'were'} cancelled already"
         parts = []
         for status in Cancellation:
-            if counts[status]:
+            if status is Cancellation.CANCELLED:
+                if now or before:
+                    unsettled = counts[Cancellation.FAILED] or counts[Cancellation.PENDING]
+                    said = f"{now:,} cancelled" if now or unsettled else "nothing to cancel"
+                    parts.append(f"{said} ({already})" if before else said)
+            elif counts[status]:
                 said = f"{counts[status]:,} {status.value.replace('_', ' ')}"
                 if status is Cancellation.NOT_REGISTERED and self.command == "cancel":
                     said += f" ({self._nobody()})"
@@ -217,12 +234,22 @@ class _Book:
     def nobody(self) -> set[str]:
         return {key for key, (_, note) in self.settled.items() if note == NOBODY}
 
-    def status(self, key: str, line: int, unknown: set[int]) -> tuple[Cancellation, str | None]:
+    def left_alone(self) -> int:
+        """How many are left alone: registered, but not by g2w-import (or not proven so)."""
+        return sum(1 for status, _ in self.settled.values() if status is Cancellation.LEFT_ALONE)
+
+    def cancelled_before(self, key: str) -> bool:
+        """Whether this person was cancelled before this run, not by it."""
+        return key not in self.results and self.settled.get(key, (None, ""))[1] == self.before
+
+    def status(self, key: str, unknown: set[str]) -> tuple[Cancellation, str | None]:
+        """How the person of e-mail key ``key`` ends, and why; ``unknown``: the e-mail keys
+        whose cancellation went without a clear answer."""
         if key in self.results:
             return self.results[key].status, self.results[key].error
         if key in self.settled:
             return self.settled[key]
-        return Cancellation.PENDING, UNKNOWN_PENDING if line in unknown else STOPPED_PENDING
+        return Cancellation.PENDING, UNKNOWN_PENDING if key in unknown else STOPPED_PENDING
 
 
 async def cancel(
@@ -300,10 +327,14 @@ async def undo(
             if _sort_for_undo(book, entry, line, listed.get(key), live, run.client.clock):
                 chosen.append(named.get(key) or Person(line, "", "", entry.email))
         # left alone: registered for the webinar, but not by g2w-import (nobody registered is
-        # not "left alone": there is nobody to leave)
-        mine = {target.email_key for target in book.targets}
+        # not "left alone": there is nobody to leave); the report lists whoever the plan counts
         considered = in_file if in_file is not None else entries
-        left = sum(1 for key in considered if key in listed and key not in mine)
+        for key in considered:
+            if key in listed and key not in book.keys and key not in book.settled:
+                book.settle(key, Cancellation.LEFT_ALONE, LEFT, listed[key].registrant_key)
+                if in_file is None:
+                    chosen.append(Person(entries[key].line, "", "", entries[key].email))
+        left = book.left_alone()
         show(
             console,
             run,
@@ -330,16 +361,14 @@ async def undo(
             ],
         )
         unknown = await _go(run, book, options, console, "undo")
-    if table is not None:  # the report has every row of the file
+    if table is not None:  # the report has every row of the file, in its order
         for person in rows:
             key = email_key(person.email)
             if person.email and key not in book.keys and key not in book.settled:
-                if key in listed:
-                    book.settle(key, Cancellation.LEFT_ALONE, LEFT, listed[key].registrant_key)
-                else:
-                    book.settle(key, Cancellation.NOT_REGISTERED, NOBODY)
+                book.settle(key, Cancellation.NOT_REGISTERED, NOBODY)
         chosen = rows
-    chosen.sort(key=lambda person: person.line)
+    else:  # the journal's lines are those of whichever file each person came from: by e-mail
+        chosen.sort(key=lambda person: (email_key(person.email), person.email))
     outcome = Cancellations(
         run.webinar,
         _rows(chosen, book, unknown, listed),
@@ -348,6 +377,7 @@ async def undo(
         options.dry_run,
         resume_hint=options.resume_hint,
         command="undo",
+        lines=table is not None,
     )
     default = beside(file, "undone.xlsx") if file else named_after(run.webinar, "undone.xlsx")
     return _written(outcome, options.out or default, console)
@@ -514,8 +544,8 @@ def _nobody_lines(nobody: list[Person]) -> list[tuple[str, str]]:
 
 async def _go(
     run: Run, book: _Book, options: ManageOptions, console: Console, command: str
-) -> set[int]:
-    """Ask, then cancel; return the lines whose calls are left without a clear answer. The
+) -> set[str]:
+    """Ask, then cancel; return the e-mail keys whose calls are left without a clear answer. The
     journal knows, while the calls are under way and after a stop, that ``command`` has work
     left unfinished."""
     if options.dry_run:
@@ -554,7 +584,7 @@ async def _go(
 def _rows(
     persons: Sequence[Person],
     book: _Book,
-    unknown: set[int],
+    unknown: set[str],
     listed: Mapping[str, ListedRegistrant],
 ) -> tuple[Row, ...]:
     """A report row per person; a repeated e-mail shares the first row's outcome."""
@@ -563,7 +593,7 @@ def _rows(
     for person in persons:
         key = email_key(person.email)
         if person.email:
-            status, note = book.status(key, firsts[key], unknown)
+            status, note = book.status(key, unknown)
             if firsts[key] != person.line:
                 note = f"same e-mail as row {firsts[key]}"
         else:
@@ -578,6 +608,7 @@ def _rows(
                 status,
                 book.keys.get(key),
                 note,
+                before=bool(person.email) and book.cancelled_before(key),
             )
         )
     return tuple(rows)
@@ -593,7 +624,7 @@ def _written(outcome: Cancellations, path: Path, console: Console) -> Cancellati
 def _report(outcome: Cancellations) -> report.Report:
     rows: list[tuple[int | str, ...]] = [
         (
-            row.line,
+            *((row.line,) if outcome.lines else ()),
             row.first_name,
             row.last_name,
             row.email,
@@ -611,6 +642,10 @@ def _report(outcome: Cancellations) -> report.Report:
         ("Rows", len(rows)),
         *((s.value.replace("_", " ").capitalize(), counts[s]) for s in Cancellation),
     ]
+    before = sum(1 for row in outcome.rows if row.before)
+    if before:  # of the cancelled, those this run found cancelled already
+        at = summary.index(("Cancelled", counts[Cancellation.CANCELLED])) + 1
+        summary.insert(at, ("Cancelled before this run", before))
     pending = counts[Cancellation.PENDING]
     if pending:
         interrupted = isinstance(outcome.stopped, Interrupted)
@@ -623,7 +658,7 @@ def _report(outcome: Cancellations) -> report.Report:
             )
         )
     return report.Report(
-        HEADERS,
+        HEADERS if outcome.lines else HEADERS[1:],
         rows,
         [],
         tuple(summary),

@@ -101,9 +101,11 @@ class Canceller:
                 except RunStopped:
                     return
 
-    def unsettled(self) -> set[int]:
-        """Lines whose call went out without a clear answer and are not settled yet."""
-        return {target.line for target, _ in self._parked.values()}
+    def unsettled(self) -> set[str]:
+        """The e-mail keys of the targets whose call went out without a clear answer and are
+        not settled yet (by e-mail, not by line: an ``undo`` of the whole journal has people
+        from several files, whose lines repeat)."""
+        return {target.email_key for target, _ in self._parked.values()}
 
     async def _drain(self, queue: collections.deque[Target], on_settled: OnSettled) -> None:
         async def worker() -> None:

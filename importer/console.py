@@ -182,8 +182,13 @@ class Console:
         if plan.to_send is None:
             return
         total = plan.to_send + plan.resumed + plan.found
-        if plan.resumed:
+        if plan.resumed and plan.resuming:
             self.say(f"Resuming: {plan.resumed:,} of {rows(total)} were settled by an earlier run.")
+        elif plan.resumed:  # by a run that finished: nothing was left open
+            self.say(
+                f"Earlier:  {plan.resumed:,} of {rows(total)} were settled by an earlier run of "
+                "g2w-import; not sent again."
+            )
         if plan.found:
             self.say(
                 f"Found:    {plan.found:,} already registered in GoTo Webinar; not sent again."

@@ -45,6 +45,9 @@ class PlanView:
     found: int = 0
     to_send: int | None = None
     journal: Path | None = None
+    #: whether the last ``register`` run on this journal stopped with work open, which this
+    #: run resumes (rather than finishing, which leaves its rows only settled already)
+    resuming: bool = False
     #: warnings about the webinar (it is over, it needs approval)
     warnings: tuple[str, ...] = ()
     #: what the connection is, when it is not GoTo itself ("the built-in sandbox")

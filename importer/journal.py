@@ -384,8 +384,8 @@ class Journal:
         return Admission(to_send, settled, unknown)
 
     def unfinished(self, operation: str) -> bool:
-        """Whether a run of ``operation`` (``cancel``, ``undo``) began its calls and stopped
-        before every one was settled: the next run of it resumes that work."""
+        """Whether a run of ``operation`` (``register``, ``cancel``, ``undo``) began its calls
+        and stopped before every one was settled: the next run of it resumes that work."""
         query = "SELECT 1 FROM meta WHERE name = ?"
         return self._db.execute(query, (f"unfinished {operation}",)).fetchone() is not None
 

@@ -29,7 +29,7 @@ from . import lookup, reader, settings
 from .client import PAGE_LIMIT, G2WClient
 from .connection import Access, Connection, default_webinar, open_connection, paced
 from .credentials import NotSignedIn
-from .errors import EXIT_ROWS, ImporterError, RunStopped, UsageError
+from .errors import EXIT_ROWS, ImporterError, JournalFull, RunStopped, UsageError
 from .events import Listener, PlanView, Silent, StopSignal
 from .journal import Journal, State, webinar_journal
 from .models import Form, ListedRegistrant, Result, RowProblem, Table, Webinar
@@ -109,6 +109,12 @@ class _Part:
     unchecked: str | None = None
     #: join URLs the journal recorded as cancelled when the run began
     retired: frozenset[str] = frozenset()
+    #: whether the last run on this journal stopped with work open, which this run resumes
+    resuming: bool = False
+
+
+#: the journal's name for a ``register`` run whose calls began and are not all settled
+_REGISTER = "register"
 
 
 async def run(
@@ -251,7 +257,12 @@ class _Run:
             what = f"{total:,} {people}" if len(self.parts) == 1 else f"{total:,} registrations"
             if not self.listener.confirm(f"Send {what}?"):
                 raise Declined("Nothing was sent.")
+            for part in self.parts:
+                if part.journal is not None and part.prepared and part.prepared.to_send:
+                    part.journal.mark_unfinished(_REGISTER, True)
             await self._register(total)
+        for part in self.parts:
+            _finished(part)
         for part in self.parts:
             # after a stray answer, the answers that followed it on its connection are suspect
             # too: only the list can tell, so it is read whatever --no-verify says
@@ -310,10 +321,25 @@ class _Run:
         return _view(part, self.connection, self.account, self.options.verify)
 
 
+def _finished(part: _Part) -> None:
+    """Record in the journal that no work of this run's is open for the webinar (every row to
+    send settled, none of unknown outcome), so that the next run does not say it resumes."""
+    if part.journal is None or part.prepared is None or part.registrar is None:
+        return
+    if part.registrar.unsettled() or any(
+        registrant.line not in part.results for registrant in part.prepared.to_send
+    ):
+        return
+    # not recorded (a full disk): the next run says it resumes, and sends nobody twice anyway
+    with contextlib.suppress(JournalFull):
+        part.journal.mark_unfinished(_REGISTER, False)
+
+
 async def _prepare(part: _Part) -> None:
     assert part.registrar is not None
     assert part.plan is not None
     if part.journal is not None:  # before registering anyone again gives them new ones
+        part.resuming = part.journal.unfinished(_REGISTER)
         part.retired = frozenset(
             entry.join_url
             for entry in part.journal.entries().values()
@@ -426,6 +452,7 @@ def _view(
         found=prepared.found if prepared else 0,
         to_send=len(prepared.to_send) if prepared else None,
         journal=part.journal.path if part.journal else None,
+        resuming=part.resuming,
         connection=connection.label if connection else None,
         account=account,
         warnings=tuple(warnings),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import datetime as dt
 import random
 import signal
@@ -373,6 +374,7 @@ def test_a_call_budget_stops_resumably_and_the_next_run_goes_on(
     second = invoke("cancel", str(leaving), *at(server.api_url))
     assert second.exit_code == 0, second.output
     assert "Resuming:   3 were cancelled by an earlier run." in second.stderr
+    assert "Done: 7 cancelled (3 were cancelled already)." in second.stderr
     assert [r["status"] for r in sheet_rows(report)] == ["cancelled"] * 10
     assert server.sandbox.registrants() == []
     assert server.sandbox.stats["cancelled"] == 10  # nobody twice
@@ -434,6 +436,106 @@ def test_undo_resumes_only_what_an_unfinished_undo_left(
     after = invoke("undo", *at(server.api_url), "--dry-run")
     assert "Resuming" not in after.stderr  # the undo before finished
     assert "Cancelled:  10 of g2w-import's registrations" in after.stderr
+
+
+def test_undo_of_the_whole_journal_reports_everyone_its_plan_counts_without_row_numbers(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    add_through_api(server.api_url, people(1)[1:])  # person0 was registered before
+    first = write_csv(tmp_path / "first.csv", people(3))
+    second = write_csv(tmp_path / "second.csv", people(3, domain="second.example"))
+    assert register(server.api_url, first).exit_code == 0
+    assert register(server.api_url, second).exit_code == 0
+    out = tmp_path / "undone.xlsx"
+
+    undone = invoke("undo", *at(server.api_url), "--out", str(out))
+
+    assert undone.exit_code == 0, undone.output
+    assert "Left alone: 1 person g2w-import did not register" in undone.stderr
+    assert "Done: 5 cancelled, 1 left alone." in undone.stderr
+    assert summary(out)["Left alone"] == 1
+    report = sheet_rows(out)
+    # the journal's lines come from two files, each with a row 2: they would mean nothing
+    assert list(report[0]) == [
+        "firstName",
+        "lastName",
+        "email",
+        "status",
+        "registrantKey",
+        "error",
+    ]
+    assert [(r["email"], r["status"]) for r in report] == [
+        ("person0@example.com", "left_alone"),
+        ("person0@second.example", "cancelled"),
+        ("person1@example.com", "cancelled"),
+        ("person1@second.example", "cancelled"),
+        ("person2@example.com", "cancelled"),
+        ("person2@second.example", "cancelled"),
+    ]
+    assert report[0]["firstName"] == "First0"  # from the registrant list
+    assert report[0]["error"] == (
+        "not registered by g2w-import (registered already, or through another channel)"
+    )
+    assert listed_emails(server) == {"person0@example.com"}
+
+
+def test_the_done_line_says_what_this_run_cancelled_and_what_was_cancelled_before(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    guests = write_csv(tmp_path / "guests.csv", people(6))
+    assert register(server.api_url, guests).exit_code == 0
+    leaving = write_csv(tmp_path / "leaving.csv", people(2))
+    cancelled = invoke("cancel", str(leaving), *at(server.api_url))
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "Done: 2 cancelled." in cancelled.stderr
+    again = invoke("cancel", str(leaving), *at(server.api_url))
+    assert again.exit_code == 0, again.output
+    assert "Done: nothing to cancel (2 were cancelled already)." in again.stderr
+
+    out = ["--out", str(tmp_path / "undone.xlsx")]
+    undone = invoke("undo", *at(server.api_url), *out)
+    assert undone.exit_code == 0, undone.output
+    assert "To cancel:  4 registrations made by g2w-import" in undone.stderr
+    assert "Done: 4 cancelled (2 were cancelled already)." in undone.stderr
+    counts = summary(tmp_path / "undone.xlsx")
+    assert (counts["Cancelled"], counts["Cancelled before this run"]) == (6, 2)
+    twice = invoke("undo", *at(server.api_url), *out)
+    assert twice.exit_code == 0, twice.output
+    assert "To cancel:  0 registrations made by g2w-import" in twice.stderr
+    assert "Done: nothing to cancel (6 were cancelled already)." in twice.stderr
+    one = invoke("cancel", str(write_csv(tmp_path / "one.csv", people(1))), *at(server.api_url))
+    assert "Done: nothing to cancel (1 was cancelled already)." in one.stderr
+
+
+def test_register_says_resuming_only_after_a_run_that_stopped_with_work_open(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    guests = write_csv(tmp_path / "guests.csv", people(10))
+    stopped = register(server.api_url, guests, "--max-calls", "8", "--concurrency", "1")
+    assert stopped.exit_code == 3, stopped.output
+    sent = len(server.sandbox.registrants())
+    assert 0 < sent < 10
+
+    resumed = register(server.api_url, guests)
+    assert resumed.exit_code == 0, resumed.output
+    assert f"Resuming: {sent} of 10 rows were settled by an earlier run." in resumed.stderr
+
+    finished = register(server.api_url, guests)  # the run before finished its work
+    assert finished.exit_code == 0, finished.output
+    assert "Resuming" not in finished.stderr
+    assert (
+        "Earlier:  10 of 10 rows were settled by an earlier run of g2w-import; not sent again."
+        in finished.stderr
+    )
+    # a new file that shares one person with the finished runs' file
+    other = [*people(1), ["New", "Person", "new1@example.com"], ["New", "Person", "new2@x.org"]]
+    shared = register(server.api_url, write_csv(tmp_path / "other.csv", other))
+    assert shared.exit_code == 0, shared.output
+    assert "Resuming" not in shared.stderr
+    assert "Earlier:  1 of 3 rows were settled by an earlier run of g2w-import" in shared.stderr
 
 
 def test_not_signed_in_says_how_to_sign_in_at_the_command_line(tmp_path: Path) -> None:
@@ -601,6 +703,25 @@ def test_lost_answers_are_settled_from_the_list_never_by_calling_again(
     for target in targets:
         expected = 2 if target.registrant_key in failed else 1
         assert transport.deletes[target.registrant_key] == expected, target
+
+
+def test_a_call_left_without_an_answer_is_told_by_e_mail_not_by_a_line_others_share(
+    run_virtual: Run, tmp_path: Path
+) -> None:
+    sandbox = virtual_sandbox(rate=0)
+    # an undo of the whole journal: its people come from several files, each with a row 2
+    targets = [dataclasses.replace(target, line=2) for target in seeded(sandbox, 3)]
+    transport = Faulty(sandbox, {targets[0].registrant_key}, set())
+
+    async def go(journal: Journal) -> set[str]:
+        async with sandbox_client(sandbox, transport=transport) as http:
+            session = ApiSession(rate=10, max_calls=2, rng=random.Random(3))
+            canceller = Canceller(session, api(http, sandbox), journal, concurrency=1)
+            await canceller.run(targets, lambda *_: None)  # stops before the list is read
+            return canceller.unsettled()
+
+    with Journal.open(tmp_path / "j.sqlite3", organizer_key="1", webinar_key="2") as journal:
+        assert run_virtual(go(journal)) == {"p0@example.com"}
 
 
 def test_a_refused_cancellation_fails_and_leaves_the_person_as_they_were(

@@ -194,7 +194,11 @@ def test_a_finished_run_run_again_sends_nothing(
     calls = server.sandbox.stats["calls"]
     again = register(server.api_url, source, "--out", str(tmp_path / "again.csv"))
     assert again.exit_code == 0
-    assert "Resuming: 20 of 20 rows were settled by an earlier run." in again.stderr
+    assert (
+        "Earlier:  20 of 20 rows were settled by an earlier run of g2w-import; not sent again."
+        in again.stderr
+    )
+    assert "Resuming" not in again.stderr  # the run before finished: nothing to resume
     # only reads: the webinar, its form, its approval setting, and the check of every row
     assert server.sandbox.stats["calls"] == calls + 4
     assert server.sandbox.stats["list_reads"] == 2  # one check for each run

@@ -68,7 +68,7 @@ def test_registrations_survive_between_two_sandbox_runs(tmp_path: Path) -> None:
 
     again = invoke("register", str(source), "--sandbox", "--yes", "--out", str(out))
     assert again.exit_code == 0, again.output
-    assert "Resuming: 5 of 5 rows were settled by an earlier run." in again.stderr
+    assert "Earlier:  5 of 5 rows were settled by an earlier run of g2w-import" in again.stderr
     assert "To send:  0 registrants" in again.stderr
 
     # a journal of its own: the sandbox itself knows them, with the keys it gave them
