@@ -333,6 +333,8 @@ def _progress(job: Job) -> dict[str, Any]:
         "rate": round(progress.rate, 1),
         "left": clock_text(left) if left is not None else None,
         "resumed": sum(view.resumed for view in plans),
+        # whether an earlier import stopped with rows left, or simply settled these already
+        "resuming": any(view.resuming for view in plans),
         "found": sum(view.found for view in plans),
     }
 

@@ -393,7 +393,11 @@ function renderProgress(run) {
     if (run.left) parts.push(`about ${run.left} left`);
   }
   let text = parts.join(" · ");
-  if (run.resumed) text += ` — resuming: ${number(run.resumed)} rows were settled by an earlier run.`;
+  if (run.resumed) {
+    text += run.resuming
+      ? ` — resuming: ${number(run.resumed)} rows were settled by an earlier run.`
+      : ` — ${number(run.resumed)} rows were settled by an earlier run already; not sent again.`;
+  }
   if (run.found) text += ` ${number(run.found)} were already registered and are not sent again.`;
   $("progress-text").textContent = text;
   countList($("progress-counts"), Object.entries(run.counts).map(([status, count]) => ({ status, count })));
