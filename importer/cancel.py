@@ -49,7 +49,7 @@ from .pipeline import Declined
 from .provenance import ServerClock, Verdict, verdict
 from .text import are, counted
 
-HEADERS = ("row", "firstName", "lastName", "email", "status", "registrantKey", "error")
+HEADERS = ("row", "firstName", "lastName", "email", "status", "registrantKey", "error", "note")
 _COLOURS = {
     Cancellation.CANCELLED: report.GREEN,
     Cancellation.NOT_REGISTERED: report.PALE_GREEN,
@@ -128,14 +128,18 @@ class Cancellations:
         registered by someone else, is settled."""
         if self.stopped is not None:
             return self.stopped.exit_code
-        done: tuple[Cancellation, ...] = (
-            Cancellation.CANCELLED,
-            Cancellation.NOT_REGISTERED,
-            Cancellation.LEFT_ALONE,
-        )
-        if self.command == "cancel":
-            done = (Cancellation.CANCELLED,)
+        done = self.done
         return EXIT_OK if self.dry_run or all(r.status in done for r in self.rows) else EXIT_ROWS
+
+    @property
+    def done(self) -> frozenset[Cancellation]:
+        """The statuses of rows settled as asked: what the report says of them is a note, not
+        an error."""
+        if self.command == "cancel":
+            return frozenset({Cancellation.CANCELLED})
+        return frozenset(
+            {Cancellation.CANCELLED, Cancellation.NOT_REGISTERED, Cancellation.LEFT_ALONE}
+        )
 
     def summary(self) -> str:
         """``10 cancelled, 1 not registered``; for ``cancel``, with the addresses that name
@@ -622,6 +626,7 @@ def _written(outcome: Cancellations, path: Path, console: Console) -> Cancellati
 
 
 def _report(outcome: Cancellations) -> report.Report:
+    done = outcome.done
     rows: list[tuple[int | str, ...]] = [
         (
             *((row.line,) if outcome.lines else ()),
@@ -630,7 +635,7 @@ def _report(outcome: Cancellations) -> report.Report:
             row.email,
             row.status.value,
             row.registrant_key or "",
-            row.error or "",
+            *(("", row.error or "") if row.status in done else (row.error or "", "")),
         )
         for row in outcome.rows
     ]

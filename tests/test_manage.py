@@ -190,8 +190,10 @@ def test_undo_cancels_only_what_this_tool_registered(
         *((line, f"person{line - 2}@example.com", "cancelled") for line in (5, 6, 7)),
     ]
     assert report[0]["firstName"] == "First0"  # names from the file
-    assert "not registered by g2w-import" in report[0]["error"]
-    assert "the one made since by someone else is left alone" in report[2]["error"]
+    # left alone as asked: a note, not an error
+    assert "not registered by g2w-import" in report[0]["note"]
+    assert "the one made since by someone else is left alone" in report[2]["note"]
+    assert report[0]["error"] is None
     assert report[2]["registrantKey"] != moved["registrantKey"]
     kept = {f"person{i}@example.com" for i in (0, 1, 2, *range(6, 10))}
     assert listed_emails(server) == kept
@@ -344,11 +346,11 @@ def test_a_dry_run_or_a_no_changes_nothing(
     done = invoke("cancel", str(leaving), *at(server.api_url))
     assert done.exit_code == 1  # row 4 names nobody
     assert "Done: 3 cancelled, 1 not registered (row 4 without an e-mail)." in done.stderr
-    assert [(r["row"], r["status"], r["error"]) for r in sheet_rows(done_report)] == [
-        (2, "cancelled", None),
-        (3, "cancelled", None),
-        (4, "not_registered", "the row has no e-mail address"),
-        (5, "cancelled", "same e-mail as row 2"),
+    assert [(r["row"], r["status"], r["error"], r["note"]) for r in sheet_rows(done_report)] == [
+        (2, "cancelled", None, None),
+        (3, "cancelled", None, None),
+        (4, "not_registered", "the row has no e-mail address", None),
+        (5, "cancelled", None, "same e-mail as row 2"),
     ]
     assert len(server.sandbox.registrants()) == 2
 
@@ -464,6 +466,7 @@ def test_undo_of_the_whole_journal_reports_everyone_its_plan_counts_without_row_
         "status",
         "registrantKey",
         "error",
+        "note",
     ]
     assert [(r["email"], r["status"]) for r in report] == [
         ("person0@example.com", "left_alone"),
@@ -474,7 +477,7 @@ def test_undo_of_the_whole_journal_reports_everyone_its_plan_counts_without_row_
         ("person2@second.example", "cancelled"),
     ]
     assert report[0]["firstName"] == "First0"  # from the registrant list
-    assert report[0]["error"] == (
+    assert report[0]["note"] == (
         "not registered by g2w-import (registered already, or through another channel)"
     )
     assert listed_emails(server) == {"person0@example.com"}
