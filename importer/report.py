@@ -12,6 +12,7 @@ import collections
 import csv
 import errno
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -377,7 +378,7 @@ def home_of(table: Table) -> tuple[Path | None, str | None]:
     named = _settings_entry(source) if source.suffix.lower() in (".xlsx", ".xlsm") else None
     if named is not None and Path(named).suffix.lower() in SUFFIXES:  # only ever a report
         given = Path(named)
-        candidates = [given if given.is_absolute() else source.with_name(named)]
+        candidates = [given if given.is_absolute() else source.parent / given]
     elif source.stem.endswith(_ATTENTION_STEM) and len(source.stem) > len(_ATTENTION_STEM):
         stem = source.stem
         while stem.endswith(_ATTENTION_STEM) and len(stem) > len(_ATTENTION_STEM):
@@ -387,7 +388,7 @@ def home_of(table: Table) -> tuple[Path | None, str | None]:
         candidates = [source.with_name(stem + suffix) for suffix in suffixes]
     else:
         return None, None
-    found = next((path for path in candidates if path.is_file()), None)
+    found = next((path for path in candidates if _is_file(path)), None)
     if origin_column(table.headers) is None:
         if found is None:
             return None, None  # a list of the user's own that happens to be named so
@@ -401,6 +402,14 @@ def home_of(table: Table) -> tuple[Path | None, str | None]:
             f"{candidates[0].parent.absolute()} any more; this run's report has the rows' outcome"
         )
     return found, None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a name no file can have (too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _settings_entry(path: Path) -> str | None:
@@ -452,6 +461,8 @@ def bring_back(
         )
         return None
     keyed = "webinarKey" in index
+    # a report of one webinar names it on its Summary: rows of another stay out of it
+    own = _webinar_of(summary) if not keyed and summary is not None else None
     where: dict[tuple[int | str, str], int] = {}
     for number, row in enumerate(rows):
         place = (row[index["row"]], str(row[index["webinarKey"]]) if keyed else "")
@@ -462,13 +473,18 @@ def bring_back(
     new_index = {header: i for i, header in enumerate(built.headers)}
     updates: dict[int, tuple[int | str, ...]] = {}
     unmatched: list[int] = []
+    kept: list[int] = []
+    foreign: list[int] = []
     added = 0
     for result, new in zip(outcome.rows, built.rows, strict=True):
-        if result.status is Status.PENDING:
-            continue  # not sent again yet: the report keeps what it said of the row
+        if result.status in (Status.PENDING, Status.SKIPPED_HIDDEN):
+            continue  # not sent again (yet): the report keeps what it said of the row
         line = origin_of[result.line]
         if line is None:
             added += 1
+            continue
+        if own is not None and result.webinar_key != own:
+            foreign.append(line)
             continue
         if result.same_as is not None:  # the row it repeats, as the report numbers it
             first = origin_of.get(result.same_as)
@@ -481,6 +497,9 @@ def bring_back(
         if number < 0 or number in updates or not _same_person(rows[number], index, new, new_index):
             unmatched.append(line)
             continue
+        if str(rows[number][index["status"]]) in _SETTLED and not result.status.ok:
+            kept.append(line)  # registered there: its join URL is never traded for none
+            continue
         updates[number] = new
     if unmatched:
         shown = ", ".join(str(line) for line in unmatched[:5])
@@ -492,6 +511,20 @@ def bring_back(
             "their outcome",
         )
         return None
+    if kept:
+        _tell(
+            note,
+            f"{_rows_named(kept)} of {home.name} {'keeps its' if len(kept) == 1 else 'keep their'}"
+            f" join URL: {source} did not register {'that person' if len(kept) == 1 else 'them'}"
+            " again; this run's report has why",
+        )
+    if foreign:
+        _tell(
+            note,
+            f"{source} registered {_rows_named(foreign)} for another webinar than "
+            f"{home.name}'s ({own}): {'its outcome is' if len(foreign) == 1 else 'theirs are'} "
+            "only in this run's report",
+        )
     if not updates:
         return None
     if "note" not in index and any(new[new_index["note"]] for new in updates.values()):
@@ -499,8 +532,10 @@ def bring_back(
         index["note"] = len(headers) - 1
         rows = [[*row, ""] for row in rows]
     # the input's columns this run's report leaves out (empty in every row) are emptied too
-    own = report_columns(table.headers)
-    inputs = {h: i for i, h in enumerate(table.headers) if i not in own and h not in new_index}
+    added_columns = report_columns(table.headers)
+    inputs = {
+        h: i for i, h in enumerate(table.headers) if i not in added_columns and h not in new_index
+    }
     cells_of = {raw.line: raw.cells for raw in table.rows}
 
     def now(i: int, header: str, old: list[int | str], new: tuple[int | str, ...]) -> int | str:
@@ -548,23 +583,43 @@ def bring_back(
 
 
 _STATUS_VALUES = frozenset(status.value for status in Status)
+#: a report's statuses of rows whose person is registered: each has its join URL
+_SETTLED = frozenset(status.value for status in Status if status.ok)
+#: the webinar a report's Summary names: ``Subject (8325357307900339981, starts …)``
+_WEBINAR_LINE = re.compile(r"\((\d{1,19})(?:, starts [^()]*)?\)\s*$")
+
+
+def _webinar_of(summary: Sequence[tuple[str, str | int]]) -> str | None:
+    """The key of the one webinar a report's Summary names, if it names one."""
+    said = next((str(value) for label, value in summary if label == "Webinar"), "")
+    match = _WEBINAR_LINE.search(said)
+    return match[1] if match else None
+
+
+def _rows_named(lines: Sequence[int]) -> str:
+    """``row 4``, ``rows 4, 7 and 9``, ``rows 4, 7, 9, 12, 15 and 3 more``."""
+    if len(lines) == 1:
+        return f"row {lines[0]}"
+    shown = [str(line) for line in lines[:5]]
+    rest = len(lines) - len(shown)
+    return f"rows {', '.join(shown)}" + (f" and {rest} more" if rest else "")
 
 
 def _same_person(
     old: Sequence[int | str], index: dict[str, int], new: Sequence[int | str], at: dict[str, int]
 ) -> bool:
-    """Whether a report's row is the one a needs-attention row came from: a row that needed
-    attention, or one with the same e-mail or the same name (one of them may have been the
-    fix)."""
-    if old[index["status"]] in _FIXABLE:
-        return True
+    """Whether a report's row is the one a needs-attention row came from: the same e-mail, or
+    the same name; for a row that needed attention, the same first or last name will do (the
+    other, or the e-mail, may have been the fix)."""
 
     def cell(row: Sequence[int | str], where: dict[str, int], name: str) -> str:
-        return str(row[where[name]]).strip().lower() if name in where else ""
+        return str(row[where[name]] or "").strip().lower() if name in where else ""
 
     if cell(old, index, "email") and cell(old, index, "email") == cell(new, at, "email"):
         return True
     names = ("firstName", "lastName")
+    if old[index["status"]] in _FIXABLE:  # one of them may have been the mistake
+        return any(cell(old, index, n) and cell(old, index, n) == cell(new, at, n) for n in names)
     return all(cell(old, index, n) == cell(new, at, n) for n in names) and any(
         cell(old, index, n) for n in names
     )

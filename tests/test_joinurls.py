@@ -8,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 from openpyxl import load_workbook
 
 from importer.cli import cli
+from importer.sandbox import KICKOFF_KEY, WEBINAR_KEY
 
 from .conftest import TOKEN, ThreadedServer, register_args, write_csv
 
@@ -227,3 +229,106 @@ def test_a_row_fixed_to_repeat_another_is_named_by_its_row_in_the_report(
     assert report[4]["status"] == "registered"
     assert report[7]["status"] == "duplicate"
     assert report[7]["error"] == "same e-mail as row 4; not sent again"
+
+
+def edit_attention(path: Path, change: Callable[[Any], None]) -> None:
+    """Change a needs-attention workbook as a person (or a mistake) might, and save it."""
+    book = load_workbook(path)
+    change(book)
+    book.save(path)
+
+
+def warnings_of(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+
+
+@pytest.mark.parametrize("named", ["../other-joinurls.xlsx", "sub/r.xlsx", "a" * 300 + ".xlsx"])
+def test_a_report_named_by_no_usable_path_is_one_warning_and_the_run_reports(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer], named: str
+) -> None:
+    server = loopback_sandbox(rate=0)
+    assert register(server, guests(tmp_path)).exit_code == 1
+    attention = tmp_path / "guests-needs-attention.xlsx"
+    fix(attention, {("3", "lastName"): "Kim"})
+
+    def rename(book: Any) -> None:
+        for row in book["Settings"].iter_rows():
+            if row[0].value == "Report":
+                row[1].value = named
+
+    edit_attention(attention, rename)
+    again = register(server, attention)
+    assert again.exit_code == 1, again.output
+    assert "Traceback" not in again.output
+    assert len(warnings_of(again)) == 1
+    own = tmp_path / "guests-needs-attention-joinurls.xlsx"
+    assert [row["status"] for row in rows_of(own)] == ["registered", "invalid", "invalid"]
+
+
+def test_a_join_url_in_the_report_is_never_traded_for_a_row_that_did_not_register(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    assert register(server, guests(tmp_path)).exit_code == 1
+    home = tmp_path / "guests-joinurls.xlsx"
+    attention = tmp_path / "guests-needs-attention.xlsx"
+    before = rows_of(home)
+
+    def add_ann(book: Any) -> None:  # Ann, registered, as a row to fix: her last name lost
+        book["Needs attention"].append(["2", "Ann", "", "ann@example.com", "Acme"])
+
+    edit_attention(attention, add_ann)
+    fix(attention, {("3", "lastName"): "Kim"})
+    again = register(server, attention)
+    assert (
+        "Warning: row 2 of guests-joinurls.xlsx keeps its join URL: guests-needs-attention.xlsx "
+        "did not register that person again; this run's report has why" in again.stderr
+    )
+    after = rows_of(home)
+    assert after[0] == before[0]  # Ann: registered, her join URL as it was
+    assert after[1]["status"] == "registered"  # Bo, fixed, brought back
+
+
+def test_rows_of_another_webinar_or_hidden_in_excel_stay_out_of_the_report(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    assert register(server, guests(tmp_path)).exit_code == 1
+    home = tmp_path / "guests-joinurls.xlsx"
+    attention = tmp_path / "guests-needs-attention.xlsx"
+    before = rows_of(home)
+    fix(attention, {("3", "lastName"): "Kim", ("4", "email"): "cy@example.com"})
+
+    def elsewhere(book: Any) -> None:
+        sheet = book["Needs attention"]
+        headers = [cell.value for cell in sheet[1]]
+        sheet.cell(row=2, column=headers.index("webinarKey") + 1, value=KICKOFF_KEY)  # Bo
+        sheet.row_dimensions[4].hidden = True  # Ed, row 7, still without an e-mail
+
+    edit_attention(attention, elsewhere)
+    again = register(server, attention)
+    assert (
+        "Warning: guests-needs-attention.xlsx registered row 3 for another webinar than "
+        f"guests-joinurls.xlsx's ({WEBINAR_KEY}): its outcome is only in this run's report"
+        in again.stderr
+    )
+    after = rows_of(home)
+    assert after[1] == before[1]  # Bo: registered for the Kick-off, not for this webinar
+    assert after[2]["status"] == "registered"  # Cy
+    assert after[5] == before[5]  # Ed, hidden: still to fix, and said so
+    assert summary(home)["Needs attention"] == "2 rows: see the error column"
+
+
+def test_a_row_number_pointing_at_someone_else_leaves_the_report_as_it_is(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    assert register(server, guests(tmp_path)).exit_code == 1
+    home = tmp_path / "guests-joinurls.xlsx"
+    attention = tmp_path / "guests-needs-attention.xlsx"
+    before = rows_of(home)
+    # Cy's row pointed at row 5, Ann's repeated e-mail: another person that needed no fix
+    fix(attention, {("4", "row"): "5", ("4", "email"): "cy@example.com"})
+    again = register(server, attention)
+    assert "Warning: guests-joinurls.xlsx does not hold the rows" in again.stderr
+    assert rows_of(home) == before

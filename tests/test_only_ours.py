@@ -94,7 +94,7 @@ def test_undo_after_a_killed_run_leaves_alone_who_was_registered_before(
     report = rows_of(tmp_path / "u.xlsx")
     left = [row for row in report if row["status"] == "left_alone"]
     assert len(left) == 20
-    assert all(row["error"].startswith("registered already: GoTo registered") for row in left)
+    assert all(row["note"].startswith("registered already: GoTo registered") for row in left)
     with Journal.open(journal, organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as opened:
         states = {entry.email: entry.state for entry in opened.entries().values()}
     assert {states[email] for _, _, email in before[1:]} == {State.ALREADY_REGISTERED}
