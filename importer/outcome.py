@@ -204,10 +204,13 @@ class Outcome:
         input was a needs-attention file of it): the one that holds every join URL."""
         return self.written.home
 
-    def write_attention(self, path: str | Path) -> Path | None:
+    def write_attention(
+        self, path: str | Path, note: Callable[[str], None] | None = None
+    ) -> Path | None:
         """Write the rows that need attention, in the input's own columns, to fix and import
         again (``.xlsx``, which keeps 19-digit keys as they are, or ``.csv``); remove an old
-        file and return None when no row needs attention.
+        file and return None when no row needs attention. An old file saved since it was
+        written is kept aside, and ``note`` hears where.
 
         Each row's ``row`` cell is its line in the report that holds every join URL of the
         list (the one :meth:`write` wrote, or :attr:`home`), and an XLSX file names that
@@ -216,7 +219,7 @@ class Outcome:
         home = self.written.home
         named = home.path if home is not None else self.written.report
         built = report.build(self)
-        return report.write_attention(built, Path(path), named, carried=home is not None)
+        return report.write_attention(built, Path(path), named, carried=home is not None, note=note)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s.value}" for s, n in self.counts.items())

@@ -9,12 +9,14 @@ starts like a formula is stored as plain text in XLSX and behind an apostrophe i
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import errno
 import os
 import re
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,7 +269,12 @@ def _summary(
 
 
 def write_attention(
-    report: Report, path: Path, home: Path | None = None, *, carried: bool = False
+    report: Report,
+    path: Path,
+    home: Path | None = None,
+    *,
+    carried: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> Path | None:
     """Write the rows that need attention (or remove an old file when none do).
 
@@ -277,11 +284,22 @@ def write_attention(
     19-digit keys, the webinarKey column, as they are when the file is opened, corrected and
     saved, so it can be registered again as it is), and a Settings sheet naming ``home``. As
     CSV when ``path`` ends so (Excel rounds such keys if it saves the CSV), or when the rows
-    are more than an Excel sheet holds; the path written is returned.
+    are more than an Excel sheet holds; the path written is returned. An old file that was
+    saved since it was written (corrections someone has not registered yet) is kept aside under
+    a time-stamped name, and ``note`` hears where.
     """
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ReportError(f"{path.name}: the rows needing attention go to an .xlsx or .csv file")
+    if _saved_since_written(path):
+        kept = _unused_beside(path)
+        with contextlib.suppress(OSError):
+            path.rename(kept)
+            _tell(
+                note,
+                f"{path.name} was changed since it was written (corrections not registered "
+                f"yet?): it was kept as {kept.name}",
+            )
     if not report.attention:
         path.unlink(missing_ok=True)
         return None
@@ -306,6 +324,26 @@ def write_attention(
     except OSError as exc:
         raise ReportError(f"{path}: could not be written ({exc.strerror or exc})") from exc
     return path
+
+
+#: the times a workbook's properties give for its writing and its last save
+_CREATED = re.compile(rb"<dcterms:created[^>]*>([^<]+)<")
+_MODIFIED = re.compile(rb"<dcterms:modified[^>]*>([^<]+)<")
+
+
+def _saved_since_written(path: Path) -> bool:
+    """Whether a needs-attention workbook was saved since this tool wrote it: this tool writes
+    the same time as its created and its modified property; Excel, LibreOffice and openpyxl
+    set the modified one when they save."""
+    if path.suffix.lower() != ".xlsx" or not _is_file(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as book:
+            properties = book.read("docProps/core.xml")[:65536]
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    created, modified = _CREATED.search(properties), _MODIFIED.search(properties)
+    return created is not None and modified is not None and created[1] != modified[1]
 
 
 def _row_cell(line: int, origin: int | None, carried: bool) -> str:

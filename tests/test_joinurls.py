@@ -4,6 +4,8 @@ the report it came from."""
 from __future__ import annotations
 
 import csv
+import re
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -332,3 +334,40 @@ def test_a_row_number_pointing_at_someone_else_leaves_the_report_as_it_is(
     again = register(server, attention)
     assert "Warning: guests-joinurls.xlsx does not hold the rows" in again.stderr
     assert rows_of(home) == before
+
+
+def written_long_ago(path: Path) -> None:
+    """Date a workbook's writing (its created and modified properties) back to 2026-01-01."""
+    with zipfile.ZipFile(path) as book:
+        parts = {name: book.read(name) for name in book.namelist()}
+    parts["docProps/core.xml"] = re.sub(
+        rb"(<dcterms:(?:created|modified)[^>]*>)[^<]+<",
+        rb"\g<1>2026-01-01T00:00:00Z<",
+        parts["docProps/core.xml"],
+    )
+    with zipfile.ZipFile(path, "w") as book:
+        for name, data in parts.items():
+            book.writestr(name, data)
+
+
+def test_corrections_not_registered_yet_are_kept_when_the_list_is_registered_again(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    source = guests(tmp_path)
+    attention = tmp_path / "guests-needs-attention.xlsx"
+    assert register(server, source).exit_code == 1
+    assert register(server, source).exit_code == 1  # as written: simply written again
+    assert sorted(path.name for path in tmp_path.glob("guests-needs-attention*")) == [
+        attention.name
+    ]
+    written_long_ago(attention)  # an edit within the second of writing would go unseen
+    fix(attention, {("3", "lastName"): "Kim"})  # saved, as Excel saves it
+    again = register(server, source)
+    (kept,) = (p for p in tmp_path.glob("guests-needs-attention-*.xlsx") if p != attention)
+    assert (
+        f"Warning: guests-needs-attention.xlsx was changed since it was written (corrections "
+        f"not registered yet?): it was kept as {kept.name}" in again.stderr
+    )
+    assert rows_of(kept, "Needs attention")[0]["lastName"] == "Kim"
+    assert rows_of(attention, "Needs attention")[0]["lastName"] in ("", None)

@@ -96,7 +96,7 @@ def register(
             console.dry_run(outcome)
             sys.exit(outcome.exit_code)
         written = outcome.write(out, console.note)
-        fix = outcome.write_attention(attention)
+        fix = outcome.write_attention(attention, console.note)
         console.summary(outcome)
         if fix is not None:
             console.say(f"To fix:   {fix} (correct the rows and register that file)")

@@ -254,7 +254,9 @@ class Job:
         built = report.build(outcome, source_name=self.upload.name)
         self.built = built
         self.report_file = report.write(built, self.upload.report_path, self.report_notes.append)
-        self.attention_file = report.write_attention(built, self.upload.attention_path)
+        self.attention_file = report.write_attention(
+            built, self.upload.attention_path, note=self.report_notes.append
+        )
         return outcome
 
 
