@@ -4,13 +4,18 @@ runs: in the user's data folder, which each test has to itself."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
+import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,6 +25,7 @@ from click.testing import CliRunner, Result
 from importer import sandbox
 from importer.cli import cli
 from importer.connection import Connection
+from importer.errors import JournalError
 from importer.httpserver import Request
 from importer.journal import webinar_journal
 from importer.sandbox import (
@@ -27,6 +33,7 @@ from importer.sandbox import (
     ORGANIZER_KEY,
     PREFIX,
     WEBINAR_KEY,
+    WORKSHOP_KEY,
     Sandbox,
     SandboxConfig,
     SandboxTransport,
@@ -139,7 +146,7 @@ def test_sandbox_reset_empties_it(tmp_path: Path) -> None:
         f"Sandbox reset: removed 3 registrants and 1 journal ({store_path().parent}).\n"
     )
     assert kept() == []
-    assert not journal_folder().exists()
+    assert list(journal_folder().glob("*.sqlite3*")) == []
     again = invoke("register", str(source), "--sandbox", "--yes")
     assert "Resuming" not in again.stderr
     assert "Done: 3 registered." in again.stderr
@@ -179,7 +186,7 @@ def test_a_damaged_sandbox_file_is_one_line_that_says_how_to_start_afresh(tmp_pa
     assert line.endswith("run g2w-import sandbox reset to start the sandbox afresh")
     done = invoke("sandbox", "reset")
     assert done.exit_code == 0
-    assert done.stderr.startswith("Sandbox reset: removed its file, which could not be read, and")
+    assert done.stderr.startswith("Sandbox reset: removed its file, which could not be used, and")
     assert invoke("register", str(source), "--sandbox", "--yes").exit_code == 0
     assert len(kept()) == 2
 
@@ -284,3 +291,219 @@ def test_two_connections_at_once_register_each_person_once() -> None:
         keys = [entry["registrantKey"] for entry in first.registrants()]
         assert len(keys) == len(set(keys)) == 150
         assert gone["registrantKey"] not in keys
+
+
+def test_sandbox_reset_lets_no_import_start_while_it_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import that starts while the reset is under way (here: while it empties the file)
+    is refused, for a webinar that has a journal and for one that has none yet; the reset
+    removes no journal and no lock an import holds."""
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    assert invoke("register", str(source), "--sandbox", "--yes").exit_code == 0
+    refused: list[str] = []
+    empty = SandboxStore.empty
+
+    def meanwhile(store: SandboxStore) -> int:
+        for key in (WEBINAR_KEY, WORKSHOP_KEY):
+            try:
+                with webinar_journal(ORGANIZER_KEY, key, folder=journal_folder()):
+                    pass
+            except JournalError:
+                refused.append(key)
+        return empty(store)
+
+    monkeypatch.setattr(SandboxStore, "empty", meanwhile)
+    done = invoke("sandbox", "reset")
+    assert done.exit_code == 0, done.output
+    assert "removed 2 registrants and 1 journal" in done.stderr
+    assert refused == [WEBINAR_KEY, WORKSHOP_KEY]
+    assert list(journal_folder().glob("*.sqlite3*")) == []
+
+
+def test_sandbox_reset_leaves_the_lock_files_an_import_may_be_taking(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    assert invoke("register", str(source), "--sandbox", "--yes").exit_code == 0
+    lock = journal_folder() / f"{ORGANIZER_KEY}-{WEBINAR_KEY}.lock"
+    assert lock.exists()
+    assert invoke("sandbox", "reset").exit_code == 0
+    assert lock.exists()  # one removed could be held by one import as another takes a new one
+    with webinar_journal(ORGANIZER_KEY, WEBINAR_KEY, folder=journal_folder()):
+        refused = invoke("sandbox", "reset")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        f"Error: a --sandbox import is running (it holds {lock}); stop it, then run "
+        "g2w-import sandbox reset again\n"
+    )
+
+
+def test_sandbox_reset_fails_when_its_journals_folder_is_a_file() -> None:
+    journal_folder().parent.mkdir(parents=True)
+    journal_folder().write_text("not a folder")
+    done = invoke("sandbox", "reset")
+    assert done.exit_code == 2
+    assert done.stderr == (
+        f"Error: {journal_folder()}: is not a folder, but the sandbox keeps its journals there; "
+        "move it away, then run g2w-import sandbox reset again\n"
+    )
+    journal_folder().unlink()
+    assert invoke("sandbox", "reset").exit_code == 0
+
+
+DAMAGE = {
+    "not JSON": "UPDATE registrants SET entry = '{not json'",
+    "no e-mail": "UPDATE registrants SET entry = json_remove(entry, '$.email')",
+    "a list": "UPDATE registrants SET entry = '[1,2]'",
+    "e-mail null": "UPDATE registrants SET entry = json_set(entry, '$.email', json('null'))",
+    "removals not a number": "UPDATE meta SET value = 'abc' WHERE name = 'removals'",
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_damaged_registrations_are_one_line_and_a_reset_clears_them(
+    tmp_path: Path, damage: str
+) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    assert invoke("register", str(source), "--sandbox", "--yes").exit_code == 0
+    with contextlib.closing(sqlite3.connect(store_path())) as db:
+        db.execute(damage)
+        db.commit()
+    for args in (["fields", "--sandbox"], ["register", str(source), "--sandbox", "--yes"]):
+        failed = invoke(*args)
+        assert failed.exit_code == 2
+        line = failed.stderr.strip()
+        assert "\n" not in line
+        assert line.startswith(f"Error: {store_path()}: the built-in sandbox's registrations ")
+        assert line.endswith("; run g2w-import sandbox reset to start the sandbox afresh")
+    done = invoke("sandbox", "reset")
+    assert done.exit_code == 0, done.output
+    assert invoke("fields", "--sandbox").exit_code == 0
+    assert invoke("register", str(source), "--sandbox", "--yes").exit_code == 0
+    assert len(kept()) == 2
+
+
+def test_a_folder_where_the_sandbox_file_belongs_is_removed_by_reset_when_empty() -> None:
+    store_path().mkdir(parents=True)
+    failed = invoke("fields", "--sandbox")
+    assert failed.exit_code == 2
+    assert failed.stderr == (
+        f"Error: {store_path()}: is a folder, not the built-in sandbox's file; run g2w-import "
+        "sandbox reset to start the sandbox afresh\n"
+    )
+    done = invoke("sandbox", "reset")
+    assert done.exit_code == 0, done.output
+    assert done.stderr.startswith("Sandbox reset: removed its file, which could not be used, and")
+    assert invoke("fields", "--sandbox").exit_code == 0
+
+    (store_path() / "something").mkdir(parents=True)  # a folder that holds files: never removed
+    kept_back = invoke("sandbox", "reset")
+    assert kept_back.exit_code == 2
+    assert kept_back.stderr.startswith(f"Error: {store_path()}: the built-in sandbox's file ")
+    assert kept_back.stderr.endswith(
+        "; it is a folder that holds files: move it away, then run g2w-import sandbox reset again\n"
+    )
+    assert (store_path() / "something").is_dir()
+    store_path().rename(store_path().with_name("moved away"))
+    assert invoke("sandbox", "reset").exit_code == 0
+    assert invoke("fields", "--sandbox").exit_code == 0
+
+
+def _read_only(path: Path) -> Callable[[bool], None] | None:
+    """A switch that makes ``path`` unwritable and undeletable (True) and undoes it (False),
+    as the user could; None where this system cannot."""
+    if os.name != "posix":
+        return None
+    if os.geteuid() != 0:  # file modes bind everyone but root
+
+        def modes(on: bool) -> None:
+            path.chmod(0o444 if on else 0o644)
+            path.parent.chmod(0o555 if on else 0o755)
+
+        return modes
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        return None
+
+    def immutable(on: bool) -> None:
+        subprocess.run([chattr, "+i" if on else "-i", str(path)], check=True, capture_output=True)
+
+    try:
+        immutable(True)
+    except subprocess.CalledProcessError:  # a file system without the attribute
+        return None
+    immutable(False)
+    return immutable
+
+
+@posix_only
+def test_a_read_only_sandbox_file_gets_advice_that_leads_somewhere(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    assert invoke("register", str(source), "--sandbox", "--yes").exit_code == 0
+    switch = _read_only(store_path())
+    if switch is None:
+        pytest.skip("this system cannot make a file read-only for the tests' user")
+    switch(True)
+    try:
+        failed = invoke("fields", "--sandbox")
+        assert failed.exit_code == 2
+        assert failed.stderr.startswith(f"Error: {store_path()}: the built-in sandbox's ")
+        assert "sandbox reset" in failed.stderr
+        refused = invoke("sandbox", "reset")
+        assert refused.exit_code == 2
+        assert refused.stderr != failed.stderr
+        assert refused.stderr.startswith(f"Error: {store_path()}: the built-in sandbox's file ")
+        assert refused.stderr.endswith(
+            "; make it and its folder writable, or remove it by hand, then run g2w-import "
+            "sandbox reset again\n"
+        )
+        assert len(refused.stderr.splitlines()) == 1
+    finally:
+        switch(False)
+    done = invoke("sandbox", "reset")
+    assert done.exit_code == 0, done.output
+    assert "removed 2 registrants and 1 journal" in done.stderr
+    assert invoke("fields", "--sandbox").exit_code == 0
+
+
+def test_commands_that_only_read_make_no_sandbox_file(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    for args in (
+        ["fields", "--sandbox"],
+        ["webinars", "--sandbox"],
+        ["template", str(tmp_path / "form.xlsx"), "--sandbox"],
+        ["register", str(source), "--sandbox", "--dry-run"],
+    ):
+        done = invoke(*args)
+        assert done.exit_code == 0, (args, done.output)
+    assert not store_path().exists()
+    assert kept() == []
+    assert not store_path().exists()
+
+
+def test_commands_that_only_read_work_where_the_data_folder_cannot_be_made(
+    tmp_path: Path, own_data_folder: Path
+) -> None:
+    own_data_folder.write_text("a file where the user data folder belongs")
+    assert invoke("fields", "--sandbox").exit_code == 0
+    made = invoke("template", str(tmp_path / "form.xlsx"), "--sandbox")
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "form.xlsx").is_file()
+
+
+def test_a_store_opened_before_the_file_was_made_sees_what_another_registers() -> None:
+    with SandboxStore.open(store_path()) as early:
+        waiting = Sandbox(SandboxConfig(rate=0, tokens=(TOKEN,)))
+        early.attach(waiting)
+        assert not store_path().exists()
+        with SandboxStore.open(store_path()) as other:
+            first = Sandbox(SandboxConfig(rate=0, tokens=(TOKEN,)))
+            other.attach(first)
+            assert create(first, "ann@example.com") == 201
+        assert store_path().is_file()
+        assert create(waiting, "ann@example.com") == 409
+        assert create(waiting, "bob@example.com") == 201
+        assert [entry["email"] for entry in waiting.registrants()] == [
+            "ann@example.com",
+            "bob@example.com",
+        ]
+    assert sorted(kept()) == ["ann@example.com", "bob@example.com"]

@@ -332,7 +332,7 @@ def sandbox_reset() -> None:
     with errors():
         done = reset()
     if done.registrants is None:
-        removed = "its file, which could not be read,"
+        removed = "its file, which could not be used,"
     else:
         removed = counted(done.registrants, "registrant")
     echo(

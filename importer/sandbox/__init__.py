@@ -67,7 +67,8 @@ def connect(
     config: SandboxConfig | None = None, *, organizer_key: str | None = None
 ) -> Iterator[Connection]:
     """A connection to the in-process sandbox, with the registrants earlier runs left in it
-    and its own journal folder, both in the user's data folder.
+    and its own journal folder, both in the user's data folder (its file is made by the first
+    registration: a command that only reads leaves none behind).
 
     The token is issued for this connection alone: the sandbox keeps registrants, never tokens.
     """
