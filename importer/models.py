@@ -72,7 +72,8 @@ class RawRow:
     #: hidden in Excel, by a filter or by hand (not sent unless asked for)
     hidden: bool = False
     #: cells that hold a formula Excel has not calculated (so no value): (column index, the
-    #: formula, "" when the file does not spell it out)
+    #: formula, "" when the file does not spell it out); or an Excel error value such as
+    #: ``#DIV/0!``, which reads as no value too
     formulas: tuple[tuple[int, str], ...] = ()
 
     def formula(self, index: int) -> str | None:

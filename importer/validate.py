@@ -426,7 +426,13 @@ _WHAT = {"firstName": "the first name", "lastName": "the last name", "email": "t
 
 def _uncalculated(formula: str) -> str:
     """A cell whose formula Excel never calculated (the file was written by a program): it has
-    no value to send, and only Excel (or another spreadsheet program) can give it one."""
+    no value to send, and only Excel (or another spreadsheet program) can give it one. A cell
+    whose value is an Excel error (``#DIV/0!``) comes as that error, not a formula."""
+    if formula.startswith("#"):
+        return (
+            f"the cell holds an Excel error ({formula}); correct it in Excel and save the file, "
+            "then run again"
+        )
     shown = f" ({formula})" if formula else ""
     return (
         f"the cell holds a formula{shown} that Excel has not calculated yet; open the file in "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,95 @@ def test_encodings_reach_the_plan(tmp_path: Path, name: str) -> None:
     plan = validate(read_table(path))
     assert isinstance(plan.table, Table)
     assert plan.registrants[0].last_name == "Müller"
+
+
+def _attribute(name: str, values: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """An attribute as programs, and people, write them: either quotes, spaces about ``=``."""
+    return st.builds(
+        lambda value, quote, space: f" {name}{space}={space}{quote}{value}{quote}",
+        values,
+        st.sampled_from(['"', "'"]),
+        st.sampled_from(["", " ", "\t"]),
+    )
+
+
+_column = st.integers(1, 9).map(lambda n: "ABCDEFGHI"[n - 1])
+_reference = st.builds(
+    lambda letters, number, lower, zeros: (
+        (letters.lower() if lower else letters) + ("00" if zeros else "") + str(number)
+    ),
+    _column,
+    st.integers(1, 9),
+    st.booleans(),
+    st.booleans(),
+)
+_odd = st.sampled_from(["", ' note=">"', " note='</row>'", ' note="&lt;c r=&quot;I9&quot;&gt;"'])
+_content = st.sampled_from(
+    [
+        "<v>1</v>",
+        "<is><t>a</t></is>",
+        "<f>1+1</f><v>2</v>",
+        "<v></v>",
+        "<v>1</c><row r='1'></row></v>",  # calamine reads on to </v>, past the </row>
+        "<is><row r='1'></row><t>b</t></is>",
+        "<v>3<![CDATA[</c></row>]]></v>",
+        "<!-- </c><row r='1'> --><v>4</v>",
+    ]
+)
+_cell = st.builds(
+    lambda prefix, reference, odd, content, empty: (
+        f"<{prefix}c{reference}{odd}" + ("/>" if empty else f">{content}</{prefix}c>")
+    ),
+    st.sampled_from(["", "x:"]),
+    st.one_of(st.just(""), _attribute("r", _reference)),
+    _odd,
+    _content,
+    st.booleans(),
+)
+_row = st.builds(
+    lambda prefix, number, cells, between: (
+        f"<{prefix}row{number}>" + between.join(cells) + f"</{prefix}row>"
+    ),
+    st.sampled_from(["", "x:"]),
+    st.one_of(st.just(""), _attribute("r", st.integers(1, 9).map(str))),
+    st.lists(_cell, max_size=6),
+    st.sampled_from(["", "<!-- <row r='9'> -->", "<?pi ?>", "text"]),
+)
+
+
+@FUZZ
+@given(rows=st.lists(_row, max_size=6))
+def test_no_sheet_reaches_calamine_larger_than_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[str]
+) -> None:
+    """However cells are written (without references, in lower case, with spaces or single
+    quotes, with markup inside them), calamine is never given a sheet whose grid is larger
+    than the workbook's checks allow."""
+    from python_calamine import CalamineWorkbook
+
+    from importer import workbook
+
+    monkeypatch.setattr(workbook, "MAX_CELLS", 30)
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    path = tmp_path / "odd.xlsx"
+    if not path.exists():
+        Workbook().save(path)
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    parts["xl/worksheets/sheet1.xml"] = (
+        f'<worksheet xmlns="{main}" xmlns:x="{main}"><sheetData>{"".join(rows)}</sheetData>'
+        "</worksheet>"
+    ).encode()
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    try:
+        workbook._inspect(path)
+    except InputError:
+        return
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+        grid = book.get_sheet_by_index(0).to_python(skip_empty_area=False)
+    except Exception:  # calamine cannot read it: nothing to hold in memory
+        return
+    assert len(grid) * max(map(len, grid), default=0) <= 30

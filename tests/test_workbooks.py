@@ -470,6 +470,277 @@ def test_marks_are_found_across_the_chunks_a_sheet_is_read_in(
         assert marks() == whole
 
 
+# --- cells far out, however they are written -------------------------------------------------
+
+
+@pytest.fixture
+def no_calamine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if calamine is asked to read the workbook (a far cell makes it abort)."""
+    import python_calamine
+
+    class Refused:
+        @staticmethod
+        def from_path(path: str) -> None:
+            raise AssertionError(f"calamine was asked to read {path}")
+
+    monkeypatch.setattr(python_calamine, "CalamineWorkbook", Refused)
+
+
+def with_rows(path: Path, rows: str) -> Path:
+    """A workbook of one guest, and ``rows`` written after its rows as another program would."""
+    book(path, {"Guests": guests(1)})
+    rewrite(path, "xl/worksheets/sheet1.xml", "</sheetData>", rows + "</sheetData>")
+    return path
+
+
+BEYOND = "beyond the last cell of an Excel sheet (XFD1048576)"
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        ('<c r="XFD99999999"><v>1</v></c>', f"XFD99999999, {BEYOND}"),
+        ('<c r="C12345678"><v>1</v></c>', f"C12345678, {BEYOND}"),
+        ('<c r="ZZZZ2000"><v>1</v></c>', f"ZZZZ2000, {BEYOND}"),
+        ('<c r="A4294967298"><v>1</v></c>', f"A4294967298, {BEYOND}"),  # calamine wraps it
+        ('<c r="XFD01000000"><v>1</v></c>', "XFD1000000, which makes 16,384,000,000 cells"),
+        ('<c r="xfd1000000"><v>1</v></c>', "XFD1000000, which makes 16,384,000,000 cells"),
+        ('<c r = "XFD1000000"><v>1</v></c>', "XFD1000000, which makes 16,384,000,000 cells"),
+        ("<c r='XFD1000000'><v>1</v></c>", "XFD1000000, which makes 16,384,000,000 cells"),
+        ('<c s="0"r="XFD1000000"><v>1</v></c>', "XFD1000000, which makes 16,384,000,000 cells"),
+        ('<c t="n" note=">" r="XFD1000000"><v>1</v></c>', "XFD1000000, which makes 16,384,000,000"),
+    ],
+)
+@pytest.mark.usefixtures("no_calamine")
+def test_a_far_reference_written_any_way_calamine_reads_is_refused_first(
+    tmp_path: Path, cell: str, shown: str
+) -> None:
+    path = with_rows(tmp_path / "far.xlsx", f'<row r="3">{cell}</row>')
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert str(caught.value).startswith(
+        f"far.xlsx: sheet 'Guests' has a value as far out as cell {shown}"
+    )
+    assert str(caught.value).endswith(
+        "; delete what stands beyond the list (in Excel, Ctrl+End goes to the last cell) and "
+        "save again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "shown"),
+    [
+        # a cell without a reference takes the row's number and the column after the last
+        ('<row r="1000000">' + "<c/>" * 20 + "<c><v>1</v></c></row>", "U1000000, which makes"),
+        ('<row r="3">' + "<c/>" * 16_384 + "<c><v>1</v></c></row>", f"XFE3, {BEYOND}"),
+        ("<row></row>" * 1_048_576 + "<row><c><v>1</v></c></row>", f"A1048579, {BEYOND}"),
+        # a cell whose value holds a </row>, which calamine passes over: still counted
+        (
+            '<row r="5000"><c><v>1</c></row><row r="1"></row></v></c>'
+            + "<c/>" * 5000
+            + "<c><v>1</v></c></row>",
+            "GJ",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("no_calamine")
+def test_cells_without_a_reference_are_counted_where_calamine_puts_them(
+    tmp_path: Path, rows: str, shown: str
+) -> None:
+    path = with_rows(tmp_path / "far.xlsx", rows)
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert f"far.xlsx: sheet 'Guests' has a value as far out as cell {shown}" in str(caught.value)
+
+
+@pytest.mark.usefixtures("no_calamine")
+def test_a_sheet_stored_anywhere_in_the_zip_is_checked(tmp_path: Path) -> None:
+    """Calamine follows the workbook's links wherever they lead, in any case of letters."""
+    path = with_rows(tmp_path / "far.xlsx", '<row r="3"><c r="XFD1048576"><v>1</v></c></row>')
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    parts["XL/Lists/Guests.XML"] = parts.pop("xl/worksheets/sheet1.xml")
+    links = "xl/_rels/workbook.xml.rels"
+    parts[links] = parts[links].replace(b"/xl/worksheets/sheet1.xml", b"lists/guests.xml")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert "sheet 'Guests' has a value as far out as cell XFD1048576, which makes" in str(
+        caught.value
+    )
+
+
+def test_shared_strings_are_counted_by_the_part_calamine_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small decoy of shared strings elsewhere in the zip does not hide the real ones."""
+    monkeypatch.setattr(workbook, "MAX_TEXT", 2**20)
+    path = with_rows(
+        tmp_path / "bomb.xlsx",
+        "".join(f'<row r="{i}"><c r="D{i}" t="s"><v>1</v></c></row>' for i in range(3, 40)),
+    )
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    links = "xl/_rels/workbook.xml.rels"
+    parts[links] = parts[links].replace(
+        b"</Relationships>",
+        b'<Relationship Id="rIdS" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        b'relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+    )
+
+    def strings(text: str) -> str:
+        return f'<sst xmlns="{main}"><si><t>{text}</t></si><si><t>{text}</t></si></sst>'
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        target.writestr("xl/decoy/sharedStrings.xml", strings("x"))
+        for name, data in parts.items():
+            target.writestr(name, data)
+        target.writestr("xl/SharedStrings.xml", strings("A" * 50_000))  # calamine's, any case
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert "comes to 2 MB of text once its repeated cells are spelt out" in str(caught.value)
+
+
+@pytest.mark.usefixtures("no_calamine")
+def test_a_far_reference_is_one_line_for_the_command(tmp_path: Path) -> None:
+    path = with_rows(tmp_path / "far.xlsx", '<row r="3"><c r="XFD99999999"><v>1</v></c></row>')
+    result = invoke("register", str(path), "--dry-run")
+    assert result.exit_code == EXIT_USAGE
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"far.xlsx: sheet 'Guests' has a value as far out as cell XFD99999999, {BEYOND}" in (
+        result.stderr
+    )
+
+
+def test_cells_written_without_references_and_a_wide_dimension_are_read(tmp_path: Path) -> None:
+    """Some programs leave out cells' references; calamine places them, and so is the sheet
+    counted. The sheet's stated dimension plays no part (calamine does not go by it)."""
+    path = book(tmp_path / "book.xlsx", {"Guests": [["placeholder"]]})
+    rows = (
+        "<row>" + "".join(f'<c t="inlineStr"><is><t>{h}</t></is></c>' for h in HEADER) + "</row>"
+        '<row r="3"><c t="inlineStr"><is><t>Ann</t></is></c><c/>'
+        '<c t="inlineStr"><is><t>ann@example.com</t></is></c></row>'
+        '<row><c r="A4" t="inlineStr"><is><t>Bo</t></is></c>'
+        '<c t="inlineStr"><is><t>Kim</t></is></c><c t="inlineStr"><is><t>bo@example.com</t>'
+        "</is></c></row>"
+    )
+    with zipfile.ZipFile(path) as made:
+        sheet = made.read("xl/worksheets/sheet1.xml").decode()
+    data = re.search(r"<sheetData>.*</sheetData>", sheet)
+    assert data is not None
+    rewrite(path, "xl/worksheets/sheet1.xml", data.group(), f"<sheetData>{rows}</sheetData>")
+    rewrite(path, "xl/worksheets/sheet1.xml", 'ref="A1:A1"', 'ref="A1:XFD1048576"')
+    table = read_table(path)
+    assert [(row.line, row.cells) for row in table.rows] == [
+        (3, ("Ann", "", "ann@example.com")),
+        (4, ("Bo", "Kim", "bo@example.com")),
+    ]
+
+
+# --- the workbook's own XML ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tab", ["²", "\u0661", "1x", ""])  # superscript 2, Arabic-Indic 1
+def test_an_active_tab_that_is_not_a_plain_number_is_passed_over(tmp_path: Path, tab: str) -> None:
+    path = book(
+        tmp_path / "book.xlsx",
+        {"First": guests(1, "first.example"), "Second": guests(1)},
+        active="Second",
+    )
+    rewrite(path, "xl/workbook.xml", 'activeTab="1"', f'activeTab="{tab}"')
+    assert read_table(path).sheet == "First"
+
+
+STRICT = {
+    "http://schemas.openxmlformats.org/spreadsheetml/2006/main": (
+        "http://purl.oclc.org/ooxml/spreadsheetml/main"
+    ),
+    "http://schemas.openxmlformats.org/officeDocument/2006/relationships": (
+        "http://purl.oclc.org/ooxml/officeDocument/relationships"
+    ),
+}
+
+
+def test_a_strict_open_xml_workbook_says_its_active_sheet_hidden_rows_and_formulas(
+    tmp_path: Path,
+) -> None:
+    path = book(
+        tmp_path / "strict.xlsx",
+        {"Old": guests(2, "old.example"), "Guests": [*guests(3), ["Cy", "Orr", "=LOWER(A5)"]]},
+        active="Guests",
+        hidden_rows={"Guests": [3]},
+    )
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name).decode() for name in source.namelist()}
+    for name, text in parts.items():
+        for transitional, strict in STRICT.items():
+            text = text.replace(transitional, strict)
+        parts[name] = text.replace("<workbook ", '<workbook conformance="strict" ', 1)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, text in parts.items():
+            target.writestr(name, text)
+    assert b"schemas.openxmlformats.org/spreadsheetml" not in path.read_bytes()
+    table = read_table(path)
+    assert table.sheet == "Guests"
+    assert [row.line for row in table.rows if row.hidden] == [3]
+    assert table.rows[3].formulas == ((2, "=LOWER(A5)"),)
+
+
+def test_hidden_is_the_attribute_of_that_name_alone(tmp_path: Path) -> None:
+    """``hidden = "1"`` hides a row; ``x14ac:hidden="1"`` is another attribute."""
+    path = book(tmp_path / "book.xlsx", {"Guests": guests(4)}, hidden_rows={"Guests": [3]})
+    sheet = "xl/worksheets/sheet1.xml"
+    rewrite(path, sheet, 'hidden="1"', "hidden\t=  '1'")
+    rewrite(path, sheet, '<row r="4"', '<row r="4" x14ac:hidden="1"')
+    assert [row.line for row in read_table(path).rows if row.hidden] == [3]
+
+
+def error_cells(path: Path) -> Path:
+    """Guests whose e-mail cells hold the error values Excel shows: alone, and as a formula's
+    result."""
+    book(path, {"Guests": [*guests(1), ["Ann", "Lee", "x"], ["Bo", "Kim", "y"]]})
+    sheet = "xl/worksheets/sheet1.xml"
+    rewrite(
+        path,
+        sheet,
+        '<c r="C3" t="inlineStr"><is><t>x</t></is></c>',
+        '<c r="C3" t="e"><v>#DIV/0!</v></c>',
+    )
+    rewrite(
+        path,
+        sheet,
+        '<c r="C4" t="inlineStr"><is><t>y</t></is></c>',
+        '<c r="C4" t="e"><f>VLOOKUP(A4,People!A:B,2,FALSE)</f><v>#N/A</v></c>',
+    )
+    return path
+
+
+def test_a_cell_holding_an_error_value_is_marked_with_it(tmp_path: Path) -> None:
+    """Calamine reads an error value as an empty cell: the reader says which error it was."""
+    table = read_table(error_cells(tmp_path / "book.xlsx"))
+    assert [(row.line, row.cells[2], row.formulas) for row in table.rows] == [
+        (2, "guest0@example.com", ()),
+        (3, "", ((2, "#DIV/0!"),)),
+        (4, "", ((2, "#N/A"),)),
+    ]
+
+
+def test_a_cell_holding_an_error_value_is_named_not_called_empty(tmp_path: Path) -> None:
+    outcome = importer.check(error_cells(tmp_path / "book.xlsx"))
+    assert [(p.line, p.column, p.message) for p in outcome.problems] == [
+        (
+            line,
+            "email",
+            f"the cell holds an Excel error ({error}); correct it in Excel and save the file, "
+            "then run again",
+        )
+        for line, error in ((3, "#DIV/0!"), (4, "#N/A"))
+    ]
+
+
 # --- CSV in every Unicode encoding ------------------------------------------------------------
 
 TEXT = (
