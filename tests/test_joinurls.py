@@ -44,6 +44,15 @@ def guests(folder: Path) -> Path:
     )
 
 
+def first_run(
+    folder: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> tuple[ThreadedServer, Path, Path]:
+    """The six guests registered once: the sandbox, the report and the needs-attention file."""
+    server = loopback_sandbox(rate=0)
+    assert register(server, guests(folder)).exit_code == 1
+    return server, folder / "guests-joinurls.xlsx", folder / "guests-needs-attention.xlsx"
+
+
 def rows_of(path: Path, sheet: str = "Registrants") -> list[dict[str, Any]]:
     values = list(load_workbook(path)[sheet].iter_rows(values_only=True))
     return [dict(zip(values[0], row, strict=True)) for row in values[1:]]
@@ -270,10 +279,7 @@ def test_a_report_named_by_no_usable_path_is_one_warning_and_the_run_reports(
 def test_a_join_url_in_the_report_is_never_traded_for_a_row_that_did_not_register(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
-    server = loopback_sandbox(rate=0)
-    assert register(server, guests(tmp_path)).exit_code == 1
-    home = tmp_path / "guests-joinurls.xlsx"
-    attention = tmp_path / "guests-needs-attention.xlsx"
+    server, home, attention = first_run(tmp_path, loopback_sandbox)
     before = rows_of(home)
 
     def add_ann(book: Any) -> None:  # Ann, registered, as a row to fix: her last name lost
@@ -294,10 +300,7 @@ def test_a_join_url_in_the_report_is_never_traded_for_a_row_that_did_not_registe
 def test_rows_of_another_webinar_or_hidden_in_excel_stay_out_of_the_report(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
-    server = loopback_sandbox(rate=0)
-    assert register(server, guests(tmp_path)).exit_code == 1
-    home = tmp_path / "guests-joinurls.xlsx"
-    attention = tmp_path / "guests-needs-attention.xlsx"
+    server, home, attention = first_run(tmp_path, loopback_sandbox)
     before = rows_of(home)
     fix(attention, {("3", "lastName"): "Kim", ("4", "email"): "cy@example.com"})
 
@@ -324,10 +327,7 @@ def test_rows_of_another_webinar_or_hidden_in_excel_stay_out_of_the_report(
 def test_a_row_number_pointing_at_someone_else_leaves_the_report_as_it_is(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
-    server = loopback_sandbox(rate=0)
-    assert register(server, guests(tmp_path)).exit_code == 1
-    home = tmp_path / "guests-joinurls.xlsx"
-    attention = tmp_path / "guests-needs-attention.xlsx"
+    server, home, attention = first_run(tmp_path, loopback_sandbox)
     before = rows_of(home)
     # Cy's row pointed at row 5, Ann's repeated e-mail: another person that needed no fix
     fix(attention, {("4", "row"): "5", ("4", "email"): "cy@example.com"})
