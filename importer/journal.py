@@ -187,7 +187,7 @@ class Journal:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             lock_file.parent.mkdir(parents=True, exist_ok=True)
-            lock = _take_lock(lock_file)
+            lock = take_lock(lock_file)
             if not path.exists():
                 # names and e-mail addresses: for the user's eyes only, from the first byte
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -681,7 +681,7 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _take_lock(path: Path) -> IO[bytes]:
+def take_lock(path: Path) -> IO[bytes]:
     """An exclusive lock held for as long as the returned file is open (released on any exit)."""
     handle = os.fdopen(os.open(path, os.O_CREAT | os.O_RDWR, 0o600), "a+b")
     try:

@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import JournalError, UsageError
-from ..journal import _take_lock, data_folder
+from ..journal import data_folder, take_lock
 from ..models import email_key
 from .webinars import ORGANIZER_KEY, catalogue
 
@@ -417,7 +417,7 @@ def reset() -> Reset:
         for name in names:
             lock = journals / f"{name}.lock"
             try:
-                locks.append(_take_lock(lock))
+                locks.append(take_lock(lock))
             except JournalError:
                 raise UsageError(
                     f"a --sandbox import is running (it holds {lock}); stop it, then run "
