@@ -221,7 +221,7 @@ class Job:
                 pipeline.run(self.upload.path, access, options, self.listener, self.stop)
             )
             if not self.dry_run:
-                outcome = self._write(outcome)
+                self._write(outcome)
             self.outcome = outcome
         except ImporterError as exc:
             self.error = str(exc)
@@ -248,7 +248,7 @@ class Job:
             return ()
         return (fallback,)
 
-    def _write(self, outcome: Outcome) -> Outcome:
+    def _write(self, outcome: Outcome) -> None:
         """The report and the needs-attention file beside the upload, as the command writes,
         under the file's own name."""
         built = report.build(outcome, source_name=self.upload.name)
@@ -257,7 +257,6 @@ class Job:
         self.attention_file = report.write_attention(
             built, self.upload.attention_path, note=self.report_notes.append
         )
-        return outcome
 
 
 def blocker(check: Job | None) -> str | None:
