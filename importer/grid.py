@@ -86,7 +86,7 @@ def build_table(
             blank += 1
             continue
         if unmark and "'" in joined:
-            cells = [_unmark(cell) for cell in cells]
+            cells = [unquote(cell) for cell in cells]
         if len(cells) != width:
             cells = cells[:width] + [""] * (width - len(cells))
         rows.append(RawRow(line, tuple(cells), bool(hidden) and line in hidden, uncalculated))
@@ -153,7 +153,7 @@ def _uncalculated(cells: Mapping[int, str] | None, width: int) -> tuple[tuple[in
     return tuple(sorted((i, text) for i, text in (cells or {}).items() if i < width))
 
 
-def _unmark(cell: str) -> str:
+def unquote(cell: str) -> str:
     """Drop the apostrophe that keeps a CSV cell from being a formula (as reports write them)."""
     return cell[1:] if cell[:1] == "'" and cell[1:2].startswith(FORMULA_STARTS) else cell
 

@@ -26,7 +26,7 @@ from . import xlsx
 from .columns import REQUIRED, ColumnMap, fold
 from .errors import NoRoomForReport, ReportError, UsageError
 from .files import NO_SPACE, write_atomically
-from .grid import MAX_COLUMNS
+from .grid import MAX_COLUMNS, unquote
 from .models import FORMULA_STARTS, Status, Table
 from .text import are, counted, normalise, repeated
 
@@ -693,7 +693,7 @@ def _read_report(
     CSV report) and the Summary's title."""
     if path.suffix.lower() == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            grid = [[_unmark(cell) for cell in row] for row in csv.reader(handle)]
+            grid = [[unquote(cell) for cell in row] for row in csv.reader(handle)]
         summary, title = None, ""
     else:
         from python_calamine import CalamineWorkbook
@@ -741,12 +741,6 @@ def _read_report(
 
 def _number(text: str) -> str | int:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 16 else text
-
-
-def _unmark(cell: str) -> str:
-    """A CSV report's cell as it was before the apostrophe that keeps it from being a
-    formula."""
-    return cell[1:] if cell[:1] == "'" and cell[1:2].startswith(FORMULA_STARTS) else cell
 
 
 def destinations(source: Path, out: Path | None) -> tuple[Path, Path]:
