@@ -25,8 +25,8 @@ from . import tls
 from .answers import json_object, token_refused
 from .credentials import Credentials, Store
 from .errors import AuthError, ConnectFailed, RateLimited, ServerError, UsageError
-from .httpserver import Answer, HttpServer, Request, cannot_listen
 from .redact import scrub
+from .serving import Answer, HttpServer, Request, cannot_listen
 from .text import clean
 
 AUTH_URL = "https://authentication.logmeininc.com"
@@ -164,7 +164,8 @@ def redirect_uri(port: int) -> str:
 
 
 class CallbackServer:
-    """A one-shot HTTP server on 127.0.0.1 that receives the browser coming back with a code."""
+    """A one-shot server on 127.0.0.1 (uvicorn, as the page) that receives the browser coming
+    back with a code."""
 
     def __init__(self, port: int = CALLBACK_PORT) -> None:
         self._http = HttpServer(self._answer, port=port)

@@ -20,7 +20,6 @@ import pytest
 
 from importer.client import G2WClient
 from importer.credentials import Credentials
-from importer.httpserver import Answer, HttpServer, Request
 from importer.oauth import RefreshingAuth
 from importer.sandbox import (
     ORGANIZER_KEY,
@@ -31,6 +30,7 @@ from importer.sandbox import (
     SandboxServer,
     SandboxTransport,
 )
+from importer.serving import Answer, HttpServer, Request
 
 T = TypeVar("T")
 DATA = Path(__file__).parent / "data"
@@ -159,7 +159,7 @@ class ThreadedServer:
 
 
 class ScriptedServer:
-    """Any handler of :mod:`importer.httpserver` on 127.0.0.1, from a background thread: a
+    """Any handler of :mod:`importer.serving` on 127.0.0.1, from a background thread: a
     server that misbehaves on purpose."""
 
     def __init__(self, handler: Callable[[Request], Coroutine[Any, Any, Answer]]) -> None:

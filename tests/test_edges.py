@@ -23,8 +23,8 @@ from importer import report as report_module
 from importer import workbook
 from importer.cli import account as login_command
 from importer.cli import cli
-from importer.httpserver import Answer, Request
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, WORKSHOP_KEY
+from importer.serving import Answer, Request
 
 from .conftest import (
     TOKEN,

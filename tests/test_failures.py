@@ -27,11 +27,11 @@ from importer.cli import cli
 from importer.client import G2WClient, OrganizerClient
 from importer.credentials import Credentials
 from importer.errors import JournalError, ReadRefused, RequestRejected
-from importer.httpserver import Answer, Request
 from importer.journal import Journal
 from importer.models import Registrant
 from importer.oauth import RefreshingAuth
 from importer.sandbox import ORGANIZER_KEY, PREFIX, Sandbox, SandboxConfig
+from importer.serving import Answer, Request
 
 from .conftest import (
     TOKEN,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +20,8 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from importer.httpserver import Request
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
+from importer.serving import Request
 
 from .conftest import (
     TOKEN,
@@ -169,6 +173,73 @@ def test_loopback_server_drops_connections_after_registering() -> None:
         answer = http.get(f"{BASE[len(PREFIX) :]}/registrants", headers=AUTH)
         assert answer.status_code == 200
         assert answer.json()[0]["email"] == "p1@example.com"
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send ``request`` on a new connection; everything the server sent until it closed."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    return received
+
+
+def post_bytes(body: bytes, *, close: bool = False) -> bytes:
+    head = (
+        f"POST {BASE}/registrants HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}"
+        f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    )
+    return (head + ("Connection: close\r\n" if close else "") + "\r\n").encode() + body
+
+
+def test_a_dropped_connection_is_closed_without_a_byte_of_answer() -> None:
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0, drop_rate=1.0))
+    with ThreadedServer(sandbox) as server:
+        port = int(server.api_url.split(":")[2].split("/")[0])
+        assert raw_exchange(port, post_bytes(json.dumps(person(1)).encode())) == b""
+        assert [p["email"] for p in sandbox.registrants()] == ["p1@example.com"]
+        assert server.server.connections == 1
+
+
+def test_the_loopback_server_refuses_what_it_cannot_read() -> None:
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0))
+    with ThreadedServer(sandbox) as server:
+        port = server.server.port
+        too_large = raw_exchange(port, post_bytes(b"[" + b" " * (1 << 20) + b"]", close=True))
+        assert too_large.startswith(b"HTTP/1.1 413 ")
+        garbled = raw_exchange(port, b"POST \x00 HTTP/1.1\r\n\r\n")
+        assert garbled.startswith(b"HTTP/1.1 400 ")
+        no_host = raw_exchange(port, f"GET {BASE} HTTP/1.1\r\n\r\n".encode())
+        assert no_host.startswith(b"HTTP/1.1 400 ")
+        assert sandbox.stats["calls"] == 0  # none reached the API
+        fine = raw_exchange(port, post_bytes(json.dumps(person(2)).encode(), close=True))
+        assert fine.startswith(b"HTTP/1.1 201 ")
+
+
+def test_closing_the_loopback_server_cuts_a_slow_answer_short_and_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0, slow_rate=1.0, slow_seconds=600))
+    server = ThreadedServer(sandbox).__enter__()
+    got: list[bytes] = []
+    asking = threading.Thread(
+        target=lambda: got.append(
+            raw_exchange(server.server.port, post_bytes(json.dumps(person(3)).encode()))
+        )
+    )
+    asking.start()
+    # real time: the request must be under way in the server's own thread before it closes
+    deadline = time.monotonic() + 10
+    while not sandbox.stats["slow"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    server.__exit__(None, None, None)
+    asking.join(timeout=10)
+    assert time.monotonic() - started < 2  # uvicorn's own graceful shutdown would wait 5 s
+    assert got == [b""]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 @posix_only

@@ -26,7 +26,6 @@ from importer import sandbox
 from importer.cli import cli
 from importer.connection import Connection
 from importer.errors import JournalError
-from importer.httpserver import Request
 from importer.journal import webinar_journal
 from importer.sandbox import (
     KICKOFF_KEY,
@@ -39,6 +38,7 @@ from importer.sandbox import (
     SandboxTransport,
 )
 from importer.sandbox.store import SandboxStore, journal_folder, store_path
+from importer.serving import Request
 
 from .conftest import TOKEN, command, people, posix_only, write_csv
 

@@ -22,11 +22,11 @@ from importer.answers import parse_webinar
 from importer.cli import cli
 from importer.console import kind_text
 from importer.credentials import Credentials, FileStore
-from importer.httpserver import Answer, Request
 from importer.lookup import day_span
 from importer.manage import named_after
 from importer.models import Webinar, local_time
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
+from importer.serving import Answer, Request
 
 from .conftest import TOKEN, ScriptedServer, ThreadedServer, people, posix_only, write_csv
 

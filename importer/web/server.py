@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import socket
 import threading
@@ -22,8 +21,9 @@ from starlette.types import ASGIApp
 from ..connection import Access, open_connection
 from ..credentials import NotSignedIn
 from ..errors import UsageError
-from ..httpserver import cannot_listen
 from ..models import Status
+from ..serving import bind as bind_socket
+from ..serving import cannot_listen, uvicorn_config
 from .app import create_app
 from .desk import Desk, default_folder
 from .signin import OAuthClient, SignIn
@@ -33,18 +33,12 @@ __all__ = ["OAuthClient", "bind", "check_access", "serve", "uvicorn_server"]
 
 def bind(port: int) -> socket.socket:
     """A listening socket on 127.0.0.1:``port`` (0: any free port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if os.name != "nt":  # elsewhere the flag would let another program take the port over
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", port))
-        sock.listen(64)
+        return bind_socket(port)
     except OSError as exc:
-        sock.close()
         raise UsageError(
             f"cannot listen on 127.0.0.1:{port} ({cannot_listen(exc)}); choose another --port"
         ) from exc
-    return sock
 
 
 def check_access(access: Access) -> None:
@@ -92,17 +86,6 @@ def serve(
 
 
 def uvicorn_server(app: ASGIApp) -> uvicorn.Server:
-    """uvicorn for the page: plain HTTP/1.1 (h11), no WebSocket, quiet, lifespan on."""
-    config = uvicorn.Config(
-        app,
-        http="h11",
-        ws="none",
-        loop="asyncio",
-        lifespan="on",
-        log_config=None,
-        log_level="warning",
-        access_log=False,  # its lines would carry the secret of the first address
-        server_header=False,
-        timeout_graceful_shutdown=5,
-    )
-    return uvicorn.Server(config)
+    """uvicorn for the page, as everything here runs it, with the page's lifespan; it runs
+    until Ctrl-C in a loop of its own."""
+    return uvicorn.Server(uvicorn_config(app, lifespan=True))
