@@ -1,11 +1,13 @@
 """TLS for every call: which certificate authorities are trusted, and what a refused
 certificate means.
 
-httpx trusts certifi's CA bundle, or the one ``SSL_CERT_FILE`` names: a company network whose
-proxy inspects TLS signs with its own CA, which must be trusted so (README, "Company
-networks"). :func:`context` reads the bundle once, for every client the tool builds, and
-refuses in one line a ``SSL_CERT_FILE`` that names no bundle; :func:`untrusted` tells a
-certificate that failed verification, which no retry can change, from a connection that failed.
+Certificates are checked against the operating system's trust store (``truststore``, as pip
+does), so that a company network whose proxy inspects TLS works as it does in the browser once
+the IT department has installed its CA there; a bundle named by ``SSL_CERT_FILE`` (or a folder
+named by ``SSL_CERT_DIR``) is trusted instead (README, "Company networks"). :func:`context`
+builds the settings once, for every client the tool builds, and refuses in one line a
+``SSL_CERT_FILE`` that names no bundle; :func:`untrusted` tells a certificate that failed
+verification, which no retry can change, from a connection that failed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import re
 import ssl
 
-import httpx
+import truststore
 
 from .errors import UntrustedCertificate, UsageError
 
@@ -26,18 +28,20 @@ _DECORATION = re.compile(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$")
 
 
 def context() -> ssl.SSLContext:
-    """The TLS settings of every client: httpx's, from ``SSL_CERT_FILE`` (or ``SSL_CERT_DIR``)
-    when set, else certifi's bundle; a :class:`UsageError` when ``SSL_CERT_FILE`` names no
-    bundle of PEM certificates."""
+    """The TLS settings of every client: the operating system's trust store, or the bundle
+    ``SSL_CERT_FILE`` names (and the folder ``SSL_CERT_DIR`` names) when set; a
+    :class:`UsageError` when ``SSL_CERT_FILE`` names no bundle of PEM certificates."""
     return _context(os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
 
 
 @functools.lru_cache(maxsize=4)
 def _context(cert_file: str, cert_dir: str) -> ssl.SSLContext:
     """Built once per bundle: reading it costs more than many calls (the arguments are the
-    variables httpx reads, as the cache's key)."""
+    variables that name one, as the cache's key)."""
+    if not cert_file and not cert_dir:
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
-        return httpx.create_ssl_context()
+        return ssl.create_default_context(cafile=cert_file or None, capath=cert_dir or None)
     except OSError as exc:  # ssl.SSLError among them: a file that holds no PEM certificate
         if not cert_file:
             raise

@@ -444,11 +444,11 @@ def test_a_company_ca_named_by_ssl_cert_file_is_trusted(tmp_path: Path, ca: trus
 CLOSING_CLIENT = """
 import asyncio, ssl, sys
 import httpx
-from importer.transport import Transport
+from importer.connection import Wire
 
 async def main() -> None:
     context = ssl.create_default_context(cafile=sys.argv[2])
-    async with httpx.AsyncClient(transport=Transport(2, tls=context)) as http:
+    async with httpx.AsyncClient(transport=Wire(2, context)) as http:
         failed = 0
         for _ in range(40):
             try:
