@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import xlsx
+from . import report_xlsx
 from .columns import REQUIRED, ColumnMap, fold
 from .errors import NoRoomForReport, ReportError, UsageError
 from .files import NO_SPACE, write_atomically
@@ -362,11 +362,11 @@ def _write_attention(attention: Report, path: Path, home: Path | None) -> None:
     """The rows to fix, then a Settings sheet naming the report they came from (beside it by
     name, elsewhere by its full path)."""
     fills: list[str | None] = [None] * len(attention.rows)
-    table = xlsx.Table(
+    table = report_xlsx.Table(
         ATTENTION_SHEET, attention.headers, attention.rows, fills, tuple(_widths(attention))
     )
     if home is None:
-        xlsx.write(path, [table])
+        report_xlsx.write(path, [table])
         return
     named = home.name if _same(home.parent, path.parent) else str(home.absolute())
     lines: list[tuple[str, str | int]] = [
@@ -378,7 +378,9 @@ def _write_attention(attention: Report, path: Path, home: Path | None) -> None:
             "names (leave that column, and this sheet, as they are).",
         ),
     ]
-    xlsx.write(path, [table, xlsx.Summary("Rows that need attention", lines, name=SETTINGS_SHEET)])
+    report_xlsx.write(
+        path, [table, report_xlsx.Summary("Rows that need attention", lines, name=SETTINGS_SHEET)]
+    )
 
 
 # --- a needs-attention file's rows, back in the report they came from ---------------------------
@@ -927,9 +929,11 @@ def _write_sheet(report: Report, path: Path, name: str) -> None:
     colours = report.colours or [_COLOURS[status] for status in report.statuses]
     fills: Sequence[str | None] = colours or [None] * len(report.rows)
     link = report.headers.index("joinUrl") if "joinUrl" in report.headers else None
-    table = xlsx.Table(name, report.headers, report.rows, fills, tuple(_widths(report)), link)
-    summary = [xlsx.Summary(report.title, report.summary)] if report.summary else []
-    xlsx.write(path, [*summary, table])
+    table = report_xlsx.Table(
+        name, report.headers, report.rows, fills, tuple(_widths(report)), link
+    )
+    summary = [report_xlsx.Summary(report.title, report.summary)] if report.summary else []
+    report_xlsx.write(path, [*summary, table])
 
 
 def _widths(report: Report) -> Iterator[float]:
