@@ -1,6 +1,6 @@
-"""Cancel registrations through a pool of asyncio workers, keeping the journal.
-
-The same pattern as registering (``register.py``), for the DELETE call:
+"""Cancel registrations, keeping the journal: the DELETE call on the exactly-once engine
+(:mod:`importer.engine`: workers, attempts, parking, settling from the registrant list), as
+registering is the create call on it.
 
 * Each person is committed to the journal as ``cancelling`` before the call and settled right
   after the answer, so a kill at any instant leaves an exact record.
@@ -16,21 +16,16 @@ The same pattern as registering (``register.py``), for the DELETE call:
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import functools
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .client import G2WClient
-from .errors import OutcomeUnknown, RequestRejected, RunStopped, ServerError, TransientError
+from .engine import SETTLE_DELAY, Engine, Parked
+from .errors import RequestRejected
 from .journal import Journal, State
-from .models import Cancellation, email_key
-from .register import SETTLE_DELAY, Directory
+from .models import Cancellation, ListedRegistrant, email_key
 from .session import ApiSession
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,9 +58,11 @@ class Settled:
 OnSettled = Callable[[Target, Settled], None]
 
 
-class Canceller:
+class Canceller(Engine[Target, bool, Settled]):
     """Cancels registrations for one webinar through the run's session, one journal write before
-    and one after each call."""
+    and one after each call; as many workers as the pace needs, at most ``concurrency``."""
+
+    doing = "cancelling"
 
     def __init__(
         self,
@@ -76,90 +73,54 @@ class Canceller:
         concurrency: int = 4,
         settle_delay: float = SETTLE_DELAY,
     ) -> None:
-        self.session = session
-        self.client = client
-        self.journal = journal
-        self.concurrency = concurrency
-        self.settle_delay = settle_delay
-        self.directory = Directory(session, client)
-        self._attempts: collections.Counter[str] = collections.Counter()
-        #: calls without a clear answer, by registrant key, with the reason
-        self._parked: dict[str, tuple[Target, str]] = {}
-
-    async def run(self, targets: Iterable[Target], on_settled: OnSettled) -> None:
-        """Cancel every target; ``on_settled`` hears of each as soon as it is settled.
-
-        Returns when all are settled or the session stopped; those not settled then stay
-        ``cancelling`` in the journal, and the next run settles them from the registrant list.
-        """
-        queue = collections.deque(targets)
-        while queue and not self.session.stopping:
-            await self._drain(queue, on_settled)
-            if self._parked and not self.session.stopping:
-                try:
-                    await self._settle_parked(queue, on_settled)
-                except RunStopped:
-                    return
+        super().__init__(
+            session, client, journal, concurrency=concurrency, settle_delay=settle_delay
+        )
+        self.journal: Journal = journal
 
     def unsettled(self) -> set[str]:
         """The e-mail keys of the targets whose call went out without a clear answer and are
         not settled yet (by e-mail, not by line: an ``undo`` of the whole journal has people
-        from several files, whose lines repeat)."""
-        return {target.email_key for target, _ in self._parked.values()}
+        from several files, whose lines repeat). The journal holds them as ``cancelling``, and
+        the next run settles them from the registrant list."""
+        return {target.email_key for target in self._unknown()}
 
-    async def _drain(self, queue: collections.deque[Target], on_settled: OnSettled) -> None:
-        async def worker() -> None:
-            while queue and not self.session.stopping:
-                await self._send(queue.popleft(), on_settled)
+    def _key(self, target: Target) -> str:
+        return target.registrant_key
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(self.concurrency, len(queue))):
-                group.create_task(worker())
-
-    async def _send(self, target: Target, on_settled: OnSettled) -> None:
+    def _call(self, target: Target, attempt: int) -> Callable[[], Awaitable[bool]]:
+        """The DELETE call; the first attempt commits "cancelling" before it leaves."""
         key = target.registrant_key
-        self._attempts[key] += 1
-        if self._attempts[key] == 1:
+        if attempt == 1:
             self.journal.cancelling(target.email, target.line, key, target.join_url, target.prior)
-        try:
-            await self.session.call(
-                functools.partial(self.client.delete_registrant, key),
-                what=f"cancelling row {target.line}",
-                create=True,
-            )
-        except RunStopped:
-            return
-        except RequestRejected as exc:
-            self._keep(target, f"GoTo refused to cancel this registration: {exc}", on_settled)
-        except (OutcomeUnknown, ServerError) as exc:
-            log.debug("row %d: %s; parked for the registrant list", target.line, exc)
-            self._parked[key] = (target, str(exc))
-        except TransientError as exc:  # 429s or failed connections until retries ran out
-            attempts = self.session.policy.attempts
-            self._keep(target, f"gave up after {attempts} attempts: {exc}", on_settled)
-        else:  # cancelled now, or gone already (404): either way no longer registered
-            self._cancelled(target, on_settled)
+        return functools.partial(self.client.delete_registrant, key)
 
-    async def _settle_parked(self, queue: collections.deque[Target], on_settled: OnSettled) -> None:
-        """One read of the registrant list for every parked row; call again for who is in it."""
-        await self.session.pause(self.settle_delay)
-        listed = {entry.registrant_key for entry in (await self.directory.read()).values()}
-        parked, self._parked = self._parked, {}
-        for key, (target, error) in parked.items():
-            if key not in listed:
-                self._cancelled(target, on_settled)
-            elif self._attempts[key] >= self.session.policy.attempts:
-                message = f"gave up after {self._attempts[key]} attempts: {error}"
-                self._keep(target, message, on_settled)
-            else:
-                queue.append(target)  # the list shows the last call did not arrive
-                self.session.retries += 1
+    def _answered(self, target: Target, answer: bool) -> Settled:
+        """Cancelled now, or gone already (404): either way no longer registered."""
+        return Settled(target.line, Cancellation.CANCELLED)
 
-    def _cancelled(self, target: Target, on_settled: OnSettled) -> None:
-        self.journal.cancelled(target.email_key)
-        on_settled(target, Settled(target.line, Cancellation.CANCELLED))
+    def _refused(self, target: Target, error: RequestRejected) -> Settled:
+        return Settled(
+            target.line, Cancellation.FAILED, f"GoTo refused to cancel this registration: {error}"
+        )
 
-    def _keep(self, target: Target, error: str, on_settled: OnSettled) -> None:
-        """The registration stands: the journal goes back to where the cancellation started."""
-        self.journal.kept(target.email_key)
-        on_settled(target, Settled(target.line, Cancellation.FAILED, error))
+    def _gave_up(self, target: Target, note: str) -> Settled:
+        return Settled(target.line, Cancellation.FAILED, note)
+
+    async def _listing(self) -> dict[str, ListedRegistrant]:
+        """The registrant list by registrant key."""
+        listed = await self.directory.read()
+        return {entry.registrant_key: entry for entry in listed.values()}
+
+    def _proven(self, row: Parked[Target], found: ListedRegistrant | None) -> Settled | None:
+        """Gone from the list means cancelled; still there, the call did not arrive."""
+        return Settled(row.item.line, Cancellation.CANCELLED) if found is None else None
+
+    def _settle(self, target: Target, settled: Settled, on_settled: OnSettled) -> None:
+        """Commit the outcome: cancelled, or, when the cancellation did not happen, the
+        registration stands and the journal goes back to where the cancellation started."""
+        if settled.status is Cancellation.CANCELLED:
+            self.journal.cancelled(target.email_key)
+        else:
+            self.journal.kept(target.email_key)
+        on_settled(target, settled)

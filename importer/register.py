@@ -1,16 +1,14 @@
-"""Register people for one webinar through a pool of asyncio workers, keeping the journal.
+"""Register people for one webinar, keeping the journal: the create call on the exactly-once
+engine (:mod:`importer.engine`: workers, attempts, parking, settling from the registrant list).
 
-* As many workers run as the pace needs with the answer times seen so far
-  (:meth:`~importer.session.ApiSession.workers`), never more than ``concurrency``; every call
-  goes through the run's :class:`~importer.session.ApiSession`, which paces, retries and stops.
 * Each person is committed to the journal as ``sending`` before the create call leaves and
   settled after the answer (in batches: :class:`~importer.journal.Journal`), so a crash at any
   instant leaves an exact record.
 * A create whose outcome is unknown (the answer was lost, timed out, or was a 5xx from a gateway
   that may have passed the request on) is *parked*, never re-sent blindly: GoTo has no
   idempotency key. When the queue runs dry, one read of the registrant list settles every parked
-  row; only those not in the list are sent again. A 409 that does not say as whom is settled the
-  same way.
+  row; only those not in the list are sent again. A 409 that does not say as whom, and a 201
+  without a join URL, are settled the same way.
 * One row's failure never touches another; an answer that makes every further call pointless
   stops the session, and rows not yet settled stay pending.
 * Nothing an answer says is taken on trust where it could belong to someone else: a registrant
@@ -23,38 +21,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import functools
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from . import provenance
-from .client import PAGE_LIMIT, G2WClient, Page, Registration
-from .errors import (
-    AnswersDropped,
-    ApiUnavailable,
-    ConnectFailed,
-    OutcomeUnknown,
-    RateLimited,
-    RequestRejected,
-    RunStopped,
-    ServerError,
-    TransientError,
-)
+from .client import G2WClient, Registration
+from .engine import SETTLE_DELAY, Engine, Parked
+from .engine import Directory as Directory  # the list's reader, where it was read from before
+from .errors import AnswersDropped, ConnectFailed, RateLimited, RequestRejected, RunStopped
 from .journal import Journal
-from .models import ListedRegistrant, Registrant, Result, Status, email_key
+from .models import ListedRegistrant, Registrant, Result, Status
 from .session import ApiSession
 
 log = logging.getLogger(__name__)
 
-#: the most pages of the registrant list read at once: 200,000 people, more than a webinar holds
-MAX_PAGES = 1000
 #: how many people with answers are sent one by one, at most, to find one to read back
 VERIFY_TRIES = 5
-#: seconds to let a request whose answer was lost reach the API before the list is read
-SETTLE_DELAY = 2.0
 #: the notes of a row whose key or join URL GoTo's registrant list corrected: after an answer
 #: of this run, and for a registration an earlier run had settled
 CORRECTED = (
@@ -98,173 +83,16 @@ class Preparation:
     found: int
 
 
-class Directory:
-    """The webinar's registrant list by e-mail key, read whole (every page) when asked."""
-
-    def __init__(self, session: ApiSession, client: G2WClient, expected: int = 0) -> None:
-        self._session = session
-        self._client = client
-        #: about how many people the list holds, when known (the webinar's own count)
-        self.expected = expected
-        self.known: dict[str, ListedRegistrant] = {}
-        #: how many whole reads were made
-        self.reads = 0
-
-    async def read(
-        self, expected: int | None = None, *, optional: bool = False
-    ) -> dict[str, ListedRegistrant]:
-        """Everyone registered now, by e-mail key (the first entry of a repeated address).
-
-        Pages are read until the answer's own shape says the list is over: the total of a
-        ``{data, total}`` answer, the page count of a ``{_embedded, page}`` one, and for bare
-        arrays a page shorter than asked for, or one with nobody new (a server that ignores
-        paging sends the same people again). Entries are told apart by registrant key; the
-        reading is bounded, and stops with the run. An ``optional`` read raises what keeps
-        it from the whole list without stopping the run.
-
-        The first page is read alone, for the list's shape; the pages the shape says are left
-        (or, for bare arrays, those that ``expected`` people fill) are then asked for side by
-        side, each in its own slot of the pace, rather than one answer's time after another.
-        """
-        log.debug("reading the webinar's registrant list")
-        expected = self.expected if expected is None else expected
-        by_key: dict[str, ListedRegistrant] = {}
-        first = await self._page(0, None, optional)
-        if first.style == "spec" and first.size not in (None, PAGE_LIMIT):
-            first = await self._page(0, "spec", optional)  # it ignored "limit": full pages
-        style = first.style
-        pages = [(0, first)]
-        full = False  # whether the page before was a full one
-        while True:
-            for number, answer in pages:
-                new = [entry for entry in answer.entries if entry.registrant_key not in by_key]
-                by_key.update((entry.registrant_key, entry) for entry in new)
-                wrong = _absurd(answer.total, answer.pages)
-                if wrong is None and _last_page(answer, number, len(by_key), bool(new)):
-                    wrong = _cut_short(answer, number, len(by_key), bool(new), full)
-                    if wrong is None:
-                        return self._found(by_key)
-                if wrong is not None:
-                    if not optional:  # nobody may be sent again without the whole list
-                        self._session.stop(wrong)
-                    raise wrong
-                full = len(answer.entries) >= PAGE_LIMIT
-            number, answer = pages[-1]
-            after = number + 1
-            if after > MAX_PAGES:
-                endless = ApiUnavailable(
-                    f"the registrant list did not end after {MAX_PAGES:,} pages; run again later"
-                )
-                if not optional:  # nobody may be sent again without the whole list
-                    self._session.stop(endless)
-                raise endless
-            numbers = range(after, min(after + _ahead(answer, after, expected), MAX_PAGES + 1))
-            pages = list(zip(numbers, await self._pages(numbers, style, optional), strict=True))
-
-    async def _page(self, number: int, style: str | None, optional: bool) -> Page:
-        return await self._session.call(
-            functools.partial(self._client.list_registrants_page, number, PAGE_LIMIT, style=style),
-            what="reading the registrant list",
-            optional=optional,
-        )
-
-    async def _pages(self, numbers: range, style: str | None, optional: bool) -> list[Page]:
-        """Pages of the list, asked for side by side; the first stop raises why."""
-        tasks: list[asyncio.Task[Page]] = []
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks += [
-                    group.create_task(self._page(number, style, optional)) for number in numbers
-                ]
-        except* RunStopped as stopped:
-            raise stopped.exceptions[0] from None
-        return [task.result() for task in tasks]
-
-    def _found(self, by_key: Mapping[str, ListedRegistrant]) -> dict[str, ListedRegistrant]:
-        found: dict[str, ListedRegistrant] = {}
-        for entry in by_key.values():
-            found.setdefault(email_key(entry.email), entry)
-        self.known = found
-        self.reads += 1
-        return found
+#: the kinds of a parked row besides "unknown": GoTo said "already registered" without saying
+#: as whom; registered (the row's ``key``), but the answer gave no join URL
+CONFLICT = "conflict"
+CREATED = "created"
 
 
-#: the most pages of the registrant list asked for side by side
-AHEAD = 50
-
-
-def _ahead(answer: Page, page: int, expected: int) -> int:
-    """How many pages from ``page`` on to ask for side by side, after ``answer``: as many as
-    its shape says are left, or as ``expected`` people fill; at least one."""
-    if answer.style == "data" and answer.total is not None:
-        wanted = -(-answer.total // PAGE_LIMIT)
-    elif answer.style == "spec" and answer.pages is not None:
-        wanted = answer.pages
-    else:  # a bare array ends with a page shorter than asked for: one past the expected
-        wanted = -(-(expected + 1) // PAGE_LIMIT)
-    return max(1, min(wanted - page, AHEAD))
-
-
-def _last_page(answer: Page, page: int, seen: int, anything_new: bool) -> bool:
-    """Whether this page of the registrant list is its last."""
-    if not answer.entries or not anything_new:
-        return True
-    if answer.style == "data":
-        return len(answer.entries) < PAGE_LIMIT or (
-            answer.total is not None and seen >= answer.total
-        )
-    if answer.style == "spec":
-        return answer.pages is None or page + 1 >= answer.pages
-    return len(answer.entries) != PAGE_LIMIT  # a bare array: a full page means ask for more
-
-
-def _cut_short(
-    answer: Page, page: int, seen: int, anything_new: bool, full_before: bool
-) -> ApiUnavailable | None:
-    """Why a list that ends with this page was not read whole, if it was not: fewer people
-    than its own count, a page of its page count repeated, or a bare array that gave a full
-    page again (a server that ignores paging and cuts the list short). Nothing may be decided
-    from such a list: not who is absent, not who is left to cancel."""
-    why = None
-    if answer.style == "data" and answer.total is not None and seen < answer.total:
-        why = f"it ended after {seen:,} of the {answer.total:,} people it counts"
-    elif answer.style == "spec" and answer.pages is not None and page + 1 < answer.pages:
-        why = f"page {page + 1} of {answer.pages} repeated the ones before"
-    elif answer.style == "array" and page and answer.entries and not anything_new and full_before:
-        why = "it gave a full page again (the server ignores paging, and may cut the list)"
-    if why is None:
-        return None
-    return ApiUnavailable(
-        f"the registrant list could not be read whole ({why}); nothing was decided from it: "
-        "run again later, and report it to GoTo if it persists"
-    )
-
-
-def _absurd(total: int | None, pages: int | None) -> ApiUnavailable | None:
-    """Why a list that claims more registrants than any webinar can hold is refused."""
-    if (total is not None and total > MAX_PAGES * PAGE_LIMIT) or (pages or 0) > MAX_PAGES:
-        return ApiUnavailable(
-            f"the registrant list claims {total or pages:,} entries or pages, more than a "
-            "webinar holds; run again later, and report it to GoTo if it persists"
-        )
-    return None
-
-
-@dataclass
-class _Parked:
-    """A row waiting for the registrant list: sent with no clear answer, a 409 that does not
-    say as whom, or a 201 without a join URL."""
-
-    registrant: Registrant
-    #: "unknown": the create may or may not have gone through; "conflict": GoTo said "already
-    #: registered"; "created": registered (``key``), but the answer gave no join URL
-    kind: str
-    error: str = ""
-    key: str | None = None
-
-
-class Registrar:
+class Registrar(Engine[Registrant, Registration, Result]):
     """Registers one webinar's people; several registrars may share one session (one pace)."""
+
+    doing = "registering"
 
     def __init__(
         self,
@@ -278,20 +106,15 @@ class Registrar:
         manual_approval: bool | None = False,
         owners: dict[str, tuple[str, str]] | None = None,
     ) -> None:
-        self.session = session
-        self.client = client
-        self.journal = journal
+        super().__init__(
+            session, client, journal, concurrency=concurrency, settle_delay=settle_delay
+        )
         self.resend = resend
-        self.concurrency = concurrency
-        self.settle_delay = settle_delay
         #: the organizer approves registrants by hand: a new one waits (the spec's 201 does
         #: not say so itself); None while unknown: the first new registrant is read back
         self.manual_approval = manual_approval
-        self.directory = Directory(session, client)
-        self._attempts: collections.Counter[str] = collections.Counter()
         #: e-mail keys whose create this run sent without learning the outcome
         self._maybe_ours: set[str] = set()
-        self._parked: dict[str, _Parked] = {}
         #: when the last create of this run for each person left (this computer's clock)
         self._sent_at: dict[str, float] = {}
         #: the people whose "sending" this run staged, by e-mail key
@@ -334,72 +157,24 @@ class Registrar:
             still, {**admission.settled, **found}, len(admission.settled), len(found)
         )
 
-    async def run(self, registrants: Iterable[Registrant], on_result: OnResult) -> None:
-        """Register everyone; ``on_result`` hears of each row as soon as it is settled.
+    async def _start(self, queue: collections.deque[Registrant], on_result: OnResult) -> None:
+        """Read the first registrant back first, when the webinar leaves something to learn."""
+        if self.manual_approval is None or any(r.responses for r in queue):
+            await self._read_back_first(queue, on_result)
 
-        Returns when every row is settled or the session stopped; rows not settled then are
-        pending (their journal state says whether a call for them may have gone through).
-        """
-        queue = collections.deque(registrants)
-        try:
-            if self.manual_approval is None or any(r.responses for r in queue):
-                await self._read_back_first(queue, on_result)
-            while queue and not self.session.stopping:
-                await self._drain(queue, on_result)
-                if self._parked and not self.session.stopping:
-                    try:
-                        await self._settle_parked(queue, on_result)
-                    except RunStopped:
-                        return
-        finally:
-            if self.journal is not None:
-                # rows whose "sending" a group commit carried, but whose call never left
-                for key, registrant in self._staged.items():
-                    if key not in self._sent_at:
-                        self.journal.stage_unsent(registrant)
-            self._commit()
+    def _finish(self) -> None:
+        """Rows whose "sending" a group commit carried, but whose call never left, go back to
+        ``todo``; then the journal is committed."""
+        if self.journal is not None:
+            for key, registrant in self._staged.items():
+                if key not in self._sent_at:
+                    self.journal.stage_unsent(registrant)
+        super()._finish()
 
     def unsettled(self) -> set[int]:
         """Lines sent without a clear answer and not settled yet: the journal holds them as
         ``sending``, and the next run looks them up before sending again."""
-        return {row.registrant.line for row in self._parked.values() if row.kind == "unknown"}
-
-    async def _drain(self, queue: collections.deque[Registrant], on_result: OnResult) -> None:
-        """Send everyone in ``queue``; workers are added as the pace needs more, and leave
-        when it needs fewer."""
-        running = 0
-
-        def wanted() -> int:
-            return self.session.workers(self.concurrency)
-
-        async def worker() -> None:
-            nonlocal running
-            while queue and not self.session.stopping and running <= wanted():
-                await self._send(queue.popleft(), on_result)
-                hire()
-            running -= 1
-            if not queue:  # no create is left to commit the answers staged since
-                self._commit()
-
-        def hire() -> None:
-            nonlocal running
-            while running < min(wanted(), len(queue)):
-                running += 1
-                group.create_task(worker())
-
-        async def stand_in() -> None:
-            while True:  # a call waiting to be tried again holds its worker: hire another
-                await self.session.backing_off()
-                hire()
-
-        standing_in: asyncio.Task[None] | None = None
-        try:
-            async with asyncio.TaskGroup() as group:
-                hire()
-                standing_in = asyncio.create_task(stand_in())
-        finally:
-            if standing_in is not None:
-                standing_in.cancel()
+        return {registrant.line for registrant in self._unknown()}
 
     async def _read_back_first(
         self, queue: collections.deque[Registrant], on_result: OnResult
@@ -415,7 +190,7 @@ class Registrar:
             if self.session.stopping:
                 return
             queue.remove(registrant)
-            result = await self._create(registrant)
+            result = await self._attempt(registrant)
             if result is None:
                 continue
             if not result.by_us or not result.registrant_key:
@@ -449,21 +224,16 @@ class Registrar:
                 )
             return
 
-    async def _send(self, registrant: Registrant, on_result: OnResult) -> Result | None:
-        """Send one person; the result once settled, None while it waits for the list or the
-        run stopped first."""
-        result = await self._create(registrant)
-        if result is not None:
-            self._settle(registrant, result, on_result)
-        return result
+    def _key(self, registrant: Registrant) -> str:
+        return registrant.email_key
 
-    async def _create(self, registrant: Registrant) -> Result | None:
+    def _call(self, registrant: Registrant, attempt: int) -> Callable[[], Awaitable[Registration]]:
+        """The create call; the first attempt stages "sending", committed before it leaves."""
         key = registrant.email_key
-        self._attempts[key] += 1
         journal = self.journal
         batch = None
         clock = self.client.clock
-        if journal is not None and self._attempts[key] == 1:
+        if journal is not None and attempt == 1:
             batch = journal.stage_sending(registrant, clock.low)
             self._staged[key] = registrant
         tries = 0
@@ -491,20 +261,17 @@ class Registrar:
                     journal.commit(journal.stage_unsent(registrant))
                 raise
 
-        try:
-            got = await self.session.call(
-                create, what=f"registering row {registrant.line}", create=True
-            )
-        except RunStopped:
-            return None
-        except RequestRejected as exc:
-            return _failed(registrant, f"GoTo refused this row: {exc}")
-        except (OutcomeUnknown, ServerError) as exc:
-            self._park_unknown(registrant, str(exc))
-            return None
-        except TransientError as exc:  # 429s or failed connections until retries ran out
-            attempts = self.session.policy.attempts
-            return _failed(registrant, f"gave up after {attempts} attempts: {exc}", retryable=True)
+        return create
+
+    def _refused(self, registrant: Registrant, error: RequestRejected) -> Result:
+        return _failed(registrant, f"GoTo refused this row: {error}")
+
+    def _gave_up(self, registrant: Registrant, note: str) -> Result:
+        return _failed(registrant, note, retryable=True)
+
+    def _answered(self, registrant: Registrant, got: Registration) -> Result | None:
+        """What GoTo's answer to a create proves; None when only the list can tell."""
+        key = registrant.email_key
         if self._taken(key, got.registrant_key, got.join_url):
             # another row's key or join URL: an answer meant for another call (a stray answer
             # on a kept-alive connection, a proxy that mixed them up), so no answer for this one
@@ -524,7 +291,7 @@ class Registrar:
             # the registrant list says both (one read for all such rows)
             known = self.directory.known.get(key)
             if known is None:
-                self._parked[key] = _Parked(registrant, "conflict")
+                self._parked[key] = Parked(registrant, CONFLICT)
                 return None
             got = got.with_keys(known.registrant_key, known.join_url)
             approval = known.status
@@ -534,9 +301,9 @@ class Registrar:
             # registered, but the answer did not carry the join URL: the list has it; the key
             # is proof that the registration is this tool's, should the run end first
             self._maybe_ours.add(key)
-            self._parked[key] = _Parked(registrant, "created", key=got.registrant_key)
-            if journal is not None:
-                journal.stage_key_seen(registrant, got.registrant_key)
+            self._parked[key] = Parked(registrant, CREATED, key=got.registrant_key)
+            if self.journal is not None:
+                self.journal.stage_key_seen(registrant, got.registrant_key)
             return None
         assert got.registrant_key is not None
         return Result.settled(
@@ -545,10 +312,9 @@ class Registrar:
 
     def _park_unknown(self, registrant: Registrant, why: str) -> None:
         """Set a row aside for the registrant list: its create may or may not have gone
-        through."""
-        log.debug("row %d: %s; parked for the registrant list", registrant.line, why)
+        through, so it may be this tool's registration."""
         self._maybe_ours.add(registrant.email_key)
-        self._parked[registrant.email_key] = _Parked(registrant, "unknown", why)
+        super()._park_unknown(registrant, why)
 
     def _taken(self, email: str, registrant_key: str | None, join_url: str | None) -> bool:
         """Whether another person (of any webinar) of the run or of the journal holds this key
@@ -567,51 +333,38 @@ class Registrar:
             for value in (registrant_key, join_url)
         )
 
-    async def _settle_parked(
-        self, queue: collections.deque[Registrant], on_result: OnResult
-    ) -> None:
-        """One read of the registrant list for every parked row; send again who is not in it."""
-        self._commit()
-        if any(row.kind == "unknown" for row in self._parked.values()):
-            await self.session.pause(self.settle_delay)
+    async def _listing(self) -> dict[str, ListedRegistrant]:
+        """The registrant list by e-mail key, read for about as many people as were sent."""
         self._sent_since_read = 0
-        listed = await self.directory.read(max(self.directory.expected, len(self._sent_at)))
-        parked, self._parked = self._parked, {}
-        for key, row in parked.items():
-            registrant = row.registrant
-            found = listed.get(key)
-            if found is not None:
-                status = Status.ALREADY_REGISTERED
-                if key in self._maybe_ours:
-                    sent_at = self._sent_at.get(key)
-                    proof = provenance.verdict(found, sent_at, self.client.clock, key_seen=row.key)
-                    status = Status.REGISTERED if proof.ours else Status.ALREADY_REGISTERED
-                result = Result.settled(
-                    registrant.line, status, found.registrant_key, found.join_url, found.status
-                )
-                if result.join_url is None and result.status is not Status.DENIED:
-                    result = replace(result, error=NO_JOIN_URL)
-                self._settle(registrant, result, on_result)
-            elif row.kind == "created":
-                assert row.key is not None
-                result = Result(registrant.line, Status.REGISTERED, row.key, None, NO_JOIN_URL)
-                self._settle(registrant, result, on_result)
-            elif row.kind == "conflict":
-                self._settle(
-                    registrant,
-                    _failed(
-                        registrant,
-                        "GoTo says this e-mail is already registered, but it is not in the "
-                        "webinar's registrant list; check it in GoTo Webinar",
-                    ),
-                    on_result,
-                )
-            elif self._attempts[key] >= self.session.policy.attempts:
-                message = f"gave up after {self._attempts[key]} attempts: {row.error}"
-                self._settle(registrant, _failed(registrant, message, retryable=True), on_result)
-            else:
-                queue.append(registrant)  # the list shows the last attempt did not arrive
-                self.session.retries += 1
+        return await self.directory.read(max(self.directory.expected, len(self._sent_at)))
+
+    def _proven(self, row: Parked[Registrant], found: ListedRegistrant | None) -> Result | None:
+        """A parked row as the list shows it: registered (by this tool only when proven), or
+        for a row GoTo answered, what the answer said; None when the create did not arrive."""
+        registrant = row.item
+        key = registrant.email_key
+        if found is not None:
+            status = Status.ALREADY_REGISTERED
+            if key in self._maybe_ours:
+                sent_at = self._sent_at.get(key)
+                proof = provenance.verdict(found, sent_at, self.client.clock, key_seen=row.key)
+                status = Status.REGISTERED if proof.ours else Status.ALREADY_REGISTERED
+            result = Result.settled(
+                registrant.line, status, found.registrant_key, found.join_url, found.status
+            )
+            if result.join_url is None and result.status is not Status.DENIED:
+                result = replace(result, error=NO_JOIN_URL)
+            return result
+        if row.kind == CREATED:
+            assert row.key is not None
+            return Result(registrant.line, Status.REGISTERED, row.key, None, NO_JOIN_URL)
+        if row.kind == CONFLICT:
+            return _failed(
+                registrant,
+                "GoTo says this e-mail is already registered, but it is not in the "
+                "webinar's registrant list; check it in GoTo Webinar",
+            )
+        return None
 
     async def verify(
         self, registrants: Iterable[Registrant], results: Mapping[int, Result], expected: int = 0
@@ -656,16 +409,9 @@ class Registrar:
         self._commit()
         return corrected
 
-    def _commit(self) -> None:
-        if self.journal is None:
-            return
-        try:
-            self.journal.commit()
-        except RunStopped as exc:  # the journal could not be written: nothing more is sent
-            self.session.stop(exc)
-            raise
-
     def _settle(self, registrant: Registrant, result: Result, on_result: OnResult) -> None:
+        """Stage the row's outcome in the journal (committed with the next call, or at the
+        end) and note whose key and join URL these are."""
         if self.journal is not None:
             self.journal.stage_settled(registrant, result)
         for value in (result.registrant_key, result.join_url):

@@ -11,7 +11,6 @@ import json
 import math
 import random
 import sqlite3
-import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -24,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from importer import pipeline, provenance
+from importer import engine, pipeline, provenance
 from importer.client import G2WClient
 from importer.connection import Access, Connection
 from importer.credentials import Credentials
@@ -504,8 +503,7 @@ def test_a_list_claiming_more_than_a_webinar_holds_stops_the_run(run_virtual: Ru
 def test_a_list_that_never_ends_is_bounded_and_a_stop_ends_it(
     run_virtual: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the module, not importer.register(), the Python API's function of the same name
-    monkeypatch.setattr(sys.modules["importer.register"], "MAX_PAGES", 30)
+    monkeypatch.setattr(engine, "MAX_PAGES", 30)
     pages: list[int] = []
 
     def endless(page: int) -> httpx.Response:
