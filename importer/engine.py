@@ -81,18 +81,24 @@ class Directory:
         reading is bounded, and stops with the run. An ``optional`` read raises what keeps
         it from the whole list without stopping the run.
 
-        The first page is read alone, for the list's shape; the pages the shape says are left
-        (or, for bare arrays, those that ``expected`` people fill) are then asked for side by
-        side, each in its own slot of the pace, rather than one answer's time after another.
+        The pages that ``expected`` people fill are asked for side by side, each in its own slot
+        of the pace, rather than one answer's time after another, and so are the pages the
+        list's shape then says are left. They are asked for as both documented shapes read
+        them (``page`` and ``limit``); a server of the spec's ``{_embedded, page}`` shape that
+        ignores ``limit`` has its first page asked again, alone, and the rest after it.
         """
         log.debug("reading the webinar's registrant list")
         expected = self.expected if expected is None else expected
         by_key: dict[str, ListedRegistrant] = {}
-        first = await self._page(0, None, optional)
+        # the pages ``expected`` people fill, page 0 among them, asked for with ``limit``: what
+        # both documented shapes read (a bare array, and {data, total})
+        numbers = range(min(_filled(expected), AHEAD))
+        pages = list(zip(numbers, await self._pages(numbers, None, optional), strict=True))
+        first = pages[0][1]
         if first.style == "spec" and first.size not in (None, PAGE_LIMIT):
             first = await self._page(0, "spec", optional)  # it ignored "limit": full pages
+            pages = [(0, first)]
         style = first.style
-        pages = [(0, first)]
         full = False  # whether the page before was a full one
         while True:
             for number, answer in pages:
@@ -159,9 +165,15 @@ def _ahead(answer: Page, page: int, expected: int) -> int:
         wanted = -(-answer.total // PAGE_LIMIT)
     elif answer.style == "spec" and answer.pages is not None:
         wanted = answer.pages
-    else:  # a bare array ends with a page shorter than asked for: one past the expected
-        wanted = -(-(expected + 1) // PAGE_LIMIT)
+    else:
+        wanted = _filled(expected)
     return max(1, min(wanted - page, AHEAD))
+
+
+def _filled(expected: int) -> int:
+    """The pages a list of ``expected`` people fills, with the one that shows it has ended: a
+    bare array ends with a page shorter than asked for, one past the expected."""
+    return -(-(expected + 1) // PAGE_LIMIT)
 
 
 def _last_page(answer: Page, page: int, seen: int, anything_new: bool) -> bool:
