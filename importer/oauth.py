@@ -25,8 +25,8 @@ from . import tls
 from .answers import json_object, token_refused
 from .credentials import Credentials, Store
 from .errors import AuthError, ConnectFailed, RateLimited, ServerError, UsageError
+from .exchange import Answer, Request, cannot_listen
 from .redact import scrub
-from .serving import Answer, HttpServer, Request, cannot_listen
 from .text import clean
 
 AUTH_URL = "https://authentication.logmeininc.com"
@@ -168,6 +168,9 @@ class CallbackServer:
     back with a code."""
 
     def __init__(self, port: int = CALLBACK_PORT) -> None:
+        # uvicorn and Starlette are imported when a sign-in needs them, not at every start
+        from .serving import HttpServer
+
         self._http = HttpServer(self._answer, port=port)
         self._result: asyncio.Future[dict[str, str]] | None = None
 

@@ -14,10 +14,6 @@ gets a 500), so the connection's own protocol aborts its transport.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -27,31 +23,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .exchange import Answer, Handler, Request, bind
+
 #: the largest request body accepted, in bytes
 MAX_BODY = 1 << 20
 #: the key in a request's ASGI ``state`` under which its connection's drop is found
 DROP = "importer.drop"
-
-
-def cannot_listen(exc: OSError) -> str:
-    """Why a port could not be listened on, in the system's words ("address already in
-    use"), without asyncio's wrapping of them."""
-    return os.strerror(exc.errno).lower() if exc.errno else str(exc) or type(exc).__name__
-
-
-def bind(port: int, host: str = "127.0.0.1") -> socket.socket:
-    """A listening socket on ``host:port`` (0: any free port); ``OSError`` when taken."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if os.name != "nt":  # elsewhere the flag would let another program take the port over
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
 
 
 def uvicorn_config(
@@ -79,29 +56,6 @@ def uvicorn_config(
         timeout_graceful_shutdown=5,
     )
 
-
-@dataclass(frozen=True)
-class Answer:
-    """A response, or ``drop=True`` for a connection closed without one."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    drop: bool = False
-    headers: tuple[tuple[str, str], ...] = field(default=())
-
-
-@dataclass(frozen=True)
-class Request:
-    """A request as the handler sees it: header names in lower case."""
-
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: bytes
-
-
-Handler = Callable[[Request], Awaitable[Answer]]
 
 _TOO_LARGE = Answer(413, b'{"description": "the request body is too large"}')
 

@@ -22,8 +22,8 @@ from .. import lookup, oauth, template
 from ..connection import Access
 from ..console import Interrupts, form_json, form_lines, webinar_json, webinar_lines
 from ..errors import EXIT_USAGE, UsageError
+from ..exchange import cannot_listen
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer, reset, serve
-from ..serving import cannot_listen
 from ..text import counted
 from .base import (
     api_options,

@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
-from ..serving import Answer
+from ..exchange import Answer
 from .faults import SandboxConfig
 
 

@@ -16,7 +16,7 @@ from types import TracebackType
 
 import httpx
 
-from ..serving import HttpServer, Request
+from ..exchange import Request
 from .state import PREFIX, Sandbox
 
 
@@ -56,6 +56,9 @@ class SandboxServer:
     """
 
     def __init__(self, sandbox: Sandbox, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        # uvicorn and Starlette are imported when a sandbox is served, not at every start
+        from ..serving import HttpServer
+
         self.sandbox = sandbox
         self._http = HttpServer(sandbox.handle, host=host, port=port)
 

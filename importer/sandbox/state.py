@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from ..exchange import Answer, Request
 from ..models import email_key
-from ..serving import Answer, Request
 from .faults import Dice, RateWindow, SandboxConfig
 from .oauth import SignIn
 from .webinars import (

@@ -21,9 +21,10 @@ from starlette.types import ASGIApp
 from ..connection import Access, open_connection
 from ..credentials import NotSignedIn
 from ..errors import UsageError
+from ..exchange import bind as bind_socket
+from ..exchange import cannot_listen
 from ..models import Status
-from ..serving import bind as bind_socket
-from ..serving import cannot_listen, uvicorn_config
+from ..serving import uvicorn_config
 from .app import create_app
 from .desk import Desk, default_folder
 from .signin import OAuthClient, SignIn
