@@ -48,6 +48,16 @@ def _umask() -> int:
     return mask
 
 
+def writing(temp: Path) -> None:
+    """Note ``temp`` as a temporary file being written now (:func:`abandon` removes it)."""
+    _WRITING.add(temp)
+
+
+def written(temp: Path) -> None:
+    """``temp`` is gone or no longer temporary."""
+    _WRITING.discard(temp)
+
+
 def abandon() -> None:
     """Remove the temporary files being written now, before the process stops at once."""
     for temp in list(_WRITING):

@@ -108,6 +108,9 @@ class Outcome:
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now().astimezone())
     #: where :meth:`write` put the reports
     written: Written = field(default_factory=Written, compare=False, repr=False)
+    #: the XLSX report's rows, written ahead while the run checked them (used by :meth:`write`
+    #: if they are still the report's)
+    draft: report.Draft | None = field(default=None, compare=False, repr=False)
 
     @property
     def counts(self) -> collections.Counter[Status]:
@@ -194,7 +197,7 @@ class Outcome:
             home = report.bring_back(built, self, found, note)
         if home is not None:
             built = replace(built, summary=(*built.summary, ("All join URLs", home.describe())))
-        self.written.report = report.write(built, target, note)
+        self.written.report = report.write(built, target, note, self.draft)
         self.written.home = home
         return self.written.report
 

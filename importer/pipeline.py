@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from . import lookup, reader, settings
+from . import lookup, reader, report, settings
 from .client import PAGE_LIMIT, G2WClient
 from .connection import Access, Connection, default_webinar, open_connection, paced
 from .credentials import NotSignedIn
@@ -70,6 +70,9 @@ class RunOptions:
     verify: bool = True
     #: send the rows hidden in Excel too (by default they are reported, not sent)
     include_hidden_rows: bool = False
+    #: the front door writes an XLSX report: its rows are written ahead, while the check reads
+    #: the registrant list (:class:`importer.report.Draft`)
+    draft_report: bool = False
     #: how to carry on after a stop, in the front door's words (for the report's Summary)
     resume_hint: str = "run the same import again"
     #: the same, briefly, for each row left pending
@@ -154,7 +157,18 @@ async def run(
             await run.send()
         except RunStopped as exc:
             session.stop(exc)  # the session holds the reason (the first one stands)
-        return _outcome(table, parts, options, session)
+        return _outcome(table, parts, options, session, run.draft)
+
+
+async def _draft(made: report.Report) -> report.Draft | None:
+    """The rows of ``made`` written ahead in a thread; None when they cannot be (the report
+    is then written whole, and says why)."""
+    draft = report.Draft(made)
+    try:
+        await asyncio.to_thread(draft.write_rows)
+    except (ValueError, OSError):
+        return None
+    return draft
 
 
 class _Run:
@@ -182,6 +196,8 @@ class _Run:
         #: whose token this is, when known: from the sign-in, or the API when asked for the key
         self.account: str | None = None
         self.clients: dict[str, G2WClient] = {}
+        #: the report's rows, written while the check ran
+        self.draft: report.Draft | None = None
 
     async def look_up(self, stack: contextlib.AsyncExitStack) -> None:
         """Whose token, the journals, every webinar and its form (side by side, with the
@@ -263,12 +279,24 @@ class _Run:
             await self._register(total)
         for part in self.parts:
             _finished(part)
-        for part in self.parts:
-            # after a stray answer, the answers that followed it on its connection are suspect
-            # too: only the list can tell, so it is read whatever --no-verify says
-            strays = part.registrar is not None and part.registrar.strays
-            if (self.options.verify or strays) and not self.session.stopping:
-                await self._verify(part)
+        drafting = None
+        if self.options.draft_report and any(self._checks(part) for part in self.parts):
+            outcome = _outcome(self.table, self.parts, self.options, self.session)
+            drafting = asyncio.create_task(_draft(report.build(outcome)))
+        try:
+            for part in self.parts:
+                if self._checks(part) and not self.session.stopping:
+                    await self._verify(part)
+        finally:
+            if drafting is not None:
+                self.draft = await drafting
+
+    def _checks(self, part: _Part) -> bool:
+        """Whether the webinar's registered rows are checked against the registrant list: after
+        a stray answer, the answers that followed it on its connection are suspect too, and only
+        the list can tell, so it is read whatever --no-verify says."""
+        strays = part.registrar is not None and part.registrar.strays
+        return bool(self.options.verify or strays)
 
     async def _register(self, total: int) -> None:
         """Send every webinar's rows, one webinar after the other."""
@@ -477,6 +505,7 @@ def _outcome(
     parts: list[_Part],
     options: RunOptions,
     session: ApiSession | None,
+    draft: report.Draft | None = None,
 ) -> Outcome:
     ordered: list[tuple[int, int, RowOutcome]] = []
     problems: list[RowProblem] = []
@@ -505,6 +534,7 @@ def _outcome(
         retries=session.retries if session else 0,
         dry_run=options.dry_run,
         problems=tuple(problems),
+        draft=draft,
     )
 
 

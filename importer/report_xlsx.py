@@ -21,14 +21,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-# XlsxWriter ships no type information
-import xlsxwriter  # type: ignore[import-untyped,unused-ignore]
-from xlsxwriter.exceptions import FileCreateError  # type: ignore[import-untyped,unused-ignore]
-from xlsxwriter.format import Format  # type: ignore[import-untyped,unused-ignore]
-from xlsxwriter.worksheet import Worksheet  # type: ignore[import-untyped,unused-ignore]
+if TYPE_CHECKING:  # XlsxWriter ships no type information
+    from xlsxwriter.format import Format  # type: ignore[import-untyped,unused-ignore]
+    from xlsxwriter.worksheet import Worksheet  # type: ignore[import-untyped,unused-ignore]
 
+from . import files
 from .grid import MAX_COLUMNS
 from .models import FORMULA_STARTS
 
@@ -110,6 +109,10 @@ class Book:
     context manager, it is closed at the end of the block, or discarded if the block raises."""
 
     def __init__(self, path: Path, names: Sequence[str]) -> None:
+        # imported when a workbook is written (often in a thread, while the run checks its
+        # rows), not at every start: about 15 ms
+        import xlsxwriter  # type: ignore[import-untyped,unused-ignore]
+
         _check_names(names)
         self._book = xlsxwriter.Workbook(
             str(path),
@@ -122,6 +125,8 @@ class Book:
         )
         self._book.set_properties({"author": "g2w-import"})
         self._sheets = {name: self._book.add_worksheet(name) for name in names}
+        for temp in self._temporary():  # removed if the process must stop at once
+            files.writing(temp)
         self._formats: dict[tuple[str, str | None, bool], Format] = {}
 
     def format(
@@ -171,8 +176,13 @@ class Book:
             sheet.set_column(column, column, min(width, 255.0))
         sheet.fit_to_pages(1, 0)
 
-    def close(self) -> None:
-        """Write the workbook to its path; raises ``OSError`` when it cannot be written."""
+    def close(self, path: Path | None = None) -> None:
+        """Write the workbook to its path, or to ``path``; raises ``OSError`` when it cannot be
+        written."""
+        if path is not None:
+            self._book.filename = str(path)  # XlsxWriter opens the file only now
+        from xlsxwriter.exceptions import FileCreateError  # type: ignore[import-untyped,unused-ignore]
+
         try:
             self._book.close()
         except FileCreateError as exc:
@@ -185,13 +195,17 @@ class Book:
         """Drop the rows streamed so far (kept in temporary files until the workbook is
         written)."""
         for sheet in self._sheets.values():
-            # XlsxWriter keeps each sheet's rows in a file of its own until it is closed
             handle: IO[str] | None = getattr(sheet, "row_data_fh", None)
-            name: str | None = getattr(sheet, "row_data_filename", None)
             if handle is not None:
                 handle.close()
-            if name:
-                Path(name).unlink(missing_ok=True)
+        for temp in self._temporary():
+            temp.unlink(missing_ok=True)
+            files.written(temp)
+
+    def _temporary(self) -> list[Path]:
+        """The files XlsxWriter keeps each sheet's rows in until the workbook is written."""
+        names = (getattr(sheet, "row_data_filename", None) for sheet in self._sheets.values())
+        return [Path(name) for name in names if name]
 
     def __enter__(self) -> Book:
         return self

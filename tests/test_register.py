@@ -22,8 +22,9 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 
-from importer import engine, pipeline, provenance
+from importer import engine, pipeline, provenance, report
 from importer.client import G2WClient
 from importer.connection import Access, Connection
 from importer.credentials import Credentials
@@ -761,6 +762,7 @@ def run_import(
     transport: Recorder,
     *,
     verify: bool = True,
+    draft_report: bool = False,
 ) -> Outcome:
     """``pipeline.run`` for 20 people of ``people()`` on virtual time, through ``transport``."""
 
@@ -773,7 +775,10 @@ def run_import(
     monkeypatch.setattr(pipeline, "open_connection", connected)
     source = write_csv(folder / "guests.csv", people(20))
     options = RunOptions(
-        webinar_keys=(WEBINAR_KEY,), journal=folder / "journal.sqlite3", verify=verify
+        webinar_keys=(WEBINAR_KEY,),
+        journal=folder / "journal.sqlite3",
+        verify=verify,
+        draft_report=draft_report,
     )
     outcome: Outcome = run_virtual(pipeline.run(source, Access(), options))
     return outcome
@@ -807,6 +812,31 @@ def test_once_sending_ends_one_list_read_checks_every_row(
     ]
     assert outcome.webinars[0].checked
     assert outcome.webinars[0].corrected == 0
+
+
+def test_the_reports_rows_are_written_while_the_check_reads_the_list(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sandbox = virtual_sandbox(rate=10, latency=0.3)
+    outcome = run_import(run_virtual, monkeypatch, tmp_path, Recorder(sandbox), draft_report=True)
+    assert outcome.webinars[0].checked
+    assert outcome.draft is not None
+    assert outcome.draft.fits(report.build(outcome))
+    written = outcome.write(tmp_path / "guests-joinurls.xlsx")
+    sheet = load_workbook(written)["Registrants"]
+    assert [row[0] for row in sheet.iter_rows(min_row=2, max_col=8, values_only=True)] == list(
+        range(2, 22)
+    )
+    (tmp_path / "again").mkdir()
+    unchecked = run_import(
+        run_virtual,
+        monkeypatch,
+        tmp_path / "again",
+        Recorder(virtual_sandbox()),
+        verify=False,
+        draft_report=True,
+    )
+    assert unchecked.draft is None  # no check to wait for: the report is written at the end
 
 
 def test_a_journal_with_rows_of_unknown_outcome_reads_the_list_beside_the_look_ups(

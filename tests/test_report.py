@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -96,6 +97,65 @@ def test_xlsx_keys_are_text_links_work_and_nothing_is_a_formula(tmp_path: Path) 
     assert sheet["G7"].value == "bell\ufffd"
     assert sheet["A2"].value == 2
     assert sheet.column_dimensions["J"].width > 20
+
+
+def cells(path: Path) -> dict[str, list[list[object]]]:
+    book = load_workbook(path)
+    return {
+        sheet.title: [
+            [(cell.value, cell.hyperlink and cell.hyperlink.target) for cell in row]
+            for row in sheet.iter_rows()
+        ]
+        for sheet in book.worksheets
+    } | {
+        "": [
+            [book.sheetnames, book["Registrants"].freeze_panes, book["Registrants"].auto_filter.ref]
+        ]
+    }
+
+
+def test_rows_written_ahead_become_the_report_when_the_check_changed_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temporary = tmp_path / "tmp"  # where XlsxWriter keeps the rows until the file is written
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    whole = report.write(build(), tmp_path / "whole.xlsx")
+    draft = report.Draft(build())
+    draft.write_rows()  # while the check runs; the Summary then says what it found
+    final = replace(build(), summary=(*build().summary, ("Checked", "all match")))
+
+    def not_again(*_: object) -> None:
+        raise AssertionError("the rows written ahead are written again")
+
+    monkeypatch.setattr(report, "_write_sheet", not_again)
+    ahead = report.write(final, tmp_path / "ahead.xlsx", draft=draft)
+    written, expected = cells(ahead), cells(whole)
+    assert written["Summary"][-1][:2] == [("Checked", None), ("all match", None)]
+    assert written["Summary"][:-1] == expected["Summary"]
+    assert {k: v for k, v in written.items() if k != "Summary"} == {
+        k: v for k, v in expected.items() if k != "Summary"
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ahead.xlsx", "tmp", "whole.xlsx"]
+    assert list(temporary.iterdir()) == []
+
+
+def test_a_row_the_check_corrected_has_the_report_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    draft = report.Draft(build())
+    draft.write_rows()
+    built = build()
+    first = list(built.rows[0])
+    first[9] = "https://sandbox.invalid/join/from-the-list"  # GoTo's list wins
+    corrected = replace(built, rows=[tuple(first), *built.rows[1:]])
+    path = report.write(corrected, tmp_path / "out.xlsx", draft=draft)
+    sheet = load_workbook(path)["Registrants"]
+    assert sheet["J2"].value == "https://sandbox.invalid/join/from-the-list"
+    assert sheet["J2"].hyperlink.target == "https://sandbox.invalid/join/from-the-list"
+    assert not draft.fits(built)  # used up either way: its temporary files are gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
 
 
 def test_csv_has_a_bom_and_defuses_formula_starts(tmp_path: Path) -> None:

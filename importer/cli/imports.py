@@ -88,6 +88,7 @@ def register(
             verify=verify,
             include_hidden_rows=include_hidden_rows,
             resume_hint=f"run the same command again: {command_line()}",
+            draft_report=out.suffix.lower() == ".xlsx",
         )
         interrupts.in_loop = True
         outcome = asyncio.run(pipeline.run(file, where, options, console, stop))

@@ -253,7 +253,9 @@ class Job:
         under the file's own name."""
         built = report.build(outcome, source_name=self.upload.name)
         self.built = built
-        self.report_file = report.write(built, self.upload.report_path, self.report_notes.append)
+        self.report_file = report.write(
+            built, self.upload.report_path, self.report_notes.append, outcome.draft
+        )
         self.attention_file = report.write_attention(
             built, self.upload.attention_path, note=self.report_notes.append
         )
@@ -401,6 +403,7 @@ class Desk:
             dry_run=dry_run,
             resume_hint=RESUME_HINT,
             again=AGAIN,
+            draft_report=not dry_run,  # the report is an XLSX file (Upload.report_path)
         )
 
     def _ended(self, job: Job) -> None:
