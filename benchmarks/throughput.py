@@ -18,7 +18,12 @@ command's highest, against a server without a limit). Printed, for the one run:
 * the 429s the sandbox answered, and the rows not registered;
 * the command's CPU time (user and system) per row, and its peak resident memory;
 * the sandbox's own CPU time per row: on a 2-core machine it has the other core, and without a
-  limit it can be what holds the pace back.
+  limit it can be what holds the pace back;
+* with a limit (unless ``--no-bare-loop``), the CPU a request of a bare loop run next, against
+  the same sandbox at the same rate (and the same 1 % under it): ``aiohttp`` posting the same
+  rows (under other e-mails) through an ``aiolimiter`` limiter, each answer read whole, nothing
+  else (no journal, no checks, no report), in a process of its own started the same way; and
+  the command's CPU a row over it.
 
 The package is byte-compiled first, as pip leaves an installed one, so that every run measures
 the same thing.
@@ -44,8 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import importer
-from importer.httpserver import Answer, Request
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, Sandbox, SandboxConfig, SandboxServer
+from importer.serving import Answer, Request
+from importer.session import HEADROOM
 
 TOKEN = "benchmark-token"
 #: the command's highest --rate, given to it against a server without a limit
@@ -68,23 +74,57 @@ class TimedSandbox(Sandbox):
 
 
 def serve(settings: dict[str, Any], pipe: Connection) -> None:
-    """The sandbox process: send the API's URL, serve until asked, send what it saw."""
+    """The sandbox process: send the API's URL, then serve, sending what it saw so far each time
+    it is asked (and starting afresh), until it is told to stop."""
 
     async def main() -> None:
         sandbox = TimedSandbox(SandboxConfig(tokens=(TOKEN,), **settings))
         async with SandboxServer(sandbox, port=0) as server:
             pipe.send(server.api_url)
-            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
-        pipe.send(
-            {
-                "created": sandbox.created,
-                "throttled": sandbox.stats["throttled"],
-                "calls": sandbox.stats["calls"],
-                "cpu": time.process_time(),
-            }
-        )
+            loop = asyncio.get_running_loop()
+            cpu = time.process_time()
+            while (await loop.run_in_executor(None, pipe.recv)) != "stop":
+                seen = {
+                    "created": sandbox.created,
+                    "throttled": sandbox.stats["throttled"],
+                    "calls": sandbox.stats["calls"],
+                    "cpu": time.process_time() - cpu,
+                }
+                pipe.send(seen)
+                sandbox.created = []
+                sandbox.stats["throttled"] = sandbox.stats["calls"] = 0
+                cpu = time.process_time()
 
     asyncio.run(main())
+
+
+BARE_LOOP = """
+import asyncio, json, sys
+import aiohttp, aiolimiter
+
+async def main(url: str, token: str, rows: int, rate: float) -> None:
+    limiter = aiolimiter.AsyncLimiter(rate, 1)
+    # started full, so that it lets calls through evenly spaced, as the command's pace does,
+    # rather than a second's worth at once (which the sandbox would answer with 429s)
+    await limiter.acquire(rate)
+    headers = {"Authorization": f"Bearer {token}"}
+    params = {"resendConfirmation": "false"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async def post(i: int) -> int:
+            body = {"firstName": f"First{i}", "lastName": f"Last{i}",
+                    "email": f"bare{i}@example.com", "organization": "Example Ltd"}
+            async with limiter:
+                async with http.post(url, params=params, json=body) as answer:
+                    await answer.read()
+                    return answer.status
+        statuses = await asyncio.gather(*(post(i) for i in range(rows)))
+    failed = sum(status != 201 for status in statuses)
+    if failed:
+        sys.exit(f"{failed} of the bare loop's posts were not registered")
+
+url, token, rows, rate = sys.argv[1:]
+asyncio.run(main(url, token, int(rows), float(rate)))
+"""
 
 
 @dataclass(frozen=True)
@@ -143,6 +183,9 @@ def main() -> None:
     parser.add_argument(
         "--no-verify", action="store_true", help="the command's --no-verify: no check at the end"
     )
+    parser.add_argument(
+        "--no-bare-loop", action="store_true", help="skip the bare loop run after the command"
+    )
     args = parser.parse_args()
     settings = {"rate": args.rate, "latency": args.latency, "jitter": args.jitter}
     # compiled once, as pip compiles an installed package: an editable install (or
@@ -183,16 +226,27 @@ def main() -> None:
             env = {**os.environ, "G2W_ACCESS_TOKEN": TOKEN, "XDG_DATA_HOME": folder}
             client = run_command(argv, env, here / "stderr.txt")
             errors = (here / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+            ours.send("seen")
+            seen = ours.recv()
+            bare = None
+            if args.rate and not args.no_bare_loop:
+                url = f"{api_url}/organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}/registrants"
+                rate = f"{args.rate * HEADROOM:g}"
+                argv = [sys.executable, "-c", BARE_LOOP, url, TOKEN, str(args.rows), rate]
+                bare = run_command(argv, env, here / "bare.txt")
+                if bare.exit_code:
+                    print((here / "bare.txt").read_text(encoding="utf-8", errors="replace"))
         ours.send("stop")
-        seen = ours.recv()
     finally:
         server.join(timeout=30)
         if server.is_alive():
             server.kill()
-    report(args, client, seen, errors)
+    report(args, client, seen, errors, bare)
 
 
-def report(args: argparse.Namespace, client: Client, seen: dict[str, Any], errors: str) -> None:
+def report(
+    args: argparse.Namespace, client: Client, seen: dict[str, Any], errors: str, bare: Client | None
+) -> None:
     created: list[float] = seen["created"]
     rows = args.rows
     limit = f"{args.rate:g}/s" if args.rate else "none"
@@ -227,6 +281,12 @@ def report(args: argparse.Namespace, client: Client, seen: dict[str, Any], error
         f"{client.system:.2f} s system)"
     )
     print(f"client peak RSS    {client.peak_rss / 2**20:.0f} MiB")
+    if bare is not None:
+        print(
+            f"bare loop CPU      {bare.cpu * 1000 / rows:.2f} ms a request (aiohttp + aiolimiter "
+            f"at the same rate; {bare.seconds:.2f} s); the command's CPU a row is "
+            f"{client.cpu / bare.cpu:.2f}x it"
+        )
     print(f"sandbox CPU        {seen['cpu'] * 1000 / rows:.2f} ms a row (on the other core)")
 
 
