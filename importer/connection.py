@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import os
 import ssl
 import urllib.request
@@ -22,10 +24,13 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import httpx
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ConnectionKey
+from aiohttp.connector import Connection as Pooled
 from aiohttp.helpers import get_env_proxy_for_url
 from httpx_aiohttp import AiohttpTransport
 from yarl import URL
@@ -37,6 +42,8 @@ from .models import Table
 from .oauth import RefreshingAuth
 from .redact import hidden_in_logs
 from .session import ApiSession, default_concurrency
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -230,9 +237,7 @@ class Wire(AiohttpTransport):
 
     def _connector(self) -> aiohttp.TCPConnector:
         """The connections: ``size`` at most, each idle for ``keepalive`` seconds at most."""
-        return aiohttp.TCPConnector(
-            limit=self.size, keepalive_timeout=self.keepalive, ssl=self._tls
-        )
+        return _Connector(limit=self.size, keepalive_timeout=self.keepalive, ssl=self._tls)
 
     def _session(self) -> aiohttp.ClientSession:
         """aiohttp's session, made at the first call (inside the running event loop)."""
@@ -285,6 +290,55 @@ class Wire(AiohttpTransport):
     async def aclose(self) -> None:
         self._closing = True
         await super().aclose()
+
+
+class _Handler(ResponseHandler):
+    """aiohttp's side of one connection, counting the bytes it has received."""
+
+    received = 0
+    #: ``received`` when the connection was last put back among the idle ones
+    idle_from = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        super().data_received(data)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's connections, none of them used again once it has received a byte while idle.
+
+    A server or proxy that answers one request twice sends the second answer while the
+    connection waits for its next request; aiohttp would keep it and hand it to that request as
+    its answer (another person's key and join URL, for someone never registered). aiohttp checks
+    a connection for such bytes as it is put back (:attr:`ResponseHandler.should_close`), not as
+    it is taken again; this does, at the cost of a connection now and then.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._factory = functools.partial(_Handler, loop=self._loop)  # type: ignore[assignment]
+
+    def _release(
+        self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False
+    ) -> None:
+        if isinstance(protocol, _Handler):
+            protocol.idle_from = protocol.received
+        super()._release(key, protocol, should_close=should_close)
+
+    async def _get(self, key: ConnectionKey, traces: list[Any]) -> Pooled | None:
+        while True:
+            taken = await super()._get(key, traces)
+            protocol = taken.protocol if taken is not None else None
+            if not isinstance(protocol, _Handler):
+                return taken
+            if protocol.received == protocol.idle_from and not protocol.should_close:
+                return taken
+            log.debug(
+                "a connection received %d bytes while idle: closed, not used again",
+                protocol.received - protocol.idle_from,
+            )
+            assert taken is not None
+            taken.close()
 
 
 async def _whole(response: httpx.Response) -> bytes:
@@ -408,19 +462,27 @@ def _decoded(
 
 
 def _inflate(body: bytes, bits: int, coding: bytes) -> bytes:
-    inflater = zlib.decompressobj(bits)
-    try:
-        plain = inflater.decompress(body, MAX_ANSWER + 1)
-    except zlib.error:
-        if coding != b"deflate":
-            raise
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent without its zlib header
-        plain = inflater.decompress(body, MAX_ANSWER + 1)
-    if len(plain) > MAX_ANSWER:
-        raise httpx.RemoteProtocolError(_too_large())
-    if not inflater.eof:  # the compressed stream stops before its end: a part is missing
-        shown = coding.decode("ascii", "replace")
-        raise httpx.DecodingError(f"the answer's {shown} body is cut short")
+    """``body`` decompressed, at most :data:`MAX_ANSWER` bytes of it: every member of a gzip
+    body (RFC 1952 allows several, one after the other); nothing may follow the last."""
+    shown = coding.decode("ascii", "replace")
+    plain = b""
+    rest = body
+    while rest:
+        inflater = zlib.decompressobj(bits)
+        try:
+            plain += inflater.decompress(rest, MAX_ANSWER + 1 - len(plain))
+        except zlib.error:
+            if coding != b"deflate" or plain:
+                raise
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent without its header
+            plain += inflater.decompress(rest, MAX_ANSWER + 1)
+        if len(plain) > MAX_ANSWER:
+            raise httpx.RemoteProtocolError(_too_large())
+        if not inflater.eof:  # the compressed stream stops before its end: a part is missing
+            raise httpx.DecodingError(f"the answer's {shown} body is cut short")
+        rest = inflater.unused_data
+        if rest and bits != _CODINGS[b"gzip"]:
+            raise httpx.DecodingError(f"the answer's {shown} body goes on after its end")
     return plain
 
 

@@ -203,6 +203,43 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
     assert server.connections == 2  # closed after the first answer; then one kept alive
 
 
+def test_an_answer_that_came_while_the_connection_was_idle_is_nobodys() -> None:
+    """A server (or proxy) that answers a request twice, the second time while the connection
+    waits for its next request: that answer must not be taken for the next request's."""
+    requests: list[int] = []
+
+    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await read_request(reader)
+                requests.append(len(requests) + 1)
+                writer.write(ok(b'{"for": %d}' % requests[-1]))
+                if requests[-1] == 1:
+                    await asyncio.sleep(0.05)
+                    writer.write(ok(b'{"for": "nobody"}'))  # unasked, while idle
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def go() -> list[str]:
+        listening = await asyncio.start_server(twice, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/"
+        try:
+            async with httpx.AsyncClient(transport=Wire(1, tls.context()), timeout=5) as http:
+                first = (await http.post(url, content=b"{}")).text
+                await asyncio.sleep(0.2)  # the stray answer has come meanwhile
+                second = (await http.post(url, content=b"{}")).text
+                return [first, second]
+        finally:
+            listening.close()
+            await listening.wait_closed()
+
+    assert run(go()) == ['{"for": 1}', '{"for": 2}']
+    assert requests == [1, 2]
+
+
 def test_a_connection_idle_for_longer_than_keepalive_is_replaced() -> None:
     server = Server()
 
@@ -449,6 +486,12 @@ def test_a_compressed_answer_is_decoded_within_the_same_bound(
         4: ok(b"not gzip", b"Content-Encoding: gzip"),
         5: ok(gzip.compress(b'{"a": 1}' * 100)[:-20], b"Content-Encoding: gzip"),
         6: b"HTTP/1.1 204 No Content\r\nContent-Encoding: gzip\r\n\r\n",
+        # two gzip members, one after the other (RFC 1952): the body is both
+        7: ok(gzip.compress(b'{"a": ') + gzip.compress(b"1}"), b"Content-Encoding: gzip"),
+        8: ok(gzip.compress(b'{"a": 1}') + b"junk", b"Content-Encoding: gzip"),
+        9: ok(zlib.compress(b'{"a": 1}') + b"junk", b"Content-Encoding: deflate"),
+        # a bomb in many members is bounded as one
+        10: ok(b"".join([gzip.compress(b"\0" * 60_000)] * 2), b"Content-Encoding: gzip"),
     }
     server = Server(lambda n: answers[n])
 
@@ -466,6 +509,13 @@ def test_a_compressed_answer_is_decoded_within_the_same_bound(
             await http.get("/x")
         empty = await http.get("/x")  # nothing to decode: empty, whatever the coding
         assert (empty.status_code, empty.content) == (204, b"")
+        assert (await http.get("/x")).json() == {"a": 1}
+        with pytest.raises(httpx.DecodingError, match="gzip body is broken"):
+            await http.get("/x")
+        with pytest.raises(httpx.DecodingError, match="deflate body goes on after its end"):
+            await http.get("/x")
+        with pytest.raises(httpx.RemoteProtocolError, match="larger than"):
+            await http.get("/x")
 
     assert len(bomb) < 20_000
     run(serving(server, go, size=1))
