@@ -40,6 +40,11 @@ def _context(cert_file: str, cert_dir: str) -> ssl.SSLContext:
     variables that name one, as the cache's key)."""
     if not cert_file and not cert_dir:
         return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cert_dir and not os.path.isdir(cert_dir):  # OpenSSL would ignore it, trusting nothing
+        raise UsageError(
+            f"SSL_CERT_DIR names {cert_dir}, which is no folder; set it to the folder of your "
+            f"CA certificates or unset it ({SEE_README})"
+        )
     try:
         return ssl.create_default_context(cafile=cert_file or None, capath=cert_dir or None)
     except OSError as exc:  # ssl.SSLError among them: a file that holds no PEM certificate

@@ -263,6 +263,10 @@ def test_an_unusable_ssl_cert_file_is_one_usage_error(
     with pytest.raises(UsageError, match="cannot be read as PEM certificates") as refused:
         tls.context()
     assert "\n" not in str(refused.value)
+    monkeypatch.delenv("SSL_CERT_FILE")
+    monkeypatch.setenv("SSL_CERT_DIR", str(bundle))  # a file, not a folder
+    with pytest.raises(UsageError, match="which is no folder"):
+        tls.context()
 
 
 @pytest.mark.parametrize("bypass", [False, True], ids=["through-the-proxy", "no-proxy"])
