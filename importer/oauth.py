@@ -173,6 +173,8 @@ class CallbackServer:
 
         self._http = HttpServer(self._answer, port=port)
         self._result: asyncio.Future[dict[str, str]] | None = None
+        #: the state the sign-in under way sent, which its answer carries back
+        self.state: str | None = None
 
     @property
     def port(self) -> int:
@@ -216,7 +218,7 @@ class CallbackServer:
         page = (
             b"<html><body><h1>Signed in</h1><p>You can close this window and go back to "
             b"g2w-import.</p></body></html>"
-            if done and "code" in params
+            if done and "code" in params and params.get("state") == self.state
             else b"<html><body><h1>Sign-in did not complete</h1></body></html>"
         )
         if done and self._result is not None and not self._result.done():
@@ -349,7 +351,7 @@ async def sign_in(
     await callback.start()
     show(f"Redirect URI: {callback.redirect_uri} (register exactly this on your client)")
     verifier, challenge = pkce()
-    state = secrets.token_urlsafe(16)
+    state = callback.state = secrets.token_urlsafe(16)
     address = authorize_url(auth_url, client_id, callback.redirect_uri, state, challenge)
     show("Sign in to GoTo in your browser. If no browser opens, visit this address:")
     show(f"  {address}")

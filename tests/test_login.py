@@ -109,15 +109,18 @@ def test_login_refuses_an_answer_for_another_request(
 ) -> None:
     server = login_server(loopback_sandbox)
 
+    pages: list[str] = []
+
     def forged(address: str) -> None:
         redirect = httpx.get(address).headers["Location"]
-        httpx.get(redirect.split("&state=")[0] + "&state=forged")
+        pages.append(httpx.get(redirect.split("&state=")[0] + "&state=forged").text)
 
     monkeypatch.setattr(login_command, "open_browser", forged)
     result = sign_in(server)
     assert result.exit_code == 4
     assert "did not match this request" in result.stderr
     assert not credentials_file().exists()
+    assert "Sign-in did not complete" in pages[0]  # the browser is not told otherwise
 
 
 def test_login_with_a_token_from_standard_input_and_the_order_of_sources(
