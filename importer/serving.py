@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+from starlette.requests import ClientDisconnect
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -66,11 +67,14 @@ def asgi(handler: Handler) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         incoming = StarletteRequest(scope, receive)
         body = bytearray()
-        async for chunk in incoming.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                await _respond(_TOO_LARGE, scope, receive, send)
-                return
+        try:
+            async for chunk in incoming.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    await _respond(_TOO_LARGE, scope, receive, send)
+                    return
+        except ClientDisconnect:  # gone before the whole request came: nobody to answer
+            return
         query = scope["query_string"]
         target = scope["raw_path"] + b"?" + query if query else scope["raw_path"]
         request = Request(

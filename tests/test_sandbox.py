@@ -20,7 +20,14 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
+from importer.sandbox import (
+    ORGANIZER_KEY,
+    PREFIX,
+    WEBINAR_KEY,
+    WORKSHOP_KEY,
+    Sandbox,
+    SandboxConfig,
+)
 from importer.serving import Request
 
 from .conftest import (
@@ -107,6 +114,16 @@ def test_bad_bodies_get_400_with_a_description(body: dict[str, str], message: st
     )
     assert status == 400
     assert message in answer["description"]
+
+
+def test_bodies_no_client_would_send_are_400_too() -> None:
+    sandbox = Sandbox(SandboxConfig(tokens=(TOKEN,), rate=0))
+    workshop = f"{PREFIX}/organizers/{ORGANIZER_KEY}/webinars/{WORKSHOP_KEY}/registrants"
+    deep = b"[" * 100_000 + b"]" * 100_000  # nested past any parser's depth
+    odd = {**person(1), "responses": [{"questionKey": {"x": 1}, "responseText": "y"}]}
+    for target, raw in ((f"{BASE}/registrants", deep), (workshop, json.dumps(odd).encode())):
+        answer = asyncio.run(sandbox.handle(Request("POST", target, AUTH, raw)))
+        assert answer.status == 400, answer.body
 
 
 def test_missing_token_is_403_invalid_token() -> None:

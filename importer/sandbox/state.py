@@ -327,7 +327,7 @@ class Sandbox:
     def _create(self, webinar: SandboxWebinar, body: bytes) -> Answer:
         try:
             payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nested past reason
             return _error(400, "InvalidRequest", "The request body is not valid JSON")
         if not isinstance(payload, dict):
             return _error(400, "InvalidRequest", "The request body must be a JSON object")

@@ -191,7 +191,8 @@ def response_problem(webinar: SandboxWebinar, payload: dict[str, Any]) -> str | 
     by_key = {question["questionKey"]: question for question in webinar.questions}
     answered = set()
     for response in given:
-        question = by_key.get(response.get("questionKey"))
+        key = response.get("questionKey")
+        question = by_key.get(key) if isinstance(key, str | int) else None
         if question is None:
             return f"unknown questionKey {response.get('questionKey')}"
         answered.add(question["questionKey"])
