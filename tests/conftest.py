@@ -33,6 +33,15 @@ from importer.sandbox import (
 from importer.serving import Answer, HttpServer, Request
 
 T = TypeVar("T")
+#: the variables that name a proxy (httpx, aiohttp and curl read them in either case)
+PROXY_VARIABLES = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
 DATA = Path(__file__).parent / "data"
 #: for tests that need POSIX: signals such as SIGINT and SIGKILL sent to another process, and
 #: file modes such as 0600

@@ -21,7 +21,7 @@ from importer.connection import Wire
 from importer.errors import ConnectFailed, OutcomeUnknown, RequestRejected
 from importer.models import Registrant
 
-from .conftest import TOKEN, ThreadedServer
+from .conftest import PROXY_VARIABLES, TOKEN, ThreadedServer
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -418,16 +418,6 @@ def test_connections_are_kept_alive_with_the_sandbox_over_a_real_socket(
     asyncio.run(go())
     assert server.sandbox.stats["calls"] == 12
     assert server.server.connections == 4  # four connections, each kept alive
-
-
-PROXY_VARIABLES = (
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-)
 
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"])

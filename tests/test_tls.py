@@ -24,18 +24,10 @@ from importer.cli import cli
 from importer.errors import UsageError
 from importer.sandbox import ORGANIZER_KEY, PREFIX
 
-from .conftest import TOKEN
+from .conftest import PROXY_VARIABLES, TOKEN
 
 #: an empty list of webinars, in the shape GoTo gives it
 BODY = b'{"_embedded": {"webinars": []}, "page": {"totalPages": 1}}'
-PROXY_VARIABLES = (
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-)
 
 
 class Loop:
