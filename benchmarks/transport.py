@@ -14,7 +14,7 @@ every thread) over the requests:
 * httpx over httpx-aiohttp's ``AiohttpTransport``, as that package makes it;
 * aiohttp alone (``ClientSession.post``, the answer read whole);
 * the run's own client: ``Connection.http_client`` as a run builds it (httpx over the wire of
-  ``importer.connection``, with the token, the headers and the answer read whole).
+  ``importer.wire``, with the token, the headers and the answer read whole).
 
 With ``--repeat N`` each is measured N times, in turn, and the range is printed.
 """

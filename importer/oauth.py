@@ -331,6 +331,14 @@ def refused(response: httpx.Response) -> bool:
     return response.status_code == 401 or (response.status_code == 403 and token_refused(response))
 
 
+def _client(url: str) -> httpx.AsyncClient:
+    """A sign-in's HTTP client, over the wire every call takes."""
+    # aiohttp is imported when a command first calls out, not at every start: about 0.1 s
+    from . import wire
+
+    return wire.client(url)
+
+
 async def sign_in(
     *,
     auth_url: str,
@@ -346,7 +354,7 @@ async def sign_in(
 
     The organizer key comes from the token answer, or from ``/admin/rest/v1/me`` when absent.
     """
-    verify = tls.context()  # an unusable CA bundle is refused before the browser opens
+    tls.context()  # an unusable CA bundle is refused before the browser opens
     callback = CallbackServer(port)
     await callback.start()
     show(f"Redirect URI: {callback.redirect_uri} (register exactly this on your client)")
@@ -363,7 +371,9 @@ async def sign_in(
         raise AuthError("the sign-in answer did not match this request; run g2w-import login again")
     if "error" in answer:
         raise AuthError(f"sign-in was refused ({answer['error']})")
-    async with httpx.AsyncClient(timeout=30, verify=verify) as http:
+    # one client for the sign-in server and the API after it: the proxy the environment names
+    # for the first (both are GoTo's public hosts)
+    async with _client(auth_url) as http:
         tokens = await token_request(
             http,
             auth_url,
@@ -387,7 +397,7 @@ async def sign_in_with_token(token: str, api_url: str, organizer_key: str | None
     renewed."""
     account = None
     if not organizer_key:
-        async with httpx.AsyncClient(timeout=30, verify=tls.context()) as http:
+        async with _client(api_url) as http:
             organizer_key, account = await identify(http, api_url, token)
     return Credentials(token, organizer_key=organizer_key, account=account)
 
@@ -404,7 +414,7 @@ async def sign_in_with_pat(
     """A sign-in with a personal access token (GoTo's guide "How to obtain an OAuth access
     token using a Personal Access Token"): the PAT is exchanged at the token endpoint with the
     OAuth client's credentials, and kept to be exchanged again whenever the token runs out."""
-    async with httpx.AsyncClient(timeout=30, verify=tls.context()) as http:
+    async with _client(api_url) as http:
         tokens = await token_request(
             http,
             auth_url,

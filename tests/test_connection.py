@@ -15,11 +15,11 @@ import aiohttp
 import httpx
 import pytest
 
-from importer import connection, tls
+from importer import connection, tls, wire
 from importer.client import G2WClient
-from importer.connection import Wire
 from importer.errors import ConnectFailed, OutcomeUnknown, RequestRejected
 from importer.models import Registrant
+from importer.wire import Wire
 
 from .conftest import PROXY_VARIABLES, TOKEN, ThreadedServer
 
@@ -84,13 +84,13 @@ async def serving(
     port = listening.sockets[0].getsockname()[1]
     server.url = f"http://127.0.0.1:{port}"
     size = kw.pop("size", 4)
-    keepalive = kw.pop("keepalive", connection.KEEPALIVE)
+    keepalive = kw.pop("keepalive", wire.KEEPALIVE)
     timeout = httpx.Timeout(kw.pop("timeout", 5.0), pool=kw.pop("pool", None))
-    wire = kw.pop("wire", Wire)
+    made = kw.pop("wire", Wire)
     try:
         async with httpx.AsyncClient(
             base_url=server.url,
-            transport=wire(size, tls.context(), keepalive=keepalive),
+            transport=made(size, tls.context(), keepalive=keepalive),
             timeout=timeout,
             trust_env=False,
         ) as http:
@@ -337,13 +337,13 @@ def test_a_trickling_answer_is_not_a_read_timeout() -> None:
 def test_an_answer_larger_than_any_the_api_gives_is_not_read_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(connection, "MAX_ANSWER", 1000)
+    monkeypatch.setattr(wire, "MAX_ANSWER", 1000)
     server = Server(lambda n: ok(b"x" * 5000))
 
     async def go(http: httpx.AsyncClient) -> None:
         with pytest.raises(httpx.RemoteProtocolError, match="larger than"):
             await http.get("/x")
-        monkeypatch.setattr(connection, "MAX_ANSWER", 10_000)
+        monkeypatch.setattr(wire, "MAX_ANSWER", 10_000)
         assert len((await http.get("/x")).content) == 5000  # on a new connection
 
     run(serving(server, go, size=1))
@@ -433,12 +433,12 @@ def test_behind_a_proxy_the_calls_take_the_same_wire_through_it(
         async with api.http_client(4, 5.0) as http:
             return http._transport_for_url(httpx.URL("https://api.getgo.com/x"))
 
-    wire = asyncio.run(go())
-    assert isinstance(wire, Wire)  # not one of httpx's own transports for the proxy
-    assert wire.proxy is not None
-    assert str(wire.proxy.url) == "http://127.0.0.1:3128"
+    used = asyncio.run(go())
+    assert isinstance(used, Wire)  # not one of httpx's own transports for the proxy
+    assert used.proxy is not None
+    assert str(used.proxy.url) == "http://127.0.0.1:3128"
     monkeypatch.setenv("NO_PROXY", "api.getgo.com")
-    assert connection.proxy_for("https://api.getgo.com/G2W/rest/v2/") is None
+    assert wire.proxy_for("https://api.getgo.com/G2W/rest/v2/") is None
 
 
 def test_requests_ask_for_answers_as_they_are() -> None:
@@ -466,7 +466,7 @@ def test_requests_ask_for_answers_as_they_are() -> None:
 def test_a_compressed_answer_is_decoded_within_the_same_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(connection, "MAX_ANSWER", 100_000)
+    monkeypatch.setattr(wire, "MAX_ANSWER", 100_000)
     bomb = gzip.compress(b"\0" * 10_000_000)  # ten kilobytes that inflate to ten megabytes
     deflated = zlib.compress(b'{"a": 1}')[2:-4]  # "deflate" as some servers send it: raw
     answers = {

@@ -444,7 +444,7 @@ def test_a_company_ca_named_by_ssl_cert_file_is_trusted(tmp_path: Path, ca: trus
 CLOSING_CLIENT = """
 import asyncio, ssl, sys
 import httpx
-from importer.connection import Wire
+from importer.wire import Wire
 
 async def main() -> None:
     context = ssl.create_default_context(cafile=sys.argv[2])
