@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ UNKNOWN_PENDING = (
 )
 #: a row the run stopped before sending, and how to carry on in the front door's words
 STOPPED_PENDING = "not sent: the run stopped first; {again}"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,8 @@ async def _draft(made: report.Report) -> report.Draft | None:
     draft = report.Draft(made)
     try:
         await asyncio.to_thread(draft.write_rows)
-    except (ValueError, OSError):
+    except Exception:  # whatever it was, writing the report whole meets it again, and says so
+        log.debug("the report's rows could not be written ahead", exc_info=True)
         return None
     return draft
 

@@ -87,7 +87,7 @@ _NOT_WRITTEN = "Cannot write to closing transport"
 def proxy_for(url: str) -> httpx.Proxy | None:
     """The proxy the environment names for ``url`` (``HTTPS_PROXY``, then ``ALL_PROXY``...),
     unless ``NO_PROXY`` exempts its host: aiohttp's own choice with ``trust_env``, made once for
-    the run's address instead of in a thread for every call."""
+    the client's address instead of for every call."""
     address = URL(url)
     try:
         proxy, auth = get_env_proxy_for_url(address)
