@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from importer import engine, pipeline, provenance, report
+from importer.canceller import Canceller, Settled, Target
 from importer.client import G2WClient
 from importer.connection import Access, Connection
 from importer.credentials import Credentials
@@ -37,7 +38,7 @@ from importer.errors import (
     WebinarNotFound,
 )
 from importer.journal import Journal, State
-from importer.models import Registrant, Result, Status
+from importer.models import Cancellation, Registrant, Result, Status
 from importer.oauth import RefreshingAuth
 from importer.outcome import Outcome
 from importer.pipeline import RunOptions
@@ -664,6 +665,53 @@ def test_workers_grow_and_shrink_as_answers_slow_down_and_speed_up(run_virtual: 
         workers = busy.between(busy.most_rows, first, last)
         assert calls * 1.5 <= workers <= calls * 1.5 + 4, (first, workers)
     assert elapsed <= 1499 / (100 * HEADROOM) + 1.5  # the pace held throughout
+
+
+def test_cancelling_runs_on_the_same_engine_its_workers_follow_the_pace(
+    run_virtual: Run, tmp_path: Path
+) -> None:
+    """The DELETE calls of cancel and undo take the engine registering takes: as many workers
+    as the pace needs with the answer times seen (here about 47, as above), not one for each of
+    the ``concurrency`` allowed."""
+    sandbox = virtual_sandbox(rate=100, latency=0.3)
+    listed = [sandbox.add_registrant(r.body()) for r in registrants(1000)]
+    busy = Busy(sandbox)
+    held = 0
+    most: list[int] = []
+
+    class Counted(Canceller):
+        async def _send(self, target: Target, on_done: Callable[[Target, Settled], None]) -> Any:
+            nonlocal held
+            held += 1
+            most.append(held)
+            try:
+                return await super()._send(target, on_done)
+            finally:
+                held -= 1
+
+    targets = [
+        Target(2 + i, entry["email"], str(entry["registrantKey"]), entry["joinUrl"])
+        for i, entry in enumerate(listed)
+    ]
+    cancelled: list[Settled] = []
+
+    async def cancel() -> float:
+        loop = asyncio.get_running_loop()
+        with Journal.open(
+            tmp_path / "journal.sqlite3", organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY
+        ) as journal:
+            async with sandbox_client(sandbox, transport=busy) as http:
+                canceller = Counted(session(100), api(http, sandbox), journal, concurrency=256)
+                started = loop.time()
+                await canceller.run(targets, lambda _, done: cancelled.append(done))
+                return loop.time() - started
+
+    elapsed = run_virtual(cancel())
+    assert [done.status for done in cancelled] == [Cancellation.CANCELLED] * 1000
+    assert sandbox.registrants() == []
+    assert 45 <= max(most[200:]) <= 48  # workers sized to the pace, as registering's
+    ideal = 999 / (100 * HEADROOM)
+    assert ideal <= elapsed <= ideal + 1.0
 
 
 def test_concurrency_caps_the_workers(run_virtual: Run) -> None:
