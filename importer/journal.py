@@ -359,11 +359,10 @@ class Journal:
                     "UPDATE people SET line = ? WHERE email_key = ?",
                     (person.line, person.email_key),
                 )
-                if state == State.CANCELLED or (
-                    state == State.FAILED and (retry or fingerprint != old_fingerprint)
-                ):
-                    self._set(person.email_key, State.TODO, body_hash=fingerprint)
-                    to_send.append(person)
+                if _stays_settled(State(state), retry, fingerprint != old_fingerprint):
+                    settled[person.line] = _settled_row(
+                        person.line, State(state), key, url, error, approval
+                    )
                 elif state == State.CANCELLING:
                     # an interrupted cancellation: the registrant list settles whether the person
                     # is still registered, and as this tool's registration if it was one
@@ -377,11 +376,33 @@ class Journal:
                 elif state in (State.TODO, State.SENDING):
                     to_send.append(person)
                     unknown += state == State.SENDING
-                else:
-                    settled[person.line] = _settled_row(
-                        person.line, State(state), key, url, error, approval
-                    )
+                else:  # cancelled since, or failed and worth another try
+                    self._set(person.email_key, State.TODO, body_hash=fingerprint)
+                    to_send.append(person)
         return Admission(to_send, settled, unknown)
+
+    def settled(self, registrants: Iterable[Registrant]) -> dict[int, Result]:
+        """The rows of ``registrants`` that earlier runs settled, as :meth:`admit` sorts them,
+        read without writing anything: what a run that stopped before admitting its rows (its
+        look-ups failed) still knows of them."""
+        known = {
+            row[0]: row
+            for row in self._db.execute(
+                "SELECT email_key, state, registrant_key, join_url, error, retry, body_hash, "
+                "approval FROM people"
+            )
+        }
+        settled: dict[int, Result] = {}
+        for person in registrants:
+            row = known.get(person.email_key)
+            if row is None:
+                continue
+            _, state, key, url, error, retry, fingerprint, approval = row
+            if _stays_settled(State(state), retry, body_hash(person) != fingerprint):
+                settled[person.line] = _settled_row(
+                    person.line, State(state), key, url, error, approval
+                )
+        return settled
 
     def unfinished(self, operation: str) -> bool:
         """Whether a run of ``operation`` (``register``, ``cancel``, ``undo``) began its calls
@@ -641,6 +662,15 @@ def _outcome(email_key: str, result: Result) -> tuple[object, ...]:
 
 #: in a staged write: the time of the commit that writes it, which is when its call leaves
 _LEAVING = object()
+
+
+def _stays_settled(state: State, retry: object, changed: bool) -> bool:
+    """Whether a row in ``state`` is not sent again: not while its outcome is open (``todo``,
+    ``sending``, ``cancelling``), nor once cancelled, nor failed where the failure may pass (it
+    ran out of retries) or the row has changed since GoTo refused it."""
+    if state in (State.TODO, State.SENDING, State.CANCELLING, State.CANCELLED):
+        return False
+    return not (state == State.FAILED and (retry or changed))
 
 
 def _settled_row(

@@ -523,7 +523,12 @@ def _outcome(
         ) -> str | None:
             return UNKNOWN_PENDING if line in unknown else stopped
 
-        rows, found = row_outcomes(part.key, plan, part.results, pending)
+        results = part.results
+        if part.prepared is None and part.journal is not None:
+            # stopped before its rows were admitted (a look-up failed): what earlier runs
+            # settled is still known, and reported as it stands, join URLs and all
+            results = {**part.journal.settled(plan.registrants), **results}
+        rows, found = row_outcomes(part.key, plan, results, pending)
         ordered += [(row.line, index, row) for row in rows]
         problems += found
     ordered.sort(key=lambda item: item[:2])

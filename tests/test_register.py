@@ -862,6 +862,35 @@ def test_once_sending_ends_one_list_read_checks_every_row(
     assert outcome.webinars[0].corrected == 0
 
 
+def test_a_run_stopped_at_the_look_ups_still_reports_what_earlier_runs_settled(
+    run_virtual: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sandbox = virtual_sandbox(rate=10, latency=0.3)
+    people = registrants(20)
+    with Journal.open(
+        tmp_path / "journal.sqlite3", organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY
+    ) as journal:  # an earlier run settled the first, and was killed while sending the second
+        journal.admit(people[:2])
+        entry = sandbox.add_registrant(people[0].body())
+        key, url = str(entry["registrantKey"]), entry["joinUrl"]
+        journal.settle(people[0], Result.settled(2, Status.REGISTERED, key, url, None))
+        journal.sending(people[1], 0.0)
+
+    class ListDown(Recorder):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "GET" and request.url.path.endswith("/registrants"):
+                return httpx.Response(503, request=request)
+            return await super().handle_async_request(request)
+
+    outcome = run_import(run_virtual, monkeypatch, tmp_path, ListDown(sandbox))
+    assert outcome.stopped is not None  # the list it needed before sending never came
+    first, second = outcome.rows[:2]
+    assert (first.status, first.registrant_key, first.join_url) == (Status.REGISTERED, key, url)
+    assert second.status is Status.PENDING  # its outcome is still open
+    assert {row.status for row in outcome.rows[2:]} == {Status.PENDING}
+    assert sandbox.stats["created"] == 1  # nothing sent
+
+
 def test_the_reports_rows_are_written_while_the_check_reads_the_list(
     run_virtual: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
