@@ -30,6 +30,7 @@ from .models import Status
 from .outcome import Outcome
 from .progress import Progress
 from .reader import Source
+from .session import DEFAULT_RATE
 
 RESUME_HINT = "call importer.register() again with the same arguments"
 
@@ -99,7 +100,7 @@ async def register_async(
     organizer_key: str | None = None,
     api_url: str | None = None,
     sandbox: bool = False,
-    rate: float = 10.0,
+    rate: float = DEFAULT_RATE,
     journal: str | Path | None = None,
     resend_confirmation: bool | None = None,
     progress: ProgressCallback | bool | None = None,
@@ -142,7 +143,7 @@ def register(
     organizer_key: str | None = None,
     api_url: str | None = None,
     sandbox: bool = False,
-    rate: float = 10.0,
+    rate: float = DEFAULT_RATE,
     journal: str | Path | None = None,
     resend_confirmation: bool | None = None,
     progress: ProgressCallback | bool | None = None,

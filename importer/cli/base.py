@@ -17,6 +17,7 @@ from .. import credentials, oauth, pipeline
 from ..connection import Access
 from ..console import Interrupts, Unanswered
 from ..errors import EXIT_CODES, EXIT_INTERRUPTED, ImporterError
+from ..session import DEFAULT_RATE
 from ..settings import API_URL
 from ..text import clean
 
@@ -185,7 +186,7 @@ def run_options(*, out: str, dry_run: str, journal: bool = True) -> Callable[[FC
             "--rate",
             type=click.FloatRange(min=0.1, max=1000),
             metavar="N",
-            default=10.0,
+            default=DEFAULT_RATE,
             show_default=True,
             help="API calls per second: the API's rate limit (GoTo's default is 10).",
         ),

@@ -24,6 +24,7 @@ from ..console import Interrupts, form_json, form_lines, webinar_json, webinar_l
 from ..errors import EXIT_USAGE, UsageError
 from ..exchange import cannot_listen
 from ..sandbox import Sandbox, SandboxConfig, SandboxServer, reset, serve
+from ..session import DEFAULT_RATE
 from ..text import counted
 from .base import (
     api_options,
@@ -184,7 +185,7 @@ def _count(name: str, help: str) -> Callable[[FC], FC]:
     "--rate",
     type=click.FloatRange(min=0),
     metavar="N",
-    default=10.0,
+    default=DEFAULT_RATE,
     show_default=True,
     help="Calls allowed in any one second, as GoTo's limit (0: no limit).",
 )

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from ..connection import Connection
 from ..credentials import Credentials
 from ..oauth import RefreshingAuth
+from ..session import DEFAULT_RATE
 from .faults import SandboxConfig
 from .server import SandboxServer, SandboxTransport
 from .state import PREFIX, Sandbox
@@ -72,7 +73,7 @@ def connect(
 
     The token is issued for this connection alone: the sandbox keeps registrants, never tokens.
     """
-    sandbox = Sandbox(config or SandboxConfig(rate=10.0, latency=0.25))
+    sandbox = Sandbox(config or SandboxConfig(rate=DEFAULT_RATE, latency=0.25))
     with SandboxStore.open(store_path()) as store:
         store.attach(sandbox)
         token = sandbox.sign_in.issue()

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..oauth import CALLBACK_PORT, redirect_uri
+from ..session import DEFAULT_RATE
 
 
 @dataclass
 class SandboxConfig:
     """How the simulated API behaves. Rates are fractions of calls (0.05 = 5 %)."""
 
-    rate: float = 10.0  #: calls allowed in any one-second window; 0 = no limit
+    rate: float = DEFAULT_RATE  #: calls allowed in any one-second window; 0 = no limit
     latency: float = 0.0  #: seconds added to every answer
     #: each answer's added seconds are drawn evenly from ``latency`` ± this (never below 0)
     jitter: float = 0.0
