@@ -26,7 +26,7 @@ from . import reader, report
 from .canceller import Canceller, Settled, Target
 from .connection import Access
 from .console import Console
-from .errors import EXIT_OK, EXIT_ROWS, Interrupted, RunStopped
+from .errors import EXIT_OK, EXIT_ROWS, Declined, Interrupted, RunStopped
 from .events import StopSignal
 from .journal import Entry, State
 from .manage import (
@@ -45,7 +45,6 @@ from .manage import (
     webinar_line,
 )
 from .models import Cancellation, ListedRegistrant, Webinar, email_key
-from .pipeline import Declined
 from .provenance import ServerClock, Verdict, verdict
 from .text import are, counted
 

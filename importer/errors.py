@@ -93,10 +93,28 @@ class NotSignedIn(UsageError):
         super().__init__(message)
 
 
+class NoWebinar(UsageError):
+    """Neither an option, nor the file, nor the connection names a webinar."""
+
+
+class Declined(ImporterError):
+    """The person answered no when asked before sending: nothing was sent, nothing is done."""
+
+    exit_code = EXIT_ROWS
+
+
+class Busy(ImporterError):
+    """The page asked for something that must wait until the import under way is over."""
+
+
 class InputError(ImporterError):
     """The input file cannot be read or lacks what an import needs."""
 
     exit_code = EXIT_USAGE
+
+
+class TooLarge(InputError):
+    """An upload to the page larger than it takes."""
 
 
 class ReportError(ImporterError):

@@ -21,7 +21,7 @@ from . import reader, report
 from .columns import fold
 from .connection import Access
 from .console import Console
-from .errors import EXIT_OK, RunStopped
+from .errors import EXIT_OK, Declined, RunStopped
 from .events import StopSignal
 from .manage import (
     ManageOptions,
@@ -37,7 +37,6 @@ from .manage import (
     webinar_line,
 )
 from .models import ListedRegistrant, Table, Webinar, email_key
-from .pipeline import Declined
 from .text import counted
 
 HEADERS = (

@@ -30,7 +30,7 @@ from . import lookup, reader, report, settings
 from .client import PAGE_LIMIT, G2WClient
 from .connection import Access, Connection, default_webinar, open_connection, paced
 from .credentials import NotSignedIn
-from .errors import EXIT_ROWS, ImporterError, JournalFull, RunStopped, UsageError
+from .errors import Declined, JournalFull, NoWebinar, RunStopped, UsageError
 from .events import Listener, PlanView, Silent, StopSignal
 from .journal import Journal, State, webinar_journal
 from .models import Form, ListedRegistrant, Result, RowProblem, Table, Webinar
@@ -39,7 +39,6 @@ from .reader import Source
 from .register import UNLISTED, Directory, Preparation, Registrar
 from .report import report_columns
 from .session import DEFAULT_RATE, ApiSession
-from .settings import NoWebinar
 from .text import are, counted
 from .validate import Plan, check_columns, validate
 
@@ -80,12 +79,6 @@ class RunOptions:
     resume_hint: str = "run the same import again"
     #: the same, briefly, for each row left pending
     again: str = "run the command again"
-
-
-class Declined(ImporterError):
-    """The person answered no when asked before sending: nothing was sent, nothing is done."""
-
-    exit_code = EXIT_ROWS
 
 
 @dataclass

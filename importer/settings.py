@@ -12,7 +12,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from .columns import fold
-from .errors import InputError, UsageError
+from .errors import InputError, NoWebinar, UsageError
 from .models import Table
 from .text import normalise
 
@@ -21,10 +21,6 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _YES = frozenset({"true", "yes", "1", "y", "ja", "wahr", "oui", "si", "sí"})
 _EXCEL_NUMBER = re.compile(r"\d+(?:[.,]\d*)?[eE][+-]?\d+")
 _EXCEL_DIGITS = 15
-
-
-class NoWebinar(UsageError):
-    """Neither an option, nor the file, nor the connection names a webinar."""
 
 
 def api_url(url: str | None) -> str:

@@ -13,10 +13,10 @@ from typing import Any, NoReturn, cast
 import click
 from click.decorators import FC
 
-from .. import credentials, oauth, pipeline
+from .. import credentials, oauth
 from ..connection import Access
 from ..console import Interrupts, Unanswered
-from ..errors import EXIT_CODES, EXIT_INTERRUPTED, ImporterError
+from ..errors import EXIT_CODES, EXIT_INTERRUPTED, Declined, ImporterError
 from ..session import DEFAULT_RATE
 from ..settings import API_URL
 from ..text import clean
@@ -62,7 +62,7 @@ def errors() -> Iterator[None]:
     """The one place where errors become a line on stderr and an exit code."""
     try:
         yield
-    except pipeline.Declined as exc:
+    except Declined as exc:
         echo(str(exc))
         sys.exit(exc.exit_code)
     except ImporterError as exc:

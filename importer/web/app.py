@@ -29,14 +29,14 @@ from .. import lookup, settings, template
 from ..columns import fold
 from ..console import hidden_note, sheet_note
 from ..credentials import NotSignedIn
-from ..errors import EXIT_INTERRUPTED, ImporterError
+from ..errors import EXIT_INTERRUPTED, Busy, ImporterError, TooLarge
 from ..events import PlanView
 from ..models import Status, Webinar, local_time
 from ..outcome import Outcome
 from ..progress import clock_text
 from ..text import are, counted
 from ..validate import column_note
-from .desk import Busy, Desk, Job, TooLarge, blocker
+from .desk import Desk, Job, blocker
 from .guard import Guard, message_page
 from .signin import SignIn
 

@@ -32,7 +32,7 @@ from .. import pipeline, reader, report, settings
 from ..api import ProgressReport
 from ..columns import fold
 from ..connection import Access
-from ..errors import ImporterError, InputError
+from ..errors import Busy, ImporterError, InputError, TooLarge
 from ..events import PlanView, Silent, StopSignal
 from ..files import write_atomically
 from ..models import Status
@@ -54,14 +54,6 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 BUSY = "an import is under way: stop it, or wait until it is over"
-
-
-class Busy(ImporterError):
-    """The page asked for something that must wait until the import under way is over."""
-
-
-class TooLarge(InputError):
-    """An upload over :data:`MAX_UPLOAD`."""
 
 
 def default_folder() -> Path:
