@@ -25,6 +25,7 @@ from typing import Any
 
 from . import pipeline
 from .connection import Access
+from .errors import NotSignedIn
 from .events import PlanView, Silent, StopSignal
 from .models import Status
 from .outcome import Outcome
@@ -33,6 +34,11 @@ from .reader import Source
 from .session import DEFAULT_RATE
 
 RESUME_HINT = "call importer.register() again with the same arguments"
+#: no token anywhere, in the words of a Python caller
+NOT_SIGNED_IN = (
+    "not signed in: pass token=..., set G2W_ACCESS_TOKEN, or run g2w-import login once "
+    "(the stored login is then used); sandbox=True tries it without GoTo"
+)
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,10 @@ async def register_async(
         resume_hint=RESUME_HINT,
     )
     access = Access(sandbox=sandbox, api_url=api_url, token=token, organizer_key=organizer_key)
-    return await pipeline.run(source, access, options, _Listener(progress), stop)
+    try:
+        return await pipeline.run(source, access, options, _Listener(progress), stop)
+    except NotSignedIn as exc:  # in Python's words, not the command line's
+        raise NotSignedIn(NOT_SIGNED_IN) from exc
 
 
 def register(

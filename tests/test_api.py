@@ -189,3 +189,13 @@ def test_every_exit_code_is_documented_in_help_and_readme() -> None:
         assert f"  {code:<4} {meaning}" in shown
         assert f"| {code} |" in readme
     assert EXIT_STOPPED == 3
+
+
+def test_not_signed_in_says_what_to_do_in_python(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "guests.csv", people(2))
+    with pytest.raises(importer.NotSignedIn) as refused:
+        importer.register(source, webinar_key=WEBINAR_KEY)
+    message = str(refused.value)
+    assert "pass token=" in message
+    assert "--token-file" not in message  # a flag of the command line, not of Python
+    assert refused.value.exit_code == 2
