@@ -156,16 +156,21 @@ async def run(
         return _outcome(table, parts, options, session, run.draft)
 
 
-async def _draft(made: report.Report) -> report.Draft | None:
-    """The rows of ``made`` written ahead in a thread; None when they cannot be (the report
-    is then written whole, and says why)."""
-    draft = report.Draft(made)
+async def _draft(outcome: Outcome) -> report.Draft | None:
+    """The report of ``outcome`` built and its rows written ahead, in a thread (the outcome
+    is a snapshot: nothing changes it meanwhile); None when they cannot be (the report is then
+    written whole, and says why)."""
+
+    def drafted() -> report.Draft:
+        draft = report.Draft(report.build(outcome))
+        draft.write_rows()
+        return draft
+
     try:
-        await asyncio.to_thread(draft.write_rows)
+        return await asyncio.to_thread(drafted)
     except Exception:  # whatever it was, writing the report whole meets it again, and says so
         log.debug("the report's rows could not be written ahead", exc_info=True)
         return None
-    return draft
 
 
 class _Run:
@@ -279,7 +284,7 @@ class _Run:
         drafting = None
         if self.options.draft_report and any(self._checks(part) for part in self.parts):
             outcome = _outcome(self.table, self.parts, self.options, self.session)
-            drafting = asyncio.create_task(_draft(report.build(outcome)))
+            drafting = asyncio.create_task(_draft(outcome))
         try:
             for part in self.parts:
                 if self._checks(part) and not self.session.stopping:
