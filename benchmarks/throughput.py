@@ -49,9 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import importer
+from importer.goto.session import HEADROOM
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, Sandbox, SandboxConfig, SandboxServer
-from importer.serving import Answer, Request
-from importer.session import HEADROOM
+from importer.serve.server import Answer, Request
 
 TOKEN = "benchmark-token"
 #: the command's highest --rate, given to it against a server without a limit

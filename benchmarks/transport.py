@@ -14,7 +14,7 @@ every thread) over the requests:
 * httpx over httpx-aiohttp's ``AiohttpTransport``, as that package makes it;
 * aiohttp alone (``ClientSession.post``, the answer read whole);
 * the run's own client: ``Connection.http_client`` as a run builds it (httpx over the wire of
-  ``importer.wire``, with the token, the headers and the answer read whole).
+  ``importer.goto.wire``, with the token, the headers and the answer read whole).
 
 With ``--repeat N`` each is measured N times, in turn, and the range is printed.
 """
@@ -40,7 +40,7 @@ import yarl
 from httpx_aiohttp import AiohttpTransport
 
 import importer
-from importer.connection import Access, open_connection
+from importer.goto.connection import Access, open_connection
 
 TOKEN = "benchmark-token"
 BODY = {

@@ -11,12 +11,12 @@ The Python API (see the README, "Use it from Python")::
 
 __version__ = "0.2.0"
 
-from .api import ProgressReport, check, register, register_async
-from .credentials import NotSignedIn
-from .errors import ImporterError, InputError, UsageError
-from .events import StopSignal
-from .models import RowProblem, Status
-from .outcome import Outcome, RowOutcome
+from importer.api import ProgressReport, check, register, register_async
+from importer.errors import ImporterError, InputError, UsageError
+from importer.events import StopSignal
+from importer.goto.credentials import NotSignedIn
+from importer.model import RowProblem, Status
+from importer.report.outcome import Outcome, RowOutcome
 
 __all__ = [
     "ImporterError",

@@ -1,5 +1,5 @@
 """``python -m importer`` runs the ``g2w-import`` command."""
 
-from .cli import main
+from importer.cli import main
 
 main()

@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import pipeline
-from .connection import Access
-from .errors import NotSignedIn
-from .events import PlanView, Silent, StopSignal
-from .models import Status
-from .outcome import Outcome
-from .progress import Progress
-from .reader import Source
-from .session import DEFAULT_RATE
+from importer.errors import NotSignedIn
+from importer.events import PlanView, Silent, StopSignal
+from importer.goto.connection import Access
+from importer.goto.session import DEFAULT_RATE
+from importer.jobs import register as pipeline
+from importer.model import Status
+from importer.progress import Progress
+from importer.read.reader import Source
+from importer.report.outcome import Outcome
 
 RESUME_HINT = "call importer.register() again with the same arguments"
 #: no token anywhere, in the words of a Python caller
@@ -177,7 +177,7 @@ def register(
     hidden in Excel (by a filter or by hand) are not sent, and are ``skipped_hidden`` in the
     outcome, unless ``include_hidden_rows=True``; ``sheet=`` reads any sheet, hidden ones too.
 
-    Returns the :class:`~importer.outcome.Outcome`; a run stopped by the API, a quota or an
+    Returns the :class:`~importer.report.outcome.Outcome`; a run stopped by the API, a quota or an
     interrupt returns one too, with the rest ``pending`` and ``exit_code`` saying why. An input
     or setting that cannot be used raises :class:`~importer.errors.ImporterError` (its
     ``exit_code`` is 2) before anything is sent.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .models import RowProblem, Sheet, Status, Webinar
+from importer.model import RowProblem, Sheet, Status, Webinar
 
 
 @dataclass(frozen=True)

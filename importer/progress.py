@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from .text import counted
+from importer.text import counted
 
 BAR_WIDTH = 28
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from importer import lookup, template
-from importer.connection import Access
+from importer.goto import lookup
+from importer.goto.connection import Access
+from importer.report import template
 from importer.sandbox import WORKSHOP_KEY
 
 HERE = Path(__file__).parent

@@ -21,10 +21,9 @@ from importer.errors import (
     InputError,
     ReportError,
 )
-from importer.frames import text
+from importer.read.frames import text
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
-
-from .conftest import TOKEN, ThreadedServer, people, write_csv
+from tests.helpers import TOKEN, ThreadedServer, people, write_csv
 
 
 def frame() -> pd.DataFrame:

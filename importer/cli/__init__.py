@@ -6,7 +6,7 @@ account.py   login, whoami, logout
 tools.py     webinars, fields, template, sandbox, ui
 """
 
-from . import account, imports, tools
-from .base import cli, main
+from importer.cli import account, imports, tools
+from importer.cli.base import cli, main
 
 __all__ = ["account", "cli", "imports", "main", "tools"]

@@ -12,11 +12,7 @@ from pathlib import Path
 
 import click
 
-from .. import credentials, oauth, settings
-from ..errors import UsageError
-from ..sandbox import Sandbox, SandboxConfig, SandboxServer
-from ..text import article
-from .base import (
+from importer.cli.base import (
     auth_url_option,
     callback_port_option,
     cli,
@@ -25,6 +21,11 @@ from .base import (
     open_browser,
     warn_about_token_file,
 )
+from importer.errors import UsageError
+from importer.goto import credentials, oauth
+from importer.read import settings
+from importer.sandbox import Sandbox, SandboxConfig, SandboxServer
+from importer.text import article
 
 
 @cli.command()

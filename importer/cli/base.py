@@ -13,13 +13,13 @@ from typing import Any, NoReturn, cast
 import click
 from click.decorators import FC
 
-from .. import credentials, oauth
-from ..connection import Access
-from ..console import Interrupts, Unanswered
-from ..errors import EXIT_CODES, EXIT_INTERRUPTED, Declined, ImporterError
-from ..session import DEFAULT_RATE
-from ..settings import API_URL
-from ..text import clean
+from importer.cli.console import Interrupts, Unanswered
+from importer.errors import EXIT_CODES, EXIT_INTERRUPTED, Declined, ImporterError
+from importer.goto import credentials, oauth
+from importer.goto.connection import Access
+from importer.goto.session import DEFAULT_RATE
+from importer.read.settings import API_URL
+from importer.text import clean
 
 EXIT_EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES)
 
@@ -97,7 +97,7 @@ def stacked(*options: Callable[[FC], FC]) -> Callable[[FC], FC]:
 
 def api_options(*, several: bool = False, webinar: bool = True) -> Callable[[FC], FC]:
     """The options that say which webinar, as whom, and where the API is; the command gets
-    the last four as one ``where``, an :class:`~importer.connection.Access`."""
+    the last four as one ``where``, an :class:`~importer.goto.connection.Access`."""
     key_help = "The webinar's key: the long number in its settings (see g2w-import webinars)."
     if several:
         key_help += " Repeat it to register everyone for several webinars."

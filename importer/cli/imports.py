@@ -10,13 +10,15 @@ from typing import Any, NoReturn
 
 import click
 
-from .. import cancel, export, pipeline, report
-from ..connection import Access
-from ..console import Console, Interrupts, setup_logging
-from ..errors import EXIT_API, EXIT_CODES, EXIT_OK, EXIT_ROWS
-from ..events import StopSignal
-from ..manage import Done, ManageOptions
-from .base import EXIT_EPILOG, api_options, cli, command_line, errors, run_options
+from importer import report
+from importer.cli.base import EXIT_EPILOG, api_options, cli, command_line, errors, run_options
+from importer.cli.console import Console, Interrupts, setup_logging
+from importer.errors import EXIT_API, EXIT_CODES, EXIT_OK, EXIT_ROWS
+from importer.events import StopSignal
+from importer.goto.connection import Access
+from importer.jobs import cancel, export
+from importer.jobs import register as pipeline
+from importer.jobs.common import Done, ManageOptions
 
 
 @cli.command(epilog=EXIT_EPILOG)

@@ -18,15 +18,7 @@ from typing import Any
 import click
 from click.decorators import FC
 
-from .. import lookup, oauth, template
-from ..connection import Access
-from ..console import Interrupts, form_json, form_lines, webinar_json, webinar_lines
-from ..errors import EXIT_USAGE, UsageError
-from ..exchange import cannot_listen
-from ..sandbox import Sandbox, SandboxConfig, SandboxServer, reset, serve
-from ..session import DEFAULT_RATE
-from ..text import counted
-from .base import (
+from importer.cli.base import (
     api_options,
     auth_url_option,
     callback_port_option,
@@ -36,6 +28,15 @@ from .base import (
     fail,
     open_browser,
 )
+from importer.cli.console import Interrupts, form_json, form_lines, webinar_json, webinar_lines
+from importer.errors import EXIT_USAGE, UsageError
+from importer.goto import lookup, oauth
+from importer.goto.connection import Access
+from importer.goto.session import DEFAULT_RATE
+from importer.report import template
+from importer.sandbox import Sandbox, SandboxConfig, SandboxServer, reset, serve
+from importer.serve.exchange import cannot_listen
+from importer.text import counted
 
 
 @cli.command()
@@ -376,7 +377,7 @@ def ui(
     answers nobody without it. Uploaded files and reports stay in your user data folder.
     """
     with errors():
-        from ..web import server  # Starlette and uvicorn load only for this command
+        from importer.web import server  # Starlette and uvicorn load only for this command
 
         client = None
         client_secret = os.environ.get("G2W_CLIENT_SECRET", "").strip()

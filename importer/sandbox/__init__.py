@@ -1,7 +1,7 @@
 """A local simulator of the GoTo Webinar API, for trying the importer, tests and benchmarks.
 
 :func:`connect` is the one way product code reaches it: it returns a
-:class:`~importer.connection.Connection` like any other, served in-process. The in-process
+:class:`~importer.goto.connection.Connection` like any other, served in-process. The in-process
 sandbox keeps its registrants, and the journals of its runs, in the user's data folder
 (``store.py``), so that a run can be stopped and continued, and exported, cancelled or undone
 afterwards; ``g2w-import sandbox reset`` empties it. ``g2w-import sandbox`` serves the same
@@ -21,15 +21,15 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 
-from ..connection import Connection
-from ..credentials import Credentials
-from ..oauth import RefreshingAuth
-from ..session import DEFAULT_RATE
-from .faults import SandboxConfig
-from .server import SandboxServer, SandboxTransport
-from .state import PREFIX, Sandbox
-from .store import Reset, SandboxStore, journal_folder, reset, store_path
-from .webinars import (
+from importer.goto.connection import Connection
+from importer.goto.credentials import Credentials
+from importer.goto.oauth import RefreshingAuth
+from importer.goto.session import DEFAULT_RATE
+from importer.sandbox.faults import SandboxConfig
+from importer.sandbox.server import SandboxServer, SandboxTransport
+from importer.sandbox.state import PREFIX, Sandbox
+from importer.sandbox.store import Reset, SandboxStore, journal_folder, reset, store_path
+from importer.sandbox.webinars import (
     JOIN_HOST,
     KICKOFF_KEY,
     ORGANIZER_KEY,

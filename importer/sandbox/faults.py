@@ -7,8 +7,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..oauth import CALLBACK_PORT, redirect_uri
-from ..session import DEFAULT_RATE
+from importer.goto.oauth import CALLBACK_PORT, redirect_uri
+from importer.goto.session import DEFAULT_RATE
 
 
 @dataclass

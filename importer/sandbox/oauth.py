@@ -19,8 +19,8 @@ import secrets
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
-from ..exchange import Answer
-from .faults import SandboxConfig
+from importer.sandbox.faults import SandboxConfig
+from importer.serve.exchange import Answer
 
 
 class SignIn:

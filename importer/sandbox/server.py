@@ -1,6 +1,6 @@
 """Two ways to reach a :class:`Sandbox`: in-process through httpx, or over loopback HTTP.
 
-Over loopback it is served by uvicorn (:mod:`importer.serving`), as the page is. In-process,
+Over loopback it is served by uvicorn (:mod:`importer.serve.server`), as the page is. In-process,
 :class:`SandboxTransport` hands each httpx request straight to :meth:`Sandbox.handle`, with
 no HTTP and no ASGI in between. ``httpx.ASGITransport`` over the same application costs about
 the same CPU a call (both near 0.2 ms on a 2-core machine), but it ignores httpx's timeouts: a
@@ -16,8 +16,8 @@ from types import TracebackType
 
 import httpx
 
-from ..exchange import Request
-from .state import PREFIX, Sandbox
+from importer.sandbox.state import PREFIX, Sandbox
+from importer.serve.exchange import Request
 
 
 class SandboxTransport(httpx.AsyncBaseTransport):
@@ -57,7 +57,7 @@ class SandboxServer:
 
     def __init__(self, sandbox: Sandbox, *, host: str = "127.0.0.1", port: int = 0) -> None:
         # uvicorn and Starlette are imported when a sandbox is served, not at every start
-        from ..serving import HttpServer
+        from importer.serve.server import HttpServer
 
         self.sandbox = sandbox
         self._http = HttpServer(sandbox.handle, host=host, port=port)

@@ -22,11 +22,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..exchange import Answer, Request
-from ..models import email_key
-from .faults import Dice, RateWindow, SandboxConfig
-from .oauth import SignIn
-from .webinars import (
+from importer.model import email_key
+from importer.sandbox.faults import Dice, RateWindow, SandboxConfig
+from importer.sandbox.oauth import SignIn
+from importer.sandbox.webinars import (
     JOIN_HOST,
     ORGANIZER_KEY,
     STANDARD_FIELDS,
@@ -35,9 +34,10 @@ from .webinars import (
     body_problem,
     catalogue,
 )
+from importer.serve.exchange import Answer, Request
 
 if TYPE_CHECKING:
-    from .store import SandboxStore
+    from importer.sandbox.store import SandboxStore
 
 PREFIX = "/G2W/rest/v2"
 

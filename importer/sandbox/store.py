@@ -37,13 +37,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import JournalError, UsageError
-from ..journal import data_folder, take_lock
-from ..models import email_key
-from .webinars import ORGANIZER_KEY, catalogue
+from importer.engine.journal import data_folder, take_lock
+from importer.errors import JournalError, UsageError
+from importer.model import email_key
+from importer.sandbox.webinars import ORGANIZER_KEY, catalogue
 
 if TYPE_CHECKING:
-    from .state import Sandbox
+    from importer.sandbox.state import Sandbox
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """

@@ -8,6 +8,6 @@
     static/     the page itself: HTML, CSS and a little JavaScript, no CDN
 
 Nothing here reads, checks, sends or reports by itself: every check and every import is a call
-of :func:`importer.pipeline.run`. Starlette and uvicorn are imported only by ``app.py``,
+of :func:`importer.jobs.register.run`. Starlette and uvicorn are imported only by ``app.py``,
 ``guard.py`` and ``server.py``, which the command loads when it is run.
 """

@@ -25,20 +25,22 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from .. import lookup, settings, template
-from ..columns import fold
-from ..console import hidden_note, sheet_note
-from ..credentials import NotSignedIn
-from ..errors import EXIT_INTERRUPTED, Busy, ImporterError, TooLarge
-from ..events import PlanView
-from ..models import Status, Webinar, local_time
-from ..outcome import Outcome
-from ..progress import clock_text
-from ..text import are, counted
-from ..validate import column_note
-from .desk import Desk, Job, blocker
-from .guard import Guard, message_page
-from .signin import SignIn
+from importer.check.validate import column_note
+from importer.cli.console import hidden_note, sheet_note
+from importer.errors import EXIT_INTERRUPTED, Busy, ImporterError, TooLarge
+from importer.events import PlanView
+from importer.goto import lookup
+from importer.goto.credentials import NotSignedIn
+from importer.model import Status, Webinar, local_time
+from importer.progress import clock_text
+from importer.read import settings
+from importer.read.columns import fold
+from importer.report import template
+from importer.report.outcome import Outcome
+from importer.text import are, counted
+from importer.web.desk import Desk, Job, blocker
+from importer.web.guard import Guard, message_page
+from importer.web.signin import SignIn
 
 T = TypeVar("T")
 #: rows needing attention listed in the plan, and result rows shown; the rest are in the files

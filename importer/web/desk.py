@@ -4,8 +4,8 @@ One person works at one page, so there is one :class:`Desk`: one file, one check
 at a time. Checking a file (a dry run) and importing it take a while, so each runs in a thread
 of its own with its own event loop, as the Python API runs an import, while the page keeps
 answering and asks how far it has got. Every check and import is a call of
-:func:`importer.pipeline.run`; the desk only starts them, keeps what they said and writes the
-report from the :class:`~importer.outcome.Outcome`.
+:func:`importer.jobs.register.run`; the desk only starts them, keeps what they said and writes the
+report from the :class:`~importer.report.outcome.Outcome`.
 
 Everything the page is given or makes (the uploaded files, their reports, templates) stays in one
 folder that only the user can open. The last import is remembered there, so that one stopped by
@@ -28,16 +28,18 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import pipeline, reader, report, settings
-from ..api import ProgressReport
-from ..columns import fold
-from ..connection import Access
-from ..errors import Busy, ImporterError, InputError, TooLarge
-from ..events import PlanView, Silent, StopSignal
-from ..files import write_atomically
-from ..models import Status
-from ..outcome import Outcome
-from ..session import DEFAULT_RATE
+from importer import report
+from importer.api import ProgressReport
+from importer.errors import Busy, ImporterError, InputError, TooLarge
+from importer.events import PlanView, Silent, StopSignal
+from importer.files import write_atomically
+from importer.goto.connection import Access
+from importer.goto.session import DEFAULT_RATE
+from importer.jobs import register as pipeline
+from importer.model import Status
+from importer.read import reader, settings
+from importer.read.columns import fold
+from importer.report.outcome import Outcome
 
 #: the largest file the page takes, in bytes (50 MB)
 MAX_UPLOAD = 50_000_000

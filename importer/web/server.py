@@ -18,16 +18,16 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
-from ..connection import Access, open_connection
-from ..credentials import NotSignedIn
-from ..errors import UsageError
-from ..exchange import bind as bind_socket
-from ..exchange import cannot_listen
-from ..models import Status
-from ..serving import uvicorn_config
-from .app import create_app
-from .desk import Desk, default_folder
-from .signin import OAuthClient, SignIn
+from importer.errors import UsageError
+from importer.goto.connection import Access, open_connection
+from importer.goto.credentials import NotSignedIn
+from importer.model import Status
+from importer.serve.exchange import bind as bind_socket
+from importer.serve.exchange import cannot_listen
+from importer.serve.server import uvicorn_config
+from importer.web.app import create_app
+from importer.web.desk import Desk, default_folder
+from importer.web.signin import OAuthClient, SignIn
 
 __all__ = ["OAuthClient", "bind", "check_access", "serve", "uvicorn_server"]
 

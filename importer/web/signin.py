@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import credentials, oauth, settings
-from ..connection import Access
-from ..credentials import NotSignedIn
-from ..errors import ImporterError
+from importer.errors import ImporterError
+from importer.goto import credentials, oauth
+from importer.goto.connection import Access
+from importer.goto.credentials import NotSignedIn
+from importer.read import settings
 
 #: how long the page waits for the browser to come back from signing in, in seconds
 WAIT = 300.0
