@@ -40,7 +40,8 @@ import yarl
 from httpx_aiohttp import AiohttpTransport
 
 import importer
-from importer.goto.connection import Access, open_connection
+from importer.goto.connection import Access
+from importer.jobs.common import open_connection
 
 TOKEN = "benchmark-token"
 BODY = {

@@ -1,4 +1,4 @@
-"""Register a spreadsheet of people for a GoTo Webinar: read → validate → register → report.
+"""Register a spreadsheet of people for a GoTo Webinar: read → check → register → report.
 
 The Python API (see the README, "Use it from Python")::
 
@@ -7,18 +7,73 @@ The Python API (see the README, "Use it from Python")::
     result = importer.register(frame, webinar_key="…")   # a pandas DataFrame, or dicts
     result.exit_code, result.counts, result.rows, result.to_pandas(), result.write("r.xlsx")
     problems = importer.check(frame, webinar_key="…").problems
+    listed = importer.export(webinar_key="…").to_pandas()
+    importer.cancel(frame, webinar_key="…"), importer.undo(webinar_key="…")
+
+The names below are loaded when first used, so that ``import importer`` (and the command's
+start) does not load the whole package.
 """
 
-__version__ = "0.2.0"
+from __future__ import annotations
 
-from importer.api import ProgressReport, check, register, register_async
-from importer.errors import ImporterError, InputError, UsageError
-from importer.events import StopSignal
-from importer.goto.credentials import NotSignedIn
-from importer.model import RowProblem, Status
-from importer.report.outcome import Outcome, RowOutcome
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from importer.version import __version__
+
+if TYPE_CHECKING:
+    from importer.api import (
+        Call,
+        cancel,
+        cancel_async,
+        check,
+        export,
+        export_async,
+        register,
+        register_async,
+        undo,
+        undo_async,
+    )
+    from importer.errors import ImporterError, InputError, NotSignedIn, UsageError
+    from importer.events import StopSignal
+    from importer.model import Cancellation, RowProblem, Status
+    from importer.progress import ProgressReport
+    from importer.report.cancellations import Cancellations
+    from importer.report.outcome import Outcome, RowOutcome
+    from importer.report.registrants import Exported
+
+#: each public name, and the module it comes from
+_FROM = {
+    "Call": "importer.api",
+    "cancel": "importer.api",
+    "cancel_async": "importer.api",
+    "check": "importer.api",
+    "export": "importer.api",
+    "export_async": "importer.api",
+    "register": "importer.api",
+    "register_async": "importer.api",
+    "undo": "importer.api",
+    "undo_async": "importer.api",
+    "ImporterError": "importer.errors",
+    "InputError": "importer.errors",
+    "NotSignedIn": "importer.errors",
+    "UsageError": "importer.errors",
+    "StopSignal": "importer.events",
+    "Cancellation": "importer.model",
+    "RowProblem": "importer.model",
+    "Status": "importer.model",
+    "ProgressReport": "importer.progress",
+    "Cancellations": "importer.report.cancellations",
+    "Outcome": "importer.report.outcome",
+    "RowOutcome": "importer.report.outcome",
+    "Exported": "importer.report.registrants",
+}
 
 __all__ = [
+    "Call",
+    "Cancellation",
+    "Cancellations",
+    "Exported",
     "ImporterError",
     "InputError",
     "NotSignedIn",
@@ -30,7 +85,25 @@ __all__ = [
     "StopSignal",
     "UsageError",
     "__version__",
+    "cancel",
+    "cancel_async",
     "check",
+    "export",
+    "export_async",
     "register",
     "register_async",
+    "undo",
+    "undo_async",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FROM:
+        raise AttributeError(f"module 'importer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_FROM[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,8 +1,10 @@
-"""What a run tells the front door that started it, and how that front door asks it to stop.
+"""What a job tells the front door that started it, and how that front door asks it to stop.
 
-The pipeline talks to the person only through a :class:`Listener`: the terminal console, the
-Python API's progress callback and the web page each implement it. A :class:`StopSignal` asks a
-run, from any thread, to stop as Ctrl-C does: no new rows, the calls under way finish.
+Every job (``register``, ``cancel``, ``undo``, ``export``) talks to the person only through a
+:class:`Listener`: the terminal console, the Python API's progress callback and the web page
+each implement it. A job shows its plan (a :class:`PlanView` for ``register``, a
+:class:`Brief` for the others), asks, and tells each row settled. A :class:`StopSignal` asks a
+job, from any thread, to stop as Ctrl-C does: no new rows, the calls under way finish.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from importer.model import RowProblem, Sheet, Status, Webinar
+from importer.model import RowProblem, Sheet, Webinar
+from importer.text import are, counted
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,56 @@ class PlanView:
     hidden_rows: int = 0
     hidden_sent: bool = False
 
+    def column_note(self, header: str) -> str | None:
+        """What the command line and the page say of an input column that is not sent, after
+        its name: why not (``not a field of this webinar``), or what it may be a misspelling of
+        (``did you mean 'Company'?``); None when it simply matches nothing."""
+        why = next((why for unsent, why in self.unsent if unsent == header), None)
+        if why is not None:
+            return why
+        near = next((which for near, which in self.near if near == header), None)
+        return f"did you mean '{near}'?" if near is not None else None
+
+    def sheet_note(self, choose: str) -> str | None:
+        """The sheet read, when other sheets of the workbook have e-mails too, and how to
+        ``choose`` another: ``'Guests' (also with e-mails: 'Archive 2019' (hidden, 1,204
+        rows); choose one with --sheet)``."""
+        if not self.other_sheets:
+            return None
+        also = ", ".join(
+            f"'{sheet.name}' ({'hidden, ' if sheet.hidden else ''}{counted(sheet.rows, 'row')})"
+            for sheet in self.other_sheets
+        )
+        return f"'{self.sheet}' (also with e-mails: {also}; {choose})"
+
+    def hidden_note(self, include: str) -> str | None:
+        """What becomes of the rows hidden in Excel, and how to ``include`` them."""
+        if not self.hidden_rows:
+            return None
+        hidden = f"{counted(self.hidden_rows, 'row')} hidden in Excel {are(self.hidden_rows)}"
+        if self.hidden_sent:
+            return f"{hidden} sent too (--include-hidden-rows)"
+        return f"{hidden} not sent; {include}"
+
+
+@dataclass(frozen=True)
+class Brief:
+    """What a ``cancel``, an ``undo`` or an ``export`` will do, shown before it does it: the
+    webinar, then a line per label (``("To cancel", "12 registrations")``)."""
+
+    #: ``cancel``, ``undo`` or ``export``
+    command: str
+    webinar: Webinar
+    lines: tuple[tuple[str, str], ...]
+    #: what the connection is, when it is not GoTo itself ("the built-in sandbox")
+    connection: str | None = None
+
+    def text(self) -> list[tuple[str, str]]:
+        """Every line, the webinar's first: (label, text); a label left empty goes on with the
+        line above."""
+        label = f" [{self.connection}]" if self.connection else ""
+        return [("Webinar", f"{self.webinar.describe()}{label}"), *self.lines]
+
 
 class Listener(Protocol):
     """How a run talks to the person running it."""
@@ -71,20 +124,22 @@ class Listener(Protocol):
     def note(self, message: str) -> None:
         """A warning about the input or the run."""
 
-    def plan(self, plan: PlanView) -> None:
-        """What will be sent to one webinar."""
+    def plan(self, plan: PlanView | Brief) -> None:
+        """What will be done: sent to one webinar (``register``), cancelled or exported."""
 
     def confirm(self, question: str) -> bool:
         """Ask before sending; True to go on (also when nobody can be asked)."""
 
     def started(self, total: int) -> None:
-        """Sending begins: ``total`` rows to send."""
+        """The calls begin: ``total`` rows (or registrants, for an export's answers) to go."""
 
-    def settled(self, status: Status, line: int) -> None:
-        """One row is settled."""
+    def settled(self, status: str, line: int) -> None:
+        """One row is settled: its status (a :class:`~importer.model.Status` of ``register``,
+        a :class:`~importer.model.Cancellation` of ``cancel`` and ``undo``, ``read`` for an
+        export's answers) and its line (0 when it has none)."""
 
     def finished(self) -> None:
-        """Sending is over (finished or stopped)."""
+        """The calls are over (finished or stopped)."""
 
 
 @dataclass
@@ -96,7 +151,7 @@ class Silent:
     def note(self, message: str) -> None:
         self.notes.append(message)
 
-    def plan(self, plan: PlanView) -> None:
+    def plan(self, plan: PlanView | Brief) -> None:
         pass
 
     def confirm(self, question: str) -> bool:
@@ -105,7 +160,7 @@ class Silent:
     def started(self, total: int) -> None:
         pass
 
-    def settled(self, status: Status, line: int) -> None:
+    def settled(self, status: str, line: int) -> None:
         pass
 
     def finished(self) -> None:

@@ -1,4 +1,4 @@
-"""The data that flows through the pipeline: read → validate → register → report."""
+"""The data that flows through every job: read → check → register or cancel → report."""
 
 from __future__ import annotations
 
@@ -52,6 +52,21 @@ class Cancellation(enum.StrEnum):
     FAILED = "failed"
     DENIED = "denied"
     PENDING = "pending"
+
+
+def pending_unknown(call: str) -> str:
+    """Why a row is pending whose ``call`` (``the registration``, ``the cancellation``) went
+    without a clear answer: the journal holds it, and the next run settles it from the list."""
+    return (
+        f"{call} was sent, but GoTo's answer was lost; the next run looks this person up "
+        "before sending again"
+    )
+
+
+def pending_stopped(done: str, again: str) -> str:
+    """Why a row is pending that the run stopped before ``done`` (``sent``, ``cancelled``),
+    and how to carry on, ``again``, in the front door's words."""
+    return f"not {done}: the run stopped first; {again}"
 
 
 def email_key(address: str) -> str:

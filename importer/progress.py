@@ -1,9 +1,13 @@
-"""Progress on stderr: a bar that redraws itself on a terminal, a line now and then elsewhere."""
+"""How far a job has got: a :class:`ProgressReport` for a callback or the page, and a
+:class:`Progress` on stderr, a bar that redraws itself on a terminal, a line now and then
+elsewhere."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TextIO
 
 from importer.text import counted
@@ -83,3 +87,25 @@ class Progress:
         else:
             self.stream.write(self.line() + "\n")
         self.stream.flush()
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """How far a job has got, for a ``progress`` callback and the page: ``counts`` by status
+    (a :class:`~importer.model.Status` of ``register``, a :class:`~importer.model.Cancellation`
+    of ``cancel`` and ``undo``)."""
+
+    done: int
+    total: int
+    counts: Counter[str]
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        """Rows settled per second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def left(self) -> float | None:
+        """Seconds left at the rate so far, once there is one."""
+        return (self.total - self.done) / self.rate if self.rate > 0 else None

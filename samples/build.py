@@ -16,8 +16,8 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from importer.goto import lookup
 from importer.goto.connection import Access
+from importer.jobs import webinars
 from importer.report import template
 from importer.sandbox import WORKSHOP_KEY
 
@@ -101,7 +101,7 @@ def registrants_csv() -> None:
 def workshop_xlsx() -> None:
     # the template that `g2w-import template workshop.xlsx --sandbox --webinar-key
     # 4617712963571298411` writes: the workshop's own form, read from the built-in sandbox
-    workshop, form = asyncio.run(lookup.webinar_and_form(Access(sandbox=True), WORKSHOP_KEY))
+    workshop, form = asyncio.run(webinars.webinar_and_form(Access(sandbox=True), WORKSHOP_KEY))
     path = HERE / "workshop.xlsx"
     template.build(path, webinar=workshop, form=form, sandbox=True)
     book = load_workbook(path)

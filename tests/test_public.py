@@ -11,6 +11,10 @@ import importer
 from importer import errors
 
 PUBLIC = {
+    "Call",
+    "Cancellation",
+    "Cancellations",
+    "Exported",
     "ImporterError",
     "InputError",
     "NotSignedIn",
@@ -22,9 +26,15 @@ PUBLIC = {
     "StopSignal",
     "UsageError",
     "__version__",
+    "cancel",
+    "cancel_async",
     "check",
+    "export",
+    "export_async",
     "register",
     "register_async",
+    "undo",
+    "undo_async",
 }
 
 

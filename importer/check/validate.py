@@ -35,7 +35,7 @@ from importer.read.columns import (
 from importer.text import hidden_character, normalise, printable
 
 if TYPE_CHECKING:
-    from importer.events import PlanView
+    pass
 
 #: a single column with the whole name, split into first and last name at the last space
 FULL_NAME = "fullName"
@@ -321,17 +321,6 @@ def _near(
         for index, header in enumerate(table.headers)
         if index not in used and (which := near_field(header, others, standard)) is not None
     )
-
-
-def column_note(plan: PlanView, header: str) -> str | None:
-    """What the command line and the page say of an input column that is not sent, after its
-    name: why not (``not a field of this webinar``), or what it may be a misspelling of
-    (``did you mean 'Company'?``); None when it simply matches nothing."""
-    why = next((why for unsent, why in plan.unsent if unsent == header), None)
-    if why is not None:
-        return why
-    near = next((which for near, which in plan.near if near == header), None)
-    return f"did you mean '{near}'?" if near is not None else None
 
 
 def _field_rule(

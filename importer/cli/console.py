@@ -15,40 +15,16 @@ from types import FrameType
 from typing import Any, TextIO
 
 from importer import files
-from importer.check.validate import column_note
 from importer.errors import EXIT_INTERRUPTED, EXIT_STOPPED
-from importer.events import PlanView, StopSignal
+from importer.events import Brief, PlanView, StopSignal
 from importer.model import Form, Status, Webinar, local_time
 from importer.progress import Progress
 from importer.read.columns import fold
 from importer.report.outcome import Outcome
-from importer.text import are, clean, counted
+from importer.text import clean, counted
 
 SHOWN_PROBLEMS = 20
 _COLOURS = {"red": 31, "green": 32, "yellow": 33}
-
-
-def sheet_note(plan: PlanView, choose: str) -> str | None:
-    """The sheet read, when other sheets of the workbook have e-mails too, and how to
-    ``choose`` another: ``'Guests' (also with e-mails: 'Archive 2019' (hidden, 1,204 rows);
-    choose one with --sheet)``."""
-    if not plan.other_sheets:
-        return None
-    also = ", ".join(
-        f"'{sheet.name}' ({'hidden, ' if sheet.hidden else ''}{counted(sheet.rows, 'row')})"
-        for sheet in plan.other_sheets
-    )
-    return f"'{plan.sheet}' (also with e-mails: {also}; {choose})"
-
-
-def hidden_note(plan: PlanView, include: str) -> str | None:
-    """What becomes of the rows hidden in Excel, and how to ``include`` them."""
-    if not plan.hidden_rows:
-        return None
-    hidden = f"{counted(plan.hidden_rows, 'row')} hidden in Excel {are(plan.hidden_rows)}"
-    if plan.hidden_sent:
-        return f"{hidden} sent too (--include-hidden-rows)"
-    return f"{hidden} not sent; {include}"
 
 
 class Console:
@@ -106,7 +82,7 @@ class Console:
             total, self.stream, terminal=_is_terminal(self.stream), enabled=not self.quiet
         )
 
-    def settled(self, status: Status, line: int) -> None:
+    def settled(self, status: str, line: int) -> None:
         if self._progress is not None:
             self._progress.advance()
 
@@ -115,8 +91,12 @@ class Console:
             self._progress.finish()
             self._progress = None
 
-    def plan(self, plan: PlanView) -> None:
+    def plan(self, plan: PlanView | Brief) -> None:
         if self.quiet:
+            return
+        if isinstance(plan, Brief):
+            for name, text in plan.text():
+                self.say(f"{name + ':' if name else '':<12}{text}")
             return
         if plan.account is not None:
             self.say(f"As:       {plan.account}")
@@ -129,9 +109,9 @@ class Console:
         for warning in plan.warnings:
             self.line(f"Warning: {warning}", "yellow")
         self.say(f"File:     {plan.source} (header in line {plan.header_line}, {rows(plan.rows)})")
-        if (sheet := sheet_note(plan, "choose one with --sheet")) is not None:
+        if (sheet := plan.sheet_note("choose one with --sheet")) is not None:
             self.say(f"Sheet:    {sheet}")
-        if (hidden := hidden_note(plan, "--include-hidden-rows sends them")) is not None:
+        if (hidden := plan.hidden_note("--include-hidden-rows sends them")) is not None:
             self.say(f"Hidden:   {hidden}")
         if plan.problems:
             self.say(f"Invalid:  {rows(len(plan.problems))} will not be sent:", "yellow")
@@ -156,13 +136,13 @@ class Console:
         if renamed:
             self.say("Columns:  " + ", ".join(f"'{h}' → {to}" for h, to in renamed))
         for header, _ in plan.unsent:
-            note = column_note(plan, header)
+            note = plan.column_note(header)
             self.say(f"Not sent: column '{header}': {note} (kept in the report)")
         said = {header for header, _ in plan.unsent}
         unused = [h for h in plan.unused if h and fold(h) != "webinarkey" and h not in said]
         if unused:
             named = ", ".join(
-                f"'{h}'" + (f" ({note})" if (note := column_note(plan, h)) else "") for h in unused
+                f"'{h}'" + (f" ({note})" if (note := plan.column_note(h)) else "") for h in unused
             )
             if plan.webinar is None:
                 which = "it answers" if len(unused) == 1 else "they answer"

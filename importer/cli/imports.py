@@ -1,4 +1,5 @@
-"""The commands that call the API in bulk: register, export, cancel, undo."""
+"""The commands that call the API in bulk: register, export, cancel, undo, each a job of
+:mod:`importer.jobs` with the console as its listener, and its report written here."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from typing import Any, NoReturn
 
 import click
 
-from importer import report
 from importer.cli.base import EXIT_EPILOG, api_options, cli, command_line, errors, run_options
 from importer.cli.console import Console, Interrupts, setup_logging
 from importer.errors import EXIT_API, EXIT_CODES, EXIT_OK, EXIT_ROWS
 from importer.events import StopSignal
 from importer.goto.connection import Access
 from importer.jobs import cancel, export
-from importer.jobs import register as pipeline
-from importer.jobs.common import Done, ManageOptions
+from importer.jobs import register as registering
+from importer.jobs.common import Done, Options
+from importer.report.names import check_out
+from importer.report.outcome import destinations
 
 
 @cli.command(epilog=EXIT_EPILOG)
@@ -75,8 +77,8 @@ def register(
     setup_logging(common["verbose"])
     dry_run = common["dry_run"]
     with errors(), Interrupts(stop, console) as interrupts:
-        out, attention = report.destinations(file, common["out"])
-        options = pipeline.RunOptions(
+        out, attention = destinations(file, common["out"])
+        options = Options(
             webinar_keys=webinar_keys,
             sheet=sheet,
             rate=common["rate"],
@@ -93,7 +95,7 @@ def register(
             draft_report=out.suffix.lower() == ".xlsx",
         )
         interrupts.in_loop = True
-        outcome = asyncio.run(pipeline.run(file, where, options, console, stop))
+        outcome = asyncio.run(registering.register(file, where, options, console, stop))
         interrupts.in_loop = False
         if dry_run:
             console.dry_run(outcome)
@@ -108,7 +110,7 @@ def register(
     sys.exit(outcome.exit_code)
 
 
-Start = Callable[[ManageOptions, Console, StopSignal], Coroutine[Any, Any, Done]]
+Start = Callable[[Options, Console, StopSignal], Coroutine[Any, Any, Done]]
 
 
 def _epilog(done: str, unfinished: str) -> str:
@@ -135,17 +137,23 @@ _CHANGE_NOTHING = "Show the plan; change nothing, write nothing."
 
 
 def _manage(
-    start: Start, webinar_key: str | None, sheet: str | None, common: dict[str, Any]
+    start: Start,
+    webinar_key: str | None,
+    sheet: str | None,
+    common: dict[str, Any],
+    *,
+    answers: bool = True,
 ) -> NoReturn:
     """Run export, cancel or undo as register runs: errors in one line, Ctrl-C handled, then
-    the summary, the report's path and the exit code."""
+    the summary, the report written and its path, and the exit code."""
     console = Console(quiet=common["quiet"], ask=not common["yes"])
     stop = StopSignal()
     setup_logging(common["verbose"])
     with errors(), Interrupts(stop, console) as interrupts:
-        options = ManageOptions(
-            webinar_key=webinar_key,
-            out=common["out"],
+        check_out(common["out"])
+        options = Options(
+            webinar_keys=(webinar_key,) if webinar_key else (),
+            report=common["out"],
             journal=common.get("journal_path"),
             sheet=sheet,
             rate=common["rate"],
@@ -154,11 +162,17 @@ def _manage(
             max_calls=common["max_calls"],
             give_up_after=common["give_up_after"],
             dry_run=common["dry_run"],
+            answers=answers,
             resume_hint=f"run the same command again: {command_line()}",
         )
         interrupts.in_loop = True
         done = asyncio.run(start(options, console, stop))
         interrupts.in_loop = False
+        written = (
+            None
+            if done.dry_run
+            else done.write(options.report or done.default_report, console.note)
+        )
     if done.dry_run:
         console.say("Dry run: nothing was changed or written.")
     else:
@@ -166,8 +180,8 @@ def _manage(
     ending = done.ending()
     if ending:
         console.line(ending, "red" if done.exit_code == EXIT_API else "yellow")
-    if done.report is not None:
-        click.echo(f"Report: {done.report}")
+    if written is not None:
+        click.echo(f"Report: {written}")
     sys.exit(done.exit_code)
 
 
@@ -207,12 +221,11 @@ def export_command(
     in GoTo is changed.
     """
     _manage(
-        lambda options, console, stop: export.export(
-            where, options, console, stop, merge=merge, answers=answers
-        ),
+        lambda options, console, stop: export.export(merge, where, options, console, stop),
         webinar_keys,
         sheet,
         common,
+        answers=answers,
     )
 
 
@@ -267,7 +280,7 @@ def undo_command(
     the right webinar key is in place).
     """
     _manage(
-        lambda options, console, stop: cancel.undo(where, options, console, stop, file),
+        lambda options, console, stop: cancel.undo(file, where, options, console, stop),
         webinar_keys,
         sheet,
         common,

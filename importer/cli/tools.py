@@ -30,9 +30,10 @@ from importer.cli.base import (
 )
 from importer.cli.console import Interrupts, form_json, form_lines, webinar_json, webinar_lines
 from importer.errors import EXIT_USAGE, UsageError
-from importer.goto import lookup, oauth
+from importer.goto import oauth
 from importer.goto.connection import Access
 from importer.goto.session import DEFAULT_RATE
+from importer.jobs import webinars as lookups
 from importer.report import template
 from importer.sandbox import Sandbox, SandboxConfig, SandboxServer, reset, serve
 from importer.serve.exchange import cannot_listen
@@ -73,7 +74,7 @@ def webinars(
     with errors():
         if last < first:
             raise UsageError(f"--to {last} is before --from {first}")
-        found = asyncio.run(lookup.webinars(where, first, last))
+        found = asyncio.run(lookups.webinars(where, first, last))
     if as_json:
         click.echo(json.dumps([webinar_json(w) for w in found], indent=2, ensure_ascii=False))
     elif not found:
@@ -92,7 +93,7 @@ def fields(
 ) -> None:
     """Show a webinar's registration fields and custom questions."""
     with errors():
-        webinar, form = asyncio.run(lookup.webinar_and_form(where, webinar_keys))
+        webinar, form = asyncio.run(lookups.webinar_and_form(where, webinar_keys))
     if as_json:
         click.echo(json.dumps(form_json(webinar, form), indent=2, ensure_ascii=False))
     else:
@@ -127,7 +128,7 @@ def template_command(
             raise UsageError(f"{path.name}: the template is an Excel workbook; name it .xlsx")
         webinar = form = None
         if webinar_keys or where.sandbox:
-            webinar, form = asyncio.run(lookup.webinar_and_form(where, webinar_keys))
+            webinar, form = asyncio.run(lookups.webinar_and_form(where, webinar_keys))
         try:
             template.build(path, webinar=webinar, form=form, sandbox=where.sandbox)
         except OSError as exc:

@@ -1,8 +1,9 @@
 """Where and as whom the API is called: one :class:`Connection` for a run, from one factory.
 
-:func:`open_connection` resolves the token (``credentials.resolve``), the organizer key and the
-API's address for GoTo itself, or asks the sandbox package for a simulated API behind the same
-kind of connection. Nothing after this point knows which of the two it talks to.
+:func:`importer.jobs.common.open_connection` makes it: for GoTo itself from the token
+(``credentials.resolve``), the organizer key and the API's address, or from the sandbox package,
+a simulated API behind the same kind of connection. Nothing after that knows which of the two it
+talks to.
 
 Over the network, its HTTP client is :func:`importer.goto.wire.client`'s: httpx over aiohttp.
 """
@@ -10,22 +11,16 @@ Over the network, its HTTP client is :func:`importer.goto.wire.client`'s: httpx 
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import httpx
 
-from importer.errors import UsageError
 from importer.events import StopSignal
-from importer.goto import credentials
 from importer.goto.oauth import RefreshingAuth
 from importer.goto.redact import hidden_in_logs
 from importer.goto.session import ApiSession, default_concurrency
-from importer.model import Table
-from importer.read import settings
 
 
 @dataclass(frozen=True)
@@ -71,48 +66,6 @@ class Connection:
     def secrets(self) -> list[str]:
         """Everything that must never be shown, as it stands now (tokens get renewed)."""
         return self.auth.secrets()
-
-
-def default_webinar(access: Access) -> str | None:
-    """The webinar to use when none is named: the sandbox's first; for GoTo, none."""
-    if not access.sandbox:
-        return None
-    from importer import sandbox  # the simulator is loaded only when asked for
-
-    return sandbox.WEBINAR_KEY
-
-
-@contextlib.asynccontextmanager
-async def open_connection(access: Access, table: Table | None = None) -> AsyncIterator[Connection]:
-    """The connection a front door asked for; ``table`` may name the organizer (old workbook).
-
-    The organizer key comes from the front door, the file or the stored login; without one the
-    connection's ``organizer_key`` is None, and the run asks the API (``lookup.organizer``).
-    """
-    given = access.organizer_key or os.environ.get("G2W_ORGANIZER_KEY", "").strip() or None
-    organizer = settings.organizer_key(given, table)
-    if access.sandbox:
-        if access.api_url or access.token_file or access.token:
-            unset = " (and unset G2W_API_URL)" if os.environ.get("G2W_API_URL") else ""
-            raise UsageError(
-                "--sandbox runs against the built-in API; leave out --api-url and --token-file"
-                + unset
-            )
-        from importer import sandbox  # the simulator is loaded only when asked for
-
-        with sandbox.connect(organizer_key=organizer) as connection:
-            yield connection
-        return
-    found = credentials.resolve(access.token, access.token_file)
-    given_url = access.api_url or os.environ.get("G2W_API_URL", "").strip()
-    url = settings.api_url(given_url or found.credentials.api_url)
-    organizer = organizer or found.credentials.organizer_key
-    yield Connection(
-        url,
-        settings.check_key("--organizer-key", organizer) if organizer else None,
-        RefreshingAuth(found.credentials, found.store, when_refused=found.when_refused),
-        token_source=found.source,
-    )
 
 
 class Pace(Protocol):

@@ -28,8 +28,8 @@ from aiohttp.helpers import get_env_proxy_for_url
 from httpx_aiohttp import AiohttpTransport
 from yarl import URL
 
-from importer import __version__
 from importer.goto import tls
+from importer.version import __version__
 
 log = logging.getLogger(__name__)
 

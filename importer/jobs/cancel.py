@@ -17,52 +17,31 @@ cancelled twice.
 
 from __future__ import annotations
 
-import collections
-import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from importer import report
-from importer.cli.console import Console
 from importer.engine.canceller import Canceller, Settled, Target
 from importer.engine.journal import Entry, State
-from importer.errors import EXIT_OK, EXIT_ROWS, Declined, Interrupted, RunStopped
-from importer.events import StopSignal
+from importer.errors import Declined
+from importer.events import Brief, Listener, Silent, StopSignal
 from importer.goto.connection import Access
 from importer.goto.provenance import ServerClock, Verdict, verdict
-from importer.jobs.common import (
-    ManageOptions,
-    Person,
-    Run,
-    beside,
-    check_out,
-    connected,
-    first_lines,
-    named_after,
-    people,
-    progress,
-    show,
-    stamp,
-    webinar_line,
+from importer.jobs.common import Options, Run, connected
+from importer.model import (
+    Cancellation,
+    ListedRegistrant,
+    Table,
+    email_key,
+    pending_stopped,
+    pending_unknown,
 )
-from importer.model import Cancellation, ListedRegistrant, Webinar, email_key
 from importer.read import reader
-from importer.text import are, counted
+from importer.read.people import Person, first_lines, people
+from importer.read.reader import Source
+from importer.report.cancellations import Cancellations, Row
+from importer.text import counted
 
-HEADERS = ("row", "firstName", "lastName", "email", "status", "registrantKey", "error", "note")
-_COLOURS = {
-    Cancellation.CANCELLED: report.GREEN,
-    Cancellation.NOT_REGISTERED: report.PALE_GREEN,
-    Cancellation.LEFT_ALONE: report.PALE_GREEN,
-    Cancellation.FAILED: report.RED,
-    Cancellation.PENDING: report.YELLOW,
-}
-#: cancel's: a row that names nobody registered is a mistake in the file (a mistyped address?)
-_CANCEL_COLOURS = {**_COLOURS, Cancellation.NOT_REGISTERED: report.RED}
 SHOWN_ROWS = 20
-#: the addresses that name nobody registered, as many as the summary line names
-SHOWN_ADDRESSES = 3
 EARLIER = "cancelled by an earlier run"
 #: undo's: a registration of this tool's may also have been cancelled in GoTo Webinar meanwhile
 UNDONE = "the registration g2w-import made is cancelled (by an earlier run, or in GoTo Webinar)"
@@ -74,127 +53,7 @@ REPLACED = (
     "the registration g2w-import made is gone (cancelled in GoTo Webinar?), and the one made "
     "since by someone else is left alone"
 )
-UNKNOWN_PENDING = (
-    "the cancellation was sent, but GoTo's answer was lost; the next run looks this person up"
-)
-STOPPED_PENDING = "not cancelled: the run stopped first; run the command again"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One row of a cancel or undo report."""
-
-    line: int
-    first_name: str
-    last_name: str
-    email: str
-    status: Cancellation
-    registrant_key: str | None = None
-    error: str | None = None
-    #: cancelled before this run (by an earlier run, or in GoTo Webinar), not by it
-    before: bool = False
-
-
-@dataclass(frozen=True)
-class Cancellations:
-    """What a ``cancel`` or ``undo`` came to: a row per person, in the order of their lines."""
-
-    webinar: Webinar
-    rows: tuple[Row, ...]
-    #: what named the people: the input file, or the journal
-    source: str
-    stopped: RunStopped | None = None
-    dry_run: bool = False
-    #: where the report went (None in a dry run)
-    report: Path | None = None
-    resume_hint: str = "run the same command again"
-    started: dt.datetime = field(default_factory=lambda: dt.datetime.now().astimezone())
-    #: ``cancel`` (the people of a file) or ``undo`` (the registrations g2w-import made)
-    command: str = "cancel"
-    #: whether each row's ``line`` is its line in the input file; not so for an ``undo``
-    #: without a file, whose people the journal holds from any number of files (the report
-    #: then has no ``row`` column)
-    lines: bool = True
-
-    @property
-    def counts(self) -> collections.Counter[Cancellation]:
-        """How many rows ended in each status."""
-        return collections.Counter(row.status for row in self.rows)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every row is settled as asked, 1 when rows failed or are pending (or, for
-        ``cancel``, name nobody registered), and the stop's own code when the run stopped
-        early. ``undo`` asks for what g2w-import registered: a row it finds not registered, or
-        registered by someone else, is settled."""
-        if self.stopped is not None:
-            return self.stopped.exit_code
-        done = self.done
-        return EXIT_OK if self.dry_run or all(r.status in done for r in self.rows) else EXIT_ROWS
-
-    @property
-    def done(self) -> frozenset[Cancellation]:
-        """The statuses of rows settled as asked: what the report says of them is a note, not
-        an error."""
-        if self.command == "cancel":
-            return frozenset({Cancellation.CANCELLED})
-        return frozenset(
-            {Cancellation.CANCELLED, Cancellation.NOT_REGISTERED, Cancellation.LEFT_ALONE}
-        )
-
-    def summary(self) -> str:
-        """``10 cancelled, 1 not registered``; for ``cancel``, with the addresses that name
-        nobody registered: ``2 not registered (ann@example.com, row 7 without an e-mail)``.
-        ``cancelled`` counts what this run cancelled, and says apart how many were cancelled
-        before it: ``253 cancelled (4 were cancelled already)``, ``nothing to cancel (257 were
-        cancelled already)``."""
-        counts = self.counts
-        before = sum(1 for row in self.rows if row.before)
-        now = counts[Cancellation.CANCELLED] - before
-        already = f"{before:,} {'was' if before == 1 else 'were'} cancelled already"
-        parts = []
-        for status in Cancellation:
-            if status is Cancellation.CANCELLED:
-                if now or before:
-                    unsettled = counts[Cancellation.FAILED] or counts[Cancellation.PENDING]
-                    said = f"{now:,} cancelled" if now or unsettled else "nothing to cancel"
-                    parts.append(f"{said} ({already})" if before else said)
-            elif counts[status]:
-                said = f"{counts[status]:,} {status.value.replace('_', ' ')}"
-                if status is Cancellation.NOT_REGISTERED and self.command == "cancel":
-                    said += f" ({self._nobody()})"
-                parts.append(said)
-        return ", ".join(parts) or "nobody to cancel"
-
-    def _nobody(self) -> str:
-        """The first few addresses (each once) that name nobody registered, and how many more."""
-        named: dict[str, str] = {}
-        for row in self.rows:
-            if row.status is Cancellation.NOT_REGISTERED:
-                key = email_key(row.email) if row.email else f"row {row.line}"
-                named.setdefault(key, row.email or f"row {row.line} without an e-mail")
-        shown = list(named.values())[:SHOWN_ADDRESSES]
-        more = len(named) - len(shown)
-        return ", ".join(shown) + (f" and {more:,} more" if more else "")
-
-    def colours(self) -> tuple[str, ...]:
-        """Each row's colour in the report: cancel's rows that name nobody registered in the
-        colour of rows that need attention."""
-        colours = _CANCEL_COLOURS if self.command == "cancel" else _COLOURS
-        return tuple(colours[row.status] for row in self.rows)
-
-    def ending(self) -> str | None:
-        """Why the run stopped early, if it did, and how to carry on."""
-        if self.stopped is None:
-            return None
-        again = (
-            f"{counted(self.counts[Cancellation.PENDING], 'row')} "
-            f"{are(self.counts[Cancellation.PENDING])} pending: run the same command "
-            "again to continue."
-        )
-        if isinstance(self.stopped, Interrupted):
-            return f"Interrupted. {again}"
-        return f"Stopped early: {self.stopped}. {again}"
+UNKNOWN_PENDING = pending_unknown("the cancellation")
 
 
 @dataclass
@@ -215,6 +74,8 @@ class _Book:
     results: dict[str, Settled] = field(default_factory=dict)
     #: how a person cancelled before this run is described
     before: str = EARLIER
+    #: why a row the run stopped before is pending, and how to carry on
+    stopped: str = pending_stopped("cancelled", Options.again)
 
     def cancel(self, target: Target) -> None:
         self.targets.append(target)
@@ -254,32 +115,41 @@ class _Book:
             return self.results[key].status, self.results[key].error
         if key in self.settled:
             return self.settled[key]
-        return Cancellation.PENDING, UNKNOWN_PENDING if key in unknown else STOPPED_PENDING
+        return Cancellation.PENDING, UNKNOWN_PENDING if key in unknown else self.stopped
+
+
+def _read(source: Source, options: Options, listener: Listener) -> Table:
+    """The visible rows of ``source`` (rows hidden in Excel are nobody's to cancel)."""
+    table = reader.visible_rows(reader.read(source, sheet=options.sheet))
+    for note in table.notes:
+        listener.note(note)
+    return table
 
 
 async def cancel(
-    path: Path,
+    source: Source,
     access: Access,
-    options: ManageOptions,
-    console: Console,
+    options: Options | None = None,
+    listener: Listener | None = None,
     stop: StopSignal | None = None,
 ) -> Cancellations:
-    """Unregister the people of the file at ``path`` (matched by e-mail) from the webinar."""
-    check_out(options.out)
-    table = reader.visible_rows(reader.read(path, sheet=options.sheet))
-    for note in table.notes:
-        console.note(note)
+    """Unregister the people of ``source`` (a file, a DataFrame or records; matched by e-mail)
+    from the webinar."""
+    options = options or Options()
+    listener = listener or Silent()
+    table = _read(source, options, listener)
     rows = people(table)
-    book = _Book()
+    book = _Book(stopped=pending_stopped("cancelled", options.again))
     async with connected(access, options, stop, table, journal=True) as run:
         listed = await run.directory().read()
         entries = run.journal.entries() if run.journal is not None else {}
         for key, line in first_lines(rows).items():
             _sort_for_cancel(book, key, line, listed.get(key), entries.get(key), run.client.clock)
         nobody = [p for p in rows if not p.email or email_key(p.email) in book.nobody()]
-        show(
-            console,
+        _show(
+            listener,
             run,
+            "cancel",
             [
                 ("File", f"{table.describe()} ({counted(len(rows), 'row')})"),
                 *_common_lines(run, book, "cancel"),
@@ -287,38 +157,36 @@ async def cancel(
                 ("To cancel", f"{len(book.targets):,} registrations"),
             ],
         )
-        unknown = await _go(run, book, options, console, "cancel")
-    outcome = Cancellations(
+        unknown = await _go(run, book, options, listener, "cancel")
+    return Cancellations(
         run.webinar,
         _rows(rows, book, unknown, listed),
-        str(table.source),
+        table.describe(),
         run.session.stopped,
         options.dry_run,
         resume_hint=options.resume_hint,
         command="cancel",
+        path=table.source,
+        index=table.index,
     )
-    return _written(outcome, options.out or beside(path, "cancelled.xlsx"), console)
 
 
 async def undo(
+    source: Source | None,
     access: Access,
-    options: ManageOptions,
-    console: Console,
+    options: Options | None = None,
+    listener: Listener | None = None,
     stop: StopSignal | None = None,
-    file: Path | None = None,
 ) -> Cancellations:
-    """Unregister the people this tool registered for the webinar (those of ``file`` only, when
-    given), as its journal records them."""
-    check_out(options.out)
-    table = (
-        reader.visible_rows(reader.read(file, sheet=options.sheet)) if file is not None else None
-    )
-    for note in table.notes if table is not None else ():
-        console.note(note)
+    """Unregister the people this tool registered for the webinar, as its journal records them
+    (those of ``source`` only, when given: a file, a DataFrame or records)."""
+    options = options or Options()
+    listener = listener or Silent()
+    table = _read(source, options, listener) if source is not None else None
     rows = people(table) if table is not None else []
     in_file = first_lines(rows) if table is not None else None
     named = {email_key(person.email): person for person in reversed(rows)}
-    book = _Book(before=UNDONE)
+    book = _Book(before=UNDONE, stopped=pending_stopped("cancelled", options.again))
     chosen: list[Person] = []
     async with connected(access, options, stop, table, journal=True, existing=True) as run:
         assert run.journal is not None
@@ -340,9 +208,10 @@ async def undo(
                 if in_file is None:
                     chosen.append(Person(entries[key].line, "", "", entries[key].email))
         left = book.left_alone()
-        show(
-            console,
+        _show(
+            listener,
             run,
+            "undo",
             [
                 *(
                     [("File", f"{table.describe()} ({counted(len(table.rows), 'row')})")]
@@ -365,7 +234,7 @@ async def undo(
                 ("To cancel", f"{counted(len(book.targets), 'registration')} made by g2w-import"),
             ],
         )
-        unknown = await _go(run, book, options, console, "undo")
+        unknown = await _go(run, book, options, listener, "undo")
     if table is not None:  # the report has every row of the file, in its order
         for person in rows:
             key = email_key(person.email)
@@ -374,18 +243,23 @@ async def undo(
         chosen = rows
     else:  # the journal's lines are those of whichever file each person came from: by e-mail
         chosen.sort(key=lambda person: (email_key(person.email), person.email))
-    outcome = Cancellations(
+    return Cancellations(
         run.webinar,
         _rows(chosen, book, unknown, listed),
-        str(file) if file is not None else f"the journal {run.journal.path}",
+        table.describe() if table is not None else f"the journal {run.journal.path}",
         run.session.stopped,
         options.dry_run,
         resume_hint=options.resume_hint,
         command="undo",
         lines=table is not None,
+        path=table.source if table is not None else None,
+        index=table.index if table is not None else None,
     )
-    default = beside(file, "undone.xlsx") if file else named_after(run.webinar, "undone.xlsx")
-    return _written(outcome, options.out or default, console)
+
+
+def _show(listener: Listener, run: Run, command: str, lines: list[tuple[str, str]]) -> None:
+    """The plan: the webinar first, then a line per label."""
+    listener.plan(Brief(command, run.webinar, tuple(lines), run.connection.label))
 
 
 def _sort_for_cancel(
@@ -548,7 +422,7 @@ def _nobody_lines(nobody: list[Person]) -> list[tuple[str, str]]:
 
 
 async def _go(
-    run: Run, book: _Book, options: ManageOptions, console: Console, command: str
+    run: Run, book: _Book, options: Options, listener: Listener, command: str
 ) -> set[str]:
     """Ask, then cancel; return the e-mail keys whose calls are left without a clear answer. The
     journal knows, while the calls are under way and after a stop, that ``command`` has work
@@ -558,7 +432,7 @@ async def _go(
     count = len(book.targets)
     if count:
         what = "registration" if count == 1 else "registrations"
-        if not console.confirm(f"Cancel {count:,} {what} for '{run.webinar.subject}'?"):
+        if not listener.confirm(f"Cancel {count:,} {what} for '{run.webinar.subject}'?"):
             raise Declined("Nothing was cancelled.")
     assert run.journal is not None
     for key, ours, found in book.resolved:
@@ -570,16 +444,16 @@ async def _go(
         return set()
     run.journal.mark_unfinished(command, True)
     canceller = Canceller(run.session, run.client, run.journal, concurrency=run.workers)
-    bar = progress(console, count)
 
     def settled(target: Target, result: Settled) -> None:
         book.results[target.email_key] = result
-        bar.advance()
+        listener.settled(result.status, target.line)
 
+    listener.started(count)
     try:
         await canceller.run(book.targets, settled)
     finally:
-        bar.finish()
+        listener.finished()
     unsettled = canceller.unsettled()
     if not unsettled and len(book.results) == count:
         run.journal.mark_unfinished(command, False)
@@ -617,57 +491,3 @@ def _rows(
             )
         )
     return tuple(rows)
-
-
-def _written(outcome: Cancellations, path: Path, console: Console) -> Cancellations:
-    """The outcome, with the report written (except in a dry run)."""
-    if outcome.dry_run:
-        return outcome
-    return replace(outcome, report=report.write(_report(outcome), path, console.note))
-
-
-def _report(outcome: Cancellations) -> report.Report:
-    done = outcome.done
-    rows: list[tuple[int | str, ...]] = [
-        (
-            *((row.line,) if outcome.lines else ()),
-            row.first_name,
-            row.last_name,
-            row.email,
-            row.status.value,
-            row.registrant_key or "",
-            *(("", row.error or "") if row.status in done else (row.error or "", "")),
-        )
-        for row in outcome.rows
-    ]
-    counts = outcome.counts
-    summary: list[tuple[str, str | int]] = [
-        ("People from", outcome.source),
-        ("Webinar", webinar_line(outcome.webinar)),
-        ("Run at", stamp(outcome.started)),
-        ("Rows", len(rows)),
-        *((s.value.replace("_", " ").capitalize(), counts[s]) for s in Cancellation),
-    ]
-    before = sum(1 for row in outcome.rows if row.before)
-    if before:  # of the cancelled, those this run found cancelled already
-        at = summary.index(("Cancelled", counts[Cancellation.CANCELLED])) + 1
-        summary.insert(at, ("Cancelled before this run", before))
-    pending = counts[Cancellation.PENDING]
-    if pending:
-        interrupted = isinstance(outcome.stopped, Interrupted)
-        reason = f" ({outcome.stopped})" if outcome.stopped and not interrupted else ""
-        summary.append(
-            (
-                "Interrupted" if interrupted else "Stopped early",
-                f"{counted(pending, 'row')} {are(pending)} pending{reason}. To continue, "
-                f"{outcome.resume_hint}",
-            )
-        )
-    return report.Report(
-        HEADERS if outcome.lines else HEADERS[1:],
-        rows,
-        [],
-        tuple(summary),
-        title="Cancellation report",
-        colours=outcome.colours(),
-    )

@@ -1,87 +1,152 @@
-"""What ``export``, ``cancel`` and ``undo`` share: one webinar, reached as ``register`` reaches it.
+"""What every job shares: its options, the connection it opens, and the webinar it works on.
 
-:func:`connected` opens the connection, the webinar's journal when asked for, one
-:class:`~importer.goto.session.ApiSession` (pace, retries, call budget, stop) and reads the webinar,
-whose subject every plan shows first. A run that stops before its plan was shown has changed
-nothing and ends in its error; after the plan, a run always ends in an outcome and a report.
+:func:`open_connection` is the connection a front door asked for: GoTo, or the built-in sandbox.
+:func:`connected` opens it for ``cancel``, ``undo`` and ``export``, with the webinar's journal
+when asked for, one :class:`~importer.goto.session.ApiSession` (pace, retries, call budget,
+stop), and reads the webinar, whose subject every plan shows first. A job that stops before its
+plan was shown has changed nothing and ends in its error; after the plan, a job always ends in
+an outcome.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import re
-import unicodedata
-from collections.abc import AsyncIterator, Iterable
+import os
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from importer import report
-from importer.cli.console import Console
 from importer.engine.directory import Directory
 from importer.engine.journal import Journal, default_path, webinar_journal
 from importer.errors import UsageError
 from importer.events import StopSignal
-from importer.goto import lookup
+from importer.goto import credentials, lookup
 from importer.goto.client import G2WClient
-from importer.goto.connection import Access, Connection, default_webinar, open_connection, paced
+from importer.goto.connection import Access, Connection, paced
+from importer.goto.oauth import RefreshingAuth
 from importer.goto.session import DEFAULT_RATE, ApiSession
-from importer.model import Table, Webinar, email_key
-from importer.progress import Progress
+from importer.model import Table, Webinar
 from importer.read import settings
-from importer.read.columns import ColumnMap
-from importer.text import normalise
 
-#: characters no file name may hold on Windows, macOS or Linux, and the other controls
-_NOT_IN_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f-\x9f]+')
-#: Unicode categories dropped from a file name: format characters (bidirectional controls,
-#: zero-width ones) and surrogates
-_HIDDEN = frozenset({"Cf", "Cs"})
+if TYPE_CHECKING:
+    import pandas
 
 
 @dataclass(frozen=True)
-class ManageOptions:
-    """How to run ``export``, ``cancel`` or ``undo``, as the front door was told."""
+class Options:
+    """How to run a job, as the front door was told: one type for ``register``, ``cancel``,
+    ``undo`` and ``export`` (each reads the fields that concern it)."""
 
-    webinar_key: str | None = None
-    #: the report (default: named after the input file or the webinar)
-    out: Path | None = None
-    journal: Path | None = None
+    #: the webinars (``register`` takes several; the others one)
+    webinar_keys: tuple[str, ...] = ()
+    #: the Excel sheet to read
     sheet: str | None = None
     rate: float = DEFAULT_RATE
     concurrency: int | None = None
     timeout: float = 30.0
     max_calls: int | None = None
     give_up_after: float = 60.0
-    #: show the plan, change nothing, write nothing
+    #: the journal to use instead of the webinar's own (``register``, ``cancel``, ``undo``)
+    journal: Path | None = None
+    #: show the plan, change nothing, write nothing (``register``: only read-only calls)
     dry_run: bool = False
     #: how to carry on after a stop, in the front door's words (for the report's Summary)
     resume_hint: str = "run the same command again"
+    #: the same, briefly, for each row left pending
+    again: str = "run the command again"
+    #: ``register``: have GoTo e-mail the confirmation again to people already registered
+    #: (None: the Settings sheet says)
+    resend: bool | None = None
+    #: ``register``: once sending ends, check every registered row against one read of the
+    #: registrant list
+    verify: bool = True
+    #: ``register``: send the rows hidden in Excel too (by default they are reported, not sent)
+    include_hidden_rows: bool = False
+    #: ``register``: the front door writes an XLSX report, whose rows are written ahead while
+    #: the check reads the registrant list (:class:`importer.report.Draft`)
+    draft_report: bool = False
+    #: ``export``: read each registrant's answers to the custom questions (a call each)
+    answers: bool = True
+    #: where the front door will write the report, when it was told (``export`` names it in
+    #: its plan); a job itself writes nothing
+    report: Path | None = None
 
 
 class Done(Protocol):
-    """What a front door shows of an export, a cancel or an undo."""
+    """What every job returns, and every front door reads: the outcome of a ``register``
+    (:class:`~importer.report.outcome.Outcome`), ``cancel`` or ``undo``
+    (:class:`~importer.report.cancellations.Cancellations`) or ``export``
+    (:class:`~importer.report.registrants.Exported`)."""
 
     @property
     def dry_run(self) -> bool: ...
 
     @property
-    def report(self) -> Path | None: ...
+    def exit_code(self) -> int: ...
 
     @property
-    def exit_code(self) -> int: ...
+    def default_report(self) -> Path:
+        """Where the report goes when nobody says."""
 
     def summary(self) -> str:
         """The counts, for ``Done: ….``"""
 
     def ending(self) -> str | None:
-        """Why the run stopped early, if it did, and how to carry on."""
+        """Why the job stopped early, if it did, and how to carry on."""
+
+    def write(self, path: str | Path, note: Callable[[str], None] | None = None) -> Path:
+        """Write the report; return where it went."""
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The report's rows as a DataFrame."""
+
+
+def default_webinar(access: Access) -> str | None:
+    """The webinar to use when none is named: the sandbox's first; for GoTo, none."""
+    if not access.sandbox:
+        return None
+    from importer import sandbox  # the simulator is loaded only when asked for
+
+    return sandbox.WEBINAR_KEY
+
+
+@contextlib.asynccontextmanager
+async def open_connection(access: Access, table: Table | None = None) -> AsyncIterator[Connection]:
+    """The connection a front door asked for; ``table`` may name the organizer (old workbook).
+
+    The organizer key comes from the front door, the file or the stored login; without one the
+    connection's ``organizer_key`` is None, and the run asks the API (``lookup.organizer``).
+    """
+    given = access.organizer_key or os.environ.get("G2W_ORGANIZER_KEY", "").strip() or None
+    organizer = settings.organizer_key(given, table)
+    if access.sandbox:
+        if access.api_url or access.token_file or access.token:
+            unset = " (and unset G2W_API_URL)" if os.environ.get("G2W_API_URL") else ""
+            raise UsageError(
+                "--sandbox runs against the built-in API; leave out --api-url and --token-file"
+                + unset
+            )
+        from importer import sandbox  # the simulator is loaded only when asked for
+
+        with sandbox.connect(organizer_key=organizer) as connection:
+            yield connection
+        return
+    found = credentials.resolve(access.token, access.token_file)
+    given_url = access.api_url or os.environ.get("G2W_API_URL", "").strip()
+    url = settings.api_url(given_url or found.credentials.api_url)
+    organizer = organizer or found.credentials.organizer_key
+    yield Connection(
+        url,
+        settings.check_key("--organizer-key", organizer) if organizer else None,
+        RefreshingAuth(found.credentials, found.store, when_refused=found.when_refused),
+        token_source=found.source,
+    )
 
 
 @dataclass(frozen=True)
 class Run:
-    """One command's way to one webinar: its client, the shared session, its journal."""
+    """One job's way to one webinar: its client, the shared session, its journal."""
 
     connection: Connection
     session: ApiSession
@@ -95,10 +160,27 @@ class Run:
         return Directory(self.session, self.client, self.webinar.registrant_count or 0)
 
 
+def the_webinar(options: Options, table: Table | None, access: Access) -> str:
+    """The one webinar of a ``cancel``, ``undo`` or ``export``: as given, or as the file's
+    Settings sheet (or the sandbox) says."""
+    keys = settings.webinar_keys(options.webinar_keys, table, default_webinar(access))
+    if not keys:
+        raise UsageError(
+            "--webinar-key is required: the long number in the webinar's settings "
+            "(g2w-import webinars lists them)"
+        )
+    if len(keys) > 1:
+        raise UsageError(
+            f"{len(keys)} webinars named: this works on one webinar at a time; name one "
+            "with --webinar-key"
+        )
+    return keys[0]
+
+
 @contextlib.asynccontextmanager
 async def connected(
     access: Access,
-    options: ManageOptions,
+    options: Options,
     stop: StopSignal | None,
     table: Table | None = None,
     *,
@@ -108,14 +190,7 @@ async def connected(
     """The webinar of ``options`` (or of ``table``'s Settings sheet), read, with its journal
     when ``journal`` is set: opened and locked, unless a dry run would have to create it.
     ``existing`` refuses to go on without one (there is nothing to undo)."""
-    given = (options.webinar_key,) if options.webinar_key else ()
-    keys = settings.webinar_keys(given, table, default_webinar(access))
-    if not keys:
-        raise UsageError(
-            "--webinar-key is required: the long number in the webinar's settings "
-            "(g2w-import webinars lists them)"
-        )
-    key = keys[0]
+    key = the_webinar(options, table, access)
     async with contextlib.AsyncExitStack() as stack:
         connection = await stack.enter_async_context(open_connection(access, table))
         http, session, workers = await paced(stack, connection, options, stop)
@@ -135,91 +210,3 @@ async def connected(
         client = G2WClient(http, organizer, key)
         webinar = await session.call(client.get_webinar, what=f"reading webinar {key}")
         yield Run(connection, session, client, webinar, workers, opened)
-
-
-def show(console: Console, run: Run, lines: Iterable[tuple[str, str]]) -> None:
-    """The plan: the webinar first, then a line per label."""
-    label = f" [{run.connection.label}]" if run.connection.label else ""
-    for name, text in [("Webinar", f"{run.webinar.describe()}{label}"), *lines]:
-        console.say(f"{name + ':' if name else '':<12}{text}")
-
-
-def progress(console: Console, total: int) -> Progress:
-    """A progress line on the console's stream (a bar on a terminal), silent when quiet."""
-    stream = console.stream
-    terminal = bool(getattr(stream, "isatty", None) and stream.isatty())
-    return Progress(total, stream, terminal=terminal, enabled=not console.quiet)
-
-
-def webinar_line(webinar: Webinar) -> str:
-    """The webinar as a report's Summary names it: subject, key, start and time zone."""
-    return webinar.describe()
-
-
-def stamp(moment: dt.datetime) -> str:
-    """A moment as a report's Summary shows it."""
-    return moment.strftime("%Y-%m-%d %H:%M %Z").strip()
-
-
-def check_out(path: Path | None) -> None:
-    """Refuse a report path that cannot be written, before anything is done."""
-    if path is None:
-        return
-    if path.suffix.lower() not in report.SUFFIXES:
-        raise UsageError(f"--out {path.name}: the report must end in .xlsx or .csv")
-    if not path.parent.is_dir():
-        raise UsageError(f"--out {path}: no such folder; create it or choose another --out")
-
-
-def named_after(webinar: Webinar, ending: str) -> Path:
-    """``<subject>-<ending>`` in the current folder, the subject made safe for a file name (the
-    webinar key when nothing is left of it). Invisible format characters go too: after a
-    right-to-left override (U+202E) the rest of the name reads backwards, so that a subject
-    could pass the file off as a ``.jpg`` or ``.exe``; and lone surrogates, which no file
-    system takes."""
-    visible = "".join(ch for ch in webinar.subject if unicodedata.category(ch) not in _HIDDEN)
-    stem = " ".join(_NOT_IN_NAMES.sub(" ", visible).split())[:80].strip(" .")
-    return Path(f"{stem or webinar.key}-{ending}")
-
-
-def beside(source: Path, ending: str) -> Path:
-    """``people.csv`` → ``people-<ending>``, in the same folder."""
-    return source.with_name(f"{source.stem}-{ending}")
-
-
-@dataclass(frozen=True)
-class Person:
-    """One row of an input file as the commands that match by e-mail read it."""
-
-    line: int
-    first_name: str
-    last_name: str
-    email: str
-
-
-def people(table: Table) -> list[Person]:
-    """Every data row's names and e-mail (trimmed; empty where the file has no such column)."""
-    positions = ColumnMap.from_headers(table.headers).positions
-
-    def cell(cells: tuple[str, ...], name: str) -> str:
-        index = positions.get(name)
-        return normalise(cells[index]) if index is not None else ""
-
-    return [
-        Person(
-            row.line,
-            cell(row.cells, "firstName"),
-            cell(row.cells, "lastName"),
-            cell(row.cells, "email"),
-        )
-        for row in table.rows
-    ]
-
-
-def first_lines(persons: Iterable[Person]) -> dict[str, int]:
-    """The line each e-mail (ignoring case) first appears in, in the order of the lines."""
-    found: dict[str, int] = {}
-    for person in persons:
-        if person.email:
-            found.setdefault(email_key(person.email), person.line)
-    return found

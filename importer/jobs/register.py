@@ -1,5 +1,5 @@
 """One import, start to end: every front door (command line, Python API, web page) calls
-:func:`run`.
+:func:`register`.
 
 read → check the columns → connect → split by webinar → journals → look up each webinar, its
 form and its approval setting → validate (once per webinar) → prepare (resume, reconcile) → plan
@@ -35,53 +35,35 @@ from importer.errors import Declined, JournalFull, NoWebinar, RunStopped, UsageE
 from importer.events import Listener, PlanView, Silent, StopSignal
 from importer.goto import lookup
 from importer.goto.client import PAGE_LIMIT, G2WClient
-from importer.goto.connection import Access, Connection, default_webinar, open_connection, paced
+from importer.goto.connection import Access, Connection, paced
 from importer.goto.credentials import NotSignedIn
-from importer.goto.session import DEFAULT_RATE, ApiSession
-from importer.model import Form, ListedRegistrant, Result, RowProblem, Table, Webinar
+from importer.goto.session import ApiSession
+from importer.jobs.common import Options, default_webinar, open_connection
+from importer.model import (
+    Form,
+    ListedRegistrant,
+    Result,
+    RowProblem,
+    Table,
+    Webinar,
+    pending_stopped,
+    pending_unknown,
+)
 from importer.read import reader, settings
 from importer.read.reader import Source
-from importer.report import report_columns
-from importer.report.outcome import Outcome, RowOutcome, WebinarOutcome, row_outcomes
+from importer.report.outcome import (
+    Outcome,
+    RowOutcome,
+    WebinarOutcome,
+    build,
+    report_columns,
+    row_outcomes,
+)
 from importer.text import are, counted
 
-UNKNOWN_PENDING = (
-    "sent, but GoTo's answer was lost; the next run looks this person up before sending again"
-)
-#: a row the run stopped before sending, and how to carry on in the front door's words
-STOPPED_PENDING = "not sent: the run stopped first; {again}"
+UNKNOWN_PENDING = pending_unknown("the registration")
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to import, as the front door was told."""
-
-    webinar_keys: tuple[str, ...] = ()
-    sheet: str | None = None
-    rate: float = DEFAULT_RATE
-    concurrency: int | None = None
-    timeout: float = 30.0
-    #: have GoTo e-mail the confirmation again to people already registered (None: the
-    #: Settings sheet says)
-    resend: bool | None = None
-    journal: Path | None = None
-    max_calls: int | None = None
-    give_up_after: float = 60.0
-    #: check only: read-only calls, nothing sent, no journal written
-    dry_run: bool = False
-    #: once sending ends, check every registered row against one read of the registrant list
-    verify: bool = True
-    #: send the rows hidden in Excel too (by default they are reported, not sent)
-    include_hidden_rows: bool = False
-    #: the front door writes an XLSX report: its rows are written ahead, while the check reads
-    #: the registrant list (:class:`importer.report.Draft`)
-    draft_report: bool = False
-    #: how to carry on after a stop, in the front door's words (for the report's Summary)
-    resume_hint: str = "run the same import again"
-    #: the same, briefly, for each row left pending
-    again: str = "run the command again"
 
 
 @dataclass
@@ -119,15 +101,15 @@ class _Part:
 _REGISTER = "register"
 
 
-async def run(
+async def register(
     source: Source,
     access: Access,
-    options: RunOptions | None = None,
+    options: Options | None = None,
     listener: Listener | None = None,
     stop: StopSignal | None = None,
 ) -> Outcome:
     """Import ``source`` (a file, a DataFrame or records) for the webinars ``options`` name."""
-    options = options or RunOptions()
+    options = options or Options()
     listener = listener or Silent()
     table = reader.read(
         source, sheet=options.sheet, include_hidden_rows=options.include_hidden_rows
@@ -165,7 +147,7 @@ async def _draft(outcome: Outcome) -> report.Draft | None:
     written whole, and says why)."""
 
     def drafted() -> report.Draft:
-        draft = report.Draft(report.build(outcome))
+        draft = report.Draft(build(outcome))
         draft.write_rows()
         return draft
 
@@ -185,7 +167,7 @@ class _Run:
         http: httpx.AsyncClient,
         connection: Connection,
         session: ApiSession,
-        options: RunOptions,
+        options: Options,
         listener: Listener,
         table: Table,
         workers: int,
@@ -497,7 +479,7 @@ def _view(
     )
 
 
-def _offline(table: Table, parts: list[_Part], options: RunOptions, listener: Listener) -> Outcome:
+def _offline(table: Table, parts: list[_Part], options: Options, listener: Listener) -> Outcome:
     """A dry run without credentials or a webinar: the file alone, without the webinar's form."""
     for part in parts:
         part.plan = validate(part.table)
@@ -508,7 +490,7 @@ def _offline(table: Table, parts: list[_Part], options: RunOptions, listener: Li
 def _outcome(
     table: Table,
     parts: list[_Part],
-    options: RunOptions,
+    options: Options,
     session: ApiSession | None,
     draft: report.Draft | None = None,
 ) -> Outcome:
@@ -517,7 +499,7 @@ def _outcome(
     for index, part in enumerate(parts):
         plan = part.plan or validate(part.table)  # stopped before the form was read
         unknown = part.registrar.unsettled() if part.registrar else set()
-        stopped = None if options.dry_run else STOPPED_PENDING.format(again=options.again)
+        stopped = None if options.dry_run else pending_stopped("sent", options.again)
 
         def pending(
             line: int, unknown: set[int] = unknown, stopped: str | None = stopped

@@ -35,15 +35,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 from importer.engine.journal import data_folder, take_lock
 from importer.errors import JournalError, UsageError
 from importer.model import email_key
-from importer.sandbox.webinars import ORGANIZER_KEY, catalogue
+from importer.sandbox.webinars import ORGANIZER_KEY, SandboxWebinar, catalogue
 
-if TYPE_CHECKING:
-    from importer.sandbox.state import Sandbox
+
+class Sandbox(Protocol):
+    """What a store keeps in step (:class:`importer.sandbox.state.Sandbox`): its webinars,
+    the registrant keys it issued, and the store it is attached to."""
+
+    webinars: dict[str, SandboxWebinar]
+    keys: set[str]
+    store: SandboxStore | None
+
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """

@@ -1,7 +1,7 @@
 """The page's ASGI app: routes in, JSON and files out; everything behind :class:`~.guard.Guard`.
 
 A front door like the command: each route parses what the page sent, calls the desk (which
-calls the pipeline) or a lookup, and renders what came back as JSON for the page's script. A
+calls a job) or a lookup, and renders what came back as JSON for the page's script. A
 mistake becomes ``{"error": "one line"}`` with a 4xx status; nothing about reading, checking,
 sending or reporting is decided here.
 """
@@ -25,12 +25,10 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from importer.check.validate import column_note
-from importer.cli.console import hidden_note, sheet_note
 from importer.errors import EXIT_INTERRUPTED, Busy, ImporterError, TooLarge
 from importer.events import PlanView
-from importer.goto import lookup
 from importer.goto.credentials import NotSignedIn
+from importer.jobs import webinars as lookups
 from importer.model import Status, Webinar, local_time
 from importer.progress import clock_text
 from importer.read import settings
@@ -100,7 +98,7 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         first = dt.date.today()
         try:
             found = await _off_loop(
-                lookup.webinars(desk.access, first, first + dt.timedelta(AHEAD))
+                lookups.webinars(desk.access, first, first + dt.timedelta(AHEAD))
             )
         except NotSignedIn:
             return JSONResponse({"error": NOT_SIGNED_IN}, status_code=400)
@@ -109,7 +107,7 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
     async def webinar(request: Request) -> Response:
         key = settings.check_key("the webinar key", request.query_params.get("key", "").strip())
         try:
-            found, _ = await _off_loop(lookup.webinar_and_form(desk.access, key))
+            found, _ = await _off_loop(lookups.webinar_and_form(desk.access, key))
         except NotSignedIn:
             return JSONResponse({"error": NOT_SIGNED_IN}, status_code=400)
         return JSONResponse({"webinar": _webinar(found)})
@@ -153,7 +151,7 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         key = request.query_params.get("webinar", "").strip()
         webinar = form = None
         if key:
-            webinar, form = await _off_loop(lookup.webinar_and_form(desk.access, key))
+            webinar, form = await _off_loop(lookups.webinar_and_form(desk.access, key))
         # under the name it is downloaded as, which its instructions use
         path = desk.folder / f"template-{webinar.key if webinar else 'plain'}" / "registrants.xlsx"
         path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -275,7 +273,8 @@ def _check(job: Job) -> dict[str, Any]:
     chosen = job.keys[0] if job.keys else ""
     if not job.done.is_set():
         return {"busy": True, "chosen": chosen, "plans": [], "notes": []}
-    plans = [_plan(view, job) for view in job.listener.plans] if job.outcome is not None else []
+    views = [view for view in job.listener.plans if isinstance(view, PlanView)]
+    plans = [_plan(view, job) for view in views] if job.outcome is not None else []
     return {
         "busy": False,
         "chosen": chosen,
@@ -308,14 +307,14 @@ def _plan(view: PlanView, job: Job) -> dict[str, Any]:
         ],
         "more": max(0, len(attention) - SHOWN),
         "unused": [
-            f"{h} ({column_note(view, h) or 'matches no field or question of this webinar'})"
+            f"{h} ({view.column_note(h) or 'matches no field or question of this webinar'})"
             if view.webinar is not None
             else h
             for h in view.unused
             if h and fold(h) != "webinarkey"
         ],
-        "sheet": sheet_note(view, "to read another, save the workbook with that sheet open"),
-        "hidden": hidden_note(view, "unhide them in Excel to send them"),
+        "sheet": view.sheet_note("to read another, save the workbook with that sheet open"),
+        "hidden": view.hidden_note("unhide them in Excel to send them"),
         "warnings": list(view.warnings),
         "connection": view.connection,
     }
@@ -323,7 +322,7 @@ def _plan(view: PlanView, job: Job) -> dict[str, Any]:
 
 def _progress(job: Job) -> dict[str, Any]:
     progress = job.listener.progress()
-    plans = list(job.listener.plans)
+    plans = [view for view in job.listener.plans if isinstance(view, PlanView)]
     left = progress.left
     return {
         "busy": not job.done.is_set(),
@@ -331,7 +330,7 @@ def _progress(job: Job) -> dict[str, Any]:
         "sending": job.listener.sending,
         "total": progress.total,
         "done": progress.done,
-        "counts": {status.value: n for status, n in progress.counts.items()},
+        "counts": {str(status): n for status, n in progress.counts.items()},
         "rate": round(progress.rate, 1),
         "left": clock_text(left) if left is not None else None,
         "resumed": sum(view.resumed for view in plans),

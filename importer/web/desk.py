@@ -29,17 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from importer import report
-from importer.api import ProgressReport
 from importer.errors import Busy, ImporterError, InputError, TooLarge
-from importer.events import PlanView, Silent, StopSignal
+from importer.events import Brief, PlanView, Silent, StopSignal
 from importer.files import write_atomically
 from importer.goto.connection import Access
 from importer.goto.session import DEFAULT_RATE
-from importer.jobs import register as pipeline
+from importer.jobs import register as registering
+from importer.jobs.common import Options
 from importer.model import Status
+from importer.progress import ProgressReport
 from importer.read import reader, settings
 from importer.read.columns import fold
-from importer.report.outcome import Outcome
+from importer.report.outcome import Outcome, attention_path, build, default_path, write_attention
 
 #: the largest file the page takes, in bytes (50 MB)
 MAX_UPLOAD = 50_000_000
@@ -101,8 +102,8 @@ class PageListener(Silent):
     def __init__(self) -> None:
         super().__init__()
         self.lock = threading.Lock()
-        self.plans: list[PlanView] = []
-        self.counts: collections.Counter[Status] = collections.Counter()
+        self.plans: list[PlanView | Brief] = []
+        self.counts: collections.Counter[str] = collections.Counter()
         self.total = 0
         self.started_at: float | None = None
         self.sending = False
@@ -111,7 +112,7 @@ class PageListener(Silent):
         with self.lock:
             self.notes.append(message)
 
-    def plan(self, plan: PlanView) -> None:
+    def plan(self, plan: PlanView | Brief) -> None:
         with self.lock:
             self.plans.append(plan)
 
@@ -122,7 +123,7 @@ class PageListener(Silent):
         with self.lock:
             self.total, self.started_at, self.sending = total, time.monotonic(), True
 
-    def settled(self, status: Status, line: int) -> None:
+    def settled(self, status: str, line: int) -> None:
         with self.lock:
             self.counts[status] += 1
 
@@ -151,15 +152,15 @@ class Upload:
 
     @property
     def report_path(self) -> Path:
-        return report.default_path(self.path)
+        return default_path(self.path)
 
     @property
     def attention_path(self) -> Path:
-        return report.attention_path(self.path, self.report_path)
+        return attention_path(self.path, self.report_path)
 
 
 class Job:
-    """A call of :func:`pipeline.run` in a thread of its own: a check, or an import."""
+    """A call of :func:`registering.register` in a thread of its own: a check, or an import."""
 
     def __init__(
         self,
@@ -192,7 +193,7 @@ class Job:
         self.done = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, access: Access, options: pipeline.RunOptions) -> None:
+    def start(self, access: Access, options: Options) -> None:
         self._thread = threading.Thread(
             target=self._run, args=(access, options), name="g2w-import-page", daemon=True
         )
@@ -206,13 +207,13 @@ class Job:
     def stopping(self) -> bool:
         return self.stop.is_set() and not self.done.is_set()
 
-    def _run(self, access: Access, options: pipeline.RunOptions) -> None:
+    def _run(self, access: Access, options: Options) -> None:
         try:
             if self.fallback is not None and not self.keys:
                 self.keys = self._keys_or_fallback(self.fallback)
                 options = dataclasses.replace(options, webinar_keys=self.keys)
             outcome = asyncio.run(
-                pipeline.run(self.upload.path, access, options, self.listener, self.stop)
+                registering.register(self.upload.path, access, options, self.listener, self.stop)
             )
             if not self.dry_run:
                 self._write(outcome)
@@ -245,12 +246,12 @@ class Job:
     def _write(self, outcome: Outcome) -> None:
         """The report and the needs-attention file beside the upload, as the command writes,
         under the file's own name."""
-        built = report.build(outcome, source_name=self.upload.name)
+        built = build(outcome, source_name=self.upload.name)
         self.built = built
         self.report_file = report.write(
             built, self.upload.report_path, self.report_notes.append, outcome.draft
         )
-        self.attention_file = report.write_attention(
+        self.attention_file = write_attention(
             built, self.upload.attention_path, note=self.report_notes.append
         )
 
@@ -390,8 +391,8 @@ class Desk:
             if job is not None:
                 job.wait(timeout)
 
-    def _options(self, keys: tuple[str, ...], *, dry_run: bool) -> pipeline.RunOptions:
-        return pipeline.RunOptions(
+    def _options(self, keys: tuple[str, ...], *, dry_run: bool) -> Options:
+        return Options(
             webinar_keys=keys,
             rate=self.rate,
             dry_run=dry_run,

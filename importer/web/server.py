@@ -19,8 +19,9 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from importer.errors import UsageError
-from importer.goto.connection import Access, open_connection
+from importer.goto.connection import Access
 from importer.goto.credentials import NotSignedIn
+from importer.jobs.common import open_connection
 from importer.model import Status
 from importer.serve.exchange import bind as bind_socket
 from importer.serve.exchange import cannot_listen

@@ -24,7 +24,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from importer import report
 from importer.engine import directory as engine_directory
 from importer.engine.canceller import Canceller, Settled, Target
 from importer.engine.directory import Directory
@@ -44,10 +43,10 @@ from importer.goto.connection import Access, Connection
 from importer.goto.credentials import Credentials
 from importer.goto.oauth import RefreshingAuth
 from importer.goto.session import HEADROOM, ApiSession, Pacer, RetryPolicy, default_concurrency
-from importer.jobs import register as pipeline
-from importer.jobs.register import RunOptions
+from importer.jobs import register as registering
+from importer.jobs.common import Options
 from importer.model import Cancellation, Registrant, Result, Status
-from importer.report.outcome import Outcome
+from importer.report.outcome import Outcome, build
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxTransport
 from tests.helpers import TOKEN, api, people, sandbox_client, virtual_sandbox, write_csv
 
@@ -815,7 +814,8 @@ def run_import(
     verify: bool = True,
     draft_report: bool = False,
 ) -> Outcome:
-    """``pipeline.run`` for 20 people of ``people()`` on virtual time, through ``transport``."""
+    """``registering.register`` for 20 people of ``people()`` on virtual time, through
+    ``transport``."""
 
     @contextlib.asynccontextmanager
     async def connected(access: Access, table: object = None) -> AsyncIterator[Connection]:
@@ -823,15 +823,15 @@ def run_import(
         url = f"http://sandbox.invalid{PREFIX}"
         yield Connection(url, ORGANIZER_KEY, auth, transport=transport, journal_folder=folder)
 
-    monkeypatch.setattr(pipeline, "open_connection", connected)
+    monkeypatch.setattr(registering, "open_connection", connected)
     source = write_csv(folder / "guests.csv", people(20))
-    options = RunOptions(
+    options = Options(
         webinar_keys=(WEBINAR_KEY,),
         journal=folder / "journal.sqlite3",
         verify=verify,
         draft_report=draft_report,
     )
-    outcome: Outcome = run_virtual(pipeline.run(source, Access(), options))
+    outcome: Outcome = run_virtual(registering.register(source, Access(), options))
     return outcome
 
 
@@ -901,7 +901,7 @@ def test_the_reports_rows_are_written_while_the_check_reads_the_list(
     outcome = run_import(run_virtual, monkeypatch, tmp_path, Recorder(sandbox), draft_report=True)
     assert outcome.webinars[0].checked
     assert outcome.draft is not None
-    assert outcome.draft.fits(report.build(outcome))
+    assert outcome.draft.fits(build(outcome))
     written = outcome.write(tmp_path / "guests-joinurls.xlsx")
     sheet = load_workbook(written)["Registrants"]
     assert [row[0] for row in sheet.iter_rows(min_row=2, max_col=8, values_only=True)] == list(

@@ -212,7 +212,7 @@ def test_sigterm_while_the_report_is_written(
 ) -> None:
     server = loopback_sandbox(rate=0)
     source = write_csv(tmp_path / "guests.csv", people(3))
-    real = report_module._write_xlsx  # the workbook, from rows written ahead or not
+    real = report_module.write_xlsx  # the workbook, from rows written ahead or not
     signals = [signal.SIGTERM]
 
     def interrupted(*args: Any) -> None:
@@ -220,7 +220,7 @@ def test_sigterm_while_the_report_is_written(
             os.kill(os.getpid(), number)  # arrives while the report is being written
         real(*args)
 
-    monkeypatch.setattr(report_module, "_write_xlsx", interrupted)
+    monkeypatch.setattr(report_module, "write_xlsx", interrupted)
     once = invoke(*on(server, source))
     assert once.exit_code == 0, once.output
     assert "Stopping: letting the calls under way finish" in once.stderr

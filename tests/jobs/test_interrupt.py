@@ -107,13 +107,13 @@ def test_a_command_run_inside_a_program_leaves_its_signal_handlers_as_they_were(
     """Only the g2w-import process itself ignores a late Ctrl-C on its way out; a program that
     runs the command inside itself and is interrupted gets its own handlers back."""
     source = write_csv(tmp_path / "guests.csv", people(3))
-    writes = report._write_xlsx  # the workbook, from rows written ahead or not
+    writes = report.write_xlsx  # the workbook, from rows written ahead or not
 
     def interrupted(*args: Any) -> Any:
         os.kill(os.getpid(), signal.SIGTERM)  # taken by the run's handler, as a Ctrl-C is
         return writes(*args)
 
-    monkeypatch.setattr(report, "_write_xlsx", interrupted)
+    monkeypatch.setattr(report, "write_xlsx", interrupted)
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     result = CliRunner().invoke(cli, ["register", str(source), "--sandbox", "--yes"])
     assert "Stopping: letting the calls under way finish" in result.output  # taken, and

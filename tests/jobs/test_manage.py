@@ -27,9 +27,9 @@ from importer.engine.canceller import Canceller, Settled, Target
 from importer.engine.journal import Journal, State, default_path
 from importer.goto.provenance import ServerClock
 from importer.goto.session import ApiSession
-from importer.jobs.common import named_after
 from importer.model import Cancellation, ListedRegistrant, Registrant, Status, Webinar
 from importer.model import Result as RowResult
+from importer.report.names import named_after
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY, Sandbox, SandboxTransport
 from tests.helpers import (
     TOKEN,

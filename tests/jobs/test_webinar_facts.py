@@ -23,8 +23,8 @@ from importer.cli.console import kind_text
 from importer.goto.credentials import Credentials, FileStore
 from importer.goto.decode import parse_webinar
 from importer.goto.lookup import day_span
-from importer.jobs.common import named_after
 from importer.model import Webinar, local_time
+from importer.report.names import named_after
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
 from importer.serve.server import Answer, Request
 from tests.helpers import TOKEN, ScriptedServer, ThreadedServer, people, posix_only, write_csv

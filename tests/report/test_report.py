@@ -16,7 +16,7 @@ from importer import report
 from importer.check.validate import validate
 from importer.errors import ReportError
 from importer.model import WAITING_NOTE, RawRow, Result, Status, Table
-from importer.report.outcome import ALREADY_NOTE, Outcome, WebinarOutcome, row_outcomes
+from importer.report.outcome import ALREADY_NOTE, Outcome, WebinarOutcome, build, row_outcomes
 
 KEY = "8325357307900339981"
 
@@ -44,12 +44,12 @@ def outcome() -> Outcome:
 PENDING = "not sent: the run stopped first; run the command again"
 
 
-def build() -> report.Report:
-    return report.build(outcome())
+def sample() -> report.Report:
+    return build(outcome())
 
 
 def test_columns_statuses_and_errors() -> None:
-    built = build()
+    built = sample()
     assert built.headers == (
         "row",
         "firstName",
@@ -81,7 +81,7 @@ def test_columns_statuses_and_errors() -> None:
 
 
 def test_xlsx_keys_are_text_links_work_and_nothing_is_a_formula(tmp_path: Path) -> None:
-    path = report.write(build(), tmp_path / "out.xlsx")
+    path = report.write(sample(), tmp_path / "out.xlsx")
     sheet = load_workbook(path)["Registrants"]
     assert sheet.freeze_panes == "A2"
     assert sheet.auto_filter.ref == "A1:L7"
@@ -120,10 +120,10 @@ def test_rows_written_ahead_become_the_report_when_the_check_changed_none(
     temporary = tmp_path / "tmp"  # where XlsxWriter keeps the rows until the file is written
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    whole = report.write(build(), tmp_path / "whole.xlsx")
-    draft = report.Draft(build())
+    whole = report.write(sample(), tmp_path / "whole.xlsx")
+    draft = report.Draft(sample())
     draft.write_rows()  # while the check runs; the Summary then says what it found
-    final = replace(build(), summary=(*build().summary, ("Checked", "all match")))
+    final = replace(sample(), summary=(*sample().summary, ("Checked", "all match")))
 
     def not_again(*_: object) -> None:
         raise AssertionError("the rows written ahead are written again")
@@ -144,9 +144,9 @@ def test_a_row_the_check_corrected_has_the_report_written_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    draft = report.Draft(build())
+    draft = report.Draft(sample())
     draft.write_rows()
-    built = build()
+    built = sample()
     first = list(built.rows[0])
     first[9] = "https://sandbox.invalid/join/from-the-list"  # GoTo's list wins
     corrected = replace(built, rows=[tuple(first), *built.rows[1:]])
@@ -159,7 +159,7 @@ def test_a_row_the_check_corrected_has_the_report_written_whole(
 
 
 def test_csv_has_a_bom_and_defuses_formula_starts(tmp_path: Path) -> None:
-    path = report.write(build(), tmp_path / "out.csv")
+    path = report.write(sample(), tmp_path / "out.csv")
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle))
@@ -174,7 +174,7 @@ def test_csv_has_a_bom_and_defuses_formula_starts(tmp_path: Path) -> None:
 def test_report_replaces_the_old_one_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     target = tmp_path / "out.xlsx"
     target.write_bytes(b"old report")
-    assert report.write(build(), target) == target
+    assert report.write(sample(), target) == target
     assert target.read_bytes().startswith(b"PK")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
 
@@ -192,7 +192,7 @@ def test_report_open_elsewhere_is_written_beside_it(
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", locked)
-    written = report.write(build(), target)
+    written = report.write(sample(), target)
     assert written != target
     assert written.name.startswith("out-")
     assert written.suffix == ".csv"
@@ -202,9 +202,9 @@ def test_report_open_elsewhere_is_written_beside_it(
 
 def test_unwritable_places_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"no such folder"):
-        report.write(build(), tmp_path / "missing" / "out.xlsx")
+        report.write(sample(), tmp_path / "missing" / "out.xlsx")
     with pytest.raises(ReportError, match=r"must end in \.xlsx or \.csv"):
-        report.write(build(), tmp_path / "out.json")
+        report.write(sample(), tmp_path / "out.json")
 
 
 def approval_outcome() -> Outcome:
@@ -279,7 +279,7 @@ def test_a_repeated_row_is_not_a_row_to_fix(tmp_path: Path) -> None:
     assert [row[0] for row in rows[1:]] == ["3", "5"]
     settings = {row[0]: row[1] for row in book["Settings"].iter_rows(min_row=3, values_only=True)}
     assert settings["Report"] == written.name
-    assert dict(report.build(done).summary)["Needs attention"].startswith("2 rows: ")
+    assert dict(build(done).summary)["Needs attention"].startswith("2 rows: ")
 
 
 def test_join_urls_cancelled_since_are_not_kept_as_lost(tmp_path: Path) -> None:
@@ -296,10 +296,10 @@ def test_join_urls_cancelled_since_are_not_kept_as_lost(tmp_path: Path) -> None:
         folder = tmp_path / str(bool(kept))
         folder.mkdir()
         target = folder / "people-joinurls.xlsx"
-        report.write(report.build(old), target)
+        report.write(build(old), target)
         notes: list[str] = []
         again = replace(old, rows=rows, webinars=(retired,))
-        assert report.write(report.build(again), target, notes.append) == target
+        assert report.write(build(again), target, notes.append) == target
         assert [name[:16] for name in sorted(p.name for p in folder.iterdir())] == [
             *kept,
             "people-joinurls.",
@@ -323,7 +323,7 @@ def test_the_summary_line_and_the_pages_result_carry_the_notes() -> None:
     )
     job = SimpleNamespace(
         outcome=done,
-        built=report.build(done),
+        built=build(done),
         error=None,
         listener=SimpleNamespace(notes=[]),
         report_notes=[],

@@ -18,6 +18,7 @@ from importer import report
 from importer.model import Status
 from importer.read import reader
 from importer.report import xlsx as report_xlsx
+from importer.report.outcome import write_attention
 
 KEY = "8325357307900339981"
 URL = f"https://global.gotowebinar.com/join/{KEY}/1234567890123456789"
@@ -168,7 +169,7 @@ def test_web_addresses_in_the_join_url_column_are_links(written: Path) -> None:
 
 def test_column_widths_and_printing(written: Path) -> None:
     sheet = registrants(written)
-    widths = list(report._widths(made()))
+    widths = list(report.widths(made()))
     assert [shown(sheet.column_dimensions[c].width) for c in "ABCDEFGHI"] == widths
     assert shown(sheet.column_dimensions["E"].width) == 90  # the longest text is capped
     assert sheet.page_setup.orientation == "landscape"
@@ -263,7 +264,7 @@ def test_needs_attention_file_has_no_summary_and_no_fill(tmp_path: Path) -> None
         attention_headers=("email", "webinarKey", "error"),
         attention=[(" ann@example", KEY, "Email: is not valid"), ("=1+1", KEY, "")],
     )
-    path = report.write_attention(attention, tmp_path / "people-needs-attention.xlsx")
+    path = write_attention(attention, tmp_path / "people-needs-attention.xlsx")
     assert path == tmp_path / "people-needs-attention.xlsx"
     book = load_workbook(path)
     assert book.sheetnames == ["Needs attention"]
@@ -298,7 +299,7 @@ def test_more_rows_than_a_sheet_holds_go_to_csv(
     attention = report.Report((), [], [], (), ("email", "error"), [("a@b", "x")] * 6)
     old = tmp_path / "fix.xlsx"
     old.write_bytes(b"an old run's")
-    assert report.write_attention(attention, old) == tmp_path / "fix.csv"
+    assert write_attention(attention, old) == tmp_path / "fix.csv"
     assert not old.exists()
 
 
@@ -352,7 +353,7 @@ def test_the_report_no_longer_imports_openpyxl(tmp_path: Path) -> None:
 
     script = (
         "import sys; from pathlib import Path; from importer import report; "
-        f"report._write_xlsx(report.Report(('a',), [('b',)], [report.Status.PENDING]), "
+        f"report.write_xlsx(report.Report(('a',), [('b',)], [report.Status.PENDING]), "
         f"Path({str(tmp_path / 'r.xlsx')!r})); print('openpyxl' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
