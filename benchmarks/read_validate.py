@@ -61,14 +61,14 @@ def make(count: int) -> tuple[Path, Path]:
 
 
 def measure(path: Path) -> None:
-    import importer.check.validate
+    import importer.checks.validate
     import importer.read.reader
 
     if path.suffix == ".xlsx":
         import python_calamine  # noqa: F401  (imported first: import time is not counted)
     started = time.perf_counter()
     table = importer.read.reader.read_table(path)
-    plan = importer.check.validate.validate(table)
+    plan = importer.checks.validate.validate(table)
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

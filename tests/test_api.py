@@ -198,3 +198,74 @@ def test_not_signed_in_says_what_to_do_in_python(tmp_path: Path) -> None:
     assert "pass token=" in message
     assert "--token-file" not in message  # a flag of the command line, not of Python
     assert refused.value.exit_code == 2
+
+
+def guests(count: int, start: int = 0) -> pd.DataFrame:
+    """People the sandbox has never seen, indexed by a CRM's own ids."""
+    return pd.DataFrame(
+        {
+            "firstName": [f"Guest{i}" for i in range(start, start + count)],
+            "lastName": ["Api"] * count,
+            "email": [f"guest{i}@api.example.com" for i in range(start, start + count)],
+        },
+        index=[f"crm-{i}" for i in range(start, start + count)],
+    )
+
+
+def test_export_undo_and_cancel_take_and_give_dataframes(tmp_path: Path) -> None:
+    registered = importer.register(guests(5), sandbox=True)
+    assert registered.exit_code == 0
+    urls = {f"guest{row.line - 2}@api.example.com": row.join_url for row in registered.rows}
+
+    listed = importer.export(sandbox=True, answers=False)
+    assert listed.exit_code == 0
+    frame_out = listed.to_pandas()
+    mine = frame_out[frame_out["email"].isin(list(urls))]
+    assert dict(zip(mine["email"], mine["joinUrl"], strict=True)) == urls
+
+    merged = importer.export(sandbox=True, merge=guests(6)).to_pandas()  # one not registered
+    assert list(merged.index) == [f"crm-{i}" for i in range(6)]
+    assert list(merged["joinUrl"])[:5] == [urls[f"guest{i}@api.example.com"] for i in range(5)]
+    assert merged.loc["crm-5", "status"] == "not_registered"
+
+    seen: list[importer.ProgressReport] = []
+    undone = importer.undo(source=guests(2), sandbox=True, progress=seen.append)
+    assert undone.exit_code == 0
+    assert undone.counts == Counter({importer.Cancellation.CANCELLED: 2})
+    assert seen[-1].counts == Counter({"cancelled": 2})
+    report = undone.to_pandas()
+    assert list(report.index) == ["crm-0", "crm-1"]
+    assert list(report["status"]) == ["cancelled", "cancelled"]
+    written = undone.write(tmp_path / "undone.xlsx")
+    assert written == tmp_path / "undone.xlsx"
+    rows = list(load_workbook(written)["Registrants"].iter_rows(values_only=True))
+    assert [row[rows[0].index("status")] for row in rows[1:]] == ["cancelled", "cancelled"]
+
+    # cancel matches by e-mail: the two undone are known to the journal as cancelled already
+    cancelled = importer.cancel(guests(4), sandbox=True)
+    assert cancelled.exit_code == 0
+    assert cancelled.counts == Counter({importer.Cancellation.CANCELLED: 4})
+    assert [row.before for row in cancelled.rows] == [True, True, False, False]
+    assert cancelled.summary() == "2 cancelled (2 were cancelled already)"
+    nobody = importer.cancel(pd.DataFrame({"email": ["nobody@api.example.com"]}), sandbox=True)
+    assert nobody.exit_code == EXIT_ROWS
+    assert nobody.summary() == "1 not registered (nobody@api.example.com)"
+    left = importer.export(sandbox=True, answers=False).to_pandas()
+    assert set(left["email"]) & set(urls) == {"guest4@api.example.com"}
+
+
+def test_a_dry_run_of_undo_changes_nothing_and_an_unknown_argument_is_refused() -> None:
+    importer.register(guests(2, start=10), sandbox=True)
+    planned = importer.undo(sandbox=True, dry_run=True)
+    assert planned.exit_code == 0
+    assert planned.dry_run
+    assert planned.counts[importer.Cancellation.PENDING] >= 2  # what would be cancelled
+    still = importer.export(sandbox=True, answers=False).to_pandas()
+    assert {"guest10@api.example.com", "guest11@api.example.com"} <= set(still["email"])
+    with pytest.raises(TypeError, match="sandbx"):
+        importer.export(sandbx=True)  # type: ignore[call-arg]
+
+
+def test_undo_without_a_journal_says_so() -> None:
+    with pytest.raises(importer.UsageError, match="no journal of webinar"):
+        importer.undo(WORKSHOP_KEY, sandbox=True)

@@ -24,7 +24,7 @@ LAYERS = {
     "events": 1,
     "progress": 1,
     "read": 2,
-    "check": 3,
+    "checks": 3,
     "goto": 4,
     "serve": 4,
     "engine": 5,

@@ -64,3 +64,12 @@ def test_every_error_of_the_package_is_in_errors_with_an_exit_code() -> None:
     for value in vars(errors).values():
         if inspect.isclass(value) and issubclass(value, errors.ImporterError):
             assert value.exit_code in codes, value
+
+
+def test_no_part_of_the_package_hides_a_name_of_the_python_api() -> None:
+    for found in pkgutil.walk_packages(importer.__path__, "importer."):
+        if found.name != "importer.__main__":
+            importlib.import_module(found.name)  # a sub-package becomes an attribute
+    for name in importer.__all__:
+        value = getattr(importer, name)
+        assert not inspect.ismodule(value), name

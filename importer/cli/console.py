@@ -15,8 +15,9 @@ from types import FrameType
 from typing import Any, TextIO
 
 from importer import files
-from importer.errors import EXIT_INTERRUPTED, EXIT_STOPPED
+from importer.errors import EXIT_API, EXIT_INTERRUPTED
 from importer.events import Brief, PlanView, StopSignal
+from importer.jobs.common import Done
 from importer.model import Form, Status, Webinar, local_time
 from importer.progress import Progress
 from importer.read.columns import fold
@@ -240,27 +241,16 @@ class Console:
                 "adjusted."
             )
 
-    def ending(self, outcome: Outcome) -> None:
-        """Why the run stopped early, if it did, and how to carry on."""
-        stopped = outcome.stopped
-        if stopped is None:
+    def ending(self, done: Done) -> None:
+        """Why the job stopped early, if it did, and how to carry on: in red when it cannot go
+        on until something is put right (the sign-in, the webinar)."""
+        text = done.ending()
+        if text is None:
             return
-        pending = outcome.counts[Status.PENDING]
-        again = (
-            f"{rows(pending)} {'is' if pending == 1 else 'are'} pending: run the same command "
-            "again to continue."
-            if pending
-            else "Every row was settled; the same command run again checks them against "
-            "GoTo's registrant list."
-        )
-        code = outcome.exit_code
-        if code == EXIT_INTERRUPTED:
-            self.line(f"Interrupted. {again}", "yellow")
-        elif code == EXIT_STOPPED:
-            self.line(f"Stopped early: {stopped}. {again}", "yellow")
-        else:  # a sign-in or webinar problem: the same command fails the same way until fixed
-            waiting = f"{rows(pending)} {'is' if pending == 1 else 'are'} pending"
-            self.error(f"{stopped}. {waiting}: once this is put right, run the command again.")
+        if done.exit_code == EXIT_API:
+            self.error(text)
+        else:
+            self.line(text, "yellow")
 
 
 def setup_logging(verbose: bool) -> None:

@@ -13,7 +13,7 @@ import click
 
 from importer.cli.base import EXIT_EPILOG, api_options, cli, command_line, errors, run_options
 from importer.cli.console import Console, Interrupts, setup_logging
-from importer.errors import EXIT_API, EXIT_CODES, EXIT_OK, EXIT_ROWS
+from importer.errors import EXIT_CODES, EXIT_OK, EXIT_ROWS
 from importer.events import StopSignal
 from importer.goto.connection import Access
 from importer.jobs import cancel, export
@@ -177,9 +177,7 @@ def _manage(
         console.say("Dry run: nothing was changed or written.")
     else:
         console.say(f"Done: {done.summary()}.", "green" if done.exit_code == EXIT_OK else "yellow")
-    ending = done.ending()
-    if ending:
-        console.line(ending, "red" if done.exit_code == EXIT_API else "yellow")
+    console.ending(done)
     if written is not None:
         click.echo(f"Report: {written}")
     sys.exit(done.exit_code)

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from importer import report
-from importer.check.validate import Plan, check_columns, validate
+from importer.checks.validate import Plan, check_columns, validate
 from importer.engine.directory import Directory
 from importer.engine.journal import Journal, State, webinar_journal
 from importer.engine.registrar import UNLISTED, Preparation, Registrar

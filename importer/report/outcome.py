@@ -18,8 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from importer import report
-from importer.check.validate import Plan
-from importer.errors import EXIT_OK, EXIT_ROWS, Interrupted, ReportError, RunStopped, UsageError
+from importer.checks.validate import Plan
+from importer.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS,
+    EXIT_STOPPED,
+    Interrupted,
+    ReportError,
+    RunStopped,
+    UsageError,
+)
 from importer.files import write_atomically
 from importer.model import Result, RowProblem, Status, Table, Webinar
 from importer.read.columns import REQUIRED, ColumnMap, fold
@@ -41,7 +50,7 @@ from importer.report import (
     write_xlsx,
 )
 from importer.report import xlsx as report_xlsx
-from importer.report.names import SUFFIXES
+from importer.report.names import SUFFIXES, named_after
 from importer.text import are, counted, normalise, repeated
 
 if TYPE_CHECKING:
@@ -140,6 +149,36 @@ class Outcome:
     def counts(self) -> collections.Counter[Status]:
         """How many rows ended in each status."""
         return collections.Counter(row.status for row in self.rows)
+
+    @property
+    def default_report(self) -> Path:
+        """Where the report goes when nobody says: beside the input file
+        (``people-joinurls.xlsx``), else in the current folder, named after the webinar."""
+        if self.table.source is not None:
+            return default_path(self.table.source)
+        webinar = next((part.webinar for part in self.webinars if part.webinar), None)
+        ending = "joinurls.xlsx"
+        return named_after(webinar, ending) if webinar else Path(f"registrations-{ending}")
+
+    def ending(self) -> str | None:
+        """Why the run stopped early, if it did, and how to carry on."""
+        stopped = self.stopped
+        if stopped is None:
+            return None
+        pending = self.counts[Status.PENDING]
+        rows = f"{counted(pending, 'row')} {are(pending)} pending"
+        again = (
+            f"{rows}: run the same command again to continue."
+            if pending
+            else "Every row was settled; the same command run again checks them against "
+            "GoTo's registrant list."
+        )
+        if self.exit_code == EXIT_INTERRUPTED:
+            return f"Interrupted. {again}"
+        if self.exit_code == EXIT_STOPPED:
+            return f"Stopped early: {stopped}. {again}"
+        # a sign-in or webinar problem: the same command fails the same way until fixed
+        return f"{stopped}. {rows}: once this is put right, run the command again."
 
     def summary(self) -> str:
         """``5 registered, 3 of them await approval, 1 invalid``: how many rows ended how,

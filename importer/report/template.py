@@ -12,7 +12,7 @@ import datetime as dt
 import textwrap
 from pathlib import Path
 
-from importer.check import validate
+from importer.checks import validate
 from importer.files import write_atomically
 from importer.model import Form, Question, Webinar
 from importer.read.columns import OPTIONAL, REQUIRED

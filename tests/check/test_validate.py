@@ -9,7 +9,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from importer.check.validate import email_problem, validate
+from importer.checks.validate import email_problem, validate
 from importer.errors import InputError, UsageError
 from importer.model import Answer, Form, FormField, Question, RawRow, Table
 from importer.read.columns import near_field, unmarked

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from openpyxl import load_workbook
 
-from importer.check.validate import validate
+from importer.checks.validate import validate
 from importer.cli import cli
 from importer.errors import InputError
 from importer.goto.client import G2WClient

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from importer.check.validate import validate
+from importer.checks.validate import validate
 from importer.cli import cli
 from importer.errors import InputError
 from importer.model import Table

@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 
 from importer import report
-from importer.check.validate import validate
+from importer.checks.validate import validate
 from importer.errors import ReportError
 from importer.model import WAITING_NOTE, RawRow, Result, Status, Table
 from importer.report.outcome import ALREADY_NOTE, Outcome, WebinarOutcome, build, row_outcomes
