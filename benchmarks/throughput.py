@@ -51,7 +51,7 @@ from typing import Any
 import importer
 from importer.goto.session import HEADROOM
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, Sandbox, SandboxConfig, SandboxServer
-from importer.serve.server import Answer, Request
+from importer.serve.exchange import Answer, Request
 
 TOKEN = "benchmark-token"
 #: the command's highest --rate, given to it against a server without a limit

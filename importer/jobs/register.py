@@ -132,7 +132,7 @@ async def register(
                 raise
             return _offline(table, parts, options, listener)
         http, session, workers = await paced(stack, connection, options, stop)
-        run = _Run(parts, http, connection, session, options, listener, table, workers)
+        run = _Registering(parts, http, connection, session, options, listener, table, workers)
         try:
             await run.look_up(stack)
             await run.send()
@@ -158,7 +158,7 @@ async def _draft(outcome: Outcome) -> report.Draft | None:
         return None
 
 
-class _Run:
+class _Registering:
     """One import once connected: what it needs at hand, and its two halves."""
 
     def __init__(

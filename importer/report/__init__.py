@@ -1,9 +1,11 @@
-"""Write the JoinUrl report: one row per input row, in the input's order, as XLSX or CSV.
+"""Reports: each job's outcome as a table (:class:`Report`), written as XLSX or CSV.
 
-The report is written to a temporary file beside the target and renamed into place, so a crash
-leaves either the previous report or the new one, never half of one. Nothing is ever stored as a
-formula: keys are text (they have 19 digits, more than Excel keeps of a number), and a cell that
-starts like a formula is stored as plain text in XLSX and behind an apostrophe in CSV.
+The outcomes and their tables are in the modules of this package (:mod:`.outcome` for
+``register``, :mod:`.cancellations`, :mod:`.registrants`); this module writes any of them. A
+report is written to a temporary file beside the target and renamed into place, so a crash
+leaves either the previous report or the new one, never half of one. Nothing is ever stored as
+a formula: keys are text (they have 19 digits, more than Excel keeps of a number), and a cell
+that starts like a formula is stored as plain text in XLSX and behind an apostrophe in CSV.
 """
 
 from __future__ import annotations
@@ -280,7 +282,7 @@ def write_xlsx(report: Report, path: Path, draft: Draft | None = None) -> None:
 def _write_sheet(report: Report, path: Path, name: str) -> None:
     """One sheet of the report's rows (text cells, never formulas), after a Summary sheet when
     the report has one; coloured by status, with clickable join URLs."""
-    table = report_xlsx.Table(
+    table = report_xlsx.Rows(
         name, report.headers, report.rows, _fills(report), tuple(widths(report)), _link(report)
     )
     summary = [report_xlsx.Summary(report.title, report.summary)] if report.summary else []

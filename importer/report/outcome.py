@@ -632,7 +632,7 @@ def _write_attention(attention: Report, path: Path, home: Path | None) -> None:
     """The rows to fix, then a Settings sheet naming the report they came from (beside it by
     name, elsewhere by its full path)."""
     fills: list[str | None] = [None] * len(attention.rows)
-    table = report_xlsx.Table(
+    table = report_xlsx.Rows(
         ATTENTION_SHEET, attention.headers, attention.rows, fills, tuple(widths(attention))
     )
     if home is None:

@@ -57,7 +57,7 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class Table:
+class Rows:
     """A sheet of a bold header row above rows of values, each row filled with its colour (RGB
     hex, such as ``"C6EFCE"``; ``None`` for none). The header row stays in view and carries a
     filter; printed, the sheet is landscape and as wide as the page. Web addresses in the
@@ -76,7 +76,7 @@ class Table:
         return max(len(self.headers), max(map(len, self.rows), default=0))
 
 
-Sheet = Summary | Table
+Sheet = Summary | Rows
 
 
 def write(path: Path, sheets: Sequence[Sheet]) -> None:
@@ -88,7 +88,7 @@ def write(path: Path, sheets: Sequence[Sheet]) -> None:
     """
     _check_names([sheet.name for sheet in sheets])
     for sheet in sheets:
-        if isinstance(sheet, Table):
+        if isinstance(sheet, Rows):
             _check_table(sheet.name, sheet.headers, sheet.width, len(sheet.rows))
             for colour in set(sheet.fills):
                 _check_colour(colour)

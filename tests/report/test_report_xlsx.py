@@ -305,13 +305,13 @@ def test_more_rows_than_a_sheet_holds_go_to_csv(
 
 def test_what_no_sheet_can_be_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "out.xlsx"
-    wide = report_xlsx.Table("Wide", ["h"] * 16_385, [], [])
+    wide = report_xlsx.Rows("Wide", ["h"] * 16_385, [], [])
     with pytest.raises(ValueError, match=r"16,385 columns, more than .* 16,384 columns"):
         report_xlsx.write(path, [wide])
     with pytest.raises(ValueError, match="cannot name an Excel sheet"):
-        report_xlsx.write(path, [report_xlsx.Table("a/b", ["h"], [], [])])
+        report_xlsx.write(path, [report_xlsx.Rows("a/b", ["h"], [], [])])
     with pytest.raises(ValueError, match="no RGB colour"):
-        report_xlsx.write(path, [report_xlsx.Table("T", ["h"], [["x"]], ["green"])])
+        report_xlsx.write(path, [report_xlsx.Rows("T", ["h"], [["x"]], ["green"])])
     with pytest.raises(ValueError, match="share a name"):
         report_xlsx.write(
             path, [report_xlsx.Summary("S", ()), report_xlsx.Summary("S", (), name="summary")]
@@ -325,7 +325,7 @@ def test_links_past_excels_limits_stay_text(
     too_long = "https://e/" + "a" * report_xlsx.URL_LIMIT
     rows = [["https://e/1"], [too_long], ["https://e/2"], ["https://e/3"]]
     path = tmp_path / "links.xlsx"
-    report_xlsx.write(path, [report_xlsx.Table("Links", ["joinUrl"], rows, [None] * 4, link=0)])
+    report_xlsx.write(path, [report_xlsx.Rows("Links", ["joinUrl"], rows, [None] * 4, link=0)])
     sheet = load_workbook(path)["Links"]
     linked = [cell.value for (cell,) in sheet.iter_rows(min_row=2) if cell.hyperlink]
     assert linked == ["https://e/1", "https://e/2"]
@@ -340,7 +340,7 @@ def test_links_past_excels_limits_stay_text(
 def test_text_is_cut_where_excel_counts_utf16_units(tmp_path: Path) -> None:
     path = tmp_path / "cut.xlsx"
     report_xlsx.write(
-        path, [report_xlsx.Table("T", ["h"], [["😀" * 20_000], [" " * 40_000 + "x"]], [None] * 2)]
+        path, [report_xlsx.Rows("T", ["h"], [["😀" * 20_000], [" " * 40_000 + "x"]], [None] * 2)]
     )
     sheet = load_workbook(path)["T"]
     assert sheet["A2"].value == "😀" * 16_383  # two units each: 32,766, and half of one dropped
@@ -364,7 +364,7 @@ def test_the_report_no_longer_imports_openpyxl(tmp_path: Path) -> None:
 def test_text_that_looks_like_a_number_a_date_or_an_address_stays_text(tmp_path: Path) -> None:
     texts = ["1e5", "0012", "TRUE", "#N/A", "2024-01-31", "http://e/x", "=A1", "{=A1}"]
     path = tmp_path / "kinds.xlsx"
-    report_xlsx.write(path, [report_xlsx.Table("T", ["h"], [[text] for text in texts], [None] * 8)])
+    report_xlsx.write(path, [report_xlsx.Rows("T", ["h"], [[text] for text in texts], [None] * 8)])
     sheet = load_workbook(path)["T"]
     cells = [cell for (cell,) in sheet.iter_rows(min_row=2)]
     assert [(cell.value, cell.data_type) for cell in cells] == [(text, "s") for text in texts]
