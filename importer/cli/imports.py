@@ -78,20 +78,13 @@ def register(
     dry_run = common["dry_run"]
     with errors(), Interrupts(stop, console) as interrupts:
         out, attention = destinations(file, common["out"])
-        options = Options(
+        options = _options(
+            common,
             webinar_keys=webinar_keys,
             sheet=sheet,
-            rate=common["rate"],
-            concurrency=common["concurrency"],
-            timeout=common["timeout"],
             resend=resend_confirmation,
-            journal=common["journal_path"],
-            max_calls=common["max_calls"],
-            give_up_after=common["give_up_after"],
-            dry_run=dry_run,
             verify=verify,
             include_hidden_rows=include_hidden_rows,
-            resume_hint=f"run the same command again: {command_line()}",
             draft_report=out.suffix.lower() == ".xlsx",
         )
         interrupts.in_loop = True
@@ -111,6 +104,22 @@ def register(
 
 
 Start = Callable[[Options, Console, StopSignal], Coroutine[Any, Any, Done]]
+
+
+def _options(common: dict[str, Any], **job: Any) -> Options:
+    """The options every bulk command takes (pace, budget, journal, dry run), and ``job``'s
+    own."""
+    return Options(
+        rate=common["rate"],
+        concurrency=common["concurrency"],
+        timeout=common["timeout"],
+        max_calls=common["max_calls"],
+        give_up_after=common["give_up_after"],
+        journal=common.get("journal_path"),
+        dry_run=common["dry_run"],
+        resume_hint=f"run the same command again: {command_line()}",
+        **job,
+    )
 
 
 def _epilog(done: str, unfinished: str) -> str:
@@ -151,19 +160,12 @@ def _manage(
     setup_logging(common["verbose"])
     with errors(), Interrupts(stop, console) as interrupts:
         check_out(common["out"])
-        options = Options(
+        options = _options(
+            common,
             webinar_keys=(webinar_key,) if webinar_key else (),
-            report=common["out"],
-            journal=common.get("journal_path"),
             sheet=sheet,
-            rate=common["rate"],
-            concurrency=common["concurrency"],
-            timeout=common["timeout"],
-            max_calls=common["max_calls"],
-            give_up_after=common["give_up_after"],
-            dry_run=common["dry_run"],
+            report=common["out"],
             answers=answers,
-            resume_hint=f"run the same command again: {command_line()}",
         )
         interrupts.in_loop = True
         done = asyncio.run(start(options, console, stop))
