@@ -1,4 +1,5 @@
-"""Shared fixtures: a virtual-time event loop, sandboxes, and input files in tmp_path."""
+"""Shared fixtures: a virtual-time event loop, sandboxes, a test CA, and input files in
+tmp_path."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from importer.sandbox import Sandbox, SandboxConfig
 from tests.helpers import TOKEN, SandboxProcess, T, ThreadedServer, VirtualTimeLoop
@@ -44,6 +46,12 @@ def run_virtual() -> Iterator[Callable[[Coroutine[Any, Any, T]], T]]:
 
     yield run
     loop.close()
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    """A certificate authority of the test's own, for HTTPS servers on 127.0.0.1."""
+    return trustme.CA()
 
 
 @pytest.fixture

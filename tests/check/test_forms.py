@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import shutil
 from collections import Counter
@@ -11,25 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from openpyxl import Workbook, load_workbook
 
-from importer.cli import cli
 from importer.report import template
 from importer.sandbox import KICKOFF_KEY, ORGANIZER_KEY, SUMMIT_KEY, WEBINAR_KEY, WORKSHOP_KEY
-from tests.helpers import TOKEN, ThreadedServer, people, write_csv
+from tests import helpers
+from tests.helpers import TOKEN, ThreadedServer, people, sheet_rows, write_csv
 
 ROOT = Path(__file__).parents[2]
 ENV = {"G2W_ACCESS_TOKEN": TOKEN, "G2W_ORGANIZER_KEY": ORGANIZER_KEY}
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env or ENV, catch_exceptions=False)
-
-
-def sheet_rows(path: Path, sheet: str = "Registrants") -> list[dict[str, Any]]:
-    rows = list(load_workbook(path)[sheet].iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+invoke = functools.partial(helpers.invoke, env=ENV)
 
 
 def describe_workbook(path: Path) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given
@@ -11,15 +9,11 @@ from hypothesis import strategies as st
 
 from importer.checks.validate import email_problem, validate
 from importer.errors import InputError, UsageError
-from importer.model import Answer, Form, FormField, Question, RawRow, Table
+from importer.model import Answer, Form, FormField, Question
 from importer.read.columns import near_field, unmarked
 from importer.read.settings import check_key
 from importer.text import hidden_character, normalise
-
-
-def table(*rows: tuple[str, ...], headers: tuple[str, ...] = ("First", "Last", "E-Mail")) -> Table:
-    raw = tuple(RawRow(line, cells) for line, cells in enumerate(rows, start=2))
-    return Table(Path("people.csv"), headers, 1, raw)
+from tests.helpers import table
 
 
 @given(st.text())

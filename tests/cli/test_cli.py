@@ -10,37 +10,33 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
-from openpyxl import load_workbook
 
 from importer.cli import cli
 from importer.cli.console import Console
 from importer.sandbox import KICKOFF_KEY, WEBINAR_KEY
-from tests.helpers import TOKEN, ThreadedServer, people, register_args, write_csv
+from tests.helpers import (
+    TOKEN,
+    ThreadedServer,
+    invoke,
+    people,
+    register_args,
+    sheet_rows,
+    write_csv,
+)
 
 CANARY = "canary-token-5f1e9c0d7a"
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-
-def report_rows(path: Path) -> list[dict[str, object]]:
-    sheet = load_workbook(path)["Registrants"]
-    rows = list(sheet.iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-
-
 def test_sandbox_run_registers_everyone_and_writes_the_report(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "guests.csv", people(6))
-    result = run("register", str(source), "--sandbox")
+    result = invoke("register", str(source), "--sandbox")
     assert result.exit_code == 0, result.output
     report = tmp_path / "guests-joinurls.xlsx"
     assert result.stdout == f"Report: {report}\n"
     assert "To send:  6 registrants" in result.stderr
     assert "Webinar:  Product launch (sandbox)" in result.stderr
     assert "Done: 6 registered.\n" in result.stderr
-    rows = report_rows(report)
+    rows = sheet_rows(report)
     assert [row["row"] for row in rows] == [2, 3, 4, 5, 6, 7]
     assert all(row["status"] == "registered" for row in rows)
     assert all(
@@ -53,7 +49,7 @@ def test_invalid_and_repeated_rows_are_shown_and_exit_1(tmp_path: Path) -> None:
     rows = [*people(3), ["Dup", "Row", "PERSON0@example.com"], ["", "Lee", "lee@example"]]
     source = write_csv(tmp_path / "guests.csv", rows)
     out = tmp_path / "result.csv"
-    result = run("register", str(source), "--sandbox", "--out", str(out))
+    result = invoke("register", str(source), "--sandbox", "--out", str(out))
     assert result.exit_code == 1
     assert "row 6, firstName: is empty; fill in the first name" in result.stderr
     assert "row 6, email: 'lee@example' is not a valid e-mail address" in result.stderr
@@ -66,13 +62,13 @@ def test_invalid_and_repeated_rows_are_shown_and_exit_1(tmp_path: Path) -> None:
 
 def test_dry_run_checks_everything_and_sends_nothing(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "guests.csv", [*people(2), ["Bo", "Kim", "bo@"]])
-    result = run("register", str(source), "--dry-run")
+    result = invoke("register", str(source), "--dry-run")
     assert result.exit_code == 1
     assert "row 4, email: 'bo@' is not a valid e-mail address" in result.stderr
     assert "Dry run of the file alone: nothing was sent; 2 rows pass." in result.stderr
     assert not (tmp_path / "guests-joinurls.xlsx").exists()
     clean = write_csv(tmp_path / "clean.csv", people(2))
-    assert run("register", str(clean), "--dry-run").exit_code == 0
+    assert invoke("register", str(clean), "--dry-run").exit_code == 0
 
 
 @pytest.mark.parametrize(
@@ -103,7 +99,7 @@ def test_usage_errors_exit_2_with_one_line(
 ) -> None:
     source = write_csv(tmp_path / "guests.csv", people(1))
     blank = {"G2W_ORGANIZER_KEY": "", "G2W_ACCESS_TOKEN": "", "G2W_API_URL": "", **env}
-    result = run("register", str(source), *args, env=blank)
+    result = invoke("register", str(source), *args, env=blank)
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: ")
     assert message in result.stderr
@@ -125,7 +121,7 @@ def test_unreadable_input_exits_2_without_a_traceback(
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
-    result = run("register", str(path), "--sandbox")
+    result = invoke("register", str(path), "--sandbox")
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.output
@@ -133,7 +129,7 @@ def test_unreadable_input_exits_2_without_a_traceback(
 
 
 def real_args(server: ThreadedServer, source: Path, *extra: str) -> list[str]:
-    return register_args(source, server.api_url, *extra)
+    return register_args(source, server, *extra)
 
 
 def test_loopback_run_with_verbose_logs_never_shows_the_token(
@@ -143,7 +139,7 @@ def test_loopback_run_with_verbose_logs_never_shows_the_token(
     source = write_csv(tmp_path / "guests.csv", people(12))
     token_file = tmp_path / "token.txt"
     token_file.write_text(CANARY + "\n")
-    result = run(
+    result = invoke(
         *real_args(
             server,
             source,
@@ -169,7 +165,7 @@ def test_refused_token_exits_4_before_anything_is_sent(
 ) -> None:
     server = loopback_sandbox(rate=0, token_calls=0)
     source = write_csv(tmp_path / "guests.csv", people(3))
-    result = run(*real_args(server, source), env={"G2W_ACCESS_TOKEN": CANARY})
+    result = invoke(*real_args(server, source), env={"G2W_ACCESS_TOKEN": CANARY})
     assert result.exit_code == 4
     assert (
         "the API refused the access token (HTTP 403: Invalid token passed); set a new token in "
@@ -186,9 +182,11 @@ def test_token_expiring_mid_run_exits_4_with_pending_rows(
     # (a first run reads no registrant list)
     server = loopback_sandbox(rate=0, token_calls=6, tokens=(CANARY,))
     source = write_csv(tmp_path / "guests.csv", people(20))
-    result = run(*real_args(server, source, "--concurrency", "1"), env={"G2W_ACCESS_TOKEN": CANARY})
+    result = invoke(
+        *real_args(server, source, "--concurrency", "1"), env={"G2W_ACCESS_TOKEN": CANARY}
+    )
     assert result.exit_code == 4
-    statuses = [row["status"] for row in report_rows(tmp_path / "guests-joinurls.xlsx")]
+    statuses = [row["status"] for row in sheet_rows(tmp_path / "guests-joinurls.xlsx")]
     assert statuses == ["registered"] * 3 + ["pending"] * 17
     assert "17 rows are pending: once this is put right, run the command again." in result.stderr
 
@@ -200,14 +198,14 @@ def test_unknown_webinar_exits_4(
     source = write_csv(tmp_path / "guests.csv", people(1))
     args = real_args(server, source)
     args[args.index(WEBINAR_KEY)] = "1111111111111111111"
-    result = run(*args, env={"G2W_ACCESS_TOKEN": TOKEN})
+    result = invoke(*args, env={"G2W_ACCESS_TOKEN": TOKEN})
     assert result.exit_code == 4
     assert "webinar 1111111111111111111 was not found" in result.stderr
 
 
 def test_quiet_prints_only_the_report_path(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "guests.csv", people(2))
-    result = run("register", str(source), "--sandbox", "--quiet")
+    result = invoke("register", str(source), "--sandbox", "--quiet")
     assert result.exit_code == 0
     assert result.stderr == ""
     assert result.stdout.startswith("Report: ")
@@ -237,7 +235,7 @@ def test_api_down_stops_resumably_and_writes_the_report(
 ) -> None:
     server = loopback_sandbox(rate=0, error_rate=1.0)
     source = write_csv(tmp_path / "guests.csv", people(3))
-    result = run(
+    result = invoke(
         *real_args(server, source, "--give-up-after", "5"), env={"G2W_ACCESS_TOKEN": TOKEN}
     )
     assert result.exit_code == 3, result.output
@@ -245,7 +243,7 @@ def test_api_down_stops_resumably_and_writes_the_report(
     assert "HTTP 503" in result.stderr
     assert "3 rows are pending: run the same command again to continue." in result.stderr
     assert "Traceback" not in result.output
-    rows = report_rows(tmp_path / "guests-joinurls.xlsx")
+    rows = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert [row["status"] for row in rows] == ["pending"] * 3
     assert server.sandbox.stats["created"] == 0
 
@@ -256,13 +254,13 @@ def test_api_unreachable_stops_resumably_and_names_the_host(tmp_path: Path) -> N
         port = probe.getsockname()[1]
     source = write_csv(tmp_path / "guests.csv", people(2))
     url = f"http://127.0.0.1:{port}/G2W/rest/v2"
-    result = run(
+    result = invoke(
         *register_args(source, url, "--give-up-after", "5"), env={"G2W_ACCESS_TOKEN": TOKEN}
     )
     assert result.exit_code == 3, result.output
     assert f"could not connect to the API at 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.output
-    rows = report_rows(tmp_path / "guests-joinurls.xlsx")
+    rows = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert [row["status"] for row in rows] == ["pending"] * 2
 
 
@@ -271,25 +269,25 @@ def test_a_wrong_webinar_key_keeps_the_earlier_report_with_its_join_urls(
 ) -> None:
     server = loopback_sandbox(rate=0)
     source = write_csv(tmp_path / "guests.csv", people(3))
-    first = run(*real_args(server, source), env={"G2W_ACCESS_TOKEN": TOKEN})
+    first = invoke(*real_args(server, source), env={"G2W_ACCESS_TOKEN": TOKEN})
     assert first.exit_code == 0, first.output
     report = tmp_path / "guests-joinurls.xlsx"
-    urls = [row["joinUrl"] for row in report_rows(report)]
+    urls = [row["joinUrl"] for row in sheet_rows(report)]
     args = real_args(server, source)
     args[args.index(WEBINAR_KEY)] = "1111111111111111111"
-    typo = run(*args, env={"G2W_ACCESS_TOKEN": TOKEN})
+    typo = invoke(*args, env={"G2W_ACCESS_TOKEN": TOKEN})
     assert typo.exit_code == 4
     kept = list(tmp_path.glob("guests-joinurls-*.xlsx"))
     assert len(kept) == 1
-    assert [row["joinUrl"] for row in report_rows(kept[0])] == urls
+    assert [row["joinUrl"] for row in sheet_rows(kept[0])] == urls
     assert (
         "guests-joinurls.xlsx held join URLs that this run's report does not have (of 3 "
         f"people); it was kept as {kept[0].name}" in typo.stderr
     )
-    assert {row["status"] for row in report_rows(report)} == {"pending"}
-    again = run(*real_args(server, source), env={"G2W_ACCESS_TOKEN": TOKEN})
+    assert {row["status"] for row in sheet_rows(report)} == {"pending"}
+    again = invoke(*real_args(server, source), env={"G2W_ACCESS_TOKEN": TOKEN})
     assert again.exit_code == 0, again.output
-    assert [row["joinUrl"] for row in report_rows(report)] == urls
+    assert [row["joinUrl"] for row in sheet_rows(report)] == urls
     assert "was kept" not in again.stderr  # nothing of the pending report was lost
     assert "3 rows are pending: once this is put right, run the command again." in typo.stderr
 
@@ -299,7 +297,7 @@ def test_answering_no_at_the_prompt_sends_nothing_and_exits_1(
 ) -> None:
     source = write_csv(tmp_path / "guests.csv", people(2))
     monkeypatch.setattr(Console, "confirm", lambda self, question: False)
-    result = run("register", str(source), "--sandbox")
+    result = invoke("register", str(source), "--sandbox")
     assert result.exit_code == 1
     assert "Nothing was sent." in result.stderr
     assert not (tmp_path / "guests-joinurls.xlsx").exists()
@@ -310,11 +308,11 @@ def test_a_run_for_another_webinar_keeps_the_report_with_the_first_ones_join_url
 ) -> None:
     source = write_csv(tmp_path / "guests.csv", people(2))
     report = tmp_path / "guests-joinurls.xlsx"
-    assert run("register", str(source), "--sandbox").exit_code == 0
-    first = [row["joinUrl"] for row in report_rows(report)]
-    second = run("register", str(source), "--sandbox", "--webinar-key", KICKOFF_KEY)
+    assert invoke("register", str(source), "--sandbox").exit_code == 0
+    first = [row["joinUrl"] for row in sheet_rows(report)]
+    second = invoke("register", str(source), "--sandbox", "--webinar-key", KICKOFF_KEY)
     assert second.exit_code == 0, second.output
     kept = list(tmp_path.glob("guests-joinurls-*.xlsx"))
     assert len(kept) == 1
-    assert [row["joinUrl"] for row in report_rows(kept[0])] == first
+    assert [row["joinUrl"] for row in sheet_rows(kept[0])] == first
     assert "it was kept as guests-joinurls-" in second.stderr

@@ -13,15 +13,10 @@ import pytest
 from importer.engine.journal import SCHEMA_VERSION, Journal, State
 from importer.errors import JournalError
 from importer.goto.provenance import ServerClock
-from importer.model import ListedRegistrant, Registrant, Result, Status
-from tests.helpers import posix_only
+from importer.model import ListedRegistrant, Result, Status
+from tests.helpers import person, posix_only
 
 ORG, WEB = "111", "222"
-
-
-def person(i: int, company: str = "") -> Registrant:
-    fields = {"organization": company} if company else {}
-    return Registrant(i + 2, f"F{i}", f"L{i}", f"p{i}@example.com", fields)
 
 
 def open_journal(path: Path) -> Journal:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
@@ -15,31 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from openpyxl import load_workbook
 
-from importer.cli import cli
 from importer.engine.journal import Journal, State
 from importer.goto.provenance import ServerClock, verdict
 from importer.model import ListedRegistrant, Registrant
 from importer.sandbox import ORGANIZER_KEY, PREFIX, SUMMIT_KEY, WEBINAR_KEY
-from tests.helpers import TOKEN, ThreadedServer, people, write_csv
+from tests import helpers
+from tests.helpers import ENV, TOKEN, LoopServer, ThreadedServer, at, people, sheet_rows, write_csv
 
-ENV = {"G2W_ACCESS_TOKEN": TOKEN}
 HOUR_AGO = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=ENV, catch_exceptions=False)
-
-
-def at(server: ThreadedServer | HostileServer, webinar: str = WEBINAR_KEY) -> list[str]:
-    return ["--api-url", server.api_url, "--organizer-key", ORGANIZER_KEY, "--webinar-key", webinar]
-
-
-def rows_of(path: Path) -> list[dict[str, Any]]:
-    rows = list(load_workbook(path)["Registrants"].iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+invoke = functools.partial(helpers.invoke, env=ENV)
 
 
 def killed_run(journal: Path, guests: list[list[str]]) -> None:
@@ -90,7 +75,7 @@ def test_undo_after_a_killed_run_leaves_alone_who_was_registered_before(
     assert "Clock:" in undone.stderr
     held = {entry["email"] for entry in server.sandbox.registrants()}
     assert held == {email for _, _, email in before[1:]}  # all 20 still registered
-    report = rows_of(tmp_path / "u.xlsx")
+    report = sheet_rows(tmp_path / "u.xlsx")
     left = [row for row in report if row["status"] == "left_alone"]
     assert len(left) == 20
     assert all(row["note"].startswith("registered already: GoTo registered") for row in left)
@@ -138,7 +123,7 @@ def test_a_resumed_register_does_not_claim_who_was_registered_before(
     again = invoke("register", str(source), *at(server), "--journal", str(journal))
 
     assert again.exit_code == 0, again.output
-    statuses = [row["status"] for row in rows_of(tmp_path / "guests-joinurls.xlsx")]
+    statuses = [row["status"] for row in sheet_rows(tmp_path / "guests-joinurls.xlsx")]
     assert statuses == ["already_registered"] * 3 + ["registered"] * 3
     undone = invoke(
         "undo", *at(server), "--journal", str(journal), "--yes", "--out", str(tmp_path / "u.csv")
@@ -264,7 +249,7 @@ def test_the_clock_offset_is_learnt_from_date_headers() -> None:
 # --- 2. every key and join URL in the report is GoTo's ------------------------------------------
 
 
-class HostileServer:
+class HostileServer(LoopServer):
     """A GoTo on a raw socket that answers a create on a kept-alive connection with a stray
     201 (``stray``: a copy of the answer it gave before on that connection, or a made-up key)
     before the real one, as a broken proxy would. The registration itself goes through.
@@ -283,28 +268,18 @@ class HostileServer:
         list_status: int | None = None,
         webinars_status: int | None = None,
     ) -> None:
+        super().__init__()
         self.stray = stray
         self.omit, self.suffix, self.cut = omit, suffix, cut
         self.list_status, self.webinars_status = list_status, webinars_status
         self.registrants: dict[str, dict[str, Any]] = {}
         self.strays = 0
         self._next = 5_000_000_000_000_000_000
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
 
-    def __enter__(self) -> HostileServer:
-        self._thread.start()
-        start = asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self._server = asyncio.run_coroutine_threadsafe(start, self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
 
     async def _close(self) -> None:
         assert self._server is not None
@@ -426,7 +401,7 @@ def test_a_stray_answer_never_gives_a_person_a_key_that_is_not_theirs(
     assert hostile.strays > 0
     assert result.exit_code == 0, result.output
     truth = {address: entry for address, entry in hostile.registrants.items()}
-    report = rows_of(tmp_path / "guests-joinurls.xlsx")
+    report = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert len(report) == 30
     for row in report:
         held = truth[row["email"].lower()]
@@ -452,7 +427,7 @@ def test_after_a_stray_answer_every_row_is_checked_even_with_no_verify(tmp_path:
     assert result.exit_code == 0, result.output
     assert "belonged to another registrant" in result.stderr
     assert "--no-verify notwithstanding" in result.stderr
-    report = rows_of(tmp_path / "guests-joinurls.xlsx")
+    report = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert {row["email"]: row["registrantKey"] for row in report} == truth
     assert "Check:" not in result.stderr  # the plan promised no check
 
@@ -465,7 +440,7 @@ def test_a_person_the_list_leaves_out_keeps_gotos_answer_and_is_not_sent_again(
     with HostileServer(omit=frozenset({"person1@example.com"})) as server:
         args = ["--journal", str(journal)]
         result = invoke("register", str(source), *at(server), *args)
-        row = rows_of(tmp_path / "guests-joinurls.xlsx")[1]
+        row = sheet_rows(tmp_path / "guests-joinurls.xlsx")[1]
         again = invoke("register", str(source), *at(server), *args)
         created = len(server.registrants)
     assert result.exit_code == 0, result.output
@@ -485,7 +460,7 @@ def test_a_join_url_written_otherwise_keeps_the_registration_ours(tmp_path: Path
     with HostileServer(suffix="?source=list") as server:
         result = invoke("register", str(source), *at(server))
     assert result.exit_code == 0, result.output
-    report = rows_of(tmp_path / "guests-joinurls.xlsx")
+    report = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert [row["status"] for row in report] == ["registered"] * 2
     assert all(row["joinUrl"].endswith("?source=list") for row in report)  # GoTo's list wins
 
@@ -514,7 +489,9 @@ def test_a_list_cut_short_decides_nothing(tmp_path: Path) -> None:
     assert "Not checked against GoTo's registrant list (the registrant list could not be read" in (
         result.stderr
     )
-    assert {row["status"] for row in rows_of(tmp_path / "guests-joinurls.xlsx")} == {"registered"}
+    assert {row["status"] for row in sheet_rows(tmp_path / "guests-joinurls.xlsx")} == {
+        "registered"
+    }
     assert undone.exit_code == 3, undone.output  # stopped: resumable, nothing decided
     assert "could not be read whole" in undone.stderr
     assert held == 250  # nobody was cancelled on the strength of a list cut short
@@ -547,7 +524,7 @@ def test_a_registration_replaced_since_an_earlier_run_is_corrected_and_not_claim
     again = invoke("register", str(source), *at(server), "--journal", str(journal))
     assert again.exit_code == 0, again.output
     assert "1 row corrected" in again.stderr
-    row = rows_of(tmp_path / "guests-joinurls.xlsx")[1]
+    row = sheet_rows(tmp_path / "guests-joinurls.xlsx")[1]
     assert (row["registrantKey"], row["joinUrl"]) == ("7" * 19, "https://sandbox.invalid/join/7")
     assert row["status"] == "already_registered"  # GoTo's, but not this tool's
     assert "is gone, and this one was made since by someone else" in row["note"]
@@ -589,7 +566,7 @@ def test_waiting_people_are_reported_as_waiting_and_the_plan_says_why(
     assert result.exit_code == 0, result.output
     assert "this webinar approves registrants by hand" in result.stderr
     assert "Done: 8 registered, 8 of them await approval." in result.stderr
-    report = rows_of(tmp_path / "guests-joinurls.xlsx")
+    report = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert {row["status"] for row in report} == {"waiting_approval"}
 
 
@@ -601,7 +578,7 @@ def test_without_the_webinar_list_the_read_back_says_they_wait(
     source = summit_guests(tmp_path, 4)
     result = invoke("register", str(source), *at(server, SUMMIT_KEY), "--no-verify")
     assert result.exit_code == 0, result.output
-    report = rows_of(tmp_path / "guests-joinurls.xlsx")
+    report = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert [row["status"] for row in report] == ["waiting_approval"] * 4
 
 

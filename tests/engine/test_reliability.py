@@ -3,53 +3,29 @@
 from __future__ import annotations
 
 import collections
-import random
-import signal
 import stat
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-from click.testing import CliRunner, Result
-from openpyxl import load_workbook
-
-from importer.cli import cli
 from importer.engine.journal import Journal, data_folder
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
 from tests.helpers import (
-    TOKEN,
+    ENV,
     SandboxProcess,
     ThreadedServer,
     command,
+    kill_repeatedly,
     people,
     posix_only,
+    register,
     register_args,
+    server_registrants,
+    sheet_rows,
     token_env,
     write_csv,
 )
-
-ENV = {"G2W_ACCESS_TOKEN": TOKEN}
-
-
-def register(api_url: str, source: Path, *extra: str) -> Result:
-    args = register_args(source, api_url, *extra)
-    return CliRunner().invoke(cli, args, env=ENV, catch_exceptions=False)
-
-
-def report(path: Path) -> list[dict[str, Any]]:
-    rows = list(load_workbook(path)["Registrants"].iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-
-
-def server_registrants(api_url: str) -> list[dict[str, Any]]:
-    path = f"{api_url}/organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}/registrants"
-    answer = httpx.get(path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-    answer.raise_for_status()
-    entries: list[dict[str, Any]] = answer.json()
-    return entries
 
 
 def assert_each_registered_once(
@@ -89,20 +65,10 @@ def test_killed_at_random_moments_and_rerun_registers_everyone_exactly_once(
         )
     )
     env = token_env(ENV["G2W_ACCESS_TOKEN"])
-    rng = random.Random(20261128)
-    kills = 0
-    for _ in range(12):
-        run = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 2.0))
-        if run.poll() is not None:
-            break
-        run.send_signal(signal.SIGKILL)
-        run.wait(timeout=30)
-        kills += 1
-    assert kills >= 10
+    assert kill_repeatedly(argv, seed=20261128, runs=12, pause=(0.5, 2.0), env=env) >= 10
     final = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert final.returncode == 0, final.stderr
-    assert_each_registered_once(server_registrants(server.api_url), report(out), 1000)
+    assert_each_registered_once(server_registrants(server.api_url), sheet_rows(out), 1000)
     again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert again.returncode == 0
     assert len(server_registrants(server.api_url)) == 1000  # the finished run sent nothing
@@ -117,7 +83,7 @@ def test_lost_answers_are_settled_by_reconciliation(
     assert result.exit_code == 0, result.output
     assert server.sandbox.stats["dropped"] >= 10
     assert_each_registered_once(
-        server.sandbox.registrants(), report(tmp_path / "guests-joinurls.xlsx"), 400
+        server.sandbox.registrants(), sheet_rows(tmp_path / "guests-joinurls.xlsx"), 400
     )
 
 
@@ -139,7 +105,7 @@ def test_chaos_of_errors_429s_and_slow_answers(
     stats = server.sandbox.stats
     assert min(stats["errors"], stats["throttled"], stats["slow"]) > 5
     assert_each_registered_once(
-        server.sandbox.registrants(), report(tmp_path / "guests-joinurls.xlsx"), 1000
+        server.sandbox.registrants(), sheet_rows(tmp_path / "guests-joinurls.xlsx"), 1000
     )
 
 
@@ -155,7 +121,7 @@ def test_quota_stops_with_exit_3_and_a_rerun_finishes(
         "quota exceeded). 200 rows are pending: run the same command again" in first.stderr
     )
     statuses = collections.Counter(
-        row["status"] for row in report(tmp_path / "guests-joinurls.xlsx")
+        row["status"] for row in sheet_rows(tmp_path / "guests-joinurls.xlsx")
     )
     assert statuses == {"registered": 300, "pending": 200}
 
@@ -164,7 +130,7 @@ def test_quota_stops_with_exit_3_and_a_rerun_finishes(
     assert second.exit_code == 0, second.output
     assert "Resuming: 300 of 500 rows were settled by an earlier run." in second.stderr
     assert_each_registered_once(
-        server.sandbox.registrants(), report(tmp_path / "guests-joinurls.xlsx"), 500
+        server.sandbox.registrants(), sheet_rows(tmp_path / "guests-joinurls.xlsx"), 500
     )
 
 
@@ -220,7 +186,7 @@ def test_people_registered_elsewhere_are_found_by_409_and_not_registered_twice(
     assert "Done: 7 registered, 3 already registered." in result.stderr
     assert server.sandbox.stats["conflicts"] == 3
     assert server.sandbox.stats["list_reads"] == 1
-    rows_out = report(tmp_path / "guests-joinurls.xlsx")
+    rows_out = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert_each_registered_once(server.sandbox.registrants(), rows_out, 10)
     statuses = [row["status"] for row in rows_out]
     assert statuses == ["already_registered"] * 3 + ["registered"] * 7

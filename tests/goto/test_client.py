@@ -25,6 +25,7 @@ from importer.goto.credentials import Credentials
 from importer.goto.decode import parse_retry_after
 from importer.goto.oauth import RefreshingAuth
 from importer.model import Registrant, Status
+from tests.helpers import mock_client
 
 ANN = Registrant(2, "Ann", "Lee", "ann@example.com", {"organization": "Acme"})
 BIG_KEY = 8325357307900339981  # > 2**53: a float would turn it into ...339968
@@ -34,12 +35,7 @@ def call(
     handler: Callable[[httpx.Request], httpx.Response], method: str = "create", **kwargs: Any
 ) -> Any:
     async def go() -> Any:
-        transport = httpx.MockTransport(handler)
-        async with httpx.AsyncClient(
-            base_url="https://api.example.test/G2W/rest/v2",
-            transport=transport,
-            auth=RefreshingAuth(Credentials("secret-token"), None),
-        ) as http:
+        async with mock_client(httpx.MockTransport(handler)) as http:
             client = G2WClient(http, "111", "222")
             if method == "create":
                 return await client.create_registrant(ANN, resend=kwargs.get("resend", False))

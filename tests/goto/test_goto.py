@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from openpyxl import load_workbook
 
-from importer.cli import cli
 from importer.sandbox import (
     KICKOFF_KEY,
     ORGANIZER_KEY,
@@ -20,23 +17,19 @@ from importer.sandbox import (
     WEBINAR_KEY,
     WORKSHOP_KEY,
 )
-from tests.helpers import TOKEN, ThreadedServer, people, write_csv
+from tests import helpers
+from tests.helpers import (
+    TOKEN,
+    ThreadedServer,
+    invoke,
+    people,
+    sheet_rows,
+    status_counts,
+    write_csv,
+)
 
-ENV = {"G2W_ACCESS_TOKEN": TOKEN}
-
-
-def register(server: ThreadedServer, source: Path, *extra: str) -> Result:
-    args = ["register", str(source), "--api-url", server.api_url, "--rate", "500", *extra]
-    return CliRunner().invoke(cli, args, env=ENV, catch_exceptions=False)
-
-
-def report(path: Path) -> list[dict[str, Any]]:
-    rows = list(load_workbook(path)["Registrants"].iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-
-
-def statuses(path: Path) -> collections.Counter[str]:
-    return collections.Counter(row["status"] for row in report(path))
+#: no organizer key: the API is asked whose token it is; the webinar's key is given at each call
+register = functools.partial(helpers.register, rate=500, keys=False)
 
 
 def test_a_504_from_the_gateway_is_settled_from_the_list_not_sent_again(
@@ -54,8 +47,8 @@ def test_a_504_from_the_gateway_is_settled_from_the_list_not_sent_again(
     assert len(emails) == 500
     assert max(emails.values()) == 1
     # registered by this run, though the list had to say so
-    assert statuses(tmp_path / "guests-joinurls.xlsx") == {"registered": 500}
-    rows = {row["email"]: row for row in report(tmp_path / "guests-joinurls.xlsx")}
+    assert status_counts(tmp_path / "guests-joinurls.xlsx") == {"registered": 500}
+    rows = {row["email"]: row for row in sheet_rows(tmp_path / "guests-joinurls.xlsx")}
     for entry in server.sandbox.registrants():
         assert rows[entry["email"]]["registrantKey"] == entry["registrantKey"]
     # parked rows are settled together: a handful of list reads, not one per 504
@@ -75,11 +68,11 @@ def test_a_full_webinar_stops_resumably_with_gotos_words(
         "Registration is closed: the webinar is full (5 registrants)"
     ) in first.stderr
     assert "sign in again" not in first.stderr
-    assert statuses(tmp_path / "guests-joinurls.xlsx") == {"registered": 5, "pending": 7}
+    assert status_counts(tmp_path / "guests-joinurls.xlsx") == {"registered": 5, "pending": 7}
     server.sandbox.config.registration_limit = None  # the organizer made room
     second = register(server, source, "--webinar-key", WEBINAR_KEY)
     assert second.exit_code == 0, second.output
-    assert statuses(tmp_path / "guests-joinurls.xlsx") == {"registered": 12}
+    assert status_counts(tmp_path / "guests-joinurls.xlsx") == {"registered": 12}
     assert len(server.sandbox.registrants()) == 12
 
 
@@ -96,7 +89,7 @@ def test_people_already_registered_get_their_join_urls_in_every_list_shape(
     source = write_csv(tmp_path / "guests.csv", everyone)
     result = register(server, source, "--webinar-key", WEBINAR_KEY)
     assert result.exit_code == 0, result.output
-    rows = report(tmp_path / "guests-joinurls.xlsx")
+    rows = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     by_email = {entry["email"]: entry for entry in server.sandbox.registrants()}
     assert len(by_email) == 500
     for row in rows:
@@ -163,7 +156,7 @@ def test_the_dry_run_asks_the_webinar_with_read_only_calls(
     refused = register(server, missing, "--webinar-key", WORKSHOP_KEY, "--dry-run")
     assert refused.exit_code == 2  # as the real run would
     assert "no 'Your role?' column" in refused.stderr
-    offline = CliRunner().invoke(cli, ["register", str(source), "--dry-run"], env={})
+    offline = invoke("register", str(source), "--dry-run", env={})
     assert offline.exit_code == 0
     assert "Dry run of the file alone" in offline.stderr
     assert "Not checked without a sign-in: the webinar itself" in offline.stderr
@@ -186,7 +179,7 @@ def test_answers_gotos_create_dropped_stop_the_run_before_the_rest(
     assert result.exit_code == 4, result.output
     assert "GoTo registered row 2 but kept none of its answers" in result.stderr
     assert len(server.sandbox.registrants(WORKSHOP_KEY)) == 1
-    assert statuses(tmp_path / "guests-joinurls.xlsx") == {"registered": 1, "pending": 19}
+    assert status_counts(tmp_path / "guests-joinurls.xlsx") == {"registered": 1, "pending": 19}
 
 
 def test_the_sandbox_refuses_what_goto_refuses(

@@ -16,20 +16,23 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
-from openpyxl import load_workbook
+from click.testing import Result
 
 from importer.cli import account as login_command
-from importer.cli import cli
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
-from tests.helpers import TOKEN, ThreadedServer, free_port, people, posix_only, write_csv
+from tests.helpers import (
+    TOKEN,
+    ThreadedServer,
+    free_port,
+    invoke,
+    people,
+    posix_only,
+    status_counts,
+    write_csv,
+)
 
 SECRET = "client-secret-canary-93b1"
 PAT = "personal-access-token-canary-5e77"
-
-
-def invoke(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, input=stdin, catch_exceptions=False)
 
 
 def credentials_file() -> Path:
@@ -294,11 +297,7 @@ def test_a_long_import_renews_the_token_once_per_expiry(
     assert stats["refreshes"] == math.ceil(stats["authorized"] / 300) - 1
     last = json.loads(credentials_file().read_text())
     assert last["refresh_token"] != first["refresh_token"]  # the rotated one was stored
-    rows = list(
-        load_workbook(tmp_path / "guests-joinurls.xlsx")["Registrants"].iter_rows(values_only=True)
-    )
-    statuses = Counter(row[rows[0].index("status")] for row in rows[1:])
-    assert statuses == {"registered": 2000}
+    assert status_counts(tmp_path / "guests-joinurls.xlsx") == {"registered": 2000}
     secrets = {
         SECRET,
         first["access_token"],

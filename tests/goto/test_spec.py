@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
-from openpyxl import load_workbook
 
 from importer.checks.validate import validate
-from importer.cli import cli
 from importer.errors import InputError
 from importer.goto.client import G2WClient
-from importer.goto.credentials import Credentials
-from importer.goto.oauth import RefreshingAuth
-from importer.model import Form, Question, RawRow, Registrant, Status, Table
+from importer.model import Form, Question, Registrant, Status
 from importer.sandbox import SUMMIT_KEY, WEBINAR_KEY
-from tests.helpers import DATA, TOKEN, ThreadedServer, people, write_csv
+from tests import helpers
+from tests.helpers import DATA, ThreadedServer, mock_client, people, sheet_rows, table, write_csv
 
 SPEC = DATA / "spec"
 ANN = Registrant(2, "Ann", "Lee", "ann@example.com")
@@ -35,11 +32,7 @@ def answered(name: str, status: int = 200) -> httpx.MockTransport:
 
 def client_call(transport: httpx.MockTransport, call: Callable[[G2WClient], Any]) -> Any:
     async def go() -> Any:
-        async with httpx.AsyncClient(
-            base_url="https://api.example.test/G2W/rest/v2",
-            transport=transport,
-            auth=RefreshingAuth(Credentials("t0ken"), None),
-        ) as http:
+        async with mock_client(transport, token="t0ken") as http:
             return await call(G2WClient(http, "111", "222"))
 
     return asyncio.run(go())
@@ -81,17 +74,12 @@ def test_spec_registration_fields_and_one_registrant() -> None:
     assert one.responses == (("Company", "Acme"), ("Your role?", "Developer"))
 
 
-def table(headers: tuple[str, ...], *rows: tuple[str, ...]) -> Table:
-    raw = tuple(RawRow(line, cells) for line, cells in enumerate(rows, start=2))
-    return Table(Path("people.csv"), headers, 1, raw)
-
-
 def test_the_question_type_decides_how_it_is_answered() -> None:
     form = client_call(answered("registration_fields.json"), lambda c: c.get_form())
     plan = validate(
         table(
-            ("First", "Last", "Email", "Company", "Title", "Your role?", "Job title"),
             ("Ann", "Lee", "ann@example.com", "Acme", "Chief", "developer", "CTO"),
+            headers=("First", "Last", "Email", "Company", "Title", "Your role?", "Job title"),
         ),
         form,
     )
@@ -112,21 +100,20 @@ def test_the_question_type_decides_how_it_is_answered() -> None:
 def test_a_required_multiple_choice_question_without_answers_is_a_form_problem() -> None:
     broken = Form(questions=(Question("1", "Track", True, "multipleChoice"),))
     with pytest.raises(InputError, match="required question 'Track' is multiple choice but lists"):
-        validate(table(("First", "Last", "Email", "Track"), ("A", "B", "a@b.de", "x")), broken)
+        validate(
+            table(("A", "B", "a@b.de", "x"), headers=("First", "Last", "Email", "Track")), broken
+        )
 
 
-def run(server: ThreadedServer, source: Path, *extra: str) -> Result:
-    args = ["register", str(source), "--api-url", server.api_url, "--rate", "500", *extra]
-    return CliRunner().invoke(cli, args, env={"G2W_ACCESS_TOKEN": TOKEN}, catch_exceptions=False)
+#: no organizer key: the API is asked whose token it is; the webinar's key is given at each call
+register = functools.partial(helpers.register, rate=500, keys=False)
 
 
 def statuses(path: Path) -> list[tuple[str, str, str]]:
-    rows = list(load_workbook(path)["Registrants"].iter_rows(values_only=True))
-    head = rows[0]
-    email, status, error, note = (head.index(n) for n in ("email", "status", "error", "note"))
     # what was wrong, or else what to know: a person waiting for approval is no error
     return [
-        (str(row[email]), str(row[status]), str(row[error] or row[note] or "")) for row in rows[1:]
+        (str(row["email"]), str(row["status"]), str(row["error"] or row["note"] or ""))
+        for row in sheet_rows(path)
     ]
 
 
@@ -140,7 +127,7 @@ def test_denied_and_waiting_people_are_reported_as_they_stand(
             {"firstName": first, "lastName": last, "email": email}, status=status
         )
     source = write_csv(tmp_path / "guests.csv", everyone)
-    first = run(server, source, "--webinar-key", WEBINAR_KEY)
+    first = register(server, source, "--webinar-key", WEBINAR_KEY)
     assert first.exit_code == 1, first.output  # a denied person is not done
     assert "1 denied" in first.stderr
     expected = [
@@ -157,7 +144,7 @@ def test_denied_and_waiting_people_are_reported_as_they_stand(
     attention = tmp_path / "guests-needs-attention.csv"
     assert not attention.exists()  # re-sending cannot change an organizer's decision
     created = server.sandbox.stats["created"]
-    again = run(server, source, "--webinar-key", WEBINAR_KEY)
+    again = register(server, source, "--webinar-key", WEBINAR_KEY)
     assert again.exit_code == 1
     assert server.sandbox.stats["created"] == created  # the denied person is not sent again
     assert statuses(report)[0][1] == "denied"
@@ -170,7 +157,7 @@ def test_a_new_registrant_of_a_webinar_with_approval_waits(
     rows = [["firstName", "lastName", "email", "department", "Company", "Title", "Organization"]]
     rows += [["Ann", "Lee", "ann@example.com", "Sales", "Acme", "Dr.", "Ignored Inc"]]
     source = write_csv(tmp_path / "guests.csv", rows)
-    result = run(server, source, "--webinar-key", SUMMIT_KEY)
+    result = register(server, source, "--webinar-key", SUMMIT_KEY)
     assert result.exit_code == 0, result.output
     # the 201 says nothing of approval (the spec's RegistrantCreated), nor does the webinar's
     # own answer: the organizer's webinar list does

@@ -17,13 +17,12 @@ from typing import Any
 
 import pytest
 import trustme
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from importer.cli import cli
 from importer.errors import UsageError
 from importer.goto import tls
 from importer.sandbox import ORGANIZER_KEY, PREFIX
-from tests.helpers import PROXY_VARIABLES, TOKEN
+from tests.helpers import ENV, PROXY_VARIABLES, invoke
 
 #: an empty list of webinars, in the shape GoTo gives it
 BODY = b'{"_embedded": {"webinars": []}, "page": {"totalPages": 1}}'
@@ -127,11 +126,6 @@ def loop() -> Iterator[Loop]:
     running.stop()
 
 
-@pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture(autouse=True)
 def no_proxy_set(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (*PROXY_VARIABLES, "NO_PROXY", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR"):
@@ -162,11 +156,8 @@ def serving(loop: Loop, ca: trustme.CA, kind: str) -> HttpsServer:
 
 
 def webinars(api_url: str, env: dict[str, str]) -> Result:
-    return CliRunner().invoke(
-        cli,
-        ["webinars", "--api-url", api_url, "--organizer-key", ORGANIZER_KEY],
-        env={"G2W_ACCESS_TOKEN": TOKEN, **env},
-        catch_exceptions=False,
+    return invoke(
+        "webinars", "--api-url", api_url, "--organizer-key", ORGANIZER_KEY, env={**ENV, **env}
     )
 
 

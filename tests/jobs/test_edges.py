@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -16,48 +17,34 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from openpyxl import Workbook, load_workbook
 
 from importer import report as report_module
 from importer.cli import account as login_command
-from importer.cli import cli
 from importer.read import workbook
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, WORKSHOP_KEY
-from importer.serve.server import Answer, Request
+from importer.serve.exchange import Answer, Request
+from tests import helpers
 from tests.helpers import (
+    ENV,
     TOKEN,
     ScriptedServer,
     ThreadedServer,
+    one_line_error,
     people,
     posix_only,
     register_args,
+    sheet_rows,
+    statuses,
     write_csv,
 )
 
-ENV = {"G2W_ACCESS_TOKEN": TOKEN}
 CANARY = "echoed-token-canary-4b1d"
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env or ENV, catch_exceptions=False)
+invoke = functools.partial(helpers.invoke, env=ENV)
 
 
 def on(server: ThreadedServer | ScriptedServer, source: Path, *extra: str) -> list[str]:
-    return register_args(source, server.api_url, "--rate", "500", *extra)
-
-
-def sheet(path: Path, name: str = "Registrants") -> list[dict[str, Any]]:
-    rows = list(load_workbook(path)[name].iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-
-
-def one_line_error(result: Result, code: int = 2) -> str:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
+    return register_args(source, server, "--rate", "500", *extra)
 
 
 # --- wrong or lost results -----------------------------------------------------------------------
@@ -75,7 +62,7 @@ def test_weiss_and_weiss_with_an_eszett_are_two_people(
     assert again.exit_code == 0
     entries = {entry["email"]: entry for entry in server.sandbox.registrants()}
     assert set(entries) == {"weiß@example.de", "weiss@example.de"}
-    report = {row["email"]: row for row in sheet(tmp_path / "guests-joinurls.xlsx")}
+    report = {row["email"]: row for row in sheet_rows(tmp_path / "guests-joinurls.xlsx")}
     for address, entry in entries.items():
         assert report[address]["registrantKey"] == entry["registrantKey"]
         assert report[address]["joinUrl"] == entry["joinUrl"]
@@ -89,7 +76,7 @@ def test_a_header_with_a_control_character_still_gets_a_report(
     source = write_csv(tmp_path / "guests.csv", rows)
     result = invoke(*on(server, source))
     assert result.exit_code == 0, result.output
-    headers = list(sheet(tmp_path / "guests-joinurls.xlsx")[0])
+    headers = list(sheet_rows(tmp_path / "guests-joinurls.xlsx")[0])
     assert "note\ufffds" in headers
     assert "\x01" not in result.stderr
 
@@ -193,7 +180,7 @@ def test_one_unknown_webinar_key_of_several_stops_before_sending_with_a_report(
     assert result.exit_code == 4
     assert "webinar 1111111111111111111 was not found" in result.stderr
     assert server.sandbox.stats["created"] == 0
-    assert [row["status"] for row in sheet(tmp_path / "guests-joinurls.xlsx")] == ["pending"] * 3
+    assert statuses(tmp_path / "guests-joinurls.xlsx") == ["pending"] * 3
 
 
 def test_a_refused_token_on_the_first_call_still_writes_the_report(
@@ -203,7 +190,7 @@ def test_a_refused_token_on_the_first_call_still_writes_the_report(
     source = write_csv(tmp_path / "guests.csv", people(2))
     result = invoke(*on(server, source))
     assert result.exit_code == 4
-    assert [row["status"] for row in sheet(tmp_path / "guests-joinurls.xlsx")] == ["pending"] * 2
+    assert statuses(tmp_path / "guests-joinurls.xlsx") == ["pending"] * 2
 
 
 @posix_only
@@ -224,7 +211,7 @@ def test_sigterm_while_the_report_is_written(
     once = invoke(*on(server, source))
     assert once.exit_code == 0, once.output
     assert "Stopping: letting the calls under way finish" in once.stderr
-    assert [row["status"] for row in sheet(tmp_path / "guests-joinurls.xlsx")] == ["registered"] * 3
+    assert statuses(tmp_path / "guests-joinurls.xlsx") == ["registered"] * 3
     signals.append(signal.SIGTERM)  # twice: the report is abandoned, and nothing is left behind
     exits: list[int] = []
 
@@ -234,7 +221,7 @@ def test_sigterm_while_the_report_is_written(
 
     monkeypatch.setattr(os, "_exit", leave)
     (tmp_path / "guests-joinurls.xlsx").unlink()
-    twice = CliRunner().invoke(cli, on(server, source), env=ENV)
+    twice = invoke(*on(server, source))
     assert exits == [130]
     assert "Interrupted while writing the report" in twice.stderr
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["guests.csv"]
@@ -379,7 +366,7 @@ def test_a_server_that_echoes_the_token_never_gets_it_printed_or_stored(tmp_path
     for path in written:
         assert CANARY[:8].encode() not in path.read_bytes(), path  # not even half of it
     assert CANARY[:8] not in result.output
-    rows = sheet(tmp_path / "guests-joinurls.xlsx")
+    rows = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert rows[0]["error"] == "GoTo refused this row: bad header Bearer <hidden>"
     journal = sqlite3.connect(tmp_path / "journal.sqlite3")
     try:
@@ -493,12 +480,12 @@ def test_the_fix_and_register_again_loop_survives_excel(
     again = invoke("register", str(fix), "--api-url", server.api_url, "--rate", "500")
     assert again.exit_code == 0, again.output
     assert "Not sent: columns" not in again.stderr  # error is the file's own column, not theirs
-    report = sheet(tmp_path / "guests-needs-attention-joinurls.xlsx")
+    report = sheet_rows(tmp_path / "guests-needs-attention-joinurls.xlsx")
     assert "error (input)" not in report[0]
     assert report[0]["status"] == "registered"
     assert not fix.with_name("guests-needs-attention-needs-attention.xlsx").exists()
     # the corrected row went back into the first report: one list with everyone's join URL
-    first = sheet(tmp_path / "guests-joinurls.xlsx")
+    first = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert [row["status"] for row in first] == ["registered"] * 3
     assert first[1]["joinUrl"] == report[0]["joinUrl"]
     fed_back = invoke(
@@ -512,7 +499,7 @@ def test_the_fix_and_register_again_loop_survives_excel(
     assert fed_back.exit_code == 0, fed_back.output  # the old report holds the corrected row
     assert "Not sent: columns" not in fed_back.stderr
     assert not any(
-        h.endswith("(input)") for h in sheet(tmp_path / "guests-joinurls-joinurls.xlsx")[0]
+        h.endswith("(input)") for h in sheet_rows(tmp_path / "guests-joinurls-joinurls.xlsx")[0]
     )
 
 
@@ -543,9 +530,7 @@ def test_a_sandbox_login_leaves_the_real_one_alone(
     import httpx
 
     server = loopback_sandbox(rate=0)
-    real = CliRunner().invoke(
-        cli, ["login", "--with-token"], env={"G2W_API_URL": server.api_url}, input=TOKEN
-    )
+    real = invoke("login", "--with-token", env={"G2W_API_URL": server.api_url}, stdin=TOKEN)
     assert real.exit_code == 0
     stored = Path(os.environ["G2W_CREDENTIALS_FILE"]).read_text()
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import csv
 import sqlite3
 import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,56 +18,39 @@ from typing import Any
 import httpx
 import pytest
 import trustme
-from click.testing import CliRunner, Result
-from openpyxl import load_workbook
 
-from importer.cli import cli
 from importer.engine.journal import Journal
 from importer.errors import JournalError, ReadRefused, RequestRejected
 from importer.goto.client import G2WClient, OrganizerClient
-from importer.goto.credentials import Credentials
-from importer.goto.oauth import RefreshingAuth
 from importer.model import Registrant
 from importer.sandbox import ORGANIZER_KEY, PREFIX, Sandbox, SandboxConfig
-from importer.serve.server import Answer, Request
+from importer.serve.exchange import Answer, Request
 from tests.helpers import (
+    ENV,
     TOKEN,
+    LoopServer,
     ScriptedServer,
     ThreadedServer,
     command,
+    csv_rows,
+    invoke,
+    mock_client,
+    one_line_error,
     people,
     posix_only,
     register_args,
     sandbox_client,
+    statuses,
     token_env,
     write_csv,
 )
 
-ENV = {"G2W_ACCESS_TOKEN": TOKEN}
 #: passes the command's own check of a key (digits, at most 19, below 2**63) but is no positive
 #: int64: the sandbox answers it 400 with its words, as GoTo answers a malformed or another
 #: organizer's key. (A key with letters, such as 12ab, never gets that far: it is refused
 #: before any call, exit 2.)
 REFUSED_KEY = "0"
 SANDBOX_400 = f"Invalid webinarKey: {REFUSED_KEY}"
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-
-def one_line_error(result: Result, code: int) -> str:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
-
-
-def statuses(report: Path) -> list[object]:
-    rows = list(load_workbook(report)["Registrants"].iter_rows(values_only=True))
-    column = rows[0].index("status")
-    return [row[column] for row in rows[1:]]
 
 
 # --- a 400 on a read: the webinar's key, not a row ---------------------------------------------
@@ -102,11 +83,7 @@ def test_the_sandbox_still_answers_an_unknown_well_formed_key_404() -> None:
 
 
 def mock_api(status: int, body: dict[str, Any]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=f"https://api.example.test{PREFIX}",
-        transport=httpx.MockTransport(lambda request: httpx.Response(status, json=body)),
-        auth=RefreshingAuth(Credentials("secret-token"), None),
-    )
+    return mock_client(httpx.MockTransport(lambda request: httpx.Response(status, json=body)))
 
 
 def test_a_400_on_every_read_stops_the_run_but_a_400_on_a_create_fails_one_row() -> None:
@@ -273,13 +250,7 @@ def test_ssl_cert_file_that_names_no_bundle_is_one_line_exit_2(tmp_path: Path, k
         why = "does not exist" if kind == "missing" else "cannot be read as PEM certificates"
         assert why in line
     # the sign-in builds its own clients, from the same one place
-    login = CliRunner().invoke(
-        cli,
-        ["login", "--with-token", "--api-url", NOWHERE],
-        input="a-token\n",
-        env=env,
-        catch_exceptions=False,
-    )
+    login = invoke("login", "--with-token", "--api-url", NOWHERE, env=env, stdin="a-token\n")
     assert f"SSL_CERT_FILE names {bundle}" in one_line_error(login, 2)
 
 
@@ -307,42 +278,28 @@ def run_in(
 # --- a TLS certificate that fails verification ------------------------------------------------
 
 
-class TlsServer:
+class TlsServer(LoopServer):
     """An HTTPS server on 127.0.0.1, from a background thread, answering every request with an
     empty list of webinars (once a client trusts its certificate)."""
 
     BODY = b'{"_embedded": {"webinars": []}, "page": {"totalPages": 1}}'
 
     def __init__(self, context: ssl.SSLContext, *, close: bool = False) -> None:
+        super().__init__()
         self.context = context
         #: answer with ``Connection: close`` and close each connection after its answer
         self.close = close
         self.port = 0
-        self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(lambda loop, details: None)  # refused handshakes
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
-
-    def __enter__(self) -> TlsServer:
-        self._thread.start()
-        started = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
-        self.port = started.result(timeout=10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
     @property
     def api_url(self) -> str:
         return f"https://127.0.0.1:{self.port}{PREFIX}"
 
-    async def _start(self) -> int:
+    async def _start(self) -> None:
         self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0, ssl=self.context)
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def _close(self) -> None:
         assert self._server is not None
@@ -361,11 +318,6 @@ class TlsServer:
                 if self.close:
                     break
         writer.close()
-
-
-@pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 @contextlib.contextmanager
@@ -494,11 +446,6 @@ def limited(size: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
 
     return limit
-
-
-def csv_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 @posix_only

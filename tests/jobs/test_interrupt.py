@@ -7,34 +7,26 @@ import random
 import signal
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
-from openpyxl import load_workbook
 
 from importer import report
-from importer.cli import cli
 from tests.helpers import (
     SandboxProcess,
     command,
+    invoke,
     people,
     posix_only,
     register_args,
+    status_counts,
     token_env,
     write_csv,
 )
 
 pytestmark = posix_only
-
-
-def statuses(report: Path) -> Counter[str]:
-    rows = list(load_workbook(report)["Registrants"].iter_rows(values_only=True))
-    column = rows[0].index("status")
-    return Counter(str(row[column]) for row in rows[1:])
 
 
 @pytest.mark.parametrize(
@@ -62,7 +54,7 @@ def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
     report = tmp_path / "guests-joinurls.xlsx"
     if len(signals) == 1:
         assert out == f"Report: {report}\n"
-        first = statuses(report)
+        first = status_counts(report)
         assert sum(first.values()) == 300
         assert 0 < first["registered"] < 300
         assert first["pending"] > 0
@@ -73,7 +65,7 @@ def test_ctrl_c_writes_the_report_exits_130_and_a_rerun_finishes(
     assert "Resuming: " in rerun.stderr
     if len(signals) == 1:
         assert f"Resuming: {first['registered']} of 300 rows were settled" in rerun.stderr
-    assert statuses(report) == {"registered": 300}
+    assert status_counts(report) == {"registered": 300}
     # the sandbox registers a repeated e-mail again: 300 means nobody was sent twice
     assert "it held 300 registrants" in server.stop()
 
@@ -97,7 +89,7 @@ def test_ctrl_c_held_down_still_exits_130_with_nothing_lost(
     assert "Traceback" not in err
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert rerun.returncode == 0, rerun.stderr
-    assert statuses(tmp_path / "guests-joinurls.xlsx") == {"registered": 200}
+    assert status_counts(tmp_path / "guests-joinurls.xlsx") == {"registered": 200}
     assert "it held 200 registrants" in server.stop()
 
 
@@ -115,7 +107,7 @@ def test_a_command_run_inside_a_program_leaves_its_signal_handlers_as_they_were(
 
     monkeypatch.setattr(report, "write_xlsx", interrupted)
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    result = CliRunner().invoke(cli, ["register", str(source), "--sandbox", "--yes"])
+    result = invoke("register", str(source), "--sandbox", "--yes")
     assert "Stopping: letting the calls under way finish" in result.output  # taken, and
     assert result.exit_code == 0, result.output  # everyone was registered before it came
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

@@ -7,21 +7,18 @@ import collections
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import random
-import signal
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
 from openpyxl import Workbook, load_workbook
 
-from importer.cli import cli
 from importer.cli.console import Console
 from importer.engine.canceller import Canceller, Settled, Target
 from importer.engine.journal import Journal, State, default_path
@@ -31,46 +28,34 @@ from importer.model import Cancellation, ListedRegistrant, Registrant, Status, W
 from importer.model import Result as RowResult
 from importer.report.names import named_after
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY, Sandbox, SandboxTransport
+from tests import helpers
 from tests.helpers import (
+    ENV,
     TOKEN,
     SandboxProcess,
     ThreadedServer,
     api,
+    at,
     command,
+    kill_repeatedly,
     people,
+    person,
     posix_only,
+    register,
     register_args,
     sandbox_client,
+    server_registrants,
+    sheet_rows,
+    status_counts,
+    statuses,
+    summary,
     token_env,
     virtual_sandbox,
     write_csv,
 )
 
-ENV = {"G2W_ACCESS_TOKEN": TOKEN}
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env or ENV, catch_exceptions=False)
-
-
-def at(server_url: str, webinar: str = WEBINAR_KEY) -> list[str]:
-    """The options that point a command at the loopback sandbox's webinar."""
-    return ["--api-url", server_url, "--organizer-key", ORGANIZER_KEY, "--webinar-key", webinar]
-
-
-def register(server_url: str, source: Path, *extra: str) -> Result:
-    return invoke(*register_args(source, server_url, *extra))
-
-
-def sheet_rows(path: Path) -> list[dict[str, Any]]:
-    rows = list(load_workbook(path)["Registrants"].iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-
-
-def summary(path: Path) -> dict[str, str]:
-    sheet = load_workbook(path)["Summary"]
-    return {row[0]: row[1] for row in sheet.iter_rows(min_row=3, values_only=True)}
+invoke = functools.partial(helpers.invoke, env=ENV)
 
 
 def add_through_api(server_url: str, rows: list[list[str]]) -> None:
@@ -135,7 +120,7 @@ def test_export_cancel_undo_and_register_again(
     # nobody is left alone, and the plan does not say "0 people"
     assert "Left alone" not in undone.stderr
     assert listed_emails(server) == {email for _, _, email in others[10:]}
-    statuses = collections.Counter(r["status"] for r in sheet_rows(tmp_path / "u.xlsx"))
+    statuses = status_counts(tmp_path / "u.xlsx")
     assert statuses == {"cancelled": 100}
 
     again = register(server.api_url, guests, "--rate", "200")
@@ -368,7 +353,7 @@ def test_a_call_budget_stops_resumably_and_the_next_run_goes_on(
         first.stderr
     )
     report = tmp_path / "leaving-cancelled.xlsx"
-    assert [r["status"] for r in sheet_rows(report)] == ["cancelled"] * 3 + ["pending"] * 7
+    assert statuses(report) == ["cancelled"] * 3 + ["pending"] * 7
     assert "To continue, run the same command again: g2w-import" in summary(report)["Stopped early"]
     assert len(server.sandbox.registrants()) == 7
 
@@ -376,7 +361,7 @@ def test_a_call_budget_stops_resumably_and_the_next_run_goes_on(
     assert second.exit_code == 0, second.output
     assert "Resuming:   3 were cancelled by an earlier run." in second.stderr
     assert "Done: 7 cancelled (3 were cancelled already)." in second.stderr
-    assert [r["status"] for r in sheet_rows(report)] == ["cancelled"] * 10
+    assert statuses(report) == ["cancelled"] * 10
     assert server.sandbox.registrants() == []
     assert server.sandbox.stats["cancelled"] == 10  # nobody twice
     assert server.sandbox.stats["cancel_missing"] == 0
@@ -545,7 +530,7 @@ def test_not_signed_in_says_how_to_sign_in_at_the_command_line(tmp_path: Path) -
     nowhere = ["--api-url", "http://127.0.0.1:9/G2W/rest/v2", "--webinar-key", WEBINAR_KEY]
     for args in (["cancel", str(leaving)], ["register", str(leaving)]):
         # the environment holds no token (see own_data_folder), and nothing is stored
-        refused = CliRunner().invoke(cli, [*args, *nowhere], catch_exceptions=False)
+        refused = helpers.invoke(*args, *nowhere)
         assert refused.exit_code == 2
         assert refused.stderr.strip().splitlines() == [
             "Error: not signed in: run g2w-import login (or set G2W_ACCESS_TOKEN, or pass "
@@ -759,10 +744,6 @@ def test_a_refused_cancellation_fails_and_leaves_the_person_as_they_were(
 # --- the journal ----------------------------------------------------------------------------
 
 
-def person(i: int) -> Registrant:
-    return Registrant(i + 2, f"F{i}", f"L{i}", f"p{i}@example.com")
-
-
 def test_the_journal_sends_cancelled_people_again_and_settles_interrupted_cancellations(
     tmp_path: Path,
 ) -> None:
@@ -820,35 +801,6 @@ def test_a_journal_of_an_earlier_version_is_upgraded(tmp_path: Path) -> None:
 # --- kills at random moments ----------------------------------------------------------------
 
 
-def kill_repeatedly(argv: list[str], seed: int, runs: int = 6) -> int:
-    """Start the command and kill it with SIGKILL after a random moment, ``runs`` times (fewer
-    if it finishes first); return how many runs were killed."""
-    rng = random.Random(seed)
-    kills = 0
-    for _ in range(runs):
-        started = subprocess.Popen(
-            argv,
-            env=token_env(ENV["G2W_ACCESS_TOKEN"]),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.8, 1.6))
-        if started.poll() is not None:
-            break
-        started.send_signal(signal.SIGKILL)
-        started.wait(timeout=30)
-        kills += 1
-    return kills
-
-
-def server_list(server: SandboxProcess) -> list[dict[str, Any]]:
-    path = f"{server.api_url}/organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}/registrants"
-    answer = httpx.get(path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-    answer.raise_for_status()
-    entries: list[dict[str, Any]] = answer.json()
-    return entries
-
-
 @posix_only
 def test_cancel_killed_at_random_moments_and_run_again_cancels_everyone_once(
     tmp_path: Path, sandbox_process: Callable[..., SandboxProcess]
@@ -872,14 +824,14 @@ def test_cancel_killed_at_random_moments_and_run_again_cancels_everyone_once(
         "--quiet",
     )
     assert kill_repeatedly(argv, seed=20261201) >= 3
-    assert 40 < len(server_list(server)) < 240  # the kills fell in the middle of the work
+    assert 40 < len(server_registrants(server)) < 240  # the kills fell in the middle of the work
     final = subprocess.run(
         argv, env=token_env(), capture_output=True, text=True, timeout=120, check=False
     )
     assert final.returncode == 1, final.stderr  # nobody@example.com is not registered
-    remaining = {entry["email"] for entry in server_list(server)}
+    remaining = {entry["email"] for entry in server_registrants(server)}
     assert remaining == {email for _, _, email in crowd[201:]}
-    statuses = collections.Counter(row["status"] for row in sheet_rows(out))
+    statuses = status_counts(out)
     assert statuses == {"cancelled": 200, "not_registered": 1}
     with Journal.open(
         tmp_path / "journal.sqlite3", organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY
@@ -925,7 +877,7 @@ def test_undo_killed_at_random_moments_and_run_again_leaves_others_alone(
         kills += kill_repeatedly(argv, seed=rng.randrange(10**6), runs=1)
         # someone undone comes back through GoTo's own form: a registration to leave alone
         gone = {f"person{i}@example.com" for i in range(150)} - {
-            e["email"] for e in server_list(server)
+            e["email"] for e in server_registrants(server)
         }
         if gone:
             email = sorted(gone - {row[2] for row in came_back})[0]
@@ -935,10 +887,10 @@ def test_undo_killed_at_random_moments_and_run_again_leaves_others_alone(
     assert len(came_back) >= 2
     final = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert final.returncode == 0, final.stderr
-    remaining = server_list(server)
+    remaining = server_registrants(server)
     assert {entry["email"] for entry in remaining} == {row[2] for row in came_back}
     assert all(entry["firstName"] == "Back" for entry in remaining)
-    statuses = collections.Counter(row["status"] for row in sheet_rows(out))
+    statuses = status_counts(out)
     assert statuses == {"cancelled": 150}
     with Journal.open(Path(journal), organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as book:
         states = collections.Counter(entry.state for entry in book.entries().values())

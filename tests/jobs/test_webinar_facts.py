@@ -15,10 +15,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from click.testing import CliRunner, Result
 
 import importer.sandbox
-from importer.cli import cli
 from importer.cli.console import kind_text
 from importer.goto.credentials import Credentials, FileStore
 from importer.goto.decode import parse_webinar
@@ -26,18 +24,22 @@ from importer.goto.lookup import day_span
 from importer.model import Webinar, local_time
 from importer.report.names import named_after
 from importer.sandbox import ORGANIZER_KEY, PREFIX, WEBINAR_KEY, Sandbox, SandboxConfig
-from importer.serve.server import Answer, Request
-from tests.helpers import TOKEN, ScriptedServer, ThreadedServer, people, posix_only, write_csv
+from importer.serve.exchange import Answer, Request
+from tests.helpers import (
+    TOKEN,
+    ScriptedServer,
+    ThreadedServer,
+    invoke,
+    people,
+    posix_only,
+    write_csv,
+)
 
 FULL_WARNING = (
     "Warning: this webinar has 3 places left and 6 people are to be sent: GoTo will refuse the "
     "rest once it is full; the run then stops, and the same command continues after the limit "
     "is raised"
 )
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
 @pytest.fixture

@@ -8,17 +8,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from importer.checks.validate import validate
-from importer.cli import cli
 from importer.errors import InputError
 from importer.model import Table
 from importer.read.columns import looks_like_header
 from importer.read.reader import read_table
+from tests.helpers import invoke
 
 FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -27,7 +26,7 @@ FUZZ = settings(
 
 def refused(path: Path) -> str:
     """Run the command on ``path``; assert exit 2 with one line and no traceback."""
-    result = CliRunner().invoke(cli, ["register", str(path), "--sandbox"])
+    result = invoke("register", str(path), "--sandbox")
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert result.stderr.count("\n") == 1

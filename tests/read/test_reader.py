@@ -7,27 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openpyxl import Workbook
 
 from importer.errors import InputError
 from importer.read.columns import ColumnMap
 from importer.read.reader import read_table
-from tests.helpers import DATA
+from tests.helpers import DATA, write_workbook
 
 
 def cells(path: Path, **options: Any) -> list[tuple[int, tuple[str, ...]]]:
     return [(row.line, row.cells) for row in read_table(path, **options).rows]
-
-
-def workbook(path: Path, sheets: dict[str, list[list[Any]]]) -> Path:
-    book = Workbook()
-    book.remove(book.active)
-    for name, rows in sheets.items():
-        sheet = book.create_sheet(name)
-        for row in rows:
-            sheet.append(row)
-    book.save(path)
-    return path
 
 
 def test_utf8_with_bom() -> None:
@@ -130,7 +118,7 @@ def test_cells_stay_text_in_csv(tmp_path: Path) -> None:
 
 
 def test_xlsx_header_not_on_row_one_and_typed_cells(tmp_path: Path) -> None:
-    path = workbook(
+    path = write_workbook(
         tmp_path / "people.xlsx",
         {
             "Guests": [
@@ -183,7 +171,7 @@ def test_xlsx_header_not_on_row_one_and_typed_cells(tmp_path: Path) -> None:
 
 
 def test_xlsx_first_sheet_with_an_email_column_is_used(tmp_path: Path) -> None:
-    path = workbook(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {
             "Read me": [["How to use this workbook"], ["Fill the second sheet"]],
@@ -197,7 +185,7 @@ def test_xlsx_first_sheet_with_an_email_column_is_used(tmp_path: Path) -> None:
 
 
 def test_xlsx_sheet_can_be_chosen(tmp_path: Path) -> None:
-    path = workbook(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {
             "A": [["firstName", "lastName", "email"], ["Ann", "Lee", "ann@example.com"]],
@@ -237,6 +225,6 @@ def test_unusable_files_give_one_line_naming_the_file(
 
 
 def test_workbook_without_an_email_column_says_so(tmp_path: Path) -> None:
-    path = workbook(tmp_path / "book.xlsx", {"S": [["Name", "Company"], ["Ann Lee", "Acme"]]})
+    path = write_workbook(tmp_path / "book.xlsx", {"S": [["Name", "Company"], ["Ann Lee", "Acme"]]})
     with pytest.raises(InputError, match=r"no e-mail column found in the first 10 rows"):
         read_table(path)

@@ -7,57 +7,33 @@ from __future__ import annotations
 import codecs
 import re
 import zipfile
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from openpyxl import Workbook, load_workbook
 
 import importer
-from importer.cli import cli
 from importer.errors import EXIT_OK, EXIT_ROWS, EXIT_USAGE, InputError
 from importer.model import Sheet, Status
 from importer.read import workbook
 from importer.read.reader import read_table
-from tests.helpers import TOKEN, ThreadedServer, register_args
+from tests.helpers import (
+    ENV,
+    ThreadedServer,
+    invoke,
+    register_args,
+    sheet_rows,
+    status_counts,
+    write_workbook,
+)
 
-ENV = {"G2W_ACCESS_TOKEN": TOKEN}
 HEADER = ["firstName", "lastName", "email"]
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
 def guests(count: int, domain: str = "example.com") -> list[list[Any]]:
     return [HEADER, *([f"First{i}", f"Last{i}", f"guest{i}@{domain}"] for i in range(count))]
-
-
-def book(
-    path: Path,
-    sheets: dict[str, list[list[Any]]],
-    *,
-    active: str | None = None,
-    states: dict[str, str] | None = None,
-    hidden_rows: dict[str, list[int]] | None = None,
-) -> Path:
-    """A workbook as openpyxl writes it: ``states`` hides sheets, ``hidden_rows`` rows."""
-    made = Workbook()
-    made.remove(made.active)
-    for name, rows in sheets.items():
-        sheet = made.create_sheet(name)
-        for row in rows:
-            sheet.append(row)
-        sheet.sheet_state = (states or {}).get(name, "visible")
-        for line in (hidden_rows or {}).get(name, []):
-            sheet.row_dimensions[line].hidden = True
-    if active is not None:
-        made.active = list(sheets).index(active)
-    made.save(path)
-    return path
 
 
 def rewrite(path: Path, part: str, old: str, new: str) -> None:
@@ -72,16 +48,11 @@ def rewrite(path: Path, part: str, old: str, new: str) -> None:
             target.writestr(name, data)
 
 
-def report_rows(path: Path) -> list[dict[str, Any]]:
-    rows = list(load_workbook(path)["Registrants"].iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-
-
 # --- which sheet ------------------------------------------------------------------------------
 
 
 def test_the_active_sheet_is_read_not_a_hidden_one_before_it(tmp_path: Path) -> None:
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {"Archive 2019": guests(4, "old.example"), "Guests": guests(2)},
         active="Guests",
@@ -95,17 +66,17 @@ def test_the_active_sheet_is_read_not_a_hidden_one_before_it(tmp_path: Path) -> 
 
 def test_the_sheet_excel_opens_on_comes_before_the_first_one(tmp_path: Path) -> None:
     sheets = {"Last year": guests(3, "old.example"), "This year": guests(2)}
-    path = book(tmp_path / "book.xlsx", sheets, active="This year")
+    path = write_workbook(tmp_path / "book.xlsx", sheets, active="This year")
     table = read_table(path)
     assert table.sheet == "This year"
     assert table.other_sheets == (Sheet("Last year", 3),)
-    assert read_table(book(tmp_path / "first.xlsx", sheets)).sheet == "Last year"
+    assert read_table(write_workbook(tmp_path / "first.xlsx", sheets)).sheet == "Last year"
 
 
 def test_without_an_email_column_on_the_active_sheet_the_first_visible_one_is_read(
     tmp_path: Path,
 ) -> None:
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {
             "Lookup": guests(5, "old.example"),
@@ -122,7 +93,7 @@ def test_without_an_email_column_on_the_active_sheet_the_first_visible_one_is_re
 
 @pytest.mark.parametrize("state", ["hidden", "veryHidden"])
 def test_a_hidden_sheet_is_never_read_unasked(tmp_path: Path, state: str) -> None:
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {"Read me": [["Nothing to see"]], "Archive": guests(2)},
         states={"Archive": state},
@@ -142,7 +113,7 @@ def test_a_hidden_sheet_is_never_read_unasked(tmp_path: Path, state: str) -> Non
 
 
 def test_sheet_names_any_sheet_hidden_ones_too(tmp_path: Path) -> None:
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {"Archive 2019": guests(3, "old.example"), "Guests": guests(2)},
         active="Guests",
@@ -161,7 +132,7 @@ def test_sheet_names_any_sheet_hidden_ones_too(tmp_path: Path) -> None:
 
 
 def test_the_plan_names_the_sheet_read_and_the_others_with_e_mails(tmp_path: Path) -> None:
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {
             "Archive 2019": guests(1204, "old.example"),
@@ -182,7 +153,7 @@ def test_the_plan_names_the_sheet_read_and_the_others_with_e_mails(tmp_path: Pat
 
 
 def test_a_workbook_of_one_list_names_no_other_sheet(tmp_path: Path) -> None:
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {"Guests": guests(2), "Settings": [["webinarKey", "8325357307900339981"]]},
     )
@@ -218,7 +189,7 @@ def test_the_reader_marks_rows_hidden_by_a_filter_or_by_hand(tmp_path: Path) -> 
     table = read_table(filtered(tmp_path / "guests.xlsx"))
     assert [row.line for row in table.rows if row.hidden] == [3, 5]
     assert table.hidden_rows == 2
-    by_hand = book(
+    by_hand = write_workbook(
         tmp_path / "by-hand.xlsx",
         {"Guests": [["A list of guests"], [], *guests(4)]},
         hidden_rows={"Guests": [5]},
@@ -245,7 +216,7 @@ def test_rows_hidden_in_excel_are_reported_not_sent(
         "guest4@example.com",
         "guest5@example.com",
     }
-    rows = report_rows(tmp_path / "guests-joinurls.xlsx")
+    rows = sheet_rows(tmp_path / "guests-joinurls.xlsx")
     assert [row["status"] for row in rows] == [
         "registered",
         "skipped_hidden",
@@ -265,7 +236,7 @@ def test_rows_hidden_in_excel_are_reported_not_sent(
     assert "Hidden:   2 rows hidden in Excel are sent too (--include-hidden-rows)" in again.stderr
     assert "To send:  2 registrants" in again.stderr
     assert len(server.sandbox.registrants()) == 6
-    statuses = Counter(row["status"] for row in report_rows(tmp_path / "guests-joinurls.xlsx"))
+    statuses = status_counts(tmp_path / "guests-joinurls.xlsx")
     assert statuses == {"registered": 6}
 
 
@@ -283,7 +254,7 @@ def test_hidden_rows_in_python_and_in_the_dry_run(tmp_path: Path) -> None:
 
 def test_a_hidden_row_is_not_checked_or_counted_as_a_duplicate(tmp_path: Path) -> None:
     rows = [*guests(2), ["", "", "not an address"], ["First0", "Last0", "guest0@example.com"]]
-    path = book(tmp_path / "book.xlsx", {"Guests": rows}, hidden_rows={"Guests": [4, 5]})
+    path = write_workbook(tmp_path / "book.xlsx", {"Guests": rows}, hidden_rows={"Guests": [4, 5]})
     outcome = importer.check(path)
     assert outcome.exit_code == EXIT_OK
     assert [row.status for row in outcome.rows] == [
@@ -299,9 +270,11 @@ def test_hidden_rows_of_a_cancel_file_are_left_out_and_said_so(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
     server = loopback_sandbox(rate=0)
-    everyone = book(tmp_path / "everyone.xlsx", {"Guests": guests(3)})
+    everyone = write_workbook(tmp_path / "everyone.xlsx", {"Guests": guests(3)})
     assert invoke(*register_args(everyone, server.api_url), env=ENV).exit_code == EXIT_OK
-    leaving = book(tmp_path / "leaving.xlsx", {"Guests": guests(3)}, hidden_rows={"Guests": [3]})
+    leaving = write_workbook(
+        tmp_path / "leaving.xlsx", {"Guests": guests(3)}, hidden_rows={"Guests": [3]}
+    )
     result = invoke(
         "cancel", str(leaving), *register_args(everyone, server.api_url)[2:], "--yes", env=ENV
     )
@@ -319,7 +292,7 @@ def test_hidden_rows_of_a_cancel_file_are_left_out_and_said_so(
 
 
 def test_a_formula_excel_never_calculated_says_so(tmp_path: Path) -> None:
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {"Guests": [HEADER, ["Ann", "Lee", '=LOWER("ANN@EXAMPLE.COM")'], ["Bo", "Kim", "=B3"]]},
     )
@@ -352,14 +325,16 @@ def test_a_formula_excel_never_calculated_says_so(tmp_path: Path) -> None:
 def test_a_row_of_nothing_but_uncalculated_formulas_is_not_taken_for_blank(
     tmp_path: Path,
 ) -> None:
-    path = book(tmp_path / "book.xlsx", {"Guests": [*guests(1), ["=A2", "=B2", "=C2"]]})
+    path = write_workbook(tmp_path / "book.xlsx", {"Guests": [*guests(1), ["=A2", "=B2", "=C2"]]})
     outcome = importer.check(path)
     assert [row.status for row in outcome.rows] == [Status.PENDING, Status.INVALID]
     assert [p.column for p in outcome.problems] == ["firstName", "lastName", "email"]
 
 
 def test_formulas_with_calculated_values_read_their_values(tmp_path: Path) -> None:
-    path = book(tmp_path / "book.xlsx", {"Guests": [HEADER, ["Ann", "Lee", "=LOWER(B2)"]]})
+    path = write_workbook(
+        tmp_path / "book.xlsx", {"Guests": [HEADER, ["Ann", "Lee", "=LOWER(B2)"]]}
+    )
     rewrite(
         path,
         "xl/worksheets/sheet1.xml",
@@ -373,7 +348,9 @@ def test_formulas_with_calculated_values_read_their_values(tmp_path: Path) -> No
 
 
 def test_a_calculated_empty_text_is_an_empty_cell(tmp_path: Path) -> None:
-    path = book(tmp_path / "book.xlsx", {"Guests": [[*HEADER, "Company"], [*guests(1)[1], "=X"]]})
+    path = write_workbook(
+        tmp_path / "book.xlsx", {"Guests": [[*HEADER, "Company"], [*guests(1)[1], "=X"]]}
+    )
     rewrite(
         path,
         "xl/worksheets/sheet1.xml",
@@ -388,7 +365,9 @@ def test_a_calculated_empty_text_is_an_empty_cell(tmp_path: Path) -> None:
 def test_a_zero_written_in_place_of_a_value_by_a_program_is_no_value(tmp_path: Path) -> None:
     """XlsxWriter writes 0 as every formula's value and asks Excel to calculate the workbook
     when it is opened: the 0 is a placeholder, not what the formula comes to."""
-    path = book(tmp_path / "book.xlsx", {"Guests": [HEADER, ["Ann", "Lee", "=LOWER(B2)"]]})
+    path = write_workbook(
+        tmp_path / "book.xlsx", {"Guests": [HEADER, ["Ann", "Lee", "=LOWER(B2)"]]}
+    )
     rewrite(
         path,
         "xl/worksheets/sheet1.xml",
@@ -405,7 +384,7 @@ def test_a_zero_written_in_place_of_a_value_by_a_program_is_no_value(tmp_path: P
 
 def test_a_cell_sharing_another_ones_formula_and_long_formulas(tmp_path: Path) -> None:
     long = "CONCATENATE(" + ",".join(f'"{letter}"' for letter in "abcdefghijklmnopqrstuvwxyz") + ")"
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx", {"Guests": [HEADER, ["Ann", "Lee", "x"], ["Bo", "Kim", "y"]]}
     )
     rewrite(
@@ -432,7 +411,7 @@ def test_a_cell_sharing_another_ones_formula_and_long_formulas(tmp_path: Path) -
 
 def test_marks_are_found_in_a_sheet_whose_tags_carry_a_prefix(tmp_path: Path) -> None:
     """Some programs (the Open XML SDK) write ``<x:row>``, ``<x:c>``, ``<x:f>``."""
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {"Guests": [*guests(2), ["Cy", "Orr", "=LOWER(A4)"]]},
         hidden_rows={"Guests": [3]},
@@ -455,7 +434,9 @@ def test_marks_are_found_across_the_chunks_a_sheet_is_read_in(
     rows = [*guests(40)]
     rows[20][2] = "=LOWER(B21)"
     rows[33][2] = "=LOWER(B34)"
-    path = book(tmp_path / "book.xlsx", {"Guests": rows}, hidden_rows={"Guests": [9, 26, 41]})
+    path = write_workbook(
+        tmp_path / "book.xlsx", {"Guests": rows}, hidden_rows={"Guests": [9, 26, 41]}
+    )
 
     def marks() -> tuple[list[int], dict[int, tuple[tuple[int, str], ...]]]:
         table = read_table(path)
@@ -487,7 +468,7 @@ def no_calamine(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def with_rows(path: Path, rows: str) -> Path:
     """A workbook of one guest, and ``rows`` written after its rows as another program would."""
-    book(path, {"Guests": guests(1)})
+    write_workbook(path, {"Guests": guests(1)})
     rewrite(path, "xl/worksheets/sheet1.xml", "</sheetData>", rows + "</sheetData>")
     return path
 
@@ -617,7 +598,7 @@ def test_a_far_reference_is_one_line_for_the_command(tmp_path: Path) -> None:
 def test_cells_written_without_references_and_a_wide_dimension_are_read(tmp_path: Path) -> None:
     """Some programs leave out cells' references; calamine places them, and so is the sheet
     counted. The sheet's stated dimension plays no part (calamine does not go by it)."""
-    path = book(tmp_path / "book.xlsx", {"Guests": [["placeholder"]]})
+    path = write_workbook(tmp_path / "book.xlsx", {"Guests": [["placeholder"]]})
     rows = (
         "<row>" + "".join(f'<c t="inlineStr"><is><t>{h}</t></is></c>' for h in HEADER) + "</row>"
         '<row r="3"><c t="inlineStr"><is><t>Ann</t></is></c><c/>'
@@ -644,7 +625,7 @@ def test_cells_written_without_references_and_a_wide_dimension_are_read(tmp_path
 
 @pytest.mark.parametrize("tab", ["²", "\u0661", "1x", ""])  # superscript 2, Arabic-Indic 1
 def test_an_active_tab_that_is_not_a_plain_number_is_passed_over(tmp_path: Path, tab: str) -> None:
-    path = book(
+    path = write_workbook(
         tmp_path / "book.xlsx",
         {"First": guests(1, "first.example"), "Second": guests(1)},
         active="Second",
@@ -666,7 +647,7 @@ STRICT = {
 def test_a_strict_open_xml_workbook_says_its_active_sheet_hidden_rows_and_formulas(
     tmp_path: Path,
 ) -> None:
-    path = book(
+    path = write_workbook(
         tmp_path / "strict.xlsx",
         {"Old": guests(2, "old.example"), "Guests": [*guests(3), ["Cy", "Orr", "=LOWER(A5)"]]},
         active="Guests",
@@ -690,7 +671,9 @@ def test_a_strict_open_xml_workbook_says_its_active_sheet_hidden_rows_and_formul
 
 def test_hidden_is_the_attribute_of_that_name_alone(tmp_path: Path) -> None:
     """``hidden = "1"`` hides a row; ``x14ac:hidden="1"`` is another attribute."""
-    path = book(tmp_path / "book.xlsx", {"Guests": guests(4)}, hidden_rows={"Guests": [3]})
+    path = write_workbook(
+        tmp_path / "book.xlsx", {"Guests": guests(4)}, hidden_rows={"Guests": [3]}
+    )
     sheet = "xl/worksheets/sheet1.xml"
     rewrite(path, sheet, 'hidden="1"', "hidden\t=  '1'")
     rewrite(path, sheet, '<row r="4"', '<row r="4" x14ac:hidden="1"')
@@ -700,7 +683,7 @@ def test_hidden_is_the_attribute_of_that_name_alone(tmp_path: Path) -> None:
 def error_cells(path: Path) -> Path:
     """Guests whose e-mail cells hold the error values Excel shows: alone, and as a formula's
     result."""
-    book(path, {"Guests": [*guests(1), ["Ann", "Lee", "x"], ["Bo", "Kim", "y"]]})
+    write_workbook(path, {"Guests": [*guests(1), ["Ann", "Lee", "x"], ["Bo", "Kim", "y"]]})
     sheet = "xl/worksheets/sheet1.xml"
     rewrite(
         path,

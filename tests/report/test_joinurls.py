@@ -4,6 +4,7 @@ the report it came from."""
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import zipfile
 from collections.abc import Callable
@@ -11,20 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from openpyxl import load_workbook
 
-from importer.cli import cli
 from importer.sandbox import KICKOFF_KEY, WEBINAR_KEY
-from tests.helpers import TOKEN, ThreadedServer, register_args, write_csv
+from tests import helpers
+from tests.helpers import ThreadedServer, sheet_rows, statuses, summary, write_csv
 
-ENV = {"G2W_ACCESS_TOKEN": TOKEN}
 GREEN, RED = "C6EFCE", "FFC7CE"
-
-
-def register(server: ThreadedServer, source: Path, *extra: str) -> Result:
-    args = register_args(source, server.api_url, "--rate", "500", *extra)
-    return CliRunner().invoke(cli, args, env=ENV, catch_exceptions=False)
+register = functools.partial(helpers.register, rate=500)
 
 
 def guests(folder: Path) -> Path:
@@ -50,16 +46,6 @@ def first_run(
     server = loopback_sandbox(rate=0)
     assert register(server, guests(folder)).exit_code == 1
     return server, folder / "guests-joinurls.xlsx", folder / "guests-needs-attention.xlsx"
-
-
-def rows_of(path: Path, sheet: str = "Registrants") -> list[dict[str, Any]]:
-    values = list(load_workbook(path)[sheet].iter_rows(values_only=True))
-    return [dict(zip(values[0], row, strict=True)) for row in values[1:]]
-
-
-def summary(path: Path) -> dict[str, Any]:
-    sheet = load_workbook(path)["Summary"]
-    return {row[0]: row[1] for row in sheet.iter_rows(min_row=3, values_only=True)}
 
 
 def fills(path: Path) -> list[str]:
@@ -93,8 +79,8 @@ def test_a_fixed_needs_attention_file_brings_its_rows_back_into_the_report(
     settings = {r[0]: r[1] for r in book["Settings"].iter_rows(min_row=3, values_only=True)}
     assert settings["Report"] == "guests-joinurls.xlsx"
     # each row names its line in the report; the repeated row 5 has nothing to fix
-    assert [row["row"] for row in rows_of(attention, "Needs attention")] == ["3", "4", "7"]
-    before = rows_of(home)
+    assert [row["row"] for row in sheet_rows(attention, "Needs attention")] == ["3", "4", "7"]
+    before = sheet_rows(home)
 
     fix(attention, {("3", "lastName"): "Kim", ("4", "email"): "cy@example.com"})
     again = register(server, attention)
@@ -103,7 +89,7 @@ def test_a_fixed_needs_attention_file_brings_its_rows_back_into_the_report(
     own = tmp_path / "guests-needs-attention-joinurls.xlsx"
     assert summary(own)["All join URLs"] == "guests-joinurls.xlsx (updated with 3 rows)"
 
-    after = rows_of(home)
+    after = sheet_rows(home)
     assert [row["row"] for row in after] == [2, 3, 4, 5, 6, 7]  # the same rows, in place
     assert [row["status"] for row in after] == [
         "registered",
@@ -131,12 +117,12 @@ def test_a_fixed_needs_attention_file_brings_its_rows_back_into_the_report(
 
     # what is left to fix keeps its line in the first report, and goes back there too
     chained = tmp_path / "guests-needs-attention-needs-attention.xlsx"
-    assert [row["row"] for row in rows_of(chained, "Needs attention")] == ["7"]
+    assert [row["row"] for row in sheet_rows(chained, "Needs attention")] == ["7"]
     fix(chained, {("7", "email"): "ed@example.com"})
     last = register(server, chained)
     assert last.exit_code == 0, last.output
     assert f"All join URLs: {home} (updated with 1 row)" in last.stderr
-    assert [row["status"] for row in rows_of(home)] == ["registered"] * 3 + [
+    assert statuses(home) == ["registered"] * 3 + [
         "duplicate",
         "registered",
         "registered",
@@ -203,7 +189,7 @@ def test_a_report_gone_or_edited_is_left_as_it_is_and_said_so_in_one_line(
     assert "All join URLs" not in gone.stderr
     assert not home.exists()
     own = tmp_path / "guests-needs-attention-joinurls.xlsx"
-    assert [row["status"] for row in rows_of(own)] == ["registered", "invalid", "invalid"]
+    assert statuses(own) == ["registered", "invalid", "invalid"]
     assert "All join URLs" not in summary(own)
 
     # the report is back, but someone has deleted a row from it
@@ -235,7 +221,7 @@ def test_a_row_fixed_to_repeat_another_is_named_by_its_row_in_the_report(
     fix(attention, {("4", "email"): "cy@example.com", ("7", "email"): "cy@example.com"})
     again = register(server, attention)
     assert "row 4 (as row 3)" in again.stderr  # the file's own rows, in its plan
-    report = {row["row"]: row for row in rows_of(tmp_path / "guests-joinurls.xlsx")}
+    report = {row["row"]: row for row in sheet_rows(tmp_path / "guests-joinurls.xlsx")}
     assert report[4]["status"] == "registered"
     assert report[7]["status"] == "duplicate"
     assert report[7]["error"] == "same e-mail as row 4; not sent again"
@@ -272,14 +258,14 @@ def test_a_report_named_by_no_usable_path_is_one_warning_and_the_run_reports(
     assert "Traceback" not in again.output
     assert len(warnings_of(again)) == 1
     own = tmp_path / "guests-needs-attention-joinurls.xlsx"
-    assert [row["status"] for row in rows_of(own)] == ["registered", "invalid", "invalid"]
+    assert statuses(own) == ["registered", "invalid", "invalid"]
 
 
 def test_a_join_url_in_the_report_is_never_traded_for_a_row_that_did_not_register(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
     server, home, attention = first_run(tmp_path, loopback_sandbox)
-    before = rows_of(home)
+    before = sheet_rows(home)
 
     def add_ann(book: Any) -> None:  # Ann, registered, as a row to fix: her last name lost
         book["Needs attention"].append(["2", "Ann", "", "ann@example.com", "Acme"])
@@ -291,7 +277,7 @@ def test_a_join_url_in_the_report_is_never_traded_for_a_row_that_did_not_registe
         "Warning: row 2 of guests-joinurls.xlsx keeps its join URL: guests-needs-attention.xlsx "
         "did not register that person again; this run's report has why" in again.stderr
     )
-    after = rows_of(home)
+    after = sheet_rows(home)
     assert after[0] == before[0]  # Ann: registered, her join URL as it was
     assert after[1]["status"] == "registered"  # Bo, fixed, brought back
 
@@ -300,7 +286,7 @@ def test_rows_of_another_webinar_or_hidden_in_excel_stay_out_of_the_report(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
     server, home, attention = first_run(tmp_path, loopback_sandbox)
-    before = rows_of(home)
+    before = sheet_rows(home)
     fix(attention, {("3", "lastName"): "Kim", ("4", "email"): "cy@example.com"})
 
     def elsewhere(book: Any) -> None:
@@ -316,7 +302,7 @@ def test_rows_of_another_webinar_or_hidden_in_excel_stay_out_of_the_report(
         f"guests-joinurls.xlsx's ({WEBINAR_KEY}): its outcome is only in this run's report"
         in again.stderr
     )
-    after = rows_of(home)
+    after = sheet_rows(home)
     assert after[1] == before[1]  # Bo: registered for the Kick-off, not for this webinar
     assert after[2]["status"] == "registered"  # Cy
     assert after[5] == before[5]  # Ed, hidden: still to fix, and said so
@@ -327,12 +313,12 @@ def test_a_row_number_pointing_at_someone_else_leaves_the_report_as_it_is(
     tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
 ) -> None:
     server, home, attention = first_run(tmp_path, loopback_sandbox)
-    before = rows_of(home)
+    before = sheet_rows(home)
     # Cy's row pointed at row 5, Ann's repeated e-mail: another person that needed no fix
     fix(attention, {("4", "row"): "5", ("4", "email"): "cy@example.com"})
     again = register(server, attention)
     assert "Warning: guests-joinurls.xlsx does not hold the rows" in again.stderr
-    assert rows_of(home) == before
+    assert sheet_rows(home) == before
 
 
 def written_long_ago(path: Path) -> None:
@@ -368,5 +354,5 @@ def test_corrections_not_registered_yet_are_kept_when_the_list_is_registered_aga
         f"Warning: guests-needs-attention.xlsx was changed since it was written (corrections "
         f"not registered yet?): it was kept as {kept.name}" in again.stderr
     )
-    assert rows_of(kept, "Needs attention")[0]["lastName"] == "Kim"
-    assert rows_of(attention, "Needs attention")[0]["lastName"] in ("", None)
+    assert sheet_rows(kept, "Needs attention")[0]["lastName"] == "Kim"
+    assert sheet_rows(attention, "Needs attention")[0]["lastName"] in ("", None)

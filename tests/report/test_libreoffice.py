@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from openpyxl import load_workbook
 
-from importer.cli import cli
+from tests import helpers
 from tests.helpers import people, write_csv
 
 SOFFICE = shutil.which("soffice")
@@ -32,7 +32,7 @@ _EXPORT = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,
 def invoke(*args: str) -> Result:
     asks = args[0] in ("register", "cancel", "undo", "export")
     options = ["--sandbox", *(["--yes"] if asks else [])]
-    result = CliRunner().invoke(cli, [*args, *options], catch_exceptions=False)
+    result = helpers.invoke(*args, *options)
     assert "Traceback" not in result.output
     return result
 

@@ -8,20 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from openpyxl import load_workbook
 
-from importer.cli import cli
 from importer.goto.connection import Access
 from importer.model import Answer, Form, FormField, Question, Webinar
 from importer.report import template
 from importer.sandbox import SUMMIT_KEY, WORKSHOP_KEY
-from tests.helpers import write_csv
+from tests.helpers import invoke, write_csv
 from tests.web.test_web import Page
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def form_of(key: str) -> dict[str, Any]:

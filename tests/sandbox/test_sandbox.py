@@ -28,7 +28,7 @@ from importer.sandbox import (
     Sandbox,
     SandboxConfig,
 )
-from importer.serve.server import Request
+from importer.serve.exchange import Request
 from tests.helpers import (
     TOKEN,
     SandboxProcess,

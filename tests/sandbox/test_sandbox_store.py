@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -20,10 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
 
 from importer import sandbox
-from importer.cli import cli
 from importer.engine.journal import webinar_journal
 from importer.errors import JournalError
 from importer.goto.connection import Connection
@@ -38,20 +35,11 @@ from importer.sandbox import (
     SandboxTransport,
 )
 from importer.sandbox.store import SandboxStore, journal_folder, store_path
-from importer.serve.server import Request
-from tests.helpers import TOKEN, command, people, posix_only, write_csv
+from importer.serve.exchange import Request
+from tests.helpers import TOKEN, command, csv_rows, invoke, people, posix_only, write_csv
 
 WEBINAR = f"/organizers/{ORGANIZER_KEY}/webinars/{WEBINAR_KEY}"
 BASE = f"{PREFIX}{WEBINAR}"
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def report(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def kept() -> list[str]:
@@ -67,7 +55,7 @@ def test_registrations_survive_between_two_sandbox_runs(tmp_path: Path) -> None:
     out = tmp_path / "report.csv"
     first = invoke("register", str(source), "--sandbox", "--yes", "--out", str(out))
     assert first.exit_code == 0, first.output
-    urls = {row["email"]: row["joinUrl"] for row in report(out)}
+    urls = {row["email"]: row["joinUrl"] for row in csv_rows(out)}
     assert len(set(urls.values())) == 5
     journal = journal_folder() / f"{ORGANIZER_KEY}-{WEBINAR_KEY}.sqlite3"
     assert f"Journal:  {journal}\n" in first.stderr  # kept, apart from GoTo's journals
@@ -81,7 +69,7 @@ def test_registrations_survive_between_two_sandbox_runs(tmp_path: Path) -> None:
     elsewhere = ["--journal", str(tmp_path / "other.sqlite3")]
     fresh = invoke("register", str(source), "--sandbox", "--yes", "--out", str(out), *elsewhere)
     assert fresh.exit_code == 0, fresh.output
-    rows = report(out)
+    rows = csv_rows(out)
     assert {row["status"] for row in rows} == {"already_registered"}
     assert {row["email"]: row["joinUrl"] for row in rows} == urls
     assert sorted(kept()) == sorted(urls)
@@ -93,7 +81,7 @@ def test_export_cancel_and_undo_see_what_an_earlier_run_registered(tmp_path: Pat
     listed = tmp_path / "list.csv"
     exported = invoke("export", "--sandbox", "--yes", "--out", str(listed))
     assert exported.exit_code == 0, exported.output
-    assert len(report(listed)) == 4
+    assert len(csv_rows(listed)) == 4
     leaving = write_csv(tmp_path / "leaving.csv", people(2))
     cancelled = invoke("cancel", str(leaving), "--sandbox", "--yes")
     assert cancelled.exit_code == 0, cancelled.output
@@ -126,7 +114,7 @@ def test_a_sandbox_run_stopped_halfway_continues_where_it_stopped(
     assert rerun.returncode == 0, rerun.stderr
     # only those the sandbox does not hold yet are sent: it knows everyone registered before
     assert f"To send:  {40 - before} registrants" in rerun.stderr
-    statuses = Counter(row["status"] for row in report(out))
+    statuses = Counter(row["status"] for row in csv_rows(out))
     if stop == signal.SIGINT:  # the calls under way finished and were recorded
         assert f"Resuming: {before} of 40 rows were settled" in rerun.stderr
         assert statuses == {"registered": 40}
