@@ -39,7 +39,7 @@ from importer.read import reader
 from importer.read.people import Person, first_lines, people
 from importer.read.reader import Source
 from importer.report.cancellations import Cancellations, Row
-from importer.text import counted
+from importer.text import are, counted
 
 SHOWN_ROWS = 20
 EARLIER = "cancelled by an earlier run"
@@ -74,8 +74,9 @@ class _Book:
     results: dict[str, Settled] = field(default_factory=dict)
     #: how a person cancelled before this run is described
     before: str = EARLIER
-    #: why a row the run stopped before is pending, and how to carry on
-    stopped: str = pending_stopped("cancelled", Options.again)
+    #: why a row the run stopped before is pending, and how to carry on (None in a dry run,
+    #: whose rows to cancel are pending by design)
+    stopped: str | None = None
 
     def cancel(self, target: Target) -> None:
         self.targets.append(target)
@@ -118,6 +119,12 @@ class _Book:
         return Cancellation.PENDING, UNKNOWN_PENDING if key in unknown else self.stopped
 
 
+def _stopped(options: Options) -> str | None:
+    """Why a row the run stopped before is pending, in the front door's words; None in a dry
+    run."""
+    return None if options.dry_run else pending_stopped("cancelled", options.again)
+
+
 def _read(source: Source, options: Options, listener: Listener) -> Table:
     """The visible rows of ``source`` (rows hidden in Excel are nobody's to cancel)."""
     table = reader.visible_rows(reader.read(source, sheet=options.sheet))
@@ -139,7 +146,7 @@ async def cancel(
     listener = listener or Silent()
     table = _read(source, options, listener)
     rows = people(table)
-    book = _Book(stopped=pending_stopped("cancelled", options.again))
+    book = _Book(stopped=_stopped(options))
     async with connected(access, options, stop, table, journal=True) as run:
         listed = await run.directory().read()
         entries = run.journal.entries() if run.journal is not None else {}
@@ -154,7 +161,7 @@ async def cancel(
                 ("File", f"{table.describe()} ({counted(len(rows), 'row')})"),
                 *_common_lines(run, book, "cancel"),
                 *_nobody_lines(nobody),
-                ("To cancel", f"{len(book.targets):,} registrations"),
+                ("To cancel", counted(len(book.targets), "registration")),
             ],
         )
         unknown = await _go(run, book, options, listener, "cancel")
@@ -186,7 +193,7 @@ async def undo(
     rows = people(table) if table is not None else []
     in_file = first_lines(rows) if table is not None else None
     named = {email_key(person.email): person for person in reversed(rows)}
-    book = _Book(before=UNDONE, stopped=pending_stopped("cancelled", options.again))
+    book = _Book(before=UNDONE, stopped=_stopped(options))
     chosen: list[Person] = []
     async with connected(access, options, stop, table, journal=True, existing=True) as run:
         assert run.journal is not None
@@ -363,25 +370,29 @@ def _common_lines(run: Run, book: _Book, command: str) -> list[tuple[str, str]]:
     count = book.resumed()
     if not count:
         return lines
+    were = "was" if count == 1 else "were"
     if run.journal is not None and run.journal.unfinished(command):
         said = (
-            "of g2w-import's registrations are cancelled already (by an earlier run, or in GoTo "
-            "Webinar)"
+            f"of g2w-import's registrations {are(count)} cancelled already (by an earlier run, "
+            "or in GoTo Webinar)"
             if book.before == UNDONE
-            else "were cancelled by an earlier run"
+            else f"{were} cancelled by an earlier run"
         )
         lines.append(("Resuming", f"{count:,} {said}."))
     elif book.before == UNDONE:
         lines.append(
             (
                 "Cancelled",
-                f"{count:,} of g2w-import's registrations are cancelled already (by an earlier "
-                "command, or in GoTo Webinar): nothing to do for them",
+                f"{count:,} of g2w-import's registrations {are(count)} cancelled already (by an "
+                "earlier command, or in GoTo Webinar): nothing to do for them",
             )
         )
     else:
         lines.append(
-            ("Cancelled", f"{count:,} were cancelled already by an earlier command: nothing to do")
+            (
+                "Cancelled",
+                f"{count:,} {were} cancelled already by an earlier command: nothing to do",
+            )
         )
     return lines
 

@@ -25,7 +25,6 @@ from importer.errors import ImporterError, NoRoomForReport, ReportError, UsageEr
 from importer.files import NO_SPACE, write_atomically
 from importer.model import FORMULA_STARTS, Status
 from importer.read import reader
-from importer.read.columns import REQUIRED
 from importer.report import xlsx as report_xlsx
 from importer.report.names import SUFFIXES
 from importer.text import counted
@@ -33,8 +32,6 @@ from importer.text import counted
 if TYPE_CHECKING:
     import pandas
 
-LEAD = ("row", *REQUIRED)
-TRAIL = ("status", "registrantKey", "joinUrl", "error", "note")
 #: row colours: green for done, pale green for nothing to do, red for needs attention, yellow for
 #: pending
 GREEN, PALE_GREEN, RED, YELLOW = "C6EFCE", "E2EFDA", "FFC7CE", "FFEB9C"
@@ -53,7 +50,6 @@ STATUS_COLOURS = {
 }
 _WIDTH_SAMPLE = 2000
 #: rows to fix and register again; a duplicate is not one (its person is its first row's)
-ATTENTION = frozenset({Status.INVALID, Status.FAILED})
 #: the report's sheet of rows
 REGISTRANTS_SHEET = "Registrants"
 

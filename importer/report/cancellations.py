@@ -79,13 +79,15 @@ class Cancellations:
     @property
     def exit_code(self) -> int:
         """0 when every row is settled as asked, 1 when rows failed or are pending (or, for
-        ``cancel``, name nobody registered), and the stop's own code when the run stopped
-        early. ``undo`` asks for what g2w-import registered: a row it finds not registered, or
-        registered by someone else, is settled."""
+        ``cancel``, name nobody registered; a dry run says what the run would end in), and the
+        stop's own code when the run stopped early. ``undo`` asks for what g2w-import
+        registered: a row it finds not registered, or registered by someone else, is
+        settled."""
         if self.stopped is not None:
             return self.stopped.exit_code
-        done = self.done
-        return EXIT_OK if self.dry_run or all(r.status in done for r in self.rows) else EXIT_ROWS
+        # a dry run's rows to cancel are pending by design: it says what the run would end in
+        done = self.done | ({Cancellation.PENDING} if self.dry_run else set())
+        return EXIT_OK if all(r.status in done for r in self.rows) else EXIT_ROWS
 
     @property
     def done(self) -> frozenset[Cancellation]:

@@ -35,11 +35,8 @@ from importer.read.columns import REQUIRED, ColumnMap, fold
 from importer.read.grid import MAX_COLUMNS, unquote
 from importer.read.workbook import cell_text
 from importer.report import (
-    ATTENTION,
-    LEAD,
     REGISTRANTS_SHEET,
     STATUS_COLOURS,
-    TRAIL,
     Report,
     probe,
     same_file,
@@ -55,6 +52,13 @@ from importer.text import are, counted, normalise, repeated
 
 if TYPE_CHECKING:
     import pandas
+
+#: the register report's columns: the input's names and e-mail first, then the input's own
+#: columns, then what became of each row
+LEAD = ("row", *REQUIRED)
+TRAIL = ("status", "registrantKey", "joinUrl", "error", "note")
+#: the statuses of rows that go into the needs-attention file
+ATTENTION = frozenset({Status.INVALID, Status.FAILED})
 
 
 #: the note of a row whose person GoTo had registered before the import came to them
