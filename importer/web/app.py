@@ -25,16 +25,29 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from importer.errors import EXIT_INTERRUPTED, Busy, ImporterError, TooLarge
-from importer.events import PlanView
+from importer.errors import (
+    EXIT_API,
+    EXIT_CODES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS,
+    EXIT_STOPPED,
+    Busy,
+    ImporterError,
+    RunStopped,
+    TooLarge,
+)
+from importer.events import Brief, PlanView
 from importer.goto.credentials import NotSignedIn
 from importer.jobs import webinars as lookups
-from importer.model import Status, Webinar, local_time
+from importer.model import Cancellation, Status, Webinar, local_time
 from importer.progress import clock_text
 from importer.read import settings
 from importer.read.columns import fold
 from importer.report import template
+from importer.report.cancellations import Cancellations
 from importer.report.outcome import Outcome
+from importer.report.registrants import Exported
 from importer.text import are, counted
 from importer.web.desk import Desk, Job, blocker
 from importer.web.guard import Guard, message_page
@@ -62,6 +75,36 @@ AHEAD = 365
 NOT_SIGNED_IN = (
     "Not signed in: once you are (see the top of the page), your webinars are listed here"
 )
+#: a sign-in or webinar problem, in the page's words (the sign-in box says how to sign in)
+_REFUSED = "a sign-in or webinar problem: the token was refused, or the webinar is unknown"
+#: what an undo's exit code means, as ``g2w-import undo --help`` says it, in the page's words
+UNDO_CODES = {
+    EXIT_OK: (
+        "every registration g2w-import made for the people of this file is cancelled; anyone "
+        "else is left alone"
+    ),
+    EXIT_ROWS: "finished, but some rows failed or are pending: the report says why, row by row",
+    EXIT_STOPPED: (
+        "stopped early (a quota, the API unavailable, the disk full): press Undo this import "
+        "again later; nobody is cancelled twice"
+    ),
+    EXIT_API: _REFUSED,
+    EXIT_INTERRUPTED: (
+        "stopped: press Undo this import again to cancel the rest; nobody is cancelled twice"
+    ),
+}
+#: the same for an export of the registrant list
+EXPORT_CODES = {
+    EXIT_OK: "the list is complete",
+    EXIT_STOPPED: (
+        "stopped early (a quota, the API unavailable): some answers are missing; download "
+        "the list again later"
+    ),
+    EXIT_API: _REFUSED,
+    EXIT_INTERRUPTED: "stopped: some answers are missing; download the list again for all of them",
+}
+#: what a download that is not there (yet) needs first
+_FIRST = {"undone": "undo the import first", "registrants": "download the registrant list first"}
 _STATIC = importlib.resources.files(__package__) / "static"
 _MEDIA = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
@@ -133,18 +176,41 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         desk.start_import()
         return JSONResponse(_state(desk))
 
+    async def undo_plan(request: Request) -> Response:
+        desk.start_undo(await _webinar_key(request), confirmed=False)
+        return JSONResponse(_state(desk))
+
+    async def undo(request: Request) -> Response:
+        desk.start_undo(await _webinar_key(request), confirmed=True)
+        return JSONResponse(_state(desk))
+
+    async def keep(request: Request) -> Response:
+        desk.keep()
+        return JSONResponse(_state(desk))
+
+    async def export(request: Request) -> Response:
+        desk.start_export(await _webinar_key(request))
+        return JSONResponse(_state(desk))
+
     async def stop(request: Request) -> Response:
         desk.stop()
         return JSONResponse(_state(desk))
 
     async def download(request: Request) -> Response:
-        run = desk.run
+        which = request.path_params["which"]
+        jobs: dict[str, Job[Any] | None] = {
+            "report": desk.run,
+            "attention": desk.run,
+            "undone": desk.undo,
+            "registrants": desk.export,
+        }
+        job = jobs.get(which)
         path = None
-        if run is not None and run.done.is_set():
-            files = {"report": run.report_file, "attention": run.attention_file}
-            path = files.get(request.path_params["which"])
+        if job is not None and job.done.is_set():
+            path = job.attention_file if which == "attention" else job.report_file
         if path is None or not path.is_file():
-            return _refused("That file is not there (yet); register the list first.", 404)
+            first = _FIRST.get(which, "register the list first")
+            return _refused(f"That file is not there (yet); {first}.", 404)
         return FileResponse(path, filename=path.name)
 
     async def template_file(request: Request) -> Response:
@@ -181,6 +247,10 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         Route("/api/upload", upload, methods=["POST"]),
         Route("/api/check", check, methods=["POST"]),
         Route("/api/register", register, methods=["POST"]),
+        Route("/api/undo/plan", undo_plan, methods=["POST"]),
+        Route("/api/undo", undo, methods=["POST"]),
+        Route("/api/undo/keep", keep, methods=["POST"]),
+        Route("/api/export", export, methods=["POST"]),
         Route("/api/stop", stop, methods=["POST"]),
         Route("/files/{which}", download),
         Route("/template.xlsx", template_file),
@@ -204,6 +274,12 @@ async def _json(request: Request) -> dict[str, Any]:
     except ValueError:
         body = None
     return body if isinstance(body, dict) else {}
+
+
+async def _webinar_key(request: Request) -> str | None:
+    """The webinar the page chose for an undo or an export; None: the desk's own choice."""
+    key = str((await _json(request)).get("webinar") or "").strip()
+    return settings.check_key("the webinar key", key) if key else None
 
 
 def _named(value: Any, folder: Path) -> Any:
@@ -264,12 +340,16 @@ def _state(desk: Desk) -> dict[str, Any]:
         "register": label,
         "run": _progress(run) if run is not None else None,
         "result": result,
+        "undo": _undo(desk, said),
+        "export": _export(desk.export) if desk.export is not None else None,
+        # an import, an undo or an export: while one runs, the others wait
+        "sending": sending,
         "busy": sending or (check is not None and not check.done.is_set()),
     }
     return dict(_named(state, desk.folder))
 
 
-def _check(job: Job) -> dict[str, Any]:
+def _check(job: Job[Outcome]) -> dict[str, Any]:
     chosen = job.keys[0] if job.keys else ""
     if not job.done.is_set():
         return {"busy": True, "chosen": chosen, "plans": [], "notes": []}
@@ -284,7 +364,7 @@ def _check(job: Job) -> dict[str, Any]:
     }
 
 
-def _plan(view: PlanView, job: Job) -> dict[str, Any]:
+def _plan(view: PlanView, job: Job[Outcome]) -> dict[str, Any]:
     assert job.outcome is not None
     rows = [row for row in job.outcome.rows if row.webinar_key == view.webinar_key]
     attention = [
@@ -320,7 +400,7 @@ def _plan(view: PlanView, job: Job) -> dict[str, Any]:
     }
 
 
-def _progress(job: Job) -> dict[str, Any]:
+def _progress(job: Job[Any]) -> dict[str, Any]:
     progress = job.listener.progress()
     plans = [view for view in job.listener.plans if isinstance(view, PlanView)]
     left = progress.left
@@ -340,7 +420,7 @@ def _progress(job: Job) -> dict[str, Any]:
     }
 
 
-def _result(job: Job, said: set[str]) -> dict[str, Any]:
+def _result(job: Job[Outcome], said: set[str]) -> dict[str, Any]:
     """The import's result; its notes are those the check (``said``) did not give already."""
     outcome, built = job.outcome, job.built
     notes = [note for note in job.listener.notes if note not in said] + job.report_notes
@@ -385,3 +465,119 @@ def _headline(outcome: Outcome) -> str:
     if stopped.exit_code == EXIT_INTERRUPTED:
         return f"Stopped. {again}"
     return f"Stopped early: {stopped}. {again}"
+
+
+def _undo(desk: Desk, said: set[str]) -> dict[str, Any] | None:
+    """The undo of the import shown: the webinars it may be for, the plan to confirm, how far
+    it has got, and how it ended; None while there is no import to undo."""
+    keys, job = desk.undoable, desk.undo
+    if not keys and job is None:
+        return None
+    known = {
+        part.key: part.webinar
+        for run in (desk.check, desk.run)
+        if run is not None and run.done.is_set() and run.outcome is not None
+        for part in run.outcome.webinars
+        if part.webinar is not None
+    }
+    phase = "ready"
+    if job is not None and job.busy:
+        phase = "planning" if job.dry_run else "running"
+    elif job is not None and job.dry_run and job.outcome is not None:
+        phase = "confirm"
+    elif job is not None and not job.dry_run:
+        phase = "done"
+    # the undo's own plan, as the command shows it before it asks
+    plan = [
+        list(line)
+        for brief in (job.listener.plans if job is not None and phase == "confirm" else [])
+        if isinstance(brief, Brief)
+        for line in brief.text()
+    ]
+    return {
+        "webinars": [_webinar(known.get(key)) or {"key": key, "subject": None} for key in keys],
+        "key": job.keys[0] if job is not None else None,
+        "phase": phase,
+        "plan": plan,
+        "error": job.error if job is not None and not job.busy else None,
+        "run": _progress(job) if job is not None and job.busy else None,
+        "result": _undone(job, said) if phase == "done" and job is not None else None,
+    }
+
+
+def _undone(job: Job[Cancellations], said: set[str]) -> dict[str, Any] | None:
+    """How an undo ended: its summary line, the meaning of its exit code, its report."""
+    outcome = job.outcome
+    if outcome is None:
+        return None
+    counts = outcome.counts
+    return {
+        "headline": _undo_headline(outcome),
+        "tone": _tone(outcome.exit_code, outcome.stopped),
+        "meaning": _meaning(outcome.exit_code, UNDO_CODES),
+        "counts": [
+            {"status": status.value, "count": counts[status]}
+            for status in Cancellation
+            if counts[status]
+        ],
+        "report": job.report_file.name if job.report_file else None,
+        "notes": [note for note in job.listener.notes if note not in said] + job.report_notes,
+    }
+
+
+def _undo_headline(outcome: Cancellations) -> str:
+    """One line on how the undo ended (the command's ``Done:`` line) and, when it stopped with
+    rows left, how to go on."""
+    stopped = outcome.stopped
+    if stopped is None:
+        return f"Done: {outcome.summary()}."
+    said = "Stopped" if stopped.exit_code == EXIT_INTERRUPTED else f"Stopped early ({stopped})"
+    line = f"{said}: {outcome.summary()}."
+    if outcome.counts[Cancellation.PENDING]:
+        line += " Press Undo this import again to cancel the rest; nobody is cancelled twice."
+    return line
+
+
+def _export(job: Job[Exported]) -> dict[str, Any]:
+    """The export of a registrant list: how far it has got, and the file it wrote."""
+    outcome = job.outcome
+    result = None
+    if not job.busy and outcome is not None:
+        result = {
+            "headline": _export_headline(outcome),
+            "tone": _tone(outcome.exit_code, outcome.stopped),
+            "meaning": _meaning(outcome.exit_code, EXPORT_CODES),
+            "file": job.report_file.name if job.report_file else None,
+            "notes": list(job.listener.notes) + job.report_notes,
+        }
+    return {
+        "key": job.keys[0],
+        "busy": job.busy,
+        "run": _progress(job) if job.busy else None,
+        "error": job.error if not job.busy else None,
+        "result": result,
+    }
+
+
+def _export_headline(outcome: Exported) -> str:
+    """One line on how the export ended (the command's ``Done:`` line), and which answers are
+    missing when it stopped early."""
+    stopped = outcome.stopped
+    if stopped is None:
+        return f"Done: {outcome.summary()}."
+    said = "Stopped" if stopped.exit_code == EXIT_INTERRUPTED else f"Stopped early ({stopped})"
+    missing = counted(outcome.unanswered, "registrant")
+    return (
+        f"{said}: {outcome.summary()}, without the answers of {missing}; download the list "
+        "again for all of them."
+    )
+
+
+def _tone(code: int, stopped: RunStopped | None) -> str:
+    return "good" if code == EXIT_OK else "stopped" if stopped else ""
+
+
+def _meaning(code: int, own: dict[int, str]) -> str:
+    """What exit code ``code`` means, ``own`` words first, as a sentence that names it."""
+    text = own.get(code) or dict(EXIT_CODES).get(code, "")
+    return f"{text[:1].upper()}{text[1:]} (exit code {code})."

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -25,11 +26,11 @@ from importer.goto.credentials import Credentials, FileStore, store
 from importer.model import local_time
 from importer.sandbox import KICKOFF_KEY, ORGANIZER_KEY, SUMMIT_KEY, WEBINAR_KEY, WORKSHOP_KEY
 from importer.web.app import create_app
-from importer.web.desk import MAX_UPLOAD, Desk, upload_name
+from importer.web.desk import BUSY, MAX_UPLOAD, Desk, upload_name
 from importer.web.guard import SECURITY_HEADERS, cookie_name
 from importer.web.server import bind, uvicorn_server
 from importer.web.signin import OAuthClient, SignIn
-from tests.helpers import ThreadedServer, free_port, people, posix_only, write_csv
+from tests.helpers import ThreadedServer, free_port, people, posix_only, sheet_rows, write_csv
 
 SECRET = "launch-secret-for-the-tests"
 CANARY = "access-token-canary-5d1e"
@@ -688,3 +689,237 @@ def test_the_plan_names_the_sheet_read_and_the_hidden_rows_as_the_command_does(
     # the command's Done line: a row left out on purpose is no problem
     assert result["headline"] == "Done: 3 registered, 2 skipped hidden."
     assert result["tone"] == "good"
+
+
+def test_undo_shows_its_plan_then_cancels_what_the_import_registered_for_the_file(
+    open_page: Callable[..., Page],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0)
+    earlier = people(1, domain="earlier.example")[1]  # in the file, but registered already
+    outsider = people(1, domain="elsewhere.example")[1]  # registered, and not in the file
+    for first, last, email in (earlier, outsider):
+        server.sandbox.add_registrant({"firstName": first, "lastName": last, "email": email})
+    page = open_page(on_loopback(server))
+    page.upload(write_csv(tmp_path / "guests.csv", [*people(4), earlier]), webinar=WEBINAR_KEY)
+    assert page.settle()["undo"] is None  # nothing imported yet
+    page.post("/api/register")
+    state = page.settle()
+    assert state["result"]["headline"] == "Done: 4 registered, 1 already registered."
+    assert state["undo"]["phase"] == "ready"
+    (webinar,) = state["undo"]["webinars"]
+    assert (webinar["key"], webinar["subject"]) == (WEBINAR_KEY, "Product launch (sandbox)")
+    unasked = page.post("/api/undo")
+    assert unasked.status_code == 400
+    assert unasked.json()["error"].startswith("press Undo this import first: it shows what")
+
+    assert page.post("/api/undo/plan").status_code == 200
+    undo = page.settle()["undo"]
+    assert undo["phase"] == "confirm"
+    plan = {label: text for label, text in undo["plan"]}
+    assert plan["Webinar"].startswith("Product launch (sandbox)")
+    assert plan["File"] == "guests.csv (5 rows)"
+    assert plan["Left alone"] == (
+        "1 person g2w-import did not register (registered already, or through another channel)"
+    )
+    assert plan["To cancel"] == "4 registrations made by g2w-import"
+    assert len(server.sandbox.registrants()) == 6  # the plan changed nothing
+
+    assert page.post("/api/undo").status_code == 200
+    state = page.settle()
+    undo = state["undo"]
+    assert (undo["phase"], undo["error"], undo["plan"]) == ("done", None, [])
+    result = undo["result"]
+    assert result["headline"] == "Done: 4 cancelled, 1 left alone."
+    assert result["meaning"] == (
+        "Every registration g2w-import made for the people of this file is cancelled; anyone "
+        "else is left alone (exit code 0)."
+    )
+    assert result["counts"] == [
+        {"status": "cancelled", "count": 4},
+        {"status": "left_alone", "count": 1},
+    ]
+    assert result["report"] == "guests-undone.xlsx"
+    assert sorted(r["email"] for r in server.sandbox.registrants()) == [earlier[2], outsider[2]]
+
+    upload = page.desk.upload
+    assert upload is not None
+    written = upload.path.with_name("guests-undone.xlsx")  # beside the upload
+    rows = sheet_rows(written)
+    assert {row["email"]: row["status"] for row in rows} == {
+        **{email: "cancelled" for _, _, email in people(4)[1:]},
+        earlier[2]: "left_alone",
+    }
+    download = page.get("/files/undone")
+    assert download.status_code == 200
+    assert 'filename="guests-undone.xlsx"' in download.headers["content-disposition"]
+    assert download.content == written.read_bytes()
+    assert state["result"]["headline"] == "Done: 4 registered, 1 already registered."  # kept
+    assert plan["Journal"].startswith(str(tmp_path / "user-data"))  # the journal's own place
+    assert not any(str(tmp_path / "ui") in answer for answer in page.answers)  # the page's not
+    assert not any(CANARY in answer for answer in page.answers)
+
+
+def test_the_registrant_list_is_exported_with_join_urls_and_answers_into_the_pages_folder(
+    open_page: Callable[..., Page],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0)
+    server.sandbox.add_registrant(  # through another channel: listed too
+        {"firstName": "Zoe", "lastName": "Other", "email": "zoe@elsewhere.example"}, WORKSHOP_KEY
+    )
+    page = open_page(on_loopback(server))
+    refused = page.post("/api/export")
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith("choose the webinar first")
+    page.upload(SAMPLES / "workshop.xlsx")  # its Settings sheet names the workshop
+    page.settle()
+    page.post("/api/register")
+    assert page.settle()["result"]["headline"] == "Done: 12 registered."
+
+    assert page.post("/api/export").status_code == 200  # the webinar of the import
+    export = page.settle()["export"]
+    assert (export["key"], export["error"]) == (WORKSHOP_KEY, None)
+    result = export["result"]
+    assert result["headline"] == "Done: 13 registrants exported."
+    assert result["meaning"] == "The list is complete (exit code 0)."
+    name = "Customer workshop (sandbox)-registrants.xlsx"
+    assert result["file"] == name
+    assert (tmp_path / "ui" / "exports" / name).is_file()
+    assert not (tmp_path / name).exists()  # not in the current folder
+
+    answer = page.get("/files/registrants")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/vnd.openxmlformats")
+    disposition = answer.headers["content-disposition"]
+    assert disposition == f"attachment; filename*=utf-8''{quote(name)}"  # spaces, brackets
+    (tmp_path / "downloaded.xlsx").write_bytes(answer.content)
+    rows = sheet_rows(tmp_path / "downloaded.xlsx")
+    registered = server.sandbox.registrants(WORKSHOP_KEY)
+    assert {row["email"]: row["joinUrl"] for row in rows} == {
+        r["email"]: r["joinUrl"] for r in registered
+    }
+    assert {row["email"]: row["registrantKey"] for row in rows} == {
+        r["email"]: r["registrantKey"] for r in registered
+    }
+    roles = {row["email"]: row["Your role?"] for row in rows}
+    assert roles["anna.dubois0@example.com"] == "Other"
+    assert not roles["zoe@elsewhere.example"]  # registered without answering
+
+    chosen = page.post("/api/export", json={"webinar": WEBINAR_KEY})  # chosen on the page
+    assert chosen.status_code == 200
+    export = page.settle()["export"]
+    assert export["result"]["headline"] == "Done: 0 registrants exported."
+    assert export["result"]["file"] == "Product launch (sandbox)-registrants.xlsx"
+    assert sheet_rows(tmp_path / "ui" / "exports" / export["result"]["file"]) == []
+    assert not any(CANARY in text for text in page.answers)
+
+
+def test_an_import_an_export_and_an_undo_run_one_at_a_time_and_each_stops(
+    open_page: Callable[..., Page],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0.2)
+    page = open_page(on_loopback(server), rate=10)
+    rows = [[*row, "Your role?" if i == 0 else "Developer"] for i, row in enumerate(people(30))]
+    guests = write_csv(tmp_path / "guests.csv", rows)
+    page.upload(guests, webinar=WORKSHOP_KEY)
+    page.settle()
+
+    def refused(busy: str, register: str | None = None) -> None:
+        """Everything that would start another job is refused, saying what runs."""
+        answer = page.post("/api/register")
+        assert (answer.status_code, answer.json()["error"]) == (409, register or busy)
+        for path, body in (
+            ("/api/export", {"webinar": WORKSHOP_KEY}),
+            ("/api/undo/plan", None),
+            ("/api/check", {"webinar": WORKSHOP_KEY}),
+        ):
+            answer = page.post(path, json=body)
+            assert (answer.status_code, answer.json()["error"]) == (409, busy), path
+        answer = page.upload(guests)
+        assert (answer.status_code, answer.json()["error"]) == (409, busy)
+
+    page.post("/api/register")
+    page.settle(lambda s: s["run"]["done"] >= 3)
+    refused(BUSY, "an import is under way already")
+    assert page.state()["undo"] is None  # offered once the import is over
+    assert page.settle()["result"]["headline"] == "Done: 30 registered."
+
+    # the answers are read one registrant at a time: slow enough to be stopped
+    page.post("/api/export")
+    state = page.settle(lambda s: s["export"]["run"] and s["export"]["run"]["done"] >= 3)
+    assert state["sending"]
+    refused("the registrant list is being read: stop it, or wait until it is over")
+    page.post("/api/stop")
+    export = page.settle()["export"]
+    result = export["result"]
+    assert re.fullmatch(
+        r"Stopped: 30 registrants exported, without the answers of \d+ registrants; download "
+        r"the list again for all of them\.",
+        result["headline"],
+    ), result["headline"]
+    assert result["meaning"] == (
+        "Stopped: some answers are missing; download the list again for all of them "
+        "(exit code 130)."
+    )
+    assert page.get("/files/registrants").status_code == 200  # what was read is kept
+
+    page.post("/api/undo/plan")
+    assert page.settle()["undo"]["phase"] == "confirm"
+    page.post("/api/undo")
+    state = page.settle(lambda s: s["undo"]["run"] and s["undo"]["run"]["done"] >= 3)
+    assert state["undo"]["phase"] == "running"
+    refused("an undo is under way: stop it, or wait until it is over")
+    page.post("/api/stop")
+    undo = page.settle()["undo"]
+    result = undo["result"]
+    assert re.fullmatch(
+        r"Stopped: \d+ cancelled, \d+ pending\. Press Undo this import again to cancel the "
+        r"rest; nobody is cancelled twice\.",
+        result["headline"],
+    ), result["headline"]
+    assert result["meaning"].endswith("nobody is cancelled twice (exit code 130).")
+    left = len(server.sandbox.registrants(WORKSHOP_KEY))
+    assert 0 < left < 30
+
+    page.post("/api/undo/plan")  # again: the rest, and nobody twice
+    plan = {label: text for label, text in page.settle()["undo"]["plan"]}
+    assert plan["To cancel"] == f"{left} registrations made by g2w-import"
+    page.post("/api/undo")
+    result = page.settle()["undo"]["result"]
+    assert result["headline"] == (f"Done: {left} cancelled ({30 - left} were cancelled already).")
+    assert server.sandbox.registrants(WORKSHOP_KEY) == []
+
+
+def test_an_undo_where_g2w_import_registered_nobody_says_so_in_one_line(
+    open_page: Callable[..., Page],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0)
+    folder = tmp_path / "ui" / "uploads" / "20250102-030405-abcdef"
+    folder.mkdir(parents=True)
+    guests = write_csv(folder / "guests.csv", people(3))
+    last = {"file": str(guests), "webinars": [WEBINAR_KEY], "finished": False}
+    (tmp_path / "ui" / "last-run.json").write_text(json.dumps(last))
+    page = open_page(on_loopback(server))  # restores the import that did not finish
+    state = page.settle()
+    assert state["restored"]
+    assert (state["undo"]["phase"], state["undo"]["webinars"][0]["key"]) == ("ready", WEBINAR_KEY)
+    assert page.post("/api/undo/plan").status_code == 200
+    undo = page.settle()["undo"]
+    assert undo["phase"] == "ready"
+    error = undo["error"]
+    assert error.startswith(f"no journal of webinar {WEBINAR_KEY} at ")
+    assert "g2w-import has registered nobody for it from this computer" in error
+    assert "\n" not in error
+    assert page.post("/api/undo").status_code == 400  # no plan was shown: nothing to confirm
+    other = page.post("/api/undo/plan", json={"webinar": WORKSHOP_KEY})
+    assert other.status_code == 400
+    assert other.json()["error"] == (
+        f"this import was not for webinar {WORKSHOP_KEY}; choose one of its webinars to undo"
+    )

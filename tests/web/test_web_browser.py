@@ -32,7 +32,7 @@ from playwright.sync_api import (
 )
 
 from importer.sandbox import KICKOFF_KEY, ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
-from tests.helpers import ThreadedServer, command
+from tests.helpers import ThreadedServer, command, people, sheet_rows
 
 if sys.platform == "win32":
     pytest.skip("the page's process is stopped with SIGINT: POSIX", allow_module_level=True)
@@ -484,4 +484,101 @@ def test_sign_in_from_the_page(
     stored = json.loads(Path(os.environ["G2W_CREDENTIALS_FILE"]).read_text())
     for secret in (stored["access_token"], stored["refresh_token"], client_secret):
         assert not seen.holds(secret)
+    context.close()
+
+
+def test_undo_an_import_from_the_page_once_its_plan_is_confirmed(
+    browser: Browser,
+    start_ui: Callable[..., Ui],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0)
+    ui = start_ui(server, "--organizer-key", ORGANIZER_KEY, env={"G2W_ACCESS_TOKEN": CANARY})
+    seen = Seen()
+    context, page = new_page(browser, seen, accept_downloads=True)
+    page.goto(ui.address)
+    chooser = page.get_by_label("Webinar", exact=True)
+    expect(chooser).to_contain_text("Product launch (sandbox)")
+    chooser.select_option(WEBINAR_KEY)
+    expect(page.locator("#undo")).to_be_hidden()  # nothing imported yet
+    page.locator("#file").set_input_files(SAMPLES / "registrants.csv")
+    expect(page.locator("#plan .summary")).to_contain_text(
+        "40 of 40 rows will be sent to Product launch (sandbox)"
+    )
+    page.get_by_role("button", name="Register").click()
+    expect(page.locator("#result-headline")).to_have_text("Done: 40 registered.", timeout=60_000)
+    assert len(server.sandbox.registrants()) == 40
+
+    page.get_by_role("button", name="Undo this import").click()
+    question = page.get_by_role("group", name=re.compile(r"^Cancel these registrations\?"))
+    expect(question).to_be_visible()
+    expect(page.locator("#undo-question")).to_be_focused()
+    plan = question.locator("dl")
+    expect(plan.locator("dt").first).to_have_text("Webinar")
+    expect(plan).to_contain_text("registrants.csv (40 rows)")
+    expect(plan.locator("dt:text-is('To cancel') + dd")).to_have_text(
+        "40 registrations made by g2w-import"
+    )
+    expect(page.get_by_role("button", name="Undo this import")).to_be_hidden()
+    assert len(server.sandbox.registrants()) == 40  # the question changed nothing
+    shoot(page.locator("#more"), "undo-plan")
+    page.get_by_role("button", name="Yes, cancel these registrations").click()
+
+    expect(page.locator("#undo-headline")).to_have_text("Done: 40 cancelled.", timeout=60_000)
+    expect(page.locator("#undo-headline")).to_be_focused()
+    expect(page.locator("#undo-counts")).to_have_text("cancelled: 40")
+    expect(page.locator("#undo-meaning")).to_have_text(
+        "Every registration g2w-import made for the people of this file is cancelled; anyone "
+        "else is left alone (exit code 0)."
+    )
+    expect(question).to_be_hidden()
+    assert server.sandbox.registrants() == []
+    link = page.get_by_role("link", name="Download the cancellation report (registrants-undone")
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == "registrants-undone.xlsx"
+    rows = sheet_rows(saved(download.value, tmp_path))
+    assert [row["status"] for row in rows] == ["cancelled"] * 40
+    expect(page.locator("#result-headline")).to_have_text("Done: 40 registered.")  # still shown
+    assert not seen.holds(CANARY)
+    context.close()
+
+
+def test_download_the_registrant_list_of_the_webinar_chosen(
+    browser: Browser,
+    start_ui: Callable[..., Ui],
+    loopback_sandbox: Callable[..., ThreadedServer],
+    tmp_path: Path,
+) -> None:
+    server = loopback_sandbox(tokens=(CANARY,), rate=0, latency=0)
+    for first, last, email in people(3)[1:]:
+        server.sandbox.add_registrant(
+            {"firstName": first, "lastName": last, "email": email}, WORKSHOP_KEY
+        )
+    ui = start_ui(server, "--organizer-key", ORGANIZER_KEY, env={"G2W_ACCESS_TOKEN": CANARY})
+    seen = Seen()
+    context, page = new_page(browser, seen, accept_downloads=True)
+    page.goto(ui.address)
+    chooser = page.get_by_label("Webinar", exact=True)
+    expect(chooser).to_contain_text("Customer workshop (sandbox)")
+    chooser.select_option(WORKSHOP_KEY)  # no file chosen: the webinar alone
+    expect(page.locator("#export-for")).to_have_text(
+        "Everyone registered for Customer workshop (sandbox), however they registered, with "
+        "their join links and their answers to its questions."
+    )
+    page.get_by_role("button", name="Download the registrant list").click()
+    name = "Customer workshop (sandbox)-registrants.xlsx"
+    link = page.get_by_role("link", name=f"Download {name}")
+    expect(link).to_be_focused()
+    expect(page.locator("#export-headline")).to_have_text("Done: 3 registrants exported.")
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == name
+    rows = sheet_rows(saved(download.value, tmp_path))
+    assert {row["email"]: row["joinUrl"] for row in rows} == {
+        r["email"]: r["joinUrl"] for r in server.sandbox.registrants(WORKSHOP_KEY)
+    }
+    assert all(row["joinUrl"].startswith("https://") for row in rows)
+    assert not seen.holds(CANARY)
     context.close()

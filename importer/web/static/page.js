@@ -20,6 +20,11 @@ let several = false;
 let uploadError = "";
 // why Register or Stop was refused, said beside them
 let actionError = "";
+// why Undo or the registrant list was refused, said beside each
+let undoError = "";
+let exportError = "";
+// the undo or export the person just started: its result gets the focus once it is there
+let awaited = "";
 
 async function api(method, path, body) {
   const options = { method, headers: {}, credentials: "same-origin" };
@@ -139,13 +144,15 @@ function templateLink() {
   const key = $("webinar").value;
   const link = $("template-link");
   const webinar = webinars.find((w) => w.key === key) || known.get(key);
+  const named = webinar ? webinar.subject : "webinar " + key;
   if (key && key !== OTHER) {
     link.href = "/template.xlsx?webinar=" + encodeURIComponent(key);
-    $("template-for").textContent = `made for ${webinar ? webinar.subject : "webinar " + key}, with its own questions`;
+    $("template-for").textContent = `made for ${named}, with its own questions`;
   } else {
     link.href = "/template.xlsx";
     $("template-for").textContent = "choose the webinar below to get one made for it, with its own questions";
   }
+  $("export-for").textContent = `Everyone registered for ${key && key !== OTHER ? named : "the webinar chosen in step 3"}, however they registered, with their join links and their answers to its questions.`;
 }
 
 async function webinarChosen() {
@@ -234,6 +241,9 @@ function render(state) {
   renderPlan(state);
   renderProgress(state.run);
   renderResult(state.result);
+  renderUndo(state);
+  renderExport(state);
+  renderTask(state);
   const register = $("register");
   register.hidden = !state.register;
   register.textContent = state.register || "Register";
@@ -472,6 +482,157 @@ const LABELS = {
   joinUrl: "Join link",
 };
 
+// --- undo and the registrant list -----------------------------------------------------------
+
+// An undo or an export asked for: its refusal is said beside its button, and kept until the next.
+async function task(path, body, which) {
+  if (which === "undo") undoError = ""; else exportError = "";
+  awaited = which;
+  try {
+    render(await api("POST", path, body));
+  } catch (error) {
+    if (which === "undo") undoError = error.message; else exportError = error.message;
+    awaited = "";
+    if (lastState) render(lastState);
+  }
+}
+
+function undoWebinar() {
+  const select = $("undo-webinar");
+  return select.value ? { webinar: select.value } : {};
+}
+
+function planUndo() { return task("/api/undo/plan", undoWebinar(), "undo"); }
+
+function confirmUndo() { return task("/api/undo", { webinar: lastState.undo.key }, "undo"); }
+
+async function keepRegistrations() {
+  await task("/api/undo/keep", undefined, "undo");
+  awaited = "";
+  $("undo-button").focus();  // back where the question came from
+}
+
+function exportList() {
+  const key = $("webinar").value;
+  return task("/api/export", key && key !== OTHER ? { webinar: key } : {}, "export");
+}
+
+function renderUndo(state) {
+  const undo = state.undo;
+  $("undo").hidden = !undo;
+  if (!undo) { undoError = ""; return; }  // another file, another plan: nothing to undo yet
+  const select = $("undo-webinar");
+  const keys = undo.webinars.map((webinar) => webinar.key).join(",");
+  if (select.dataset.keys !== keys) {
+    select.replaceChildren(...undo.webinars.map((webinar) =>
+      new Option(webinar.subject ? describe(webinar) : `Webinar ${webinar.key}`, webinar.key)));
+    select.dataset.keys = keys;
+  }
+  if (undo.key && undo.phase !== "ready") select.value = undo.key;
+  $("undo-which").hidden = undo.webinars.length < 2;
+  select.disabled = undo.phase !== "ready" && undo.phase !== "done";
+  const button = $("undo-button");
+  button.hidden = undo.phase === "confirm";
+  button.disabled = state.sending;
+  say("undo-error", undoError || undo.error || "");
+
+  const confirm = $("undo-confirm");
+  const asking = undo.phase === "confirm";
+  if (asking && confirm.hidden) {
+    const plan = $("undo-plan");
+    plan.replaceChildren();
+    for (const [label, text] of undo.plan) {
+      if (label) plan.append(element("dt", label));
+      plan.append(element("dd", text, label ? "" : "more"));
+    }
+  }
+  confirm.hidden = !asking;
+  if (asking && awaited === "undo") {  // the plan is the question: take the reader to it
+    awaited = "";
+    $("undo-question").focus();
+  }
+
+  const result = undo.result;
+  $("undo-result").hidden = !result;
+  if (!result) return;
+  const headline = $("undo-headline");
+  headline.textContent = result.headline;
+  headline.className = "headline " + result.tone;
+  countList($("undo-counts"), result.counts);
+  $("undo-meaning").textContent = result.meaning;
+  const link = $("undo-link");
+  link.hidden = !result.report;
+  link.textContent = `Download the cancellation report (${result.report})`;
+  const notes = result.notes.map((note) => element("li", "Warning: " + sentence(note)));
+  $("undo-notes").replaceChildren(...notes);
+  $("undo-notes").hidden = !notes.length;
+  if (awaited === "undo") {
+    awaited = "";
+    headline.focus();
+  }
+}
+
+function renderExport(state) {
+  const exported = state.export;
+  $("export-button").disabled = state.sending;
+  say("export-error", exportError || (exported && exported.error) || "");
+  const result = exported && exported.result;
+  $("export-result").hidden = !result;
+  if (!result) return;
+  const headline = $("export-headline");
+  headline.textContent = result.headline;
+  headline.className = "headline " + result.tone;
+  $("export-meaning").textContent = result.meaning;
+  const link = $("export-link");
+  link.hidden = !result.file;
+  link.textContent = `Download ${result.file}`;
+  const notes = result.notes.map((note) => element("li", "Warning: " + sentence(note)));
+  $("export-notes").replaceChildren(...notes);
+  $("export-notes").hidden = !notes.length;
+  if (awaited === "export") {  // the file is what the button was for
+    awaited = "";
+    (result.file ? link : headline).focus();
+  }
+}
+
+// How far an undo (its plan, or the cancelling) or an export has got.
+function renderTask(state) {
+  const undo = state.undo && state.undo.run ? state.undo : null;
+  const exported = state.export && state.export.run ? state.export : null;
+  const run = undo ? undo.run : exported ? exported.run : null;
+  const box = $("task-progress");
+  box.hidden = !run;
+  if (!run) return;
+  const bar = $("task-bar");
+  const counting = run.sending || run.done;
+  if (counting) {
+    bar.max = Math.max(run.total, 1);
+    bar.value = run.done;
+  } else {
+    bar.removeAttribute("value");  // how long the list takes to read is not known
+  }
+  let title;
+  let text = "";
+  if (undo && undo.phase === "planning") {
+    title = "Reading the registrant list, to see what g2w-import registered…";
+  } else if (undo) {
+    title = run.stopping ? "Stopping: the cancellations under way finish…" : "Cancelling…";
+    text = counting ? `${number(run.done)} of ${number(run.total)} done` : "Reading the registrant list…";
+  } else {
+    title = run.stopping ? "Stopping…" : "Reading the registrant list…";
+    if (counting) text = `Answers read for ${number(run.done)} of ${number(run.total)} registrants`;
+  }
+  if (counting && run.left) text += ` · about ${run.left} left`;
+  $("task-title").textContent = title;
+  $("task-text").textContent = text;
+  countList($("task-counts"), undo ? Object.entries(run.counts).map(([status, count]) => ({ status, count })) : []);
+  $("task-stop").disabled = run.stopping;
+  $("task-stop").textContent = run.stopping ? "Stopping…" : "Stop";
+  $("task-hint").textContent = undo
+    ? "Stop lets the cancellations under way finish; Undo this import again later cancels the rest, and nobody is cancelled twice."
+    : "Stop keeps the list with the answers read so far.";
+}
+
 // --- wiring -----------------------------------------------------------------------------------
 
 async function act(path) {
@@ -497,6 +658,11 @@ function wire() {
   $("other-key").addEventListener("keydown", (event) => { if (event.key === "Enter") otherKey(); });
   $("register").addEventListener("click", register);
   $("stop").addEventListener("click", stop);
+  $("undo-button").addEventListener("click", planUndo);
+  $("undo-go").addEventListener("click", confirmUndo);
+  $("undo-keep").addEventListener("click", keepRegistrations);
+  $("export-button").addEventListener("click", exportList);
+  $("task-stop").addEventListener("click", () => task("/api/stop", undefined, lastState && lastState.undo && lastState.undo.run ? "undo" : "export"));
   const drop = $("drop");
   for (const name of ["dragenter", "dragover"]) {
     drop.addEventListener(name, (event) => { event.preventDefault(); drop.classList.add("over"); });
