@@ -125,7 +125,21 @@ def _prepared(
     unknown = sorted(set(call) - _CALL)
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
-    webinar_keys = (keys,) if isinstance(keys, str) else tuple(keys or ())
+    webinar_keys = (keys,) if isinstance(keys, str) else keys
+    if webinar_keys is not None and (
+        not isinstance(webinar_keys, list | tuple)
+        or not all(isinstance(key, str) for key in webinar_keys)
+    ):
+        raise TypeError(
+            f"webinar_key must be a webinar's key as a string of digits (or, for register, a "
+            f"list of them), not {type(keys).__name__}; the people go in source="
+        )
+    webinar_keys = tuple(webinar_keys or ())
+    progress, stop = call.get("progress"), call.get("stop")
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise TypeError("progress= is True, False or a function called with a ProgressReport")
+    if not (stop is None or isinstance(stop, StopSignal)):
+        raise TypeError("stop= is an importer.StopSignal")
     journal = call.get("journal")
     options = Options(
         webinar_keys=webinar_keys,
@@ -146,7 +160,7 @@ def _prepared(
         token=call.get("token"),
         organizer_key=call.get("organizer_key"),
     )
-    return access, options, _Listener(call.get("progress")), call.get("stop")
+    return access, options, _Listener(progress), stop
 
 
 async def _signed_in(job: Awaitable[T]) -> T:

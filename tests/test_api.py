@@ -21,6 +21,8 @@ from importer.errors import (
     InputError,
     ReportError,
 )
+from importer.goto.connection import Access
+from importer.goto.oauth import Tokens
 from importer.read.frames import text
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
 from tests.helpers import TOKEN, ThreadedServer, people, write_csv
@@ -269,3 +271,41 @@ def test_a_dry_run_of_undo_changes_nothing_and_an_unknown_argument_is_refused() 
 def test_undo_without_a_journal_says_so() -> None:
     with pytest.raises(importer.UsageError, match="no journal of webinar"):
         importer.undo(WORKSHOP_KEY, sandbox=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (lambda: importer.export(8325357307900339981, sandbox=True), "webinar_key must be"),
+        (lambda: importer.undo(guests(1), sandbox=True), "the people go in source="),
+        (lambda: importer.cancel(guests(1), sandbox=True, stop=True), "stop= is an"),
+        (lambda: importer.cancel(guests(1), sandbox=True, progress="yes"), "progress= is"),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_refused_before_anything_is_done(
+    call: Callable[[], object], said: str
+) -> None:
+    with pytest.raises(TypeError, match=said):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"rate": 0}, "the rate \\(calls a second\\) must be a number from 0.1 to 1000, not 0"),
+        ({"rate": math.nan}, "the rate"),
+        ({"timeout": 0}, "the timeout \\(seconds\\) must be a number of 1 or more"),
+        ({"max_calls": -1}, "max_calls must be a whole number of 1 or more, not -1"),
+        ({"concurrency": 2.5}, "the concurrency must be a whole number"),
+    ],
+)
+def test_a_pace_that_cannot_be_kept_is_a_usage_error(given: dict[str, float], said: str) -> None:
+    with pytest.raises(importer.UsageError, match=said) as caught:
+        importer.cancel(guests(1), sandbox=True, **given)  # type: ignore[arg-type]
+    assert caught.value.exit_code == 2
+
+
+def test_a_token_is_never_in_a_repr() -> None:
+    secret = "sekrit-token-value"
+    assert secret not in repr(Access(token=secret))
+    assert secret not in repr(Tokens(secret, secret, 3600.0, None, None))

@@ -95,6 +95,20 @@ def stacked(*options: Callable[[FC], FC]) -> Callable[[FC], FC]:
     return apply
 
 
+def _one_key(
+    context: click.Context, parameter: click.Parameter, keys: tuple[str, ...]
+) -> str | None:
+    """The one webinar key of a command that works on one webinar at a time."""
+    if len(keys) > 1:
+        raise click.BadParameter(
+            f"{len(keys)} webinars named: this command works on one webinar at a time; run it "
+            "once per webinar",
+            context,
+            parameter,
+        )
+    return keys[0] if keys else None
+
+
 def api_options(*, several: bool = False, webinar: bool = True) -> Callable[[FC], FC]:
     """The options that say which webinar, as whom, and where the API is; the command gets
     the last four as one ``where``, an :class:`~importer.goto.connection.Access`."""
@@ -102,7 +116,12 @@ def api_options(*, several: bool = False, webinar: bool = True) -> Callable[[FC]
     if several:
         key_help += " Repeat it to register everyone for several webinars."
     key = click.option(
-        "--webinar-key", "webinar_keys", metavar="KEY", multiple=several, help=key_help
+        "--webinar-key",
+        "webinar_keys",
+        metavar="KEY",
+        multiple=True,  # also where one is taken: a second is refused, not silently dropped
+        callback=None if several else _one_key,
+        help=key_help,
     )
     options = stacked(
         *([key] if webinar else []),

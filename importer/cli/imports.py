@@ -19,7 +19,7 @@ from importer.goto.connection import Access
 from importer.jobs import cancel, export
 from importer.jobs import register as registering
 from importer.jobs.common import Done, Options
-from importer.report.names import check_out
+from importer.report import check_out, probe
 from importer.report.outcome import destinations
 
 
@@ -147,6 +147,7 @@ _CHANGE_NOTHING = "Show the plan; change nothing, write nothing."
 
 def _manage(
     start: Start,
+    source: Path | None,
     webinar_key: str | None,
     sheet: str | None,
     common: dict[str, Any],
@@ -154,12 +155,16 @@ def _manage(
     answers: bool = True,
 ) -> NoReturn:
     """Run export, cancel or undo as register runs: errors in one line, Ctrl-C handled, then
-    the summary, the report written and its path, and the exit code."""
+    the summary, the report written and its path, and the exit code. Where the report goes
+    (``--out``, else beside ``source`` or in the current folder) is checked first: it must be
+    writable, and not the input file itself."""
     console = Console(quiet=common["quiet"], ask=not common["yes"])
     stop = StopSignal()
     setup_logging(common["verbose"])
     with errors(), Interrupts(stop, console) as interrupts:
-        check_out(common["out"])
+        check_out(common["out"], source)
+        if common["out"] is None:
+            probe(source.parent if source is not None else Path.cwd())
         options = _options(
             common,
             webinar_keys=(webinar_key,) if webinar_key else (),
@@ -222,6 +227,7 @@ def export_command(
     """
     _manage(
         lambda options, console, stop: export.export(merge, where, options, console, stop),
+        merge,
         webinar_keys,
         sheet,
         common,
@@ -249,6 +255,7 @@ def cancel_command(
     """
     _manage(
         lambda options, console, stop: cancel.cancel(file, where, options, console, stop),
+        file,
         webinar_keys,
         sheet,
         common,
@@ -281,6 +288,7 @@ def undo_command(
     """
     _manage(
         lambda options, console, stop: cancel.undo(file, where, options, console, stop),
+        file,
         webinar_keys,
         sheet,
         common,

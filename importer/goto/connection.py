@@ -11,7 +11,7 @@ Over the network, its HTTP client is :func:`importer.goto.wire.client`'s: httpx 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -29,7 +29,7 @@ class Access:
 
     sandbox: bool = False
     api_url: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # never shown, not even in a repr
     token_file: Path | None = None
     organizer_key: str | None = None
 

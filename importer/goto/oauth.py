@@ -15,7 +15,7 @@ import hashlib
 import math
 import secrets
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeGuard
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -41,8 +41,8 @@ RETRIES_AFTER_REFUSAL = 3
 class Tokens:
     """What the token endpoint answered."""
 
-    access_token: str
-    refresh_token: str | None
+    access_token: str = field(repr=False)  # secrets: never shown, not even in a repr
+    refresh_token: str | None = field(repr=False)
     expires_in: float | None
     organizer_key: str | None
     account: str | None

@@ -11,6 +11,7 @@ an outcome.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -71,6 +72,29 @@ class Options:
     #: where the front door will write the report, when it was told (``export`` names it in
     #: its plan); a job itself writes nothing
     report: Path | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a pace or a budget that cannot be kept, in words every front door can use
+        (the command line's options check the same ranges themselves)."""
+        _within("the rate (calls a second)", self.rate, 0.1, 1000)
+        _within("the timeout (seconds)", self.timeout, 1)
+        _within("give_up_after (seconds)", self.give_up_after, 1)
+        if self.concurrency is not None:
+            _within("the concurrency", self.concurrency, 1, 256, whole=True)
+        if self.max_calls is not None:
+            _within("max_calls", self.max_calls, 1, whole=True)
+
+
+def _within(
+    what: str, value: float, low: float, high: float | None = None, *, whole: bool = False
+) -> None:
+    """Refuse ``value`` unless it is a number (a whole one if ``whole``) from ``low`` to
+    ``high``."""
+    number = isinstance(value, int if whole else int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < low or (high is not None and value > high):
+        span = f"from {low:g} to {high:g}" if high is not None else f"of {low:g} or more"
+        kind = "a whole number" if whole else "a number"
+        raise UsageError(f"{what} must be {kind} {span}, not {value!r}")
 
 
 class Done(Protocol):

@@ -97,6 +97,23 @@ def frame(built: Report, index: Sequence[Hashable] | None = None) -> pandas.Data
     return result
 
 
+def check_out(path: Path | None, source: Path | None = None) -> None:
+    """Refuse a report path given with ``--out`` that cannot be written, or that is the input
+    file ``source`` itself, before anything is done."""
+    if path is None:
+        return
+    if path.suffix.lower() not in SUFFIXES:
+        raise UsageError(f"--out {path.name}: the report must end in .xlsx or .csv")
+    if source is not None and same_file(path, source):
+        raise UsageError(
+            f"--out {path}: is the input file itself, which the report would replace; "
+            "choose another name"
+        )
+    if path.is_dir():
+        raise UsageError(f"--out {path}: is a folder; name the report file itself")
+    probe(path.parent)
+
+
 def probe(folder: Path) -> None:
     """Check, by creating and removing a file, that a report can be written in ``folder``."""
     folder = folder.absolute()  # "." says nothing in a message

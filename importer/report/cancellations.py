@@ -188,7 +188,15 @@ class Cancellations:
             at = summary.index(("Cancelled", counts[Cancellation.CANCELLED])) + 1
             summary.insert(at, ("Cancelled before this run", before))
         pending = counts[Cancellation.PENDING]
-        if pending:
+        if self.dry_run:
+            summary.append(
+                (
+                    "Dry run",
+                    f"nothing was cancelled; the {counted(pending, 'row')} pending "
+                    f"{'is' if pending == 1 else 'are'} what the run would cancel",
+                )
+            )
+        elif pending:
             interrupted = isinstance(self.stopped, Interrupted)
             reason = f" ({self.stopped})" if self.stopped and not interrupted else ""
             summary.append(

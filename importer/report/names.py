@@ -1,5 +1,4 @@
-"""Where reports go: names made from an input file or a webinar's subject, and the check of a
-path given with ``--out`` before anything is done."""
+"""Where reports go: names made from an input file or a webinar's subject."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import re
 import unicodedata
 from pathlib import Path
 
-from importer.errors import UsageError
 from importer.model import Webinar
 
 SUFFIXES = (".xlsx", ".csv")
@@ -22,16 +20,6 @@ _HIDDEN = frozenset({"Cf", "Cs"})
 def stamp(moment: dt.datetime) -> str:
     """A moment as a report's Summary shows it."""
     return moment.strftime("%Y-%m-%d %H:%M %Z").strip()
-
-
-def check_out(path: Path | None) -> None:
-    """Refuse a report path that cannot be written, before anything is done."""
-    if path is None:
-        return
-    if path.suffix.lower() not in SUFFIXES:
-        raise UsageError(f"--out {path.name}: the report must end in .xlsx or .csv")
-    if not path.parent.is_dir():
-        raise UsageError(f"--out {path}: no such folder; create it or choose another --out")
 
 
 def named_after(webinar: Webinar, ending: str) -> Path:

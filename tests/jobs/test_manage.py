@@ -895,3 +895,46 @@ def test_undo_killed_at_random_moments_and_run_again_leaves_others_alone(
     with Journal.open(Path(journal), organizer_key=ORGANIZER_KEY, webinar_key=WEBINAR_KEY) as book:
         states = collections.Counter(entry.state for entry in book.entries().values())
     assert states == {State.CANCELLED: 150}
+
+
+def test_where_the_report_goes_is_checked_before_anything_is_cancelled_or_read(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    add_through_api(server.api_url, people(2)[1:])
+    leaving = write_csv(tmp_path / "leaving.csv", people(2))
+    kept = leaving.read_bytes()
+    runs = [
+        ("cancel", str(leaving), "--out", str(leaving)),
+        ("undo", "--file", str(leaving), "--out", str(leaving)),
+        ("export", "--merge", str(leaving), "--out", str(leaving)),
+    ]
+    for args in runs:
+        refused = invoke(*args, *at(server.api_url))
+        assert refused.exit_code == 2, refused.output
+        assert "is the input file itself" in refused.stderr
+        assert leaving.read_bytes() == kept
+    folder = invoke("cancel", str(leaving), *at(server.api_url), "--out", str(tmp_path))
+    assert folder.exit_code == 2
+    assert "is a directory" in folder.stderr
+    assert server.sandbox.stats["cancelled"] == 0
+    assert len(server.sandbox.registrants()) == 2
+
+    twice = invoke(
+        "undo", *at(server.api_url), "--webinar-key", WORKSHOP_KEY, "--dry-run"
+    )  # at() names one webinar already: a second is refused, not dropped
+    assert twice.exit_code == 2
+    assert "2 webinars named: this command works on one webinar at a time" in twice.stderr
+
+
+def test_a_report_folder_that_cannot_be_written_stops_the_cancel_before_it_starts(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    add_through_api(server.api_url, people(1)[1:])
+    leaving = write_csv(tmp_path / "leaving.csv", people(1))
+    inside_a_file = leaving / "r.xlsx"  # a folder that is a file: no report can go there
+    refused = invoke("cancel", str(leaving), *at(server.api_url), "--out", str(inside_a_file))
+    assert refused.exit_code == 2
+    assert "the report cannot be written there (it is not a folder)" in refused.stderr
+    assert server.sandbox.stats["cancelled"] == 0
