@@ -548,7 +548,7 @@ def test_not_signed_in_says_how_to_sign_in_at_the_command_line(tmp_path: Path) -
             2,
             "--out list.pdf: the report must end in .xlsx or .csv",
         ),
-        (["undo", "--out", "no/such/folder/x.xlsx"], 2, "no such folder; create it or choose"),
+        (["undo", "--out", "no/such/folder/x.xlsx"], 2, "no such folder for the report; create it"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
