@@ -43,7 +43,7 @@ from importer.goto import provenance
 from importer.goto.provenance import ServerClock
 from importer.model import ListedRegistrant, Registrant, Result, Status, email_key
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS people (
@@ -60,11 +60,18 @@ CREATE TABLE IF NOT EXISTS people (
     approval        TEXT,
     prior           TEXT,
     sent_at         REAL,
-    clock_low       REAL
+    clock_low       REAL,
+    names           TEXT
 );
 """
 #: columns added since schema 1, added to an older journal when it is opened
-_ADDED = {"approval": "TEXT", "prior": "TEXT", "sent_at": "REAL", "clock_low": "REAL"}
+_ADDED = {
+    "approval": "TEXT",
+    "prior": "TEXT",
+    "sent_at": "REAL",
+    "clock_low": "REAL",
+    "names": "TEXT",
+}
 
 
 class State(enum.StrEnum):
@@ -117,6 +124,8 @@ class Entry:
     sent_at: float | None = None
     #: GoTo's clock minus this computer's (its lower bound) when that call left, if known
     clock_low: float | None = None
+    #: a fingerprint of the names that call sent (:func:`~importer.goto.provenance.names_of`)
+    names: str | None = None
 
 
 @dataclass(frozen=True)
@@ -447,6 +456,7 @@ class Journal:
                 body_hash=fingerprint,
                 sent_at=_LEAVING,
                 clock_low=clock_low,
+                names=provenance.names_of(registrant.first_name, registrant.last_name),
             )
         )
 
@@ -508,15 +518,15 @@ class Journal:
         the rows settled now.
         """
         rows = self._db.execute(
-            "SELECT email_key, state, registrant_key, sent_at, clock_low FROM people"
+            "SELECT email_key, state, registrant_key, sent_at, clock_low, names FROM people"
         )
-        known = {key: (state, seen, sent_at, low) for key, state, seen, sent_at, low in rows}
+        known = {key: tuple(rest) for key, *rest in rows}
         still: list[Registrant] = []
         settled: dict[int, Result] = {}
         with self._transaction():
             for person in registrants:
                 found = listed.get(person.email_key)
-                state, seen, sent_at, low = known.get(person.email_key, (None, None, None, None))
+                state, seen, sent_at, low, names = known.get(person.email_key, (None,) * 5)
                 if found is None:
                     if state == State.SENDING:
                         self._set(person.email_key, State.TODO)
@@ -525,7 +535,13 @@ class Journal:
                 status = Status.ALREADY_REGISTERED
                 if state == State.SENDING:
                     proof = provenance.verdict(
-                        found, sent_at, clock, key_seen=seen, clock_low=low, measured=True
+                        found,
+                        sent_at,
+                        clock,
+                        key_seen=seen,
+                        clock_low=low,
+                        measured=True,
+                        names=names,
                     )
                     status = Status.REGISTERED if proof.ours else Status.ALREADY_REGISTERED
                 result = Result.settled(
@@ -539,7 +555,7 @@ class Journal:
         """Everyone the journal holds, by e-mail key, in the order of their input lines."""
         rows = self._db.execute(
             "SELECT email_key, email, line, state, registrant_key, join_url, prior, sent_at, "
-            "clock_low FROM people ORDER BY line"
+            "clock_low, names FROM people ORDER BY line"
         )
         return {
             key: Entry(
@@ -552,8 +568,9 @@ class Journal:
                 State(prior) if prior else None,
                 sent_at,
                 low,
+                names,
             )
-            for key, email, line, state, registrant_key, url, prior, sent_at, low in rows
+            for key, email, line, state, registrant_key, url, prior, sent_at, low, names in rows
         }
 
     def cancelling(
@@ -627,7 +644,8 @@ class Journal:
 _UPDATE = (
     "UPDATE people SET state = ?, registrant_key = ?, join_url = ?, error = ?, retry = ?, "
     "body_hash = COALESCE(?, body_hash), approval = ?, sent_at = COALESCE(?, sent_at), "
-    "clock_low = COALESCE(?, clock_low), prior = NULL, updated = ? WHERE email_key = ?"
+    "clock_low = COALESCE(?, clock_low), names = COALESCE(?, names), prior = NULL, "
+    "updated = ? WHERE email_key = ?"
 )
 
 
@@ -643,9 +661,22 @@ def _values(
     approval: str | None = None,
     sent_at: object = None,
     clock_low: float | None = None,
+    names: str | None = None,
 ) -> tuple[object, ...]:
     """The parameters of ``_UPDATE`` but its time, the e-mail key last."""
-    return (state, key, url, error, int(retry), body_hash, approval, sent_at, clock_low, email_key)
+    return (
+        state,
+        key,
+        url,
+        error,
+        int(retry),
+        body_hash,
+        approval,
+        sent_at,
+        clock_low,
+        names,
+        email_key,
+    )
 
 
 def _outcome(email_key: str, result: Result) -> tuple[object, ...]:

@@ -347,7 +347,13 @@ class Registrar(Engine[Registrant, Registration, Result]):
             status = Status.ALREADY_REGISTERED
             if key in self._maybe_ours:
                 sent_at = self._sent_at.get(key)
-                proof = provenance.verdict(found, sent_at, self.client.clock, key_seen=row.key)
+                proof = provenance.verdict(
+                    found,
+                    sent_at,
+                    self.client.clock,
+                    key_seen=row.key,
+                    names=provenance.names_of(registrant.first_name, registrant.last_name),
+                )
                 status = Status.REGISTERED if proof.ours else Status.ALREADY_REGISTERED
             result = Result.settled(
                 registrant.line, status, found.registrant_key, found.join_url, found.status

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import hashlib
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 
 from importer.model import ListedRegistrant
@@ -118,14 +120,23 @@ def verdict(
     key_seen: str | None = None,
     clock_low: float | None = None,
     measured: bool = False,
+    names: str | None = None,
 ) -> Verdict:
     """Whether ``found`` is the registration made by this tool's call for the person, which
     left at ``sent_at`` (this computer's clock; ``clock_low``: GoTo's clock against it then,
     when it was known), possibly answered with ``key_seen``. With ``measured`` (a call of an
-    earlier run, from the journal) only the clock as measured when the call left counts."""
+    earlier run, from the journal) only the clock as measured when the call left counts.
+    ``names``, the :func:`names_of` the call sent, when known: a registration under other
+    names is someone else's."""
     if key_seen is not None and key_seen == found.registrant_key:
         return Verdict(True, "its registrant key came back in the answer to g2w-import's call")
     unproven = "not proven to be g2w-import's: "
+    listed_names = found.first_name or found.last_name  # a list that gives none tells nothing
+    if names is not None and listed_names and names != names_of(found.first_name, found.last_name):
+        # someone registered the address under names of their own: not this tool's call
+        return Verdict(
+            False, f"{unproven}GoTo holds this person under other names than g2w-import sent"
+        )
     if sent_at is None:
         return Verdict(False, f"{unproven}there is no record of when its call for them left")
     registered = _moment(found.registered_at)
@@ -154,6 +165,16 @@ def verdict(
         f"registered already: GoTo registered this person at {_shown(registered)}, before "
         f"g2w-import's call for them left ({_shown(left)} on GoTo's clock)",
     )
+
+
+def names_of(first_name: str, last_name: str) -> str:
+    """A fingerprint of a person's names as GoTo compares nothing else (letters, not case,
+    spacing or Unicode form), kept in the journal instead of the names themselves."""
+    folded = [
+        " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+        for name in (first_name, last_name)
+    ]
+    return hashlib.sha256("\x00".join(folded).encode()).hexdigest()[:16]
 
 
 def now() -> float:

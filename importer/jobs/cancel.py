@@ -311,6 +311,7 @@ def _proof(entry: Entry, found: ListedRegistrant, clock: ServerClock) -> Verdict
         key_seen=entry.registrant_key,
         clock_low=entry.clock_low,
         measured=True,
+        names=entry.names,
     )
 
 

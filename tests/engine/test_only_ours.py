@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from importer.engine.journal import Journal, State
-from importer.goto.provenance import ServerClock, verdict
+from importer.goto.provenance import ServerClock, names_of, verdict
 from importer.model import ListedRegistrant, Registrant
 from importer.sandbox import ORGANIZER_KEY, PREFIX, SUMMIT_KEY, WEBINAR_KEY
 from tests import helpers
@@ -83,6 +83,30 @@ def test_undo_after_a_killed_run_leaves_alone_who_was_registered_before(
         states = {entry.email: entry.state for entry in opened.entries().values()}
     assert {states[email] for _, _, email in before[1:]} == {State.ALREADY_REGISTERED}
     assert {states[email] for _, _, email in mine[1:]} == {State.CANCELLED}
+
+
+def test_undo_leaves_alone_a_person_registered_right_after_under_other_names(
+    tmp_path: Path, loopback_sandbox: Callable[..., ThreadedServer]
+) -> None:
+    server = loopback_sandbox(rate=0)
+    guests = people(2)
+    journal = tmp_path / "journal.sqlite3"
+    killed_run(journal, guests)  # both calls in flight when the run was killed
+    first, last, email = guests[1]
+    server.sandbox.add_registrant({"firstName": first.upper(), "lastName": last, "email": email})
+    _, _, other = guests[2]  # never arrived; the person signed up on GoTo's page just after
+    server.sandbox.add_registrant({"firstName": "Someone", "lastName": "Else", "email": other})
+
+    undone = invoke(
+        "undo", *at(server), "--journal", str(journal), "--yes", "--out", str(tmp_path / "u.xlsx")
+    )
+
+    assert undone.exit_code == 0, undone.output
+    assert "To cancel:  1 registration made by g2w-import" in undone.stderr
+    assert {entry["email"] for entry in server.sandbox.registrants()} == {other}
+    left = [row for row in sheet_rows(tmp_path / "u.xlsx") if row["status"] == "left_alone"]
+    assert [row["email"] for row in left] == [other]
+    assert "under other names than g2w-import sent" in left[0]["note"]
 
 
 def test_undo_counts_as_left_alone_only_people_who_are_registered(
@@ -194,6 +218,28 @@ def test_a_registration_date_is_read_at_its_own_resolution(written: str, ours: b
     clock.low, clock.high = 0.0, 1.0
     found = ListedRegistrant("1" * 19, "a@example.com", None, "APPROVED", registered_at=written)
     assert verdict(found, sent, clock).ours is ours
+
+
+def test_a_registration_under_other_names_is_not_proven_ours() -> None:
+    sent = 1_700_000_000.0
+    clock = ServerClock()
+    clock.low, clock.high = 0.0, 1.0
+    when = dt.datetime.fromtimestamp(sent + 5, dt.UTC).isoformat()
+
+    def listed(first: str, last: str) -> ListedRegistrant:
+        return ListedRegistrant(
+            "1" * 19, "a@example.com", None, "APPROVED", first, last, registered_at=when
+        )
+
+    sent_as = names_of("Zoë", "van der Berg")
+    assert verdict(listed("ZOË ", "van  der Berg"), sent, clock, names=sent_as).ours
+    assert verdict(listed("Zoe\u0308", "van der Berg"), sent, clock, names=sent_as).ours  # NFD
+    other = verdict(listed("Someone", "Else"), sent, clock, names=sent_as)
+    assert not other.ours
+    assert "under other names" in other.reason
+    assert verdict(listed("", ""), sent, clock, names=sent_as).ours  # a list without names
+    seen = verdict(listed("Someone", "Else"), sent, clock, names=sent_as, key_seen="1" * 19)
+    assert seen.ours  # the key in the answer to this very call proves it whatever the names
 
 
 def test_a_key_seen_in_an_answer_proves_it_and_no_date_proves_nothing() -> None:
