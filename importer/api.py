@@ -30,7 +30,6 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from importer.errors import NotSignedIn
 from importer.events import Brief, PlanView, Silent, StopSignal
 from importer.goto.connection import Access
-from importer.goto.session import DEFAULT_RATE
 from importer.jobs import cancel as cancelling
 from importer.jobs import export as exporting
 from importer.jobs import register as registering
@@ -115,6 +114,8 @@ class Call(TypedDict, total=False):
 
 
 _CALL = frozenset(Call.__annotations__)
+#: the keyword arguments that are the :class:`Options` of the same names (their defaults too)
+_PACE = ("sheet", "rate", "concurrency", "timeout", "max_calls", "give_up_after")
 
 
 def _prepared(
@@ -141,15 +142,11 @@ def _prepared(
     if not (stop is None or isinstance(stop, StopSignal)):
         raise TypeError("stop= is an importer.StopSignal")
     journal = call.get("journal")
+    paced: dict[str, Any] = {name: value for name, value in call.items() if name in _PACE}
     options = Options(
         webinar_keys=webinar_keys,
-        sheet=call.get("sheet"),
-        rate=call.get("rate", DEFAULT_RATE),
-        concurrency=call.get("concurrency"),
-        timeout=call.get("timeout", 30.0),
-        max_calls=call.get("max_calls"),
-        give_up_after=call.get("give_up_after", 60.0),
         journal=Path(journal) if journal is not None else None,
+        **paced,
         resume_hint=f"call importer.{name}() again with the same arguments",
         again=f"call importer.{name}() again",
         **job,
