@@ -335,13 +335,17 @@ class Webinar:
             return None
         return max(0, self.registration_limit - self.registrant_count)
 
-    def ended(self, now: dt.datetime | None = None) -> dt.datetime | None:
-        """When its last session ended, if every session has; None while one is to come."""
+    def last_moment(self) -> dt.datetime | None:
+        """When its last session ends (or ended); None when a time is missing or unreadable."""
         moments = [moment_of(end or start) for start, end in self.times]
         if not moments or None in moments:
             return None
-        last = max(m for m in moments if m is not None)
-        return last if last < (now or dt.datetime.now(dt.UTC)) else None
+        return max(m for m in moments if m is not None)
+
+    def ended(self, now: dt.datetime | None = None) -> dt.datetime | None:
+        """When its last session ended, if every session has; None while one is to come."""
+        last = self.last_moment()
+        return last if last is not None and last < (now or dt.datetime.now(dt.UTC)) else None
 
     def describe(self) -> str:
         """``Product launch (8325357307900339981, starts Tue 1 Dec 2026, 16:00 CET)``: the

@@ -4,9 +4,10 @@ base.py      the group, its entry point, the shared options, errors to exit code
 imports.py   register, export, cancel, undo
 account.py   login, whoami, logout
 tools.py     webinars, fields, template, sandbox, ui
+data.py      journals, journals forget; old journals removed at every start
 """
 
-from importer.cli import account, imports, tools
+from importer.cli import account, data, imports, tools
 from importer.cli.base import cli, main
 
-__all__ = ["account", "cli", "imports", "main", "tools"]
+__all__ = ["account", "cli", "data", "imports", "main", "tools"]

@@ -235,10 +235,10 @@ def whoami(token_file: Path | None) -> None:
 
 @cli.command()
 def logout() -> None:
-    """Forget the stored login."""
+    """Forget the stored login, wherever it was kept on this computer."""
     with errors():
-        place = credentials.store()
-        if place.delete():
-            echo(f"Signed out: the login was removed from {place.where()}.")
-        else:
-            echo("Not signed in: nothing to remove.")
+        removed = credentials.forget()
+    if removed:
+        echo(f"Signed out: the login was removed from {' and '.join(removed)}.")
+    else:
+        echo("Not signed in: nothing to remove.")

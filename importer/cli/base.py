@@ -43,8 +43,18 @@ def fail(message: str, code: int) -> NoReturn:
     epilog=EXIT_EPILOG,
 )
 @click.version_option(package_name="g2w-importer", prog_name="g2w-import")
-def cli() -> None:
-    """Register a spreadsheet of people for a GoTo Webinar and collect their join URLs."""
+@click.pass_context
+def cli(context: click.Context) -> None:
+    """Register a spreadsheet of people for a GoTo Webinar and collect their join URLs.
+
+    At the start of every command, the journals of webinars over for more than 30 days are
+    removed (G2W_KEEP_DAYS changes the days; 0 keeps them): see "g2w-import journals".
+    """
+    if not {"-h", "--help"} & {*context.protected_args, *context.args}:
+        # the commands' own modules load after this one: a function-level import
+        from importer.cli.data import expire_at_start
+
+        expire_at_start()
 
 
 def main() -> None:

@@ -30,18 +30,18 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from importer import files
 from importer.errors import JournalError, JournalFull
-from importer.files import NO_SPACE
+from importer.files import NO_SPACE, data_folder
 from importer.goto import provenance
 from importer.goto.provenance import ServerClock
-from importer.model import ListedRegistrant, Registrant, Result, Status, email_key
+from importer.model import ListedRegistrant, Registrant, Result, Status, Webinar, email_key
 
 SCHEMA_VERSION = "5"
 _SCHEMA = """
@@ -96,6 +96,10 @@ _SETTLED = {
 }
 
 _STATE_OF = {status: state for state, status in _SETTLED.items()}
+#: the states of a person who may be registered (or cancelled) without the journal knowing
+_UNKNOWN = (State.SENDING, State.CANCELLING)
+#: what SQLite keeps beside a database file: its write-ahead log, shared memory, rollback
+BESIDE = ("-wal", "-shm", "-journal")
 
 
 def _state_of(result: Result) -> State:
@@ -129,6 +133,16 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Forgotten:
+    """What :meth:`Journal.forget` did."""
+
+    #: the e-mail keys of the people removed
+    removed: list[str]
+    #: those kept: their outcome is unknown (see :meth:`Journal.holds_unknown`)
+    kept: list[str]
+
+
+@dataclass(frozen=True)
 class Admission:
     """What the journal already knows of a plan's registrants."""
 
@@ -156,13 +170,6 @@ def webinar_journal(
     return Journal.open(where, organizer_key=organizer_key, webinar_key=webinar_key, locks=locks)
 
 
-def data_folder() -> Path:
-    """The user's data folder for this tool (journals, locks)."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("g2w-import", appauthor=False))
-
-
 def body_hash(registrant: Registrant) -> str:
     """A fingerprint of what would be sent for this person."""
     text = json.dumps(registrant.body(), sort_keys=True, ensure_ascii=False)
@@ -181,6 +188,7 @@ class Journal:
         #: how many batches of staged writes were committed: a write staged as batch n is on
         #: disk once this exceeds n
         self.batches = 0
+        self._closed = False
 
     @classmethod
     def open(
@@ -222,6 +230,8 @@ class Journal:
             connection = sqlite3.connect(path, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
+            # what is deleted or replaced is overwritten with zeros, not left in freed pages
+            connection.execute("PRAGMA secure_delete=ON")
             connection.executescript(_SCHEMA)
             journal = cls(path, connection, lock)
             journal._claim(organizer_key, webinar_key)
@@ -241,7 +251,10 @@ class Journal:
         return journal
 
     def close(self) -> None:
-        """Commit what is staged, then release the database and the lock."""
+        """Commit what is staged, then release the database and the lock (once)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             # answers that cannot be committed now leave their rows ``sending``: the next run
             # settles them from the registrant list, and the run has stopped already
@@ -413,6 +426,69 @@ class Journal:
                 )
         return settled
 
+    def remember(self, webinar: Webinar) -> None:
+        """Keep the webinar's subject and when its last session ends, for the list of journals
+        and for removing the journal once the webinar is long over (read without GoTo)."""
+        last = webinar.last_moment()
+        facts = {"subject": webinar.subject, "ends": last.isoformat() if last else ""}
+        known = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+        if all(known.get(name) == value for name, value in facts.items()):
+            return
+        with contextlib.suppress(JournalFull), self._transaction():  # only for the list
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", facts.items())
+
+    def forget(self, email_keys: Iterable[str], *, force: bool = False) -> Forgotten:
+        """Remove these people's rows (a row of unknown outcome only with ``force``), then
+        rebuild the file so that nothing of them is left in it or beside it."""
+        wanted = set(email_keys)
+        found = {
+            key: State(state)
+            for key, state in self._db.execute("SELECT email_key, state FROM people")
+            if key in wanted
+        }
+        unsure = {key for key, state in found.items() if state in _UNKNOWN}
+        removed = sorted(found.keys() - (set() if force else unsure))
+        if removed:
+            self.commit()
+            with self._transaction():
+                self._db.executemany(
+                    "DELETE FROM people WHERE email_key = ?", [(key,) for key in removed]
+                )
+            self._compact()
+        return Forgotten(removed, sorted(unsure - set(removed)))
+
+    def remove(self, *, force: bool = False) -> bool:
+        """Delete the journal and what SQLite keeps beside it, then release its lock; False
+        (nothing changed, still open) when it holds rows of unknown outcome and not ``force``.
+
+        Everything is first folded into the journal file itself, which is then deleted in one
+        step: a crash at any moment leaves the journal whole, or gone.
+        """
+        if not force and self.holds_unknown():
+            return False
+        self.commit()
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._closed = True
+        self._db.close()
+        try:
+            self.path.unlink(missing_ok=True)
+            for ending in BESIDE:
+                Path(f"{self.path}{ending}").unlink(missing_ok=True)
+        finally:
+            self._lock.close()
+        return True
+
+    def _compact(self) -> None:
+        """Rebuild the file without its free pages, and empty the write-ahead log."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            if _no_room(exc):  # secure_delete has zeroed the rows already; the size stays
+                return
+            raise
+
     def unfinished(self, operation: str) -> bool:
         """Whether a run of ``operation`` (``register``, ``cancel``, ``undo``) began its calls
         and stopped before every one was settled: the next run of it resumes that work."""
@@ -433,7 +509,7 @@ class Journal:
         """Whether anyone may have been registered by an earlier run without the journal
         knowing (``sending``, or a cancellation under way)."""
         query = "SELECT 1 FROM people WHERE state IN (?, ?) LIMIT 1"
-        return self._db.execute(query, (State.SENDING, State.CANCELLING)).fetchone() is not None
+        return self._db.execute(query, _UNKNOWN).fetchone() is not None
 
     def sending(self, registrant: Registrant, clock_low: float | None = None) -> None:
         """Commit, before the call, that this person is being sent (``clock_low``: GoTo's
@@ -744,20 +820,10 @@ def _now() -> str:
 
 def take_lock(path: Path) -> IO[bytes]:
     """An exclusive lock held for as long as the returned file is open (released on any exit)."""
-    handle = os.fdopen(os.open(path, os.O_CREAT | os.O_RDWR, 0o600), "a+b")
-    try:
-        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-            import msvcrt
-
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+    handle = files.lock(path)
+    if handle is None:
         raise JournalError(
             f"another import for this webinar is running (it holds {path}); "
             "wait for it to finish, or stop it, and run again"
-        ) from None
+        )
     return handle

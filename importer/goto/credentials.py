@@ -213,6 +213,34 @@ def store() -> Store:
     return FileStore(Path(path) if path else default_file())
 
 
+def every_store() -> list[Store]:
+    """Every place a sign-in may have been stored on this computer: the keyring when one is
+    usable, the credentials file named by ``G2W_CREDENTIALS_FILE``, and the default file (a
+    login made with ``G2W_CREDENTIALS=file``, or where no keyring worked at the time)."""
+    places: list[Store] = [KeyringStore()] if _keyring_usable() else []
+    named = os.environ.get("G2W_CREDENTIALS_FILE", "").strip()
+    paths = [Path(named)] if named else []
+    if default_file() not in paths:
+        paths.append(default_file())
+    return places + [FileStore(path) for path in paths]
+
+
+def forget() -> list[str]:
+    """Remove the stored sign-in from every place it may be (:func:`every_store`); where it
+    was found, for people."""
+    removed = []
+    for place in every_store():
+        try:
+            if place.delete():
+                removed.append(place.where())
+        except Exception as exc:  # a keyring backend may raise anything; say which place
+            raise UsageError(
+                f"{place.where()}: the stored sign-in cannot be removed ({exc}); remove it "
+                "there by hand"
+            ) from exc
+    return removed
+
+
 def _keyring_usable() -> bool:
     try:
         import keyring

@@ -233,4 +233,6 @@ async def connected(
                 )
         client = G2WClient(http, organizer, key)
         webinar = await session.call(client.get_webinar, what=f"reading webinar {key}")
+        if opened is not None:
+            opened.remember(webinar)
         yield Run(connection, session, client, webinar, workers, opened)

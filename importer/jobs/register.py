@@ -233,6 +233,8 @@ class _Registering:
                     self.session, self.http, client.organizer_key, part.key, found.times
                 )
             part.webinar = dataclasses.replace(found, approval=part.approval)
+        if part.journal is not None and part.webinar is not None:
+            part.journal.remember(part.webinar)
 
     async def send(self) -> None:
         """Prepare (resume, reconcile), show the plan, confirm, and register; raises

@@ -14,13 +14,13 @@ import collections
 import csv
 import errno
 import os
-import tempfile
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from importer import files
 from importer.errors import ImporterError, NoRoomForReport, ReportError, UsageError
 from importer.files import NO_SPACE, write_atomically
 from importer.model import FORMULA_STARTS, Status
@@ -118,7 +118,7 @@ def probe(folder: Path) -> None:
     """Check, by creating and removing a file, that a report can be written in ``folder``."""
     folder = folder.absolute()  # "." says nothing in a message
     try:
-        handle, name = tempfile.mkstemp(dir=folder, prefix=".g2w-probe-")
+        made = files.temporary(folder, ".g2w-probe-")
     except FileNotFoundError:
         raise UsageError(
             f"{folder}: no such folder for the report; create it or change --out"
@@ -136,8 +136,8 @@ def probe(folder: Path) -> None:
         raise UsageError(
             f"{folder}: the report cannot be written there ({advice}); choose another --out"
         ) from None
-    os.close(handle)
-    Path(name).unlink(missing_ok=True)
+    made.unlink(missing_ok=True)
+    files.written(made)
 
 
 def same_file(one: Path, other: Path) -> bool:

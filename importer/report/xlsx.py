@@ -18,6 +18,7 @@ characters. Web addresses in a table's link column are hyperlinks, up to Excel's
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,9 @@ class Book:
                 "strings_to_numbers": False,
                 "strings_to_formulas": False,
                 "strings_to_urls": False,
+                # the rows kept until the workbook is written hold people's data: in the
+                # tool's private folder, not the system's shared one
+                "tmpdir": str(files.temp_folder() or tempfile.gettempdir()),
             },
         )
         self._book.set_properties({"author": "g2w-import"})

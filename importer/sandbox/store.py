@@ -37,8 +37,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
 
-from importer.engine.journal import data_folder, take_lock
+from importer.engine.journal import BESIDE, take_lock
+from importer.engine.journals import sandbox_folder
 from importer.errors import JournalError, UsageError
+from importer.files import data_folder
 from importer.model import email_key
 from importer.sandbox.webinars import ORGANIZER_KEY, SandboxWebinar, catalogue
 
@@ -66,8 +68,6 @@ CREATE TABLE IF NOT EXISTS issued (registrant_key TEXT PRIMARY KEY);
 #: seconds a write waits for another process's to finish
 BUSY_SECONDS = 30.0
 RESET_HINT = "run g2w-import sandbox reset to start the sandbox afresh"
-#: what SQLite keeps beside a database file: its write-ahead log, shared memory, rollback
-_BESIDE = ("-wal", "-shm", "-journal")
 
 
 def folder() -> Path:
@@ -82,7 +82,7 @@ def store_path() -> Path:
 
 def journal_folder() -> Path:
     """Where the journals (and their locks) of ``--sandbox`` runs live."""
-    return folder() / "journals"
+    return sandbox_folder()
 
 
 class OtherVersion(sqlite3.DatabaseError):
@@ -442,7 +442,7 @@ def reset() -> Reset:
             journal = journals / f"{name}.sqlite3"
             try:
                 found += _remove(journal)
-                for suffix in _BESIDE:
+                for suffix in BESIDE:
                     _remove(journal.with_name(journal.name + suffix))
             except OSError as exc:
                 raise UsageError(
@@ -477,7 +477,7 @@ def _journal_names(journals: Path) -> list[str]:
     journals.mkdir(parents=True, exist_ok=True)
     names = {f"{ORGANIZER_KEY}-{key}" for key in catalogue(dt.datetime.now(dt.UTC))}
     for each in journals.iterdir():
-        for ending in (".lock", ".sqlite3", *(f".sqlite3{suffix}" for suffix in _BESIDE)):
+        for ending in (".lock", ".sqlite3", *(f".sqlite3{suffix}" for suffix in BESIDE)):
             if each.name.endswith(ending) and len(each.name) > len(ending):
                 names.add(each.name[: -len(ending)])
     return sorted(names)
@@ -502,7 +502,7 @@ def _empty_store(path: Path) -> int | None:
             path.rmdir()  # a folder in its place: removed when empty, never with what it holds
         else:
             path.unlink(missing_ok=True)
-        for suffix in _BESIDE:
+        for suffix in BESIDE:
             path.with_name(path.name + suffix).unlink(missing_ok=True)
     except OSError as exc:
         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):

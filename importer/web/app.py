@@ -25,6 +25,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from importer.engine.journals import survey
 from importer.errors import (
     EXIT_API,
     EXIT_CODES,
@@ -34,11 +35,13 @@ from importer.errors import (
     EXIT_STOPPED,
     Busy,
     ImporterError,
+    InputError,
     RunStopped,
     TooLarge,
 )
 from importer.events import Brief, PlanView
 from importer.goto.credentials import NotSignedIn
+from importer.jobs import journals as keeping
 from importer.jobs import webinars as lookups
 from importer.model import Cancellation, Status, Webinar, local_time
 from importer.progress import clock_text
@@ -192,6 +195,16 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         desk.start_export(await _webinar_key(request))
         return JSONResponse(_state(desk))
 
+    async def journal_list(request: Request) -> Response:
+        return JSONResponse(await asyncio.to_thread(_journals, desk))
+
+    async def journal_forget(request: Request) -> Response:
+        key = await _webinar_key(request)
+        if key is None:
+            return _refused("choose the journal to forget", 400, request)
+        said = await asyncio.to_thread(_forget, desk, key)
+        return JSONResponse({**await asyncio.to_thread(_journals, desk), "said": said})
+
     async def stop(request: Request) -> Response:
         desk.stop()
         return JSONResponse(_state(desk))
@@ -251,6 +264,8 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         Route("/api/undo", undo, methods=["POST"]),
         Route("/api/undo/keep", keep, methods=["POST"]),
         Route("/api/export", export, methods=["POST"]),
+        Route("/api/journals", journal_list),
+        Route("/api/journals/forget", journal_forget, methods=["POST"]),
         Route("/api/stop", stop, methods=["POST"]),
         Route("/files/{which}", download),
         Route("/template.xlsx", template_file),
@@ -571,6 +586,42 @@ def _export_headline(outcome: Exported) -> str:
         f"{said}: {outcome.summary()}, without the answers of {missing}; download the list "
         "again for all of them."
     )
+
+
+#: how the page says to remove a journal kept for rows of unknown outcome all the same
+_FORCE_ON_PAGE = (
+    "or remove it in a terminal with g2w-import journals forget --force --webinar-key KEY"
+)
+
+
+def _journals(desk: Desk) -> dict[str, Any]:
+    """The journals the page's imports keep, as the list on the page shows them."""
+    now = dt.datetime.now(dt.UTC)
+    found = survey(keeping.folder(desk.access.sandbox))
+    listed = [
+        {**keeping.as_json(j, now), "path": None, "peopleText": keeping.people_text(j)}
+        | {"sizeText": keeping.size_text(j.size), "endedText": keeping.ended_text(j, now)}
+        | {"usedText": keeping.used_text(j)}
+        for j in found
+    ]
+    return {"journals": listed, "keepDays": desk.keep_days}
+
+
+def _forget(desk: Desk, key: str) -> str:
+    """Remove the journal of webinar ``key`` (the person confirmed it on the page); what was
+    done, in words. Refused while the page is sending: a run of the page may hold it."""
+    if desk.sending:
+        raise Busy("the page is working: wait until it is over, then forget the journal")
+    choice = keeping.Choice(webinar_keys=(key,))
+    planned = keeping.plan(choice, keeping.folder(desk.access.sandbox), force_hint=_FORCE_ON_PAGE)
+    done = keeping.carry_out(planned)
+    if planned.missing:
+        raise InputError(f"there is no journal of webinar {key} (any more)")
+    kept = [(keeping.named(j), why) for j, why in planned.kept]
+    kept += [(keeping.named(each.journal), each.kept) for each in done if each.kept]
+    if kept:
+        raise InputError(f"the journal of {kept[0][0]} is kept: {kept[0][1]}")
+    return f"Removed the journal of {keeping.named(done[0].journal)}."
 
 
 def _tone(code: int, stopped: RunStopped | None) -> str:

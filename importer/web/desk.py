@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -35,11 +36,12 @@ from typing import Any, Generic, TypeVar
 from importer import report
 from importer.errors import Busy, ImporterError, InputError, TooLarge
 from importer.events import Brief, Listener, PlanView, Silent, StopSignal
-from importer.files import write_atomically
+from importer.files import data_folder, private_folder, write_atomically
 from importer.goto.connection import Access
 from importer.goto.session import DEFAULT_RATE
 from importer.jobs import cancel as cancelling
 from importer.jobs import export as exporting
+from importer.jobs import journals as keeping
 from importer.jobs import register as registering
 from importer.jobs.common import Done, Options
 from importer.model import Status
@@ -84,17 +86,7 @@ Work = Callable[[Access, Options, Listener, StopSignal], Coroutine[Any, Any, D]]
 
 def default_folder() -> Path:
     """The page's folder in the user's data folder (``~/.local/share/g2w-import/ui`` on Linux)."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("g2w-import", appauthor=False)) / "ui"
-
-
-def private(folder: Path) -> Path:
-    """``folder``, created if need be, readable and writable by the user alone."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if os.name == "posix":
-        os.chmod(folder, 0o700)
-    return folder
+    return data_folder() / "ui"
 
 
 def too_large_message(name: str, size: int) -> str:
@@ -344,13 +336,39 @@ class Desk:
     undo: Job[Cancellations] | None = None
     #: the latest export of a webinar's registrant list
     export: Job[Exported] | None = None
+    #: days the page keeps the files given to it and made by it (0: until removed by hand)
+    keep_days: int = field(default_factory=keeping.keep_days_from_environment)
     #: the webinars of the import restored at start
     _restored_keys: tuple[str, ...] = field(default=(), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        private(self.folder)
+        private_folder(self.folder)
+        self.tidy()
         self._restore()
+
+    def tidy(self, now: float | None = None) -> list[Path]:
+        """Remove the uploads (with their reports) and exported lists older than
+        :attr:`keep_days`, except the file of an import that did not finish; what was removed.
+        """
+        if self.keep_days == 0:
+            return []
+        limit = (time.time() if now is None else now) - self.keep_days * 86400
+        unfinished = self._last_run()
+        keep = unfinished[0].parent if unfinished is not None else None
+        removed = []
+        for each in (*_listed(self.folder / "uploads"), *_listed(self.folder / EXPORTS)):
+            try:
+                if each == keep or each.is_symlink() or each.lstat().st_mtime >= limit:
+                    continue
+                if each.is_dir():
+                    shutil.rmtree(each)
+                else:
+                    each.unlink()
+            except OSError:
+                continue  # in use, or not the page's to remove: tried again at the next start
+            removed.append(each)
+        return removed
 
     @property
     def sending(self) -> bool:
@@ -382,7 +400,9 @@ class Desk:
             raise TooLarge(too_large_message(kept, length))
         self._refuse_if_busy()
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        folder = private(private(self.folder / "uploads") / f"{stamp}-{secrets.token_hex(3)}")
+        folder = private_folder(
+            private_folder(self.folder / "uploads") / f"{stamp}-{secrets.token_hex(3)}"
+        )
         path = folder / kept
         size = 0
         try:
@@ -506,7 +526,9 @@ class Desk:
                 (key,),
                 dry_run=False,
                 what="export",
-                report_to=lambda done: private(self.folder / EXPORTS) / done.default_report.name,
+                report_to=lambda done: (
+                    private_folder(self.folder / EXPORTS) / done.default_report.name
+                ),
             )
         job.start(self.access, Options(webinar_keys=(key,), rate=self.rate, answers=True))
         return job
@@ -587,18 +609,33 @@ class Desk:
         text = json.dumps({"file": str(upload.path), "webinars": list(keys), "finished": finished})
         write_atomically(self.folder / _LAST_RUN, lambda temp: _write_text(temp, text))
 
-    def _restore(self) -> None:
-        """Choose the file of an import that did not finish again, checked as it was."""
+    def _last_run(self) -> tuple[Path, tuple[str, ...]] | None:
+        """The file and webinars of the last import, if it did not finish and is still here."""
         try:
             last = json.loads((self.folder / _LAST_RUN).read_text("utf-8"))
             path, keys, finished = Path(last["file"]), tuple(last["webinars"]), last["finished"]
         except (OSError, ValueError, KeyError, TypeError):
-            return
+            return None
         if finished or not path.is_file() or self.folder not in path.parents:
+            return None
+        return path, tuple(str(key) for key in keys)
+
+    def _restore(self) -> None:
+        """Choose the file of an import that did not finish again, checked as it was."""
+        last = self._last_run()
+        if last is None:
             return
+        path, self._restored_keys = last
         self.upload, self.restored = Upload(path, path.stat().st_size), True
-        self._restored_keys = tuple(str(key) for key in keys)
         self.start_check(self._restored_keys)
+
+
+def _listed(folder: Path) -> list[Path]:
+    """What ``folder`` holds; nothing when it is not there."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def _registering(

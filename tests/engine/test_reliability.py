@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from importer.engine.journal import Journal, data_folder
+from importer.engine.journal import Journal
+from importer.files import data_folder
 from importer.sandbox import ORGANIZER_KEY, WEBINAR_KEY
 from tests.helpers import (
     ENV,

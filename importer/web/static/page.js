@@ -236,6 +236,7 @@ function schedule(ms) {
 }
 
 function render(state) {
+  if (lastState && lastState.sending && !state.sending) loadJournals();  // a run wrote to one
   lastState = state;
   renderFile(state);
   renderPlan(state);
@@ -650,6 +651,74 @@ function register() { return act("/api/register"); }
 
 function stop() { return act("/api/stop"); }
 
+// --- what this computer keeps ----------------------------------------------------------------
+
+// the journal whose Forget was pressed, waiting for a yes or a no
+let forgetting = null;
+
+async function loadJournals() {
+  try {
+    renderJournals(await api("GET", "/api/journals"));
+  } catch (error) {
+    say("forget-error", error.message);
+  }
+}
+
+function journalName(journal) {
+  return journal.subject ? `${journal.subject} (${journal.webinarKey})` : journal.webinarKey;
+}
+
+function renderJournals(data) {
+  const rows = data.journals.map((journal) => {
+    const row = element("tr");
+    for (const text of [journalName(journal), journal.peopleText, journal.sizeText, journal.usedText, journal.endedText]) {
+      row.append(element("td", text));
+    }
+    const button = element("button", "Forget…");
+    button.type = "button";
+    button.setAttribute("aria-label", `Forget the journal of ${journalName(journal)}`);
+    button.addEventListener("click", () => askForget(journal));
+    const cell = element("td");
+    cell.append(button);
+    row.append(cell);
+    return row;
+  });
+  $("kept-rows").replaceChildren(...rows);
+  $("kept-wrap").hidden = !rows.length;
+  $("kept-none").hidden = rows.length > 0;
+  $("kept-days").textContent = data.keepDays
+    ? `Each journal is removed ${data.keepDays} days after its webinar is over.`
+    : "Journals are kept until you forget them.";
+}
+
+function askForget(journal) {
+  forgetting = journal;
+  say("forget-error", "");
+  say("forget-done", "");
+  $("forget-question").textContent = `Forget the journal of ${journalName(journal)} (${journal.peopleText}) for good? The registrations at GoTo stay as they are, but Undo can no longer cancel them.`;
+  $("forget-confirm").hidden = false;
+  $("forget-question").focus();
+}
+
+async function confirmForget() {
+  const journal = forgetting;
+  keepJournal();
+  if (!journal) return;
+  try {
+    const data = await api("POST", "/api/journals/forget", { webinar: journal.webinarKey });
+    renderJournals(data);
+    say("forget-done", data.said);
+  } catch (error) {
+    say("forget-error", error.message);
+    loadJournals();
+  }
+}
+
+function keepJournal() {
+  forgetting = null;
+  $("forget-confirm").hidden = true;
+}
+
 function wire() {
   $("signin-button").addEventListener("click", signIn);
   $("file").addEventListener("change", (event) => upload(event.target.files[0]));
@@ -662,6 +731,8 @@ function wire() {
   $("undo-go").addEventListener("click", confirmUndo);
   $("undo-keep").addEventListener("click", keepRegistrations);
   $("export-button").addEventListener("click", exportList);
+  $("forget-go").addEventListener("click", confirmForget);
+  $("forget-keep").addEventListener("click", keepJournal);
   $("task-stop").addEventListener("click", () => task("/api/stop", undefined, lastState && lastState.undo && lastState.undo.run ? "undo" : "export"));
   const drop = $("drop");
   for (const name of ["dragenter", "dragover"]) {
@@ -683,3 +754,4 @@ wire();
 loadSignIn();
 loadWebinars();
 refresh();
+loadJournals();
