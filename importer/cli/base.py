@@ -19,7 +19,7 @@ from importer.goto import credentials, oauth
 from importer.goto.connection import Access
 from importer.goto.session import DEFAULT_RATE
 from importer.read.settings import API_URL
-from importer.text import clean
+from importer.text import clean, counted
 
 EXIT_EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES)
 
@@ -38,23 +38,75 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+class _Started:
+    """Whether this invocation has tidied up already: once, as its command starts."""
+
+    done = False
+
+    @classmethod
+    def tidy(cls) -> None:
+        """Remove old journals and a killed run's leftovers, once (not for --help, whose
+        command never starts)."""
+        if cls.done:
+            return
+        cls.done = True
+        # loaded as a command starts, not for --help or --version: a function-level import
+        from importer.jobs import journals as keeping
+
+        try:
+            days = keeping.keep_days_from_environment()
+            done = keeping.expire(days)
+        except Exception as exc:  # a problem with old files must not stop today's work
+            echo(f"Warning: old journals were not checked ({exc})", colour="yellow")
+            return
+        if done.removed:
+            names = ", ".join(keeping.named(j) for j in done.removed)
+            echo(
+                f"Removed {counted(len(done.removed), 'journal')} of webinars over for more "
+                f"than {counted(days, 'day')}: {names} ({keeping.KEEP_DAYS_ENV}=0 keeps them)."
+            )
+        for journal, why in done.kept:
+            echo(f"Kept the journal of {keeping.named(journal)}, over for {days}+ days: {why}")
+
+
+class _Command(click.Command):
+    """A command that tidies up (:class:`_Started`) before it starts."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        _Started.tidy()
+        return super().invoke(ctx)
+
+
+def started() -> None:
+    """A group run without a command of its own (``journals``, ``sandbox``) starts here."""
+    _Started.tidy()
+
+
+class _Group(click.Group):
+    """A group whose commands tidy up as they start; a group inside it, run without one of
+    its commands, calls :func:`started` itself (before, it cannot know whether it will be)."""
+
+    command_class = _Command
+    group_class = type  # groups inside are of this class too
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is None:  # a new invocation (one process may make several)
+            _Started.done = False
+        return super().invoke(ctx)
+
+
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EXIT_EPILOG,
 )
 @click.version_option(package_name="g2w-importer", prog_name="g2w-import")
-@click.pass_context
-def cli(context: click.Context) -> None:
+def cli() -> None:
     """Register a spreadsheet of people for a GoTo Webinar and collect their join URLs.
 
-    At the start of every command, the journals of webinars over for more than 30 days are
-    removed (G2W_KEEP_DAYS changes the days; 0 keeps them): see "g2w-import journals".
+    As every command starts, the journals of webinars over for more than 30 days are removed
+    (G2W_KEEP_DAYS changes the days; 0 keeps them): see g2w-import journals.
     """
-    if not {"-h", "--help"} & {*context.protected_args, *context.args}:
-        # the commands' own modules load after this one: a function-level import
-        from importer.cli.data import expire_at_start
-
-        expire_at_start()
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import click
 
-from importer.cli.base import cli, echo, errors
+from importer.cli.base import cli, echo, errors, started
 from importer.cli.console import Console, table_lines
 from importer.engine.journals import Removed, Summary, survey
 from importer.errors import EXIT_OK, EXIT_ROWS, Declined
@@ -64,6 +64,7 @@ def journals(context: click.Context, sandbox: bool, as_json: bool) -> None:
     """
     if context.invoked_subcommand is not None:
         return
+    started()
     now = dt.datetime.now(dt.UTC)
     with errors():
         days = keeping.keep_days_from_environment()
@@ -187,22 +188,3 @@ def done_lines(done: Sequence[Removed]) -> list[str]:
         if each.kept:
             lines.append(f"Kept the journal of {keeping.named(each.journal)}: {each.kept}")
     return lines
-
-
-def expire_at_start() -> None:
-    """Remove old journals (and a killed run's leftovers) before a command: one line when any
-    was removed or is kept past its time. Never stops the command."""
-    try:
-        days = keeping.keep_days_from_environment()
-        done = keeping.expire(days)
-    except Exception as exc:  # a problem with old files must not stop today's work
-        echo(f"Warning: old journals were not checked ({exc})", colour="yellow")
-        return
-    if done.removed:
-        names = ", ".join(keeping.named(j) for j in done.removed)
-        echo(
-            f"Removed {counted(len(done.removed), 'journal')} of webinars over for more than "
-            f"{counted(days, 'day')}: {names} ({keeping.KEEP_DAYS_ENV}=0 keeps them)."
-        )
-    for journal, why in done.kept:
-        echo(f"Kept the journal of {keeping.named(journal)}, over for {days}+ days: {why}")

@@ -27,6 +27,7 @@ from importer.cli.base import (
     errors,
     fail,
     open_browser,
+    started,
 )
 from importer.cli.console import Interrupts, form_json, form_lines, webinar_json, webinar_lines
 from importer.errors import EXIT_USAGE, UsageError
@@ -273,6 +274,7 @@ def sandbox_command(
     """
     if context.invoked_subcommand is not None:
         return
+    started()
     tokens = tokens or (secrets.token_hex(16),)  # never starts with "-", as an option would
     state = Sandbox(
         SandboxConfig(

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
-from importer import report
+from importer import files, report
 from importer.checks.validate import validate
 from importer.errors import ReportError
 from importer.model import WAITING_NOTE, RawRow, Result, Status, Table
@@ -117,9 +116,8 @@ def cells(path: Path) -> dict[str, list[list[object]]]:
 def test_rows_written_ahead_become_the_report_when_the_check_changed_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    temporary = tmp_path / "tmp"  # where XlsxWriter keeps the rows until the file is written
-    temporary.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    temporary = files.temp_folder()  # where XlsxWriter keeps the rows until the file is written
+    assert temporary is not None
     whole = report.write(sample(), tmp_path / "whole.xlsx")
     draft = report.Draft(sample())
     draft.write_rows()  # while the check runs; the Summary then says what it found
@@ -136,14 +134,13 @@ def test_rows_written_ahead_become_the_report_when_the_check_changed_none(
     assert {k: v for k, v in written.items() if k != "Summary"} == {
         k: v for k, v in expected.items() if k != "Summary"
     }
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ahead.xlsx", "tmp", "whole.xlsx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ahead.xlsx", "user-data", "whole.xlsx"]
     assert list(temporary.iterdir()) == []
 
 
 def test_a_row_the_check_corrected_has_the_report_written_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, own_data_folder: Path
 ) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     draft = report.Draft(sample())
     draft.write_rows()
     built = sample()
@@ -155,7 +152,8 @@ def test_a_row_the_check_corrected_has_the_report_written_whole(
     assert sheet["J2"].value == "https://sandbox.invalid/join/from-the-list"
     assert sheet["J2"].hyperlink.target == "https://sandbox.invalid/join/from-the-list"
     assert not draft.fits(built)  # used up either way: its temporary files are gone
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx", "user-data"]
+    assert list((own_data_folder / "g2w-import" / "temp").iterdir()) == []
 
 
 def test_csv_has_a_bom_and_defuses_formula_starts(tmp_path: Path) -> None:
@@ -176,7 +174,7 @@ def test_report_replaces_the_old_one_and_leaves_no_temporary_file(tmp_path: Path
     target.write_bytes(b"old report")
     assert report.write(sample(), target) == target
     assert target.read_bytes().startswith(b"PK")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx", "user-data"]
 
 
 def test_report_open_elsewhere_is_written_beside_it(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
@@ -14,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from importer import report
+from importer import files, report
 from importer.model import Status
 from importer.read import reader
 from importer.report import xlsx as report_xlsx
@@ -398,9 +397,8 @@ def test_a_row_past_the_last_a_sheet_holds_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(report_xlsx, "MAX_ROWS", 3)  # a header and two rows
-    aside = tmp_path / "temporary"
-    aside.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(aside))
+    aside = files.temp_folder()  # where XlsxWriter keeps the rows until the file is written
+    assert aside is not None
     path = tmp_path / "full.xlsx"
     refused = pytest.raises(ValueError, match="4 rows of 1 columns, more than the 3 rows")
     with refused, report_xlsx.Book(path, ["T"]) as book:

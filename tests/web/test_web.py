@@ -923,3 +923,65 @@ def test_an_undo_where_g2w_import_registered_nobody_says_so_in_one_line(
     assert other.json()["error"] == (
         f"this import was not for webinar {WORKSHOP_KEY}; choose one of its webinars to undo"
     )
+
+
+def test_the_journals_are_listed_and_one_is_forgotten_once_confirmed(
+    open_page: Callable[..., Page],
+) -> None:
+    from importer.jobs import journals as keeping
+    from tests.engine.test_journals import make
+
+    folder = keeping.folder(sandbox=True)  # the page runs on the built-in sandbox here
+    folder.mkdir(parents=True)
+    make(folder, "201", people=2, subject="Spring <b>launch</b>")
+    make(folder, "202", people=1, sending=1)
+    page = open_page()
+    listed = page.get("/api/journals").json()
+    assert listed["keepDays"] == 30
+    journals = {j["webinarKey"]: j for j in listed["journals"]}
+    assert journals["201"]["peopleText"] == "2 registered"
+    assert journals["201"]["subject"] == "Spring <b>launch</b>"  # the script puts it as text
+    assert journals["202"]["peopleText"] == "1 registered, 1 of unknown outcome"
+    assert all(j["path"] is None for j in listed["journals"])  # the page names no files
+
+    kept = page.post("/api/journals/forget", json={"webinar": "202"})
+    assert kept.status_code == 400
+    assert "1 person of unknown outcome" in kept.json()["error"]
+    assert "in a terminal with g2w-import journals forget --force" in kept.json()["error"]
+    assert page.post("/api/journals/forget", json={}).status_code == 400
+    forgotten = page.post("/api/journals/forget", json={"webinar": "201"}).json()
+    assert forgotten["said"] == "Removed the journal of Spring <b>launch</b> (201)."
+    assert [j["webinarKey"] for j in forgotten["journals"]] == ["202"]
+    gone = page.post("/api/journals/forget", json={"webinar": "201"})
+    assert "no journal of webinar 201" in gone.json()["error"]
+    assert page.http.post("/api/journals/forget", json={"webinar": "202"}).status_code == 403
+
+
+def test_the_pages_old_copies_are_removed_but_an_unfinished_imports_file(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "ui"
+    old, recent, unfinished = (folder / "uploads" / name for name in ("old", "recent", "unf"))
+    for each in (old, recent, unfinished):
+        each.mkdir(parents=True)
+        (each / "list.csv").write_text("First,Last,Email\n")
+    exported = folder / "exports" / "Launch-registrants.xlsx"
+    exported.parent.mkdir()
+    exported.write_bytes(b"PK")
+    month_ago = time.time() - 31 * 86400
+    for each in (old, unfinished, exported):
+        os.utime(each, (month_ago, month_ago))
+    last = {"file": str(unfinished / "list.csv"), "webinars": [WEBINAR_KEY], "finished": False}
+    (folder / "last-run.json").write_text(json.dumps(last))
+    desk = Desk(Access(sandbox=True), folder, keep_days=30)
+    try:
+        assert sorted(p.name for p in (folder / "uploads").iterdir()) == ["recent", "unf"]
+        assert list((folder / "exports").iterdir()) == []
+        assert desk.restored  # the unfinished import's file is still there to continue
+    finally:
+        desk.close()
+    forever = Desk(Access(sandbox=True), folder, keep_days=0)
+    try:
+        assert forever.tidy(time.time() + 1e9) == []  # 0: kept until removed by hand
+    finally:
+        forever.close()

@@ -31,6 +31,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from importer.jobs import journals as keeping
 from importer.sandbox import KICKOFF_KEY, ORGANIZER_KEY, WEBINAR_KEY, WORKSHOP_KEY
 from tests.helpers import ThreadedServer, command, people, sheet_rows
 
@@ -541,6 +542,21 @@ def test_undo_an_import_from_the_page_once_its_plan_is_confirmed(
     rows = sheet_rows(saved(download.value, tmp_path))
     assert [row["status"] for row in rows] == ["cancelled"] * 40
     expect(page.locator("#result-headline")).to_have_text("Done: 40 registered.")  # still shown
+
+    # what this computer keeps: the journal of the webinar, forgotten once confirmed
+    kept = page.locator("#kept-rows tr")
+    expect(kept).to_have_count(1)
+    expect(kept.first).to_contain_text(f"Product launch (sandbox) ({WEBINAR_KEY})40 cancelled")
+    page.get_by_role("button", name="Forget the journal of Product launch (sandbox)").click()
+    expect(page.locator("#forget-question")).to_be_focused()
+    expect(page.locator("#forget-question")).to_contain_text("(40 cancelled) for good?")
+    assert len(list(keeping.folder().glob("*.sqlite3"))) == 1  # the question changed nothing
+    page.get_by_role("button", name="Yes, forget it").click()
+    expect(page.locator("#forget-done")).to_have_text(
+        f"Removed the journal of Product launch (sandbox) ({WEBINAR_KEY})."
+    )
+    expect(page.locator("#kept-none")).to_be_visible()
+    assert list(keeping.folder().glob("*.sqlite3")) == []
     assert not seen.holds(CANARY)
     context.close()
 

@@ -1,0 +1,123 @@
+"""Forgetting on request and expiry: which journals a choice takes, the virtual clock of
+expiry, and journals kept for rows of unknown outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from importer.engine.journals import survey
+from importer.errors import UsageError
+from importer.jobs import journals as keeping
+from tests.engine.test_journals import NOW, make
+
+DAY = dt.timedelta(days=1)
+
+
+def at(days_after: float) -> dt.datetime:
+    """The clock ``days_after`` days after the webinar of :func:`make` ended."""
+    return dt.datetime(2027, 1, 15, 17, tzinfo=dt.UTC) + days_after * DAY
+
+
+@pytest.fixture
+def folder() -> Path:
+    where = keeping.folder()
+    where.mkdir(parents=True)
+    return where
+
+
+def test_a_choice_is_made_one_way(folder: Path) -> None:
+    with pytest.raises(UsageError, match="say what to forget"):
+        keeping.Choice()
+    with pytest.raises(UsageError, match="one way"):
+        keeping.Choice(webinar_keys=("1",), everything=True)
+    keeping.Choice(emails=("a@b.c",))  # from every journal
+    keeping.Choice(webinar_keys=("1",), emails=("a@b.c",))  # from that one
+
+
+def test_journals_are_chosen_by_webinar_by_end_or_all(folder: Path) -> None:
+    make(folder, "201", ends="2027-01-15T17:00:00Z")
+    make(folder, "202", ends="2027-02-20T17:00:00Z")
+    make(folder, "203", ends=None)  # its times not known yet: never "over"
+
+    def whole(choice: keeping.Choice, now: dt.datetime = NOW) -> list[str]:
+        planned = keeping.plan(choice, folder, now)
+        assert not planned.people
+        assert not planned.kept
+        return sorted(j.webinar for j in planned.whole)
+
+    assert whole(keeping.Choice(webinar_keys=("202",))) == ["202"]
+    assert whole(keeping.Choice(ended_days=30)) == ["201"]  # 44.8 and 8.8 days over
+    assert whole(keeping.Choice(ended_days=0)) == ["201", "202"]
+    assert whole(keeping.Choice(ended_days=0), at(-1)) == []
+    assert whole(keeping.Choice(everything=True)) == ["201", "202", "203"]
+    missing = keeping.plan(keeping.Choice(webinar_keys=("202", "999")), folder, NOW)
+    assert missing.missing == ["webinar 999"]
+
+
+def test_one_person_is_forgotten_from_every_journal_that_holds_them(folder: Path) -> None:
+    make(folder, "201", people=3)
+    make(folder, "202", people=1)
+    make(folder, "203", people=2, sending=1)  # p2 of unknown outcome there
+    planned = keeping.plan(
+        keeping.Choice(emails=("P2@Example.com", "P0@example.com", "nobody@example.com")),
+        folder,
+    )
+    assert [(j.webinar, keys) for j, keys in planned.people] == [
+        ("201", ["p2@example.com", "p0@example.com"]),
+        ("202", ["p0@example.com"]),
+        ("203", ["p0@example.com"]),
+    ]
+    [(kept, why)] = planned.kept
+    assert kept.webinar == "203"
+    assert why.startswith("P2@Example.com: 1 person of unknown")
+    assert planned.missing == ["nobody@example.com"]
+    done = keeping.carry_out(planned)
+    assert [d.people for d in done] == [
+        ["p0@example.com", "p2@example.com"],
+        ["p0@example.com"],
+        ["p0@example.com"],
+    ]
+    assert {j.webinar: j.people for j in survey(folder)} == {"201": 1, "202": 0, "203": 2}
+
+
+def test_a_whole_journal_of_unknown_outcome_is_kept_unless_forced(folder: Path) -> None:
+    make(folder, "201", sending=1)
+    planned = keeping.plan(keeping.Choice(everything=True), folder)
+    assert planned.empty
+    assert "1 person of unknown outcome" in planned.kept[0][1]
+    forced = keeping.plan(keeping.Choice(everything=True, force=True), folder)
+    assert [d.whole for d in keeping.carry_out(forced)] == [True]
+    assert survey(folder) == []
+
+
+def test_expiry_removes_journals_over_for_longer_than_the_days_kept(folder: Path) -> None:
+    make(folder, "201", ends="2027-01-15T17:00:00Z")
+    make(folder, "202", ends="2027-01-15T17:00:00Z", sending=1)
+    make(folder, "203", ends="2027-02-10T17:00:00Z")
+    make(folder, "204", ends=None)
+    sandbox = keeping.folder(sandbox=True)
+    sandbox.mkdir(parents=True)
+    make(sandbox, "205", ends="2027-01-15T17:00:00Z")
+
+    assert keeping.expire(30, at(29.9)).removed == []  # not yet
+    assert keeping.expire(0, at(400)).removed == []  # 0: kept for ever
+    done = keeping.expire(30, at(30.1))
+    assert sorted(j.webinar for j in done.removed) == ["201", "205"]
+    assert [(j.webinar, "unknown outcome" in why) for j, why in done.kept] == [("202", True)]
+    assert sorted(j.webinar for j in survey(folder)) == ["202", "203", "204"]
+    again = keeping.expire(30, at(400))
+    assert [j.webinar for j in again.removed] == ["203"]  # 204's end is not known
+
+
+def test_days_kept_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert keeping.keep_days(None) == keeping.keep_days(" ") == 30
+    assert keeping.keep_days("0") == 0
+    assert keeping.keep_days(" 90 ") == 90
+    for wrong in ("-1", "thirty", "1.5"):
+        with pytest.raises(UsageError, match="G2W_KEEP_DAYS"):
+            keeping.keep_days(wrong)
+    monkeypatch.setenv("G2W_KEEP_DAYS", "7")
+    assert keeping.keep_days_from_environment() == 7
