@@ -167,6 +167,10 @@ def webinar_journal(
     user's data folder when None), locked for this organizer and webinar."""
     where = path or default_path(organizer_key, webinar_key, folder)
     locks = folder or data_folder() / "locks"
+    if path is None:  # the tool's own folders: their file names say which webinars it knows
+        with contextlib.suppress(OSError):  # Journal.open says why, if it cannot go on
+            files.private_folder(where.parent)
+            files.private_folder(locks)
     return Journal.open(where, organizer_key=organizer_key, webinar_key=webinar_key, locks=locks)
 
 
