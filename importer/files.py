@@ -28,6 +28,8 @@ _record: IO[bytes] | None = None
 _record_path: Path | None = None
 _RECORDS = "running"
 _TEMP = "temp"
+#: how the name of every temporary file made beside another file begins
+_HIDDEN = ".g2w-"
 
 
 #: errno values of a write that found no room: a full disk, a file size limit, a disk quota
@@ -89,7 +91,7 @@ def write_atomically(path: Path, write: Callable[[Path], None], *, private: bool
     when ``path`` is locked, as Excel locks an open file on Windows); the temporary file is
     removed whatever happens.
     """
-    temp = temporary(path.parent, f".{path.stem}.", path.suffix)
+    temp = temporary(path.parent, f"{path.stem}.", path.suffix)
     try:
         write(temp)
         if not private:
@@ -103,9 +105,10 @@ def write_atomically(path: Path, write: Callable[[Path], None], *, private: bool
 
 
 def temporary(folder: Path, prefix: str, suffix: str = "") -> Path:
-    """A new, empty temporary file in ``folder``, readable by the user alone, noted so that it
-    does not outlive the run (see the module's description). Raises ``OSError``."""
-    handle, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    """A new, empty temporary file in ``folder``, readable by the user alone, hidden and named
+    ``.g2w-PREFIX…SUFFIX``, noted so that it does not outlive the run (see the module's
+    description). Raises ``OSError``."""
+    handle, name = tempfile.mkstemp(dir=folder, prefix=f"{_HIDDEN}{prefix}", suffix=suffix)
     os.close(handle)
     temp = Path(name)
     writing(temp)
@@ -195,9 +198,9 @@ def sweep() -> int:
                 listed = held.read().splitlines()
             for line in listed:
                 temp = Path(os.fsdecode(line))
-                # only files this tool names as temporary (".name.random.suffix", ".g2w-…")
-                # or keeps in its own folder for them
-                ours = temp.name.startswith(".") or temp.parent == data_folder() / _TEMP
+                # only files named as this tool names its temporary files, or in its own
+                # folder for them: a record that lists anything else is not followed
+                ours = temp.name.startswith(_HIDDEN) or temp.parent == data_folder() / _TEMP
                 if ours and temp.is_file() and not temp.is_symlink():
                     temp.unlink()
                     removed += 1

@@ -118,7 +118,7 @@ def probe(folder: Path) -> None:
     """Check, by creating and removing a file, that a report can be written in ``folder``."""
     folder = folder.absolute()  # "." says nothing in a message
     try:
-        made = files.temporary(folder, ".g2w-probe-")
+        made = files.temporary(folder, "probe-")
     except FileNotFoundError:
         raise UsageError(
             f"{folder}: no such folder for the report; create it or change --out"

@@ -165,7 +165,7 @@ TEMPORARY = textwrap.dedent(
     import os, signal, sys, time
     from pathlib import Path
     from importer import files
-    made = files.temporary(Path(sys.argv[1]), ".report.", ".xlsx")
+    made = files.temporary(Path(sys.argv[1]), "report.", ".xlsx")
     print(made, flush=True)
     if sys.argv[2] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -193,4 +193,11 @@ def test_a_killed_runs_temporary_files_are_removed_at_the_next_start(tmp_path: P
             running.kill()
     assert files.sweep() == 1
     assert not in_use.exists()
+    # a record is followed only to the tool's own temporary files
+    record = files.data_folder() / "running" / "999999-dead.txt"
+    keep = tmp_path / ".bashrc"
+    keep.write_text("mine")
+    record.write_text(f"{keep}\n{tmp_path / 'notes.txt'}\n")
+    assert files.sweep() == 0
+    assert keep.read_text() == "mine"
     assert list((files.data_folder() / "running").iterdir()) == []
