@@ -113,7 +113,9 @@ def journals(context: click.Context, sandbox: bool, as_json: bool) -> None:
 @sandbox_option
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
 def forget(
+    context: click.Context,
     webinar_keys: tuple[str, ...],
     ended_days: int | None,
     everything: bool,
@@ -137,6 +139,9 @@ def forget(
       g2w-import journals forget --webinar-key 8325357307900339981
     """
     console = Console(ask=not yes)
+    # "journals --sandbox forget" means the sandbox's as much as "journals forget --sandbox"
+    parent = context.parent
+    sandbox = sandbox or bool(parent is not None and parent.params.get("sandbox"))
     with errors():
         choice = keeping.Choice(webinar_keys, ended_days, everything, emails, force)
         planned = keeping.plan(choice, keeping.folder(sandbox))

@@ -62,6 +62,11 @@ def test_journals_lists_each_journal_in_a_line_and_as_json(folder: Path) -> None
     assert data[1]["states"] == {"registered": 3, "sending": 1}
     assert data[1]["ended"] is False
     assert invoke("journals", "--sandbox").stderr.startswith("No journals in")
+    # the group's --sandbox holds for forget too: the user's own journals are not touched
+    sandbox = invoke("journals", "--sandbox", "forget", "--all", "--yes")
+    assert "sandbox" in sandbox.stderr
+    assert "Nothing to remove." in sandbox.stderr
+    assert len(survey(keeping.folder())) == 2
 
 
 def test_forget_shows_its_plan_and_removes_what_it_says(folder: Path) -> None:
