@@ -64,9 +64,10 @@ def lock(path: Path) -> IO[bytes] | None:
 
 
 def private_folder(folder: Path) -> Path:
-    """``folder``, created if need be, readable and writable by the user alone. Raises
-    ``OSError``."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """``folder``, created if need be, readable and writable by the user alone, as is each
+    folder made on the way to it. Raises ``OSError``."""
+    for each in reversed([each for each in (folder, *folder.parents) if not each.exists()]):
+        each.mkdir(mode=0o700, exist_ok=True)
     if os.name == "posix":
         os.chmod(folder, 0o700)
     return folder

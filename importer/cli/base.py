@@ -14,7 +14,7 @@ import click
 from click.decorators import FC
 
 from importer.cli.console import Interrupts, Unanswered
-from importer.errors import EXIT_CODES, EXIT_INTERRUPTED, Declined, ImporterError
+from importer.errors import EXIT_CODES, EXIT_INTERRUPTED, Declined, ImporterError, UsageError
 from importer.goto import credentials, oauth
 from importer.goto.connection import Access
 from importer.goto.session import DEFAULT_RATE
@@ -55,9 +55,13 @@ class _Started:
 
         try:
             days = keeping.keep_days_from_environment()
+        except UsageError as exc:
+            days = 0
+            echo(f"Warning: old journals were not removed: {exc}", colour="yellow")
+        try:
             done = keeping.expire(days)
         except Exception as exc:  # a problem with old files must not stop today's work
-            echo(f"Warning: old journals were not checked ({exc})", colour="yellow")
+            echo(f"Warning: old journals were not removed ({exc})", colour="yellow")
             return
         if done.removed:
             names = ", ".join(keeping.named(j) for j in done.removed)

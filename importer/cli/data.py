@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -18,7 +19,7 @@ from importer.jobs import journals as keeping
 from importer.text import counted
 
 
-def journal_lines(found: Sequence[Summary], now: dt.datetime) -> list[str]:
+def journal_lines(found: Sequence[Summary], now: dt.datetime, keep_days: int) -> list[str]:
     """The journals as ``journals`` prints them."""
     rows: list[tuple[str, ...]] = [
         ("webinar key", "subject", "people", "size", "last used", "webinar over")
@@ -30,7 +31,7 @@ def journal_lines(found: Sequence[Summary], now: dt.datetime) -> list[str]:
             keeping.people_text(j) if not j.problem else f"cannot be read: {j.problem}",
             keeping.size_text(j.size),
             keeping.used_text(j),
-            keeping.ended_text(j, now),
+            keeping.ended_text(j, now, keep_days),
         )
         for j in found
     ]
@@ -74,9 +75,14 @@ def journals(context: click.Context, sandbox: bool, as_json: bool) -> None:
         click.echo(json.dumps([keeping.as_json(j, now) for j in found], indent=2))
         return
     if not found:
-        echo(f"No journals in {where}.")
+        elsewhere = (
+            ""
+            if sandbox or not survey(keeping.folder(sandbox=True))
+            else (" (the sandbox's are listed by g2w-import journals --sandbox)")
+        )
+        echo(f"No journals in {where}{elsewhere}.")
         return
-    click.echo("\n".join(journal_lines(found, now)))
+    click.echo("\n".join(journal_lines(found, now, days)))
     echo(f"\n{counted(len(found), 'journal')} in {where}. {_keeping_line(days)}")
 
 
@@ -155,7 +161,7 @@ def forget(
         if not console.confirm("Remove them for good?"):
             raise Declined("Nothing was removed.")
         done = keeping.carry_out(planned)
-    for line in done_lines(done):
+    for line in done_lines(planned, done):
         echo(line)
     sys.exit(EXIT_ROWS if planned.kept or any(d.kept for d in done) else EXIT_OK)
 
@@ -170,6 +176,8 @@ def plan_lines(planned: keeping.Plan) -> list[str]:
     for journal, keys in planned.people:
         who = ", ".join(keys)
         lines.append(f"  remove {who} from the journal of {keeping.named(journal)}")
+    for copy in planned.copies:
+        lines.append(f"  remove {_copy_text(copy)}, which holds them")
     for journal, why in planned.kept:
         lines.append(f"  keep the journal of {keeping.named(journal)}: {why}")
     for what in planned.missing:
@@ -179,15 +187,27 @@ def plan_lines(planned: keeping.Plan) -> list[str]:
     return lines
 
 
-def done_lines(done: Sequence[Removed]) -> list[str]:
+def _copy_text(copy: Path) -> str:
+    """``the page's copy of guests.csv (and its reports)`` / ``the list the page exported, …``."""
+    if not copy.is_dir():
+        return f"the list the page exported, {copy.name}"
+    # the file chosen, beside the reports named after it
+    chosen = min((p.name for p in copy.iterdir() if p.is_file()), key=len, default=copy.name)
+    return f"the page's copy of {chosen} (and its reports)"
+
+
+def done_lines(planned: keeping.Plan, done: Sequence[Removed]) -> list[str]:
     """What ``journals forget`` did."""
     lines = []
+    if planned.copies:
+        copies = counted(len(planned.copies), "copy", "copies")
+        lines.append(f"Removed {copies} in the page's folder.")
     for each in done:
         if each.whole:
             lines.append(f"Removed the journal of {keeping.named(each.journal)}.")
         elif each.people:
             lines.append(
-                f"Removed {counted(len(each.people), 'person')} from the journal of "
+                f"Removed {counted(len(each.people), 'person', 'people')} from the journal of "
                 f"{keeping.named(each.journal)}."
             )
         if each.kept:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from importer import files
 from importer.engine.journal import BESIDE, Forgotten, Journal, State
 from importer.errors import JournalError, JournalFull
 from importer.files import data_folder
@@ -213,6 +214,25 @@ def unknown_reason(count: int, force_hint: str = FORCE_HINT) -> str:
         f"{rows} of unknown outcome (a run stopped while sending): the journal is what keeps "
         f"them from being registered twice; run the same import again to settle them, {force_hint}"
     )
+
+
+def in_use(journal: Summary) -> bool:
+    """Whether a run holds the journal now (its lock is taken for an instant to know: only
+    when about to change it, never to list it)."""
+    path = locks_of(journal.path.parent) / f"{journal.organizer}-{journal.webinar}.lock"
+    if not path.exists():
+        return False
+    try:
+        held = files.lock(path)
+    except OSError:
+        return False
+    if held is None:
+        return True
+    held.close()
+    return False
+
+
+IN_USE = "an import is using it now; wait until it is over, then try again"
 
 
 def _open(journal: Summary) -> Journal:

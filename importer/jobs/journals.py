@@ -9,7 +9,11 @@ for more than :data:`DEFAULT_KEEP_DAYS` days (:func:`expire`).
 from __future__ import annotations
 
 import datetime as dt
+import html
 import os
+import shutil
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +25,19 @@ from importer.errors import UsageError
 from importer.model import email_key
 from importer.text import counted
 
+#: the page's own folder in the data folder (the files chosen on it, their reports, exports)
+PAGE_FOLDER = "ui"
+#: the page's folders of the files chosen on it (each with its reports) and of exported lists
+PAGE_COPIES = ("uploads", "exports")
 #: days a journal is kept once its webinar is over, unless said otherwise
 DEFAULT_KEEP_DAYS = 30
 #: the environment variable that says otherwise (``0``: keep journals for ever)
 KEEP_DAYS_ENV = "G2W_KEEP_DAYS"
+
+
+def page_folder() -> Path:
+    """The page's folder (``~/.local/share/g2w-import/ui`` on Linux)."""
+    return files.data_folder() / PAGE_FOLDER
 
 
 def folder(sandbox: bool = False) -> Path:
@@ -98,11 +111,14 @@ class Plan:
     missing: list[str] = field(default_factory=list)
     #: journals (or people) kept, and why
     kept: list[tuple[Summary, str]] = field(default_factory=list)
+    #: the page's copies that hold the people to forget: a file chosen on it (its folder, with
+    #: its reports) or a list exported
+    copies: list[Path] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         """Whether nothing would be removed."""
-        return not self.whole and not self.people
+        return not self.whole and not self.people and not self.copies
 
 
 def plan(
@@ -136,6 +152,9 @@ def plan(
             present = [key for key, state in states.items() if state is not None]
             seen.update(present)
             unsure = [key for key in present if states[key] in _UNKNOWN]
+            if present and journals.in_use(journal):
+                result.kept.append((journal, journals.IN_USE))
+                continue
             if unsure and not choice.force:
                 who = ", ".join(keys[key] for key in unsure)
                 result.kept.append(
@@ -144,10 +163,14 @@ def plan(
             taken = [key for key in present if choice.force or key not in unsure]
             if taken:
                 result.people.append((journal, taken))
-        result.missing.extend(address for key, address in keys.items() if key not in seen)
+        result.copies.extend(page_copies(keys))
+        held = {key for key in keys if key in seen} | ({*keys} if result.copies else set())
+        result.missing.extend(address for key, address in keys.items() if key not in held)
         return result
     for journal in chosen:
-        if journal.unknown and not choice.force:
+        if journal.unknown and journals.in_use(journal):  # sending now: not stopped
+            result.kept.append((journal, journals.IN_USE))
+        elif journal.unknown and not choice.force:
             result.kept.append((journal, journals.unknown_reason(journal.unknown, force_hint)))
         else:
             result.whole.append(journal)
@@ -160,10 +183,54 @@ _UNKNOWN = (State.SENDING, State.CANCELLING)
 def carry_out(planned: Plan) -> list[Removed]:
     """Forget what ``planned`` says, journal by journal; what could not be is said in each
     result's ``kept``."""
+    for copy in planned.copies:  # first: one that cannot be removed stops before the rest
+        try:
+            shutil.rmtree(copy) if copy.is_dir() else copy.unlink(missing_ok=True)
+        except OSError as exc:  # open in another program
+            why = exc.strerror or str(exc)
+            raise UsageError(
+                f"{copy}: cannot be removed ({why}); close it, then try again"
+            ) from exc
     force, hint = planned.choice.force, planned.force_hint
     done = [journals.remove(j, force=force, force_hint=hint) for j in planned.whole]
     done += [journals.forget(j, keys, force=force, force_hint=hint) for j, keys in planned.people]
     return done
+
+
+def page_copies(email_keys: Iterable[str]) -> list[Path]:
+    """The page's copies that hold any of these addresses (compared as GoTo compares them):
+    the folder of a file chosen on the page (the file and its reports), or an exported list.
+    Read as bytes, and inside an Excel file as the text it keeps: UTF-8, and UTF-16 as Excel
+    saves "Unicode text"."""
+    needles = [key.encode() for key in email_keys if key]
+    needles += [key.encode("utf-16-le") for key in email_keys if key]
+    needles += [html.escape(key, quote=False).encode() for key in email_keys if key]
+    found = []
+    for kind in PAGE_COPIES:
+        try:
+            entries = sorted((page_folder() / kind).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            inside = sorted(entry.iterdir()) if entry.is_dir() else [entry]
+            if any(_holds(path, needles) for path in inside if path.is_file()):
+                found.append(entry)
+    return found
+
+
+def _holds(path: Path, needles: list[bytes]) -> bool:
+    """Whether the file at ``path`` holds one of ``needles`` (in lower case)."""
+    try:
+        if zipfile.is_zipfile(path):  # XLSX: the text is in its XML parts
+            with zipfile.ZipFile(path) as book:
+                parts = [book.read(name) for name in book.namelist() if name.endswith(".xml")]
+        else:
+            parts = [path.read_bytes()]
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        return False
+    return any(needle in part.lower() for part in parts for needle in needles)
 
 
 @dataclass(frozen=True)
@@ -225,15 +292,20 @@ def size_text(size: int) -> str:
     return f"{size / 1e6:,.1f} MB"
 
 
-def ended_text(journal: Summary, now: dt.datetime) -> str:
-    """``yes, 3 days ago`` / ``no`` / ``not known yet`` (no run has recorded its times)."""
+def ended_text(journal: Summary, now: dt.datetime, keep_days: int = 0) -> str:
+    """``yes, 3 days ago (removed in 27 days)`` / ``no`` / ``not known yet`` (no run has
+    recorded its times); when it will be removed, if journals are kept ``keep_days``."""
     if journal.ends is None:
         return "not known yet"
     over = journal.days_over(now)
     if over is None:
         return "no"
     days = int(over)
-    return "yes, today" if days == 0 else f"yes, {counted(days, 'day')} ago"
+    said = "yes, today" if days == 0 else f"yes, {counted(days, 'day')} ago"
+    if keep_days:
+        left = keep_days - days
+        said += f" (removed in {counted(left, 'day')})" if left > 0 else " (removed next start)"
+    return said
 
 
 def as_json(journal: Summary, now: dt.datetime) -> dict[str, object]:

@@ -40,7 +40,7 @@ from typing import IO, Any, Protocol
 from importer.engine.journal import BESIDE, take_lock
 from importer.engine.journals import sandbox_folder
 from importer.errors import JournalError, UsageError
-from importer.files import data_folder
+from importer.files import data_folder, private_folder
 from importer.model import email_key
 from importer.sandbox.webinars import ORGANIZER_KEY, SandboxWebinar, catalogue
 
@@ -316,7 +316,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _connect_once(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # made-up people, but a real list may be tried here first: for the user's eyes only
+    private_folder(path.parent)
     connection = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
@@ -474,7 +475,7 @@ def _unreachable(journals: Path, exc: OSError) -> UsageError:
 def _journal_names(journals: Path) -> list[str]:
     """The name (``<organizer>-<webinar>``) of every journal an import of the sandbox could
     hold, or holds, in ``journals`` (made if missing, to hold their locks in)."""
-    journals.mkdir(parents=True, exist_ok=True)
+    private_folder(journals)
     names = {f"{ORGANIZER_KEY}-{key}" for key in catalogue(dt.datetime.now(dt.UTC))}
     for each in journals.iterdir():
         for ending in (".lock", ".sqlite3", *(f".sqlite3{suffix}" for suffix in BESIDE)):

@@ -599,9 +599,14 @@ def _journals(desk: Desk) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     found = survey(keeping.folder(desk.access.sandbox))
     listed = [
-        {**keeping.as_json(j, now), "path": None, "peopleText": keeping.people_text(j)}
-        | {"sizeText": keeping.size_text(j.size), "endedText": keeping.ended_text(j, now)}
-        | {"usedText": keeping.used_text(j)}
+        {
+            **keeping.as_json(j, now),
+            "path": None,
+            "peopleText": keeping.people_text(j),
+            "sizeText": keeping.size_text(j.size),
+            "endedText": keeping.ended_text(j, now, desk.keep_days),
+            "usedText": keeping.used_text(j),
+        }
         for j in found
     ]
     return {"journals": listed, "keepDays": desk.keep_days}

@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 from importer import report
 from importer.errors import Busy, ImporterError, InputError, TooLarge
 from importer.events import Brief, Listener, PlanView, Silent, StopSignal
-from importer.files import data_folder, private_folder, write_atomically
+from importer.files import private_folder, write_atomically
 from importer.goto.connection import Access
 from importer.goto.session import DEFAULT_RATE
 from importer.jobs import cancel as cancelling
@@ -67,8 +67,9 @@ UNDO_RESUME_HINT = (
     "cancelled twice)"
 )
 UNDO_AGAIN = "press Undo this import again in g2w-import ui"
-#: the page's own folder for the registrant lists it exports
-EXPORTS = "exports"
+#: the page's own folders for the files chosen on it (with their reports), and the lists it
+#: exports
+UPLOADS, EXPORTS = keeping.PAGE_COPIES
 #: characters that no file name gets, whatever system it came from
 _UNSAFE = frozenset('<>:"/\\|?*')
 _LAST_RUN = "last-run.json"
@@ -86,7 +87,7 @@ Work = Callable[[Access, Options, Listener, StopSignal], Coroutine[Any, Any, D]]
 
 def default_folder() -> Path:
     """The page's folder in the user's data folder (``~/.local/share/g2w-import/ui`` on Linux)."""
-    return data_folder() / "ui"
+    return keeping.page_folder()
 
 
 def too_large_message(name: str, size: int) -> str:
@@ -357,7 +358,7 @@ class Desk:
         unfinished = self._last_run()
         keep = unfinished[0].parent if unfinished is not None else None
         removed = []
-        for each in (*_listed(self.folder / "uploads"), *_listed(self.folder / EXPORTS)):
+        for each in (e for kind in keeping.PAGE_COPIES for e in _listed(self.folder / kind)):
             try:
                 if each == keep or each.is_symlink() or each.lstat().st_mtime >= limit:
                     continue
@@ -401,7 +402,7 @@ class Desk:
         self._refuse_if_busy()
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = private_folder(
-            private_folder(self.folder / "uploads") / f"{stamp}-{secrets.token_hex(3)}"
+            private_folder(self.folder / UPLOADS) / f"{stamp}-{secrets.token_hex(3)}"
         )
         path = folder / kept
         size = 0

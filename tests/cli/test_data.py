@@ -136,7 +136,7 @@ def test_old_journals_are_removed_as_any_command_starts(
     assert "G2W_KEEP_DAYS=soon" in one_line_error(invoke("journals"))  # it is about them
     warned = invoke("fields", "--sandbox")  # any other command goes on
     assert warned.exit_code == 0
-    assert "Warning: old journals were not checked" in warned.stderr
+    assert "Warning: old journals were not removed: G2W_KEEP_DAYS=soon" in warned.stderr
     monkeypatch.delenv("G2W_KEEP_DAYS")
     started = invoke("fields", "--sandbox")
     lines = [line for line in started.stderr.splitlines() if line.startswith("Removed")]

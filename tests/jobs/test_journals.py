@@ -121,3 +121,30 @@ def test_days_kept_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
             keeping.keep_days(wrong)
     monkeypatch.setenv("G2W_KEEP_DAYS", "7")
     assert keeping.keep_days_from_environment() == 7
+
+
+def test_the_pages_copies_holding_a_person_are_forgotten_with_them(folder: Path) -> None:
+    from openpyxl import Workbook
+
+    uploads = keeping.page_folder() / "uploads"
+    holding, other = uploads / "20270101-a", uploads / "20270102-b"
+    for each in (holding, other):
+        each.mkdir(parents=True)
+    (holding / "guests.csv").write_text("First,Last,Email\nAda,L,Ada@Example.com\n")
+    (holding / "guests-joinurls.xlsx").write_bytes(b"")
+    (other / "guests.csv").write_text("First,Last,Email\nBob,M,bob@example.com\n", "utf-16")
+    exported = keeping.page_folder() / "exports" / "Launch-registrants.xlsx"
+    exported.parent.mkdir()
+    book = Workbook()
+    book.active.append(["email"])
+    book.active.append(["ada@example.com"])
+    book.save(exported)
+    planned = keeping.plan(keeping.Choice(emails=("ADA@example.com",)), folder)
+    assert planned.copies == [holding, exported]
+    assert planned.missing == []  # no journal holds her, but the page's copies did
+    keeping.carry_out(planned)
+    assert not holding.exists()
+    assert not exported.exists()
+    assert (other / "guests.csv").exists()
+    utf16 = keeping.plan(keeping.Choice(emails=("bob@example.com",)), folder)
+    assert utf16.copies == [other]  # a CSV saved by Excel as "Unicode text"
