@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -26,6 +27,8 @@ _WRITING: set[Path] = set()
 #: this process's record of its temporary files, locked while it lives (made on first use)
 _record: IO[bytes] | None = None
 _record_path: Path | None = None
+#: this process's folder for temporary files (made on first use)
+_temp: Path | None = None
 _RECORDS = "running"
 _TEMP = "temp"
 #: how the name of every temporary file made beside another file begins
@@ -44,10 +47,12 @@ def data_folder() -> Path:
     return Path(platformdirs.user_data_dir("g2w-import", appauthor=False))
 
 
-def lock(path: Path) -> IO[bytes] | None:
-    """An exclusive lock on ``path`` (created, private), held for as long as the returned file
-    is open and released on any exit of the process; None when another process holds it."""
-    handle = os.fdopen(os.open(path, os.O_CREAT | os.O_RDWR, 0o600), "a+b")
+def lock(path: Path, *, create: bool = True) -> IO[bytes] | None:
+    """An exclusive lock on ``path`` (created, private, unless not ``create``: then it must be
+    a file there already, not a link), held for as long as the returned file is open and
+    released on any exit of the process; None when another process holds it."""
+    flags = os.O_RDWR | (os.O_CREAT if create else getattr(os, "O_NOFOLLOW", 0))
+    handle = os.fdopen(os.open(path, flags, 0o600), "a+b")
     try:
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             import msvcrt
@@ -74,13 +79,22 @@ def private_folder(folder: Path) -> Path:
 
 
 def temp_folder() -> Path | None:
-    """The tool's own private folder for temporary files that need not sit beside what they
-    become (the rows of a workbook being written), rather than the system's shared one; None
+    """This process's own private folder for temporary files that need not sit beside what
+    they become (the rows of a workbook being written, the parts of one being packed), rather
+    than the system's shared one; removed at exit, or by the next start after a kill. None
     where the data folder cannot be made."""
-    try:
-        return private_folder(data_folder() / _TEMP)
-    except OSError:
-        return None
+    global _temp
+    if _temp is None or not _temp.is_dir():
+        record = _own_record()
+        if record is None or _record_path is None:
+            return None
+        try:
+            folder = private_folder(data_folder() / _TEMP / _record_path.stem)
+        except OSError:
+            return None
+        _note(record, folder)
+        _temp = folder
+    return _temp
 
 
 def write_atomically(path: Path, write: Callable[[Path], None], *, private: bool = False) -> None:
@@ -129,10 +143,15 @@ def writing(temp: Path) -> None:
     _WRITING.add(temp)
     record = _own_record()
     if record is not None:
-        # not synced: a killed process's writes are in the system's cache all the same
-        with contextlib.suppress(OSError):
-            record.write(os.fsencode(temp.absolute()) + b"\n")
-            record.flush()
+        _note(record, temp)
+
+
+def _note(record: IO[bytes], path: Path) -> None:
+    """Add ``path`` to this process's record."""
+    # not synced: a killed process's writes are in the system's cache all the same
+    with contextlib.suppress(OSError):
+        record.write(os.fsencode(path.absolute()) + b"\n")
+        record.flush()
 
 
 def written(temp: Path) -> None:
@@ -166,8 +185,11 @@ def _own_record() -> IO[bytes] | None:
 
 def _finish() -> None:
     """At exit: remove what is still temporary, then this process's record."""
-    global _record, _record_path
+    global _record, _record_path, _temp
     abandon()
+    if _temp is not None:
+        shutil.rmtree(_temp, ignore_errors=True)
+        _temp = None
     if _record is not None and _record_path is not None:
         _record.close()
         with contextlib.suppress(OSError):
@@ -188,8 +210,8 @@ def sweep() -> int:
         if path == _record_path:
             continue
         try:
-            held = lock(path)
-        except OSError:
+            held = lock(path, create=False)
+        except OSError:  # gone meanwhile, or not a plain file
             continue
         if held is None:  # its process is still running
             continue
@@ -197,12 +219,17 @@ def sweep() -> int:
             with held:
                 held.seek(0)
                 listed = held.read().splitlines()
+            own = data_folder() / _TEMP / path.stem  # the dead process's folder
             for line in listed:
                 temp = Path(os.fsdecode(line))
-                # only files named as this tool names its temporary files, or in its own
-                # folder for them: a record that lists anything else is not followed
-                ours = temp.name.startswith(_HIDDEN) or temp.parent == data_folder() / _TEMP
-                if ours and temp.is_file() and not temp.is_symlink():
+                if temp.is_symlink():
+                    continue
+                if temp == own and temp.is_dir():
+                    shutil.rmtree(temp, ignore_errors=True)
+                    removed += 1
+                # only files named as this tool names its temporary files: a record that
+                # lists anything else is not followed
+                elif temp.name.startswith(_HIDDEN) and temp.is_file():
                     temp.unlink()
                     removed += 1
             path.unlink()

@@ -44,22 +44,26 @@ class _Started:
     done = False
 
     @classmethod
-    def tidy(cls) -> None:
+    def tidy(cls, params: dict[str, Any] | None = None) -> None:
         """Remove old journals and a killed run's leftovers, once (not for --help, whose
-        command never starts)."""
+        command never starts); a dry run removes nothing, and no command loses the journal of
+        a webinar it names (``params``: its options)."""
         if cls.done:
             return
         cls.done = True
+        params = params or {}
+        named = params.get("webinar_keys") or ()
+        spare = (named,) if isinstance(named, str) else tuple(named)
         # loaded as a command starts, not for --help or --version: a function-level import
         from importer.jobs import journals as keeping
 
         try:
-            days = keeping.keep_days_from_environment()
+            days = 0 if params.get("dry_run") else keeping.keep_days_from_environment()
         except UsageError as exc:
             days = 0
             echo(f"Warning: old journals were not removed: {exc}", colour="yellow")
         try:
-            done = keeping.expire(days)
+            done = keeping.expire(days, spare=spare)
         except Exception as exc:  # a problem with old files must not stop today's work
             echo(f"Warning: old journals were not removed ({exc})", colour="yellow")
             return
@@ -77,7 +81,7 @@ class _Command(click.Command):
     """A command that tidies up (:class:`_Started`) before it starts."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        _Started.tidy()
+        _Started.tidy(ctx.params)
         return super().invoke(ctx)
 
 

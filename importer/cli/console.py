@@ -65,8 +65,12 @@ class Console:
     def note(self, message: str) -> None:
         self.line(f"Warning: {message}", "yellow")
 
+    def can_ask(self) -> bool:
+        """Whether a question can be put to the person: on a terminal, not told not to."""
+        return self.ask and _is_terminal(sys.stdin) and _is_terminal(self.stream)
+
     def confirm(self, question: str) -> bool:
-        if not (self.ask and _is_terminal(sys.stdin) and _is_terminal(self.stream)):
+        if not self.can_ask():
             return True
         # registering e-mails people: only a clear yes goes on
         self.stream.write(f"{question} [y/N]: ")

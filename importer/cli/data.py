@@ -14,7 +14,7 @@ import click
 from importer.cli.base import cli, echo, errors, started
 from importer.cli.console import Console, table_lines
 from importer.engine.journals import Removed, Summary, survey
-from importer.errors import EXIT_OK, EXIT_ROWS, Declined
+from importer.errors import EXIT_OK, EXIT_ROWS, Declined, UsageError
 from importer.jobs import journals as keeping
 from importer.text import counted
 
@@ -158,6 +158,10 @@ def forget(
         if dry_run:
             echo("Dry run: nothing was removed.")
             sys.exit(EXIT_ROWS if planned.kept else EXIT_OK)
+        if not yes and not console.can_ask():  # removing is for good: said, never assumed
+            raise UsageError(
+                "journals forget removes for good: run it in a terminal to be asked, or add --yes"
+            )
         if not console.confirm("Remove them for good?"):
             raise Declined("Nothing was removed.")
         done = keeping.carry_out(planned)
@@ -176,6 +180,10 @@ def plan_lines(planned: keeping.Plan) -> list[str]:
     for journal, keys in planned.people:
         who = ", ".join(keys)
         lines.append(f"  remove {who} from the journal of {keeping.named(journal)}")
+    for journal in planned.rebuild:
+        lines.append(
+            f"  rebuild the journal of {keeping.named(journal)}: its free space holds them"
+        )
     for copy in planned.copies:
         lines.append(f"  remove {_copy_text(copy)}, which holds them")
     for journal, why in planned.kept:
@@ -205,6 +213,8 @@ def done_lines(planned: keeping.Plan, done: Sequence[Removed]) -> list[str]:
     for each in done:
         if each.whole:
             lines.append(f"Removed the journal of {keeping.named(each.journal)}.")
+        elif each.journal in planned.rebuild and not each.kept:
+            lines.append(f"Rebuilt the journal of {keeping.named(each.journal)}.")
         elif each.people:
             lines.append(
                 f"Removed {counted(len(each.people), 'person', 'people')} from the journal of "

@@ -196,13 +196,20 @@ class Journal:
 
     @classmethod
     def open(
-        cls, path: Path, *, organizer_key: str, webinar_key: str, locks: Path | None = None
+        cls,
+        path: Path,
+        *,
+        organizer_key: str,
+        webinar_key: str,
+        locks: Path | None = None,
+        create: bool = True,
     ) -> Journal:
         """Open (or create) the journal at ``path`` and take the webinar's lock.
 
         The lock is one per organizer and webinar, in ``locks`` (default: the user's data
         folder), whatever the journal is called: two imports of one webinar never run at once,
         even with two ``--journal`` paths. A file that is not a journal is left as it was.
+        Without ``create``, only a journal that is there is opened (forgetting makes none).
         """
         lock_file = (locks or path.parent) / f"{organizer_key}-{webinar_key}.lock"
         try:
@@ -210,6 +217,9 @@ class Journal:
             lock_file.parent.mkdir(parents=True, exist_ok=True)
             lock = take_lock(lock_file)
             if not path.exists():
+                if not create:
+                    lock.close()
+                    raise JournalError(f"{path}: is gone already")
                 # names and e-mail addresses: for the user's eyes only, from the first byte
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except OSError as exc:
@@ -441,25 +451,46 @@ class Journal:
         with contextlib.suppress(JournalFull), self._transaction():  # only for the list
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", facts.items())
 
-    def forget(self, email_keys: Iterable[str], *, force: bool = False) -> Forgotten:
+    def forget(
+        self, email_keys: Iterable[str], *, force: bool = False, traces: bool = False
+    ) -> Forgotten:
         """Remove these people's rows (a row of unknown outcome only with ``force``), then
-        rebuild the file so that nothing of them is left in it or beside it."""
+        rebuild the file so that nothing of them is left in it or beside it; with ``traces``
+        the file is rebuilt even when no row is removed (what an earlier removal that could
+        not rebuild it left in its free pages).
+
+        Raises :class:`JournalError` before anything is removed when another program has the
+        journal open (the rebuilt file could not replace what it reads), and
+        :class:`JournalFull` when the file could not be rebuilt after the rows were removed.
+        """
         wanted = set(email_keys)
         found = {
-            key: State(state)
+            key: str(state)
             for key, state in self._db.execute("SELECT email_key, state FROM people")
             if key in wanted
         }
         unsure = {key for key, state in found.items() if state in _UNKNOWN}
         removed = sorted(found.keys() - (set() if force else unsure))
-        if removed:
+        if removed or traces:
             self.commit()
-            with self._transaction():
-                self._db.executemany(
-                    "DELETE FROM people WHERE email_key = ?", [(key,) for key in removed]
-                )
+            self._checkpoint()  # nobody else reading: or the old pages would stay
+            if removed:
+                with self._transaction():
+                    self._db.executemany(
+                        "DELETE FROM people WHERE email_key = ?", [(key,) for key in removed]
+                    )
             self._compact()
         return Forgotten(removed, sorted(unsure - set(removed)))
+
+    def _checkpoint(self) -> None:
+        """Fold the write-ahead log into the file and empty it; :class:`JournalError` when
+        another program reading the journal holds some of it back."""
+        busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise JournalError(
+                f"{self.path}: another program has the journal open (a database browser, a "
+                "backup); close it and try again"
+            )
 
     def remove(self, *, force: bool = False) -> bool:
         """Delete the journal and what SQLite keeps beside it, then release its lock; False
@@ -483,15 +514,17 @@ class Journal:
         return True
 
     def _compact(self) -> None:
-        """Rebuild the file without its free pages, and empty the write-ahead log."""
+        """Rebuild the file without its free pages, and empty the write-ahead log; raises
+        :class:`JournalFull` when it cannot be done (no room, another program reading)."""
         try:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.execute("VACUUM")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            if _no_room(exc):  # secure_delete has zeroed the rows already; the size stays
-                return
-            raise
+            self._checkpoint()
+        except (sqlite3.Error, JournalError) as exc:
+            raise JournalFull(
+                f"{self.path}: removed from the journal, but its file could not be rebuilt "
+                f"({exc}), so it may still hold them in its free space; run the same forget "
+                "again once that is mended"
+            ) from exc
 
     def unfinished(self, operation: str) -> bool:
         """Whether a run of ``operation`` (``register``, ``cancel``, ``undo``) began its calls

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -84,23 +85,43 @@ class Summary:
             return None
         return (now - self.ends).total_seconds() / 86400
 
-    def state_of(self, email_key: str) -> State | None:
-        """Where this person stands in the journal, None if it does not hold them (read
-        without writing)."""
-        try:
-            with _reading(self.path) as db:
-                query = "SELECT state FROM people WHERE email_key = ?"
-                found = db.execute(query, (email_key,)).fetchone()
-        except sqlite3.Error:
-            return None
-        return State(found[0]) if found else None
+    def states_of(self, email_keys: Iterable[str]) -> dict[str, str]:
+        """Where each of these people stands in the journal, for those it holds (read without
+        writing); raises ``sqlite3.Error`` for a journal that cannot be read."""
+        keys = list(email_keys)
+        with _reading(self.path) as db:
+            query = "SELECT email_key, state FROM people WHERE email_key = ?"
+            rows = [db.execute(query, (key,)).fetchone() for key in keys]
+        return {row[0]: str(row[1]) for row in rows if row is not None}
+
+    def traces(self, email_key: str) -> bool:
+        """Whether the bytes of the file (or of its write-ahead log) still hold the address
+        though no row does: left by a removal whose file could not be rebuilt."""
+        needle = email_key.encode()
+        for path in (self.path, Path(f"{self.path}-wal")):
+            try:
+                if needle in path.read_bytes().lower():
+                    return True
+            except OSError:
+                continue
+        return False
+
+
+#: how the tool names a journal: ``<organizer key>-<webinar key>.sqlite3``
+_NAMED = re.compile(r"([0-9A-Za-z]{1,64})-([0-9A-Za-z]{1,64})" + re.escape(SUFFIX))
 
 
 def survey(folder: Path) -> list[Summary]:
     """Every journal in ``folder``, by webinar subject; none when the folder does not exist.
-    Nothing is written: a journal in use by a run is read as it stands."""
+    Nothing is written: a journal in use by a run is read as it stands. Only files named as
+    the tool names its journals are taken, and no link: removing a link would leave what it
+    points to."""
     try:
-        paths = sorted(path for path in folder.glob(f"*{SUFFIX}") if path.is_file())
+        paths = sorted(
+            path
+            for path in folder.iterdir()
+            if _NAMED.fullmatch(path.name) and path.is_file() and not path.is_symlink()
+        )
     except OSError:
         return []
     found = [summary(path) for path in paths]
@@ -114,27 +135,35 @@ def summary(path: Path) -> Summary:
     size = sum(stat.st_size for stat in stats)
     used = max((stat.st_mtime for stat in stats), default=None)
     when = dt.datetime.fromtimestamp(used, dt.UTC) if used is not None else None
-    organizer, _, webinar = path.stem.partition("-")
+    named = _NAMED.fullmatch(path.name)
+    # the keys its name gives, which its lock is named after: never what is written inside
+    organizer, webinar = named.groups() if named else ("", path.stem)
     try:
         with _reading(path) as db:
             meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
             states = dict(db.execute("SELECT state, count(*) FROM people GROUP BY state"))
-    except sqlite3.Error as exc:
+        subject, ends = meta.get("subject"), _moment(meta.get("ends"))
+        counts = {str(state): int(count) for state, count in states.items()}
+        if (meta.get("organizer"), meta.get("webinar")) != (organizer, webinar):
+            raise ValueError("it says it is the journal of another webinar than its name")
+    except (sqlite3.Error, ValueError, TypeError) as exc:
         return Summary(path, organizer, webinar, None, None, {}, size, when, str(exc))
-    ends = _moment(meta.get("ends") or "")
     return Summary(
         path,
-        meta.get("organizer", organizer),
-        meta.get("webinar", webinar),
-        meta.get("subject") or None,
+        organizer,
+        webinar,
+        subject if isinstance(subject, str) and subject else None,
         ends,
-        {str(state): int(count) for state, count in states.items()},
+        counts,
         size,
         when,
     )
 
 
-def _moment(text: str) -> dt.datetime | None:
+def _moment(text: object) -> dt.datetime | None:
+    """The time a journal keeps as text; None when there is none, or none that reads."""
+    if not isinstance(text, str):
+        return None
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -192,6 +221,7 @@ def forget(
     *,
     force: bool = False,
     force_hint: str = FORCE_HINT,
+    traces: bool = False,
 ) -> Removed:
     """Remove these people from the journal (see :meth:`Journal.forget`)."""
     try:
@@ -200,8 +230,10 @@ def forget(
         return Removed(journal, kept=str(exc))
     try:
         with opened:
-            done: Forgotten = opened.forget(email_keys, force=force)
-    except (sqlite3.Error, JournalFull, OSError) as exc:
+            done: Forgotten = opened.forget(email_keys, force=force, traces=traces)
+    except (JournalError, JournalFull) as exc:
+        return Removed(journal, kept=str(exc))
+    except (sqlite3.Error, OSError) as exc:
         return Removed(journal, kept=f"{journal.path}: cannot be changed ({exc})")
     kept = unknown_reason(len(done.kept), force_hint) if done.kept else None
     return Removed(journal, people=done.removed, kept=kept)
@@ -243,6 +275,7 @@ def _open(journal: Summary) -> Journal:
         organizer_key=journal.organizer,
         webinar_key=journal.webinar,
         locks=locks_of(folder),
+        create=False,
     )
 
 

@@ -225,7 +225,8 @@ async def connected(
             if existing and not path.exists():
                 raise UsageError(
                     f"no journal of webinar {key} at {path}: g2w-import has registered nobody "
-                    "for it from this computer; name the journal with --journal if it is elsewhere"
+                    "for it from this computer, or its journal was removed (g2w-import journals "
+                    "lists those kept); name the journal with --journal if it is elsewhere"
                 )
             if path.exists() or not options.dry_run:
                 opened = stack.enter_context(

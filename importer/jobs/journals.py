@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import os
 import shutil
+import sqlite3
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ PAGE_FOLDER = "ui"
 PAGE_COPIES = ("uploads", "exports")
 #: days a journal is kept once its webinar is over, unless said otherwise
 DEFAULT_KEEP_DAYS = 30
+#: the most days that can be asked for (a hundred years): more is 0, "for ever"
+MAX_KEEP_DAYS = 36_500
 #: the environment variable that says otherwise (``0``: keep journals for ever)
 KEEP_DAYS_ENV = "G2W_KEEP_DAYS"
 
@@ -53,9 +56,10 @@ def keep_days(text: str | None) -> int:
         days = int(text.strip())
     except ValueError:
         days = -1
-    if days < 0:
+    if not 0 <= days <= MAX_KEEP_DAYS:
         raise UsageError(
-            f"{KEEP_DAYS_ENV}={text}: must be a whole number of days (0: keep journals for ever)"
+            f"{KEEP_DAYS_ENV}={text}: must be a whole number of days up to {MAX_KEEP_DAYS:,} "
+            "(0: keep journals for ever)"
         )
     return days
 
@@ -111,6 +115,9 @@ class Plan:
     missing: list[str] = field(default_factory=list)
     #: journals (or people) kept, and why
     kept: list[tuple[Summary, str]] = field(default_factory=list)
+    #: journals holding none of the people in a row but still in their bytes (a removal
+    #: whose file could not be rebuilt): rebuilt
+    rebuild: list[Summary] = field(default_factory=list)
     #: the page's copies that hold the people to forget: a file chosen on it (its folder, with
     #: its reports) or a list exported
     copies: list[Path] = field(default_factory=list)
@@ -118,7 +125,7 @@ class Plan:
     @property
     def empty(self) -> bool:
         """Whether nothing would be removed."""
-        return not self.whole and not self.people and not self.copies
+        return not (self.whole or self.people or self.rebuild or self.copies)
 
 
 def plan(
@@ -148,9 +155,20 @@ def plan(
         keys = {email_key(address.strip()): address.strip() for address in choice.emails}
         seen: set[str] = set()
         for journal in chosen:
-            states = {key: journal.state_of(key) for key in keys}
-            present = [key for key, state in states.items() if state is not None]
+            try:
+                if journal.problem:
+                    raise sqlite3.DatabaseError(journal.problem)
+                states = journal.states_of(keys)
+            except sqlite3.Error as exc:  # it may hold them: say so, never "no journal holds"
+                result.kept.append((journal, f"cannot be read ({exc}); nothing removed from it"))
+                seen.update(keys)
+                continue
+            present = [key for key in keys if key in states]
             seen.update(present)
+            if not present and any(journal.traces(key) for key in keys):
+                result.rebuild.append(journal)  # no row, but bytes left in its free space
+                seen.update(key for key in keys if journal.traces(key))
+                continue
             unsure = [key for key in present if states[key] in _UNKNOWN]
             if present and journals.in_use(journal):
                 result.kept.append((journal, journals.IN_USE))
@@ -194,6 +212,7 @@ def carry_out(planned: Plan) -> list[Removed]:
     force, hint = planned.choice.force, planned.force_hint
     done = [journals.remove(j, force=force, force_hint=hint) for j in planned.whole]
     done += [journals.forget(j, keys, force=force, force_hint=hint) for j, keys in planned.people]
+    done += [journals.forget(j, (), traces=True) for j in planned.rebuild]
     return done
 
 
@@ -243,10 +262,11 @@ class Expired:
     kept: list[tuple[Summary, str]] = field(default_factory=list)
 
 
-def expire(days: int, now: dt.datetime | None = None) -> Expired:
+def expire(days: int, now: dt.datetime | None = None, *, spare: Iterable[str] = ()) -> Expired:
     """Remove the journals of webinars over for more than ``days`` days (0: none), in the
-    user's folder and the sandbox's; and what a removal cut short, or a killed run's temporary
-    files, left behind. Never raises for a journal: what cannot be removed is kept, with why."""
+    user's folder and the sandbox's, but those of the webinars ``spare`` (the command about to
+    run names them); and what a removal cut short, or a killed run's temporary files, left
+    behind. Never raises for a journal: what cannot be removed is kept, with why."""
     files.sweep()
     result = Expired(days)
     now = now or dt.datetime.now(dt.UTC)
@@ -256,7 +276,7 @@ def expire(days: int, now: dt.datetime | None = None) -> Expired:
             continue
         for journal in journals.survey(where):
             over = journal.days_over(now)
-            if over is None or over <= days:
+            if over is None or over <= days or journal.webinar in spare:
                 continue
             done = journals.remove(journal)
             if done.whole:

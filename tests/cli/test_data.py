@@ -114,6 +114,24 @@ def test_forget_keeps_a_journal_of_unknown_outcome_and_says_why(folder: Path) ->
     assert survey(folder) == []
 
 
+def test_forget_from_a_script_says_what_it_would_remove_and_asks_for_yes(folder: Path) -> None:
+    make(folder, "201")
+    piped = invoke("journals", "forget", "--all")  # no terminal to ask on
+    assert "remove the journal of Product launch (201)" in piped.stderr
+    assert "run it in a terminal to be asked, or add --yes" in one_line_error(piped)
+    assert len(survey(folder)) == 1
+
+
+def test_a_dry_run_or_a_command_naming_the_webinar_removes_nothing_of_it(folder: Path) -> None:
+    make(folder, "201", ends="2020-01-15T17:00:00Z")
+    assert "Removed" not in invoke("journals", "forget", "--all", "--dry-run").stderr
+    assert len(survey(folder)) == 1
+    named = invoke("undo", "--sandbox", "--webinar-key", "201", "--dry-run")
+    assert "Removed" not in named.stderr
+    assert invoke("journals", "forget", "--webinar-key", "201", "--dry-run").exit_code == 0
+    assert len(survey(folder)) == 1
+
+
 def test_forget_refuses_an_unclear_choice_in_one_line(folder: Path) -> None:
     assert "say what to forget" in one_line_error(invoke("journals", "forget"))
     both = invoke("journals", "forget", "--all", "--ended", "3")
@@ -171,7 +189,9 @@ TEMPORARY = textwrap.dedent(
     from pathlib import Path
     from importer import files
     made = files.temporary(Path(sys.argv[1]), "report.", ".xlsx")
-    print(made, flush=True)
+    rows = files.temp_folder() / "rows-of-a-workbook"  # as XlsxWriter keeps them
+    rows.write_text("ada@example.com")
+    print(made, rows, flush=True)
     if sys.argv[2] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(60)
@@ -185,19 +205,23 @@ def test_a_killed_runs_temporary_files_are_removed_at_the_next_start(tmp_path: P
     argv = [sys.executable, "-c", TEMPORARY, str(tmp_path)]
     killed = subprocess.run([*argv, "kill"], capture_output=True, text=True, env=env, timeout=60)
     assert killed.returncode == -signal.SIGKILL
-    left = Path(killed.stdout.strip())
+    left, rows = (Path(name) for name in killed.stdout.split())
     assert left.exists()
+    assert rows.exists()
     with subprocess.Popen([*argv, "wait"], stdout=subprocess.PIPE, text=True, env=env) as running:
         try:
             assert running.stdout is not None
-            in_use = Path(running.stdout.readline().strip())
+            in_use, in_use_rows = (Path(name) for name in running.stdout.readline().split())
             assert invoke("journals").exit_code == 0
             assert not left.exists()  # the killed run's
+            assert not rows.parent.exists()
+            assert in_use_rows.exists()
             assert in_use.exists()  # a running one's stays
         finally:
             running.kill()
-    assert files.sweep() == 1
+    assert files.sweep() == 2
     assert not in_use.exists()
+    assert not in_use_rows.exists()
     # a record is followed only to the tool's own temporary files
     record = files.data_folder() / "running" / "999999-dead.txt"
     keep = tmp_path / ".bashrc"

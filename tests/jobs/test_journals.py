@@ -116,7 +116,8 @@ def test_days_kept_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert keeping.keep_days(None) == keeping.keep_days(" ") == 30
     assert keeping.keep_days("0") == 0
     assert keeping.keep_days(" 90 ") == 90
-    for wrong in ("-1", "thirty", "1.5"):
+    assert keeping.keep_days("36500") == 36_500
+    for wrong in ("-1", "thirty", "1.5", "36501", "1" + "0" * 305):
         with pytest.raises(UsageError, match="G2W_KEEP_DAYS"):
             keeping.keep_days(wrong)
     monkeypatch.setenv("G2W_KEEP_DAYS", "7")
@@ -148,3 +149,23 @@ def test_the_pages_copies_holding_a_person_are_forgotten_with_them(folder: Path)
     assert (other / "guests.csv").exists()
     utf16 = keeping.plan(keeping.Choice(emails=("bob@example.com",)), folder)
     assert utf16.copies == [other]  # a CSV saved by Excel as "Unicode text"
+
+
+def test_a_journal_that_cannot_be_read_is_never_said_not_to_hold_someone(folder: Path) -> None:
+    make(folder, "201")
+    (folder / "111-202.sqlite3").write_bytes(b"damaged" * 1000)
+    planned = keeping.plan(keeping.Choice(emails=("p0@example.com", "x@example.com")), folder)
+    assert [j.webinar for j, _ in planned.people] == ["201"]
+    [(damaged, why)] = planned.kept
+    assert damaged.webinar == "202"
+    assert why.startswith("cannot be read (")
+    assert why.endswith("nothing removed from it")
+    assert planned.missing == []  # the damaged one may hold x@example.com
+
+
+def test_expiry_spares_the_webinar_a_command_names(folder: Path) -> None:
+    make(folder, "201", ends="2027-01-15T17:00:00Z")
+    make(folder, "202", ends="2027-01-15T17:00:00Z")
+    done = keeping.expire(30, at(31), spare=("202",))
+    assert [j.webinar for j in done.removed] == ["201"]
+    assert [j.webinar for j in survey(folder)] == ["202"]
