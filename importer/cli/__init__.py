@@ -5,6 +5,7 @@ imports.py   register, export, cancel, undo
 account.py   login, whoami, logout
 tools.py     webinars, fields, template, sandbox, ui
 data.py      journals, journals forget; old journals removed at every start
+app.py       the downloadable app's start: no arguments open the page
 """
 
 from importer.cli import account, data, imports, tools

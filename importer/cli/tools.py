@@ -395,6 +395,10 @@ def ui(
             echo("  Press Ctrl-C to stop (an import under way stops as with g2w-import register).")
             sys.stdout.flush()
 
+        # closing the terminal window the page runs in (the app's, after a double-click)
+        # sends SIGHUP: stop as on Ctrl-C, which uvicorn handles, rather than at once
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: signal.raise_signal(signal.SIGINT))
         # uvicorn stops gracefully on Ctrl-C, then passes it on
         left_open = False
         with contextlib.suppress(KeyboardInterrupt):

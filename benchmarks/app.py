@@ -1,0 +1,65 @@
+"""The one-file app: its size, and how long it takes from start to the page answering.
+
+bash .ci/build-app && python benchmarks/app.py dist/g2w-import --runs 5
+
+The first start after the build is the coldest this can make it (the file is in the system's
+cache once written); each start unpacks the app into a temporary folder, so every start pays
+for that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def start_to_page(app: Path) -> float:
+    """Seconds from starting ``app ui --sandbox --no-browser`` to its page answering."""
+    with tempfile.TemporaryDirectory() as data:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [app, "ui", "--sandbox", "--no-browser"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "XDG_DATA_HOME": data},
+        )
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()  # Page: http://127.0.0.1:PORT/?token=…
+            base = line.split()[1].split("/?")[0]
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/static/page.css", timeout=5) as answer:
+                        if answer.status == 200:
+                            return time.perf_counter() - started
+                except OSError:
+                    time.sleep(0.01)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("app", type=Path, help="the built file (.ci/build-app prints its path)")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    size = args.app.stat().st_size
+    print(f"{args.app}: {size / 1e6:.1f} MB")
+    times = [start_to_page(args.app) for _ in range(args.runs)]
+    print(
+        f"start to the page answering: first {times[0]:.2f} s, median "
+        f"{statistics.median(times):.2f} s, max {max(times):.2f} s over {args.runs} runs "
+        f"({os.cpu_count()} cores)"
+    )
+
+
+if __name__ == "__main__":
+    main()
