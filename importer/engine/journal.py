@@ -97,7 +97,7 @@ _SETTLED = {
 
 _STATE_OF = {status: state for state, status in _SETTLED.items()}
 #: the states of a person who may be registered (or cancelled) without the journal knowing
-_UNKNOWN = (State.SENDING, State.CANCELLING)
+UNKNOWN = (State.SENDING, State.CANCELLING)
 #: what SQLite keeps beside a database file: its write-ahead log, shared memory, rollback
 BESIDE = ("-wal", "-shm", "-journal")
 
@@ -469,7 +469,7 @@ class Journal:
             for key, state in self._db.execute("SELECT email_key, state FROM people")
             if key in wanted
         }
-        unsure = {key for key, state in found.items() if state in _UNKNOWN}
+        unsure = {key for key, state in found.items() if state in UNKNOWN}
         removed = sorted(found.keys() - (set() if force else unsure))
         if removed or traces:
             self.commit()
@@ -546,7 +546,7 @@ class Journal:
         """Whether anyone may have been registered by an earlier run without the journal
         knowing (``sending``, or a cancellation under way)."""
         query = "SELECT 1 FROM people WHERE state IN (?, ?) LIMIT 1"
-        return self._db.execute(query, _UNKNOWN).fetchone() is not None
+        return self._db.execute(query, UNKNOWN).fetchone() is not None
 
     def sending(self, registrant: Registrant, clock_low: float | None = None) -> None:
         """Commit, before the call, that this person is being sent (``clock_low``: GoTo's

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from importer import files
-from importer.engine.journal import BESIDE, Forgotten, Journal, State
+from importer.engine.journal import BESIDE, UNKNOWN, Forgotten, Journal
 from importer.errors import JournalError, JournalFull
 from importer.files import data_folder
 
@@ -73,7 +73,7 @@ class Summary:
     @property
     def unknown(self) -> int:
         """How many of them may be registered (or cancelled) without the journal knowing."""
-        return self.states.get(State.SENDING, 0) + self.states.get(State.CANCELLING, 0)
+        return sum(self.states.get(state, 0) for state in UNKNOWN)
 
     def ended(self, now: dt.datetime) -> bool | None:
         """Whether the webinar is over; None when the journal does not know its times."""

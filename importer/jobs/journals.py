@@ -20,7 +20,7 @@ from pathlib import Path
 
 from importer import files
 from importer.engine import journals
-from importer.engine.journal import State
+from importer.engine.journal import UNKNOWN, State
 from importer.engine.journals import Removed, Summary
 from importer.errors import UsageError
 from importer.model import email_key
@@ -32,7 +32,7 @@ PAGE_FOLDER = "ui"
 PAGE_COPIES = ("uploads", "exports")
 #: days a journal is kept once its webinar is over, unless said otherwise
 DEFAULT_KEEP_DAYS = 30
-#: the most days that can be asked for (a hundred years): more is 0, "for ever"
+#: the most days that can be asked for: a hundred years (0 keeps them for ever)
 MAX_KEEP_DAYS = 36_500
 #: the environment variable that says otherwise (``0``: keep journals for ever)
 KEEP_DAYS_ENV = "G2W_KEEP_DAYS"
@@ -169,7 +169,7 @@ def plan(
                 result.rebuild.append(journal)  # no row, but bytes left in its free space
                 seen.update(key for key in keys if journal.traces(key))
                 continue
-            unsure = [key for key in present if states[key] in _UNKNOWN]
+            unsure = [key for key in present if states[key] in UNKNOWN]
             if present and journals.in_use(journal):
                 result.kept.append((journal, journals.IN_USE))
                 continue
@@ -193,9 +193,6 @@ def plan(
         else:
             result.whole.append(journal)
     return result
-
-
-_UNKNOWN = (State.SENDING, State.CANCELLING)
 
 
 def carry_out(planned: Plan) -> list[Removed]:
