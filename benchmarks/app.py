@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ def start_to_page(app: Path) -> float:
             stderr=subprocess.DEVNULL,
             text=True,
             env={**os.environ, "XDG_DATA_HOME": data},
+            start_new_session=True,  # stopped as its window's Ctrl-C stops it: the group
         )
         try:
             assert process.stdout is not None
@@ -42,7 +44,7 @@ def start_to_page(app: Path) -> float:
                 except OSError:
                     time.sleep(0.01)
         finally:
-            process.terminate()
+            os.killpg(process.pid, signal.SIGINT)
             process.wait(timeout=30)
 
 

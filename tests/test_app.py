@@ -3,7 +3,8 @@ that opens the page and stops when its window closes.
 
 Runs the file ``$G2W_APP`` names (``.ci/run`` builds it and sets it); skipped without it,
 unless ``$G2W_REQUIRE_APP`` is set. Each start unpacks the app (about a second): these tests
-wait for it in real time.
+wait for it in real time. A signal goes to the app's process group, as a terminal sends
+Ctrl-C and a closed window's SIGHUP: to the process that unpacked the app and to the app.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def test_the_page_served_by_the_app_registers_the_samples(browser: Browser, tmp_
         text=True,
         env=app_env(tmp_path),
         cwd=tmp_path,
+        start_new_session=True,  # a window of its own
     )
     try:
         assert process.stdout is not None
@@ -116,10 +118,40 @@ def test_the_page_served_by_the_app_registers_the_samples(browser: Browser, tmp_
         )
         context.close()
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in its window
         _, errors = process.communicate(timeout=60)
     assert process.returncode == 0, errors
     assert "The page was stopped." in errors
+    assert "Traceback" not in errors
+
+
+def test_ctrl_c_in_the_apps_window_stops_a_register_run_once_and_gently(tmp_path: Path) -> None:
+    rows = ["First Name,Last Name,Email"] + [f"A{i},B{i},p{i}@example.com" for i in range(300)]
+    guests = tmp_path / "guests.csv"
+    guests.write_text("\n".join(rows) + "\n")
+    process = subprocess.Popen(
+        [EXECUTABLE, "register", guests, "--sandbox", "--yes", "--rate", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=app_env(tmp_path),
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    journals = tmp_path / "data" / "g2w-import" / "sandbox" / "journals"
+    while not list(journals.glob("*.sqlite3")):  # sending has begun
+        assert time.monotonic() < deadline, process.stderr
+        time.sleep(0.1)
+    time.sleep(1)
+    os.killpg(process.pid, signal.SIGINT)
+    _, errors = process.communicate(timeout=60)
+    assert "Stopping: letting the calls under way finish" in errors
+    assert "stop at once" in errors  # how to: said, not done
+    assert "Interrupted." not in errors
+    assert "Traceback" not in errors
+    assert process.returncode == 130
+    assert (tmp_path / "guests-joinurls.xlsx").exists()  # stopped gently: the report is there
 
 
 def test_a_double_click_opens_the_page_and_closing_its_window_stops_it(
@@ -137,6 +169,7 @@ def test_a_double_click_opens_the_page_and_closing_its_window_stops_it(
         text=True,
         env=app_env(tmp_path, BROWSER=str(fake)),
         cwd=tmp_path,
+        start_new_session=True,
     )
     try:
         assert process.stdout is not None
@@ -154,7 +187,7 @@ def test_a_double_click_opens_the_page_and_closing_its_window_stops_it(
         expect(page.locator("#signin")).to_be_visible()  # no sign-in yet: the page says how
         context.close()
     finally:
-        process.send_signal(signal.SIGHUP)  # what closing a terminal window sends
+        os.killpg(process.pid, signal.SIGHUP)  # what closing its window sends
         _, errors = process.communicate(timeout=60)
     assert "Close this window to stop g2w-import" in errors
     assert process.returncode == 0, errors

@@ -406,6 +406,8 @@ def ui(
                 where,
                 port=port,
                 client=client,
+                auth_url=auth_url,
+                sign_in_port=sign_in_port,
                 started=started,
                 open_browser=None if no_browser else open_browser,
             )

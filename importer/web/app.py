@@ -137,7 +137,8 @@ def create_app(desk: Desk, signin: SignIn, *, port: int, secret: str) -> ASGIApp
         return JSONResponse(signin.status())
 
     async def sign_in(request: Request) -> Response:
-        signin.start()
+        typed = await _json(request)  # a client typed on the page, when it was given none
+        signin.start(str(typed.get("client_id") or ""), str(typed.get("client_secret") or ""))
         return JSONResponse(signin.status())
 
     async def webinars(request: Request) -> Response:

@@ -19,6 +19,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from importer.errors import UsageError
+from importer.goto import oauth
 from importer.goto.connection import Access
 from importer.goto.credentials import NotSignedIn
 from importer.jobs.common import open_connection
@@ -60,6 +61,8 @@ def serve(
     *,
     port: int = 0,
     client: OAuthClient | None = None,
+    auth_url: str | None = None,
+    sign_in_port: int | None = None,
     folder: Path | None = None,
     started: Callable[[str], None],
     open_browser: Callable[[str], None] | None = None,
@@ -75,7 +78,14 @@ def serve(
     port = sock.getsockname()[1]
     secret = secrets.token_urlsafe(24)
     desk = Desk(access, folder or default_folder())
-    app = create_app(desk, SignIn(access, client, open_browser), port=port, secret=secret)
+    signin = SignIn(
+        access,
+        client,
+        open_browser,
+        auth_url=auth_url or oauth.AUTH_URL,
+        port=sign_in_port or oauth.CALLBACK_PORT,
+    )
+    app = create_app(desk, signin, port=port, secret=secret)
     address = f"http://127.0.0.1:{port}/?token={secret}"
     started(address)
     if open_browser is not None:

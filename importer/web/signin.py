@@ -22,9 +22,11 @@ from importer.read import settings
 
 #: how long the page waits for the browser to come back from signing in, in seconds
 WAIT = 300.0
+#: what the page says when it was given no OAuth client: the person types one in
 NO_CLIENT = (
-    "To sign in from this page, start it with G2W_CLIENT_ID and G2W_CLIENT_SECRET set (your "
-    "GoTo OAuth client); or run g2w-import login in a terminal and reload this page."
+    "Type your GoTo OAuth client's id and secret (from GoTo's developer center; its redirect "
+    "URI must be {redirect}), then Sign in; or start the page with G2W_CLIENT_ID and "
+    "G2W_CLIENT_SECRET set; or run g2w-import login in a terminal and reload this page."
 )
 
 
@@ -47,10 +49,15 @@ class SignIn:
         access: Access,
         client: OAuthClient | None = None,
         open_browser: Callable[[str], None] | None = None,
+        *,
+        auth_url: str = oauth.AUTH_URL,
+        port: int = oauth.CALLBACK_PORT,
     ) -> None:
         self.access = access
         self.client = client
         self.open_browser = open_browser
+        #: where a client typed on the page signs in, and its callback's port
+        self.auth_url, self.port = auth_url, port
         #: the sign-in page's address while a sign-in from the page is under way
         self.address: str | None = None
         self.error: str | None = None
@@ -108,18 +115,30 @@ class SignIn:
         return _status("signed-in", who, details, message=self.error)
 
     def _how_to_sign_in(self, reason: str | None) -> dict[str, Any]:
+        needs_client = self.client is None
+        hint = NO_CLIENT.format(redirect=oauth.redirect_uri(self.port))
         return {
-            "can_sign_in": self.client is not None,
-            "hint": None if self.client is not None else NO_CLIENT,
+            "can_sign_in": True,
+            "needs_client": needs_client,
+            "hint": hint if needs_client else None,
             "message": self.error or reason,
         }
 
-    def start(self) -> None:
-        """Start the browser sign-in, unless one is under way; the page follows :meth:`status`."""
-        if self.client is None:
-            raise ImporterError(NO_CLIENT)
+    def start(self, client_id: str | None = None, client_secret: str | None = None) -> None:
+        """Start the browser sign-in, unless one is under way; the page follows :meth:`status`.
+        Without a client of its own, the page's person types one in: ``client_id`` and
+        ``client_secret``, kept for this page's life (and in the login, as ``login`` keeps
+        them, to renew it)."""
         if self.signing_in:
             return
+        if self.client is None:
+            client_id, client_secret = (client_id or "").strip(), (client_secret or "").strip()
+            if not client_id or not client_secret:
+                raise ImporterError(
+                    "type your OAuth client's id and secret first (GoTo's developer center "
+                    "shows them)"
+                )
+            self.client = OAuthClient(client_id, client_secret, self.auth_url, self.port)
         self.address, self.error = None, None
         self._task = asyncio.get_running_loop().create_task(self._sign_in(self.client))
 

@@ -49,13 +49,17 @@ class Page:
         rate: float = 100.0,
         client: OAuthClient | None = None,
         open_browser: Callable[[str], None] | None = None,
+        **sign_in: Any,
     ) -> None:
         self.desk = Desk(access, folder, rate=rate)
         sock = bind(0)
         self.port = sock.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         app = create_app(
-            self.desk, SignIn(access, client, open_browser), port=self.port, secret=SECRET
+            self.desk,
+            SignIn(access, client, open_browser, **sign_in),
+            port=self.port,
+            secret=SECRET,
         )
         self.server = uvicorn_server(app)
         self._thread = threading.Thread(target=self.server.run, args=([sock],), daemon=True)
@@ -384,13 +388,18 @@ def test_without_a_sign_in_or_a_webinar_the_page_says_what_is_missing(
 ) -> None:
     page = open_page(Access())
     status = page.get("/api/sign-in").json()
-    assert (status["state"], status["headline"], status["can_sign_in"]) == (
+    assert (status["state"], status["headline"], status["needs_client"]) == (
         "signed-out",
         "Not signed in",
-        False,
+        True,
     )
+    assert "Type your GoTo OAuth client's id and secret" in status["hint"]
+    assert "its redirect URI must be http://127.0.0.1:51123/callback" in status["hint"]
     assert "G2W_CLIENT_ID" in status["hint"]
     assert "run g2w-import login in a terminal" in status["hint"]
+    untyped = page.post("/api/sign-in", json={"client_id": "x", "client_secret": " "})
+    assert untyped.status_code == 400
+    assert "type your OAuth client's id and secret first" in untyped.json()["error"]
     assert status["message"] is None  # said once, in the hint
     webinars = page.get("/api/webinars")
     assert webinars.status_code == 400
@@ -617,10 +626,12 @@ def test_sign_in_from_the_page_runs_the_login_flow(
             http.get(address)
 
     sign_in_server = server.api_url.split("/G2W/")[0]
-    client = OAuthClient("my-client", "client-secret-canary-3c9f", sign_in_server, port)
-    page = open_page(Access(api_url=server.api_url), client=client, open_browser=browser)
-    assert page.get("/api/sign-in").json()["can_sign_in"]
-    assert page.post("/api/sign-in").status_code == 200
+    page = open_page(
+        Access(api_url=server.api_url), auth_url=sign_in_server, port=port, open_browser=browser
+    )
+    assert page.get("/api/sign-in").json()["needs_client"]  # typed on the page
+    typed = {"client_id": "my-client", "client_secret": "client-secret-canary-3c9f"}
+    assert page.post("/api/sign-in", json=typed).status_code == 200
     deadline = time.monotonic() + 30
     while (status := page.get("/api/sign-in").json())["state"] != "signed-in":
         assert time.monotonic() < deadline, status

@@ -460,18 +460,15 @@ def test_sign_in_from_the_page(
 ) -> None:
     server = loopback_sandbox(tokens=(CANARY,), rate=0)
     client_secret = "client-secret-canary-61d2"
-    ui = start_ui(
-        server,
-        env={
-            "G2W_AUTH_URL": server.api_url.split("/G2W/")[0],
-            "G2W_CLIENT_ID": "my-client",
-            "G2W_CLIENT_SECRET": client_secret,
-        },
-    )
+    # started without a client, as a double-click starts the app: the client is typed in
+    ui = start_ui(server, env={"G2W_AUTH_URL": server.api_url.split("/G2W/")[0]})
     seen = Seen()
     context, page = new_page(browser, seen)
     page.goto(ui.address)
     expect(page.locator("#signin-headline")).to_have_text("Not signed in")
+    expect(page.locator("#signin-hint")).to_contain_text("Type your GoTo OAuth client's id")
+    page.get_by_label("Client ID").fill("my-client")
+    page.get_by_label("Client secret").fill(client_secret)
     page.get_by_role("button", name="Sign in").click()
     link = page.get_by_role("link", name="Open the GoTo sign-in page")
     with context.expect_page() as popup:
@@ -485,6 +482,8 @@ def test_sign_in_from_the_page(
     stored = json.loads(Path(os.environ["G2W_CREDENTIALS_FILE"]).read_text())
     for secret in (stored["access_token"], stored["refresh_token"], client_secret):
         assert not seen.holds(secret)
+    assert stored["client_id"] == "my-client"  # kept to renew the login, as login keeps it
+    expect(page.get_by_label("Client secret")).to_be_hidden()
     context.close()
 
 

@@ -94,6 +94,7 @@ async function loadSignIn() {
   $("signin-hint").textContent = status.hint || "";
   $("signin-hint").hidden = !status.hint;
   $("signin-button").hidden = !status.can_sign_in;
+  $("signin-client").hidden = !(status.can_sign_in && status.needs_client);
   $("signin-address").hidden = !status.address;
   if (status.address) $("signin-link").href = status.address;
   if (status.state === "signing-in") {
@@ -105,8 +106,12 @@ async function loadSignIn() {
 }
 
 async function signIn() {
+  // the OAuth client typed on the page, when it was started without one
+  const typed = $("signin-client").hidden ? undefined
+    : { client_id: $("client-id").value, client_secret: $("client-secret").value };
   try {
-    await api("POST", "/api/sign-in");
+    await api("POST", "/api/sign-in", typed);
+    $("client-secret").value = "";
     signingIn = true;
     loadSignIn();
   } catch (error) { failed(error); }
