@@ -4,6 +4,8 @@ command."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 from importer.cli.base import echo
@@ -19,7 +21,29 @@ STARTED = (
 
 def main() -> None:
     """The app's entry point."""
-    if len(sys.argv) <= 1:  # a double-click
-        echo(STARTED)
-        sys.argv = [sys.argv[0], "ui"]
-    command()
+    _own_libraries_for_the_app_only()
+    if len(sys.argv) > 1:
+        command()
+        return
+    echo(STARTED)  # a double-click
+    sys.argv = [sys.argv[0], "ui"]
+    try:
+        command()
+    except SystemExit as exc:
+        if exc.code not in (0, None) and sys.stdin is not None and sys.stdin.isatty():
+            # the window would close with the reason in it: leave it to be read
+            with contextlib.suppress(Exception):
+                input("Press Enter to close this window.")
+        raise
+
+
+def _own_libraries_for_the_app_only() -> None:
+    """The libraries the app unpacked are for it alone: the browser it opens (and anything
+    else it starts) gets the system's, as the person's own ``LD_LIBRARY_PATH`` says (see
+    PyInstaller's "LD_LIBRARY_PATH / LIBPATH considerations")."""
+    for name in ("LD_LIBRARY_PATH", "LIBPATH"):
+        original = os.environ.pop(f"{name}_ORIG", None)
+        if original is not None:
+            os.environ[name] = original
+        elif getattr(sys, "frozen", False):
+            os.environ.pop(name, None)

@@ -396,9 +396,11 @@ def ui(
             sys.stdout.flush()
 
         # closing the terminal window the page runs in (the app's, after a double-click)
-        # sends SIGHUP: stop as on Ctrl-C, which uvicorn handles, rather than at once
-        if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, lambda *_: signal.raise_signal(signal.SIGINT))
+        # sends SIGHUP, and a system stopping it SIGTERM: stop as on Ctrl-C, which uvicorn
+        # handles, rather than at once
+        for name in ("SIGHUP", "SIGTERM"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), lambda *_: signal.raise_signal(signal.SIGINT))
         # uvicorn stops gracefully on Ctrl-C, then passes it on
         left_open = False
         with contextlib.suppress(KeyboardInterrupt):

@@ -247,7 +247,10 @@ def _keyring_usable() -> bool:
         from keyring.backends import fail
     except ImportError:
         return False
-    backend = keyring.get_keyring()
+    try:
+        backend = keyring.get_keyring()
+    except Exception:  # a backend named in keyring's own settings that cannot be loaded here
+        return False
     return not isinstance(backend, fail.Keyring) and getattr(backend, "priority", 0) > 0
 
 
