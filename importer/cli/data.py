@@ -107,8 +107,8 @@ def journals(context: click.Context, sandbox: bool, as_json: bool) -> None:
     "emails",
     multiple=True,
     metavar="ADDRESS",
-    help="Only this person, from every journal that holds them (or from those chosen above); "
-    "repeat for several.",
+    help="Only this person, from every journal that holds them (or from those chosen above), "
+    "and the page's copies of files that hold them; repeat for several.",
 )
 @click.option(
     "--force",
@@ -135,8 +135,9 @@ def forget(
 
     The plan is shown first and asked about. A journal (or person) of unknown outcome, left by
     a run stopped while sending, is kept unless --force: it is what keeps those people from
-    being registered twice. Registrations at GoTo are not touched: to cancel them, use
-    g2w-import undo or cancel first.
+    being registered twice. Registrations at GoTo are not touched, and undo can no longer
+    cancel those whose journal forgot them: to cancel them, use g2w-import undo or cancel
+    first.
 
     \b
     Examples:
