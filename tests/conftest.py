@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trustme
 
+from importer.jobs import journals as keeping
 from importer.sandbox import Sandbox, SandboxConfig
 from tests.helpers import TOKEN, SandboxProcess, T, ThreadedServer, VirtualTimeLoop
 
@@ -83,3 +84,11 @@ def sandbox_process() -> Iterator[Callable[..., SandboxProcess]]:
         if process.process.poll() is None:
             process.process.kill()
             process.process.communicate(timeout=30)
+
+
+@pytest.fixture
+def journals_folder(own_data_folder: Path) -> Path:
+    """The user's journals folder (in the test's own data folder), made empty."""
+    where = keeping.folder()
+    where.mkdir(parents=True)
+    return where

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,21 +33,16 @@ if not APP:
 if sys.platform == "win32":
     pytest.skip("the window is closed with SIGHUP: POSIX", allow_module_level=True)
 
-from playwright.sync_api import Browser, expect, sync_playwright  # noqa: E402 - with an app
+from playwright.sync_api import Browser, expect  # noqa: E402 - only once there is an app
 
-from tests.web.test_web_browser import ARGS, CHROMIUM, Seen, new_page  # noqa: E402
+from tests.web import test_web_browser  # noqa: E402
+from tests.web.test_web_browser import Seen, new_page  # noqa: E402
+
+#: Chromium, as the page's own browser tests drive it
+browser = test_web_browser.browser
 
 EXECUTABLE = Path(APP).resolve()
 SAMPLES = Path(__file__).parents[1] / "samples"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Chromium, as the page's own browser tests drive it."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
 
 
 def app_env(tmp_path: Path, **more: str) -> dict[str, str]:

@@ -94,17 +94,14 @@ class Summary:
             rows = [db.execute(query, (key,)).fetchone() for key in keys]
         return {row[0]: str(row[1]) for row in rows if row is not None}
 
-    def traces(self, email_key: str) -> bool:
-        """Whether the bytes of the file (or of its write-ahead log) still hold the address
-        though no row does: left by a removal whose file could not be rebuilt."""
-        needle = email_key.encode()
+    def traces(self, email_keys: Iterable[str]) -> set[str]:
+        """Those of these addresses that the bytes of the file (or of its write-ahead log)
+        still hold, though no row may: left by a removal whose file could not be rebuilt."""
+        held = []
         for path in (self.path, Path(f"{self.path}-wal")):
-            try:
-                if needle in path.read_bytes().lower():
-                    return True
-            except OSError:
-                continue
-        return False
+            with contextlib.suppress(OSError):
+                held.append(path.read_bytes().lower())
+        return {key for key in email_keys if any(key.encode() in data for data in held)}
 
 
 #: how the tool names a journal: ``<organizer key>-<webinar key>.sqlite3``

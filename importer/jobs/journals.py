@@ -165,9 +165,10 @@ def plan(
                 continue
             present = [key for key in keys if key in states]
             seen.update(present)
-            if not present and any(journal.traces(key) for key in keys):
+            traced = journal.traces(keys) if not present else set()
+            if traced:
                 result.rebuild.append(journal)  # no row, but bytes left in its free space
-                seen.update(key for key in keys if journal.traces(key))
+                seen.update(traced)
                 continue
             unsure = [key for key in present if states[key] in UNKNOWN]
             if present and journals.in_use(journal):

@@ -22,17 +22,10 @@ from tests.engine.test_journals import make
 from tests.helpers import invoke, one_line_error
 
 
-@pytest.fixture
-def folder() -> Path:
-    where = keeping.folder()
-    where.mkdir(parents=True)
-    return where
-
-
-def test_journals_lists_each_journal_in_a_line_and_as_json(folder: Path) -> None:
+def test_journals_lists_each_journal_in_a_line_and_as_json(journals_folder: Path) -> None:
     assert "No journals in" in invoke("journals").stderr
-    make(folder, "201", people=3, sending=1, ends="2099-01-01T10:00:00Z")
-    make(folder, "202", people=2, ends=None, subject="Autumn")
+    make(journals_folder, "201", people=3, sending=1, ends="2099-01-01T10:00:00Z")
+    make(journals_folder, "202", people=2, ends=None, subject="Autumn")
     listed = invoke("journals")
     assert listed.exit_code == 0
     lines = listed.stdout.splitlines()
@@ -69,18 +62,18 @@ def test_journals_lists_each_journal_in_a_line_and_as_json(folder: Path) -> None
     assert len(survey(keeping.folder())) == 2
 
 
-def test_forget_shows_its_plan_and_removes_what_it_says(folder: Path) -> None:
-    make(folder, "201")
-    make(folder, "202")
+def test_forget_shows_its_plan_and_removes_what_it_says(journals_folder: Path) -> None:
+    make(journals_folder, "201")
+    make(journals_folder, "202")
     dry = invoke("journals", "forget", "--webinar-key", "201", "--dry-run")
     assert dry.exit_code == 0
     assert "remove the journal of Product launch (201)" in dry.stderr
     assert "Dry run: nothing was removed." in dry.stderr
-    assert len(survey(folder)) == 2
+    assert len(survey(journals_folder)) == 2
     done = invoke("journals", "forget", "--webinar-key", "201", "--yes")
     assert done.exit_code == 0
     assert "Removed the journal of Product launch (201)." in done.stderr
-    assert [j.webinar for j in survey(folder)] == ["202"]
+    assert [j.webinar for j in survey(journals_folder)] == ["202"]
     person = invoke("journals", "forget", "--email", "P1@example.com", "-y")
     assert person.exit_code == 0
     assert "Removed 1 person from the journal of Product launch (202)." in person.stderr
@@ -90,49 +83,53 @@ def test_forget_shows_its_plan_and_removes_what_it_says(folder: Path) -> None:
 
 
 def test_forget_asks_first_and_no_keeps_everything(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+    journals_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make(folder, "201")
+    make(journals_folder, "201")
     monkeypatch.setattr(console, "_is_terminal", lambda stream: True)
     declined = invoke("journals", "forget", "--all", stdin="n\n")
     assert declined.exit_code == 1
     assert "Nothing was removed." in declined.stderr
     assert "Remove them for good? [y/N]" in declined.stderr
-    assert len(survey(folder)) == 1
+    assert len(survey(journals_folder)) == 1
     assert invoke("journals", "forget", "--all", stdin="y\n").exit_code == 0
-    assert survey(folder) == []
+    assert survey(journals_folder) == []
 
 
-def test_forget_keeps_a_journal_of_unknown_outcome_and_says_why(folder: Path) -> None:
-    make(folder, "201", sending=2)
+def test_forget_keeps_a_journal_of_unknown_outcome_and_says_why(journals_folder: Path) -> None:
+    make(journals_folder, "201", sending=2)
     kept = invoke("journals", "forget", "--all", "--yes")
     assert kept.exit_code == 1
     assert "keep the journal of Product launch (201): 2 people of unknown outcome" in kept.stderr
     assert "or add --force" in kept.stderr
-    assert len(survey(folder)) == 1
+    assert len(survey(journals_folder)) == 1
     assert invoke("journals", "forget", "--all", "--yes", "--force").exit_code == 0
-    assert survey(folder) == []
+    assert survey(journals_folder) == []
 
 
-def test_forget_from_a_script_says_what_it_would_remove_and_asks_for_yes(folder: Path) -> None:
-    make(folder, "201")
+def test_forget_from_a_script_says_what_it_would_remove_and_asks_for_yes(
+    journals_folder: Path,
+) -> None:
+    make(journals_folder, "201")
     piped = invoke("journals", "forget", "--all")  # no terminal to ask on
     assert "remove the journal of Product launch (201)" in piped.stderr
     assert "run it in a terminal to be asked, or add --yes" in one_line_error(piped)
-    assert len(survey(folder)) == 1
+    assert len(survey(journals_folder)) == 1
 
 
-def test_a_dry_run_or_a_command_naming_the_webinar_removes_nothing_of_it(folder: Path) -> None:
-    make(folder, "201", ends="2020-01-15T17:00:00Z")
+def test_a_dry_run_or_a_command_naming_the_webinar_removes_nothing_of_it(
+    journals_folder: Path,
+) -> None:
+    make(journals_folder, "201", ends="2020-01-15T17:00:00Z")
     assert "Removed" not in invoke("journals", "forget", "--all", "--dry-run").stderr
-    assert len(survey(folder)) == 1
+    assert len(survey(journals_folder)) == 1
     named = invoke("undo", "--sandbox", "--webinar-key", "201", "--dry-run")
     assert "Removed" not in named.stderr
     assert invoke("journals", "forget", "--webinar-key", "201", "--dry-run").exit_code == 0
-    assert len(survey(folder)) == 1
+    assert len(survey(journals_folder)) == 1
 
 
-def test_forget_refuses_an_unclear_choice_in_one_line(folder: Path) -> None:
+def test_forget_refuses_an_unclear_choice_in_one_line(journals_folder: Path) -> None:
     assert "say what to forget" in one_line_error(invoke("journals", "forget"))
     both = invoke("journals", "forget", "--all", "--ended", "3")
     assert "one way" in one_line_error(both)
@@ -140,16 +137,16 @@ def test_forget_refuses_an_unclear_choice_in_one_line(folder: Path) -> None:
 
 
 def test_old_journals_are_removed_as_any_command_starts(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+    journals_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make(folder, "201", ends="2020-01-15T17:00:00Z")
-    make(folder, "202", ends="2099-01-15T17:00:00Z")
+    make(journals_folder, "201", ends="2020-01-15T17:00:00Z")
+    make(journals_folder, "202", ends="2099-01-15T17:00:00Z")
     assert invoke("register", "--help").exit_code == 0  # help starts nothing
     assert invoke("journals", "forget", "--help").exit_code == 0
-    assert len(survey(folder)) == 2
+    assert len(survey(journals_folder)) == 2
     monkeypatch.setenv("G2W_KEEP_DAYS", "0")
     assert "Removed" not in invoke("journals").stderr
-    assert len(survey(folder)) == 2
+    assert len(survey(journals_folder)) == 2
     monkeypatch.setenv("G2W_KEEP_DAYS", "soon")
     assert "G2W_KEEP_DAYS=soon" in one_line_error(invoke("journals"))  # it is about them
     warned = invoke("fields", "--sandbox")  # any other command goes on
@@ -162,7 +159,7 @@ def test_old_journals_are_removed_as_any_command_starts(
         "Removed 1 journal of webinars over for more than 30 days: Product launch (201) "
         "(G2W_KEEP_DAYS=0 keeps them)."
     ]
-    assert [j.webinar for j in survey(folder)] == ["202"]
+    assert [j.webinar for j in survey(journals_folder)] == ["202"]
 
 
 def test_logout_removes_the_sign_in_from_every_place_it_was_kept(

@@ -272,11 +272,14 @@ def test_bytes_left_by_a_removal_that_could_not_rebuild_the_file_are_found_and_e
         raw.commit()
     [journal] = journals.survey(tmp_path)
     assert journal.states_of(["p1@example.com"]) == {}
-    assert journal.traces("p1@example.com")
+    assert journal.traces(["p1@example.com", "p2@example.com"]) == {
+        "p1@example.com",
+        "p2@example.com",
+    }
     assert b"p1@example.com" in everything_in(path)
     assert journals.forget(journal, (), traces=True).kept is None
     assert b"p1@example.com" not in everything_in(path)
-    assert not journal.traces("p1@example.com")
+    assert journal.traces(["p1@example.com", "p2@example.com"]) == {"p2@example.com"}
 
 
 def test_only_the_tools_own_journals_are_listed_and_their_keys_come_from_their_names(

@@ -21,14 +21,7 @@ def at(days_after: float) -> dt.datetime:
     return dt.datetime(2027, 1, 15, 17, tzinfo=dt.UTC) + days_after * DAY
 
 
-@pytest.fixture
-def folder() -> Path:
-    where = keeping.folder()
-    where.mkdir(parents=True)
-    return where
-
-
-def test_a_choice_is_made_one_way(folder: Path) -> None:
+def test_a_choice_is_made_one_way(journals_folder: Path) -> None:
     with pytest.raises(UsageError, match="say what to forget"):
         keeping.Choice()
     with pytest.raises(UsageError, match="one way"):
@@ -37,13 +30,13 @@ def test_a_choice_is_made_one_way(folder: Path) -> None:
     keeping.Choice(webinar_keys=("1",), emails=("a@b.c",))  # from that one
 
 
-def test_journals_are_chosen_by_webinar_by_end_or_all(folder: Path) -> None:
-    make(folder, "201", ends="2027-01-15T17:00:00Z")
-    make(folder, "202", ends="2027-02-20T17:00:00Z")
-    make(folder, "203", ends=None)  # its times not known yet: never "over"
+def test_journals_are_chosen_by_webinar_by_end_or_all(journals_folder: Path) -> None:
+    make(journals_folder, "201", ends="2027-01-15T17:00:00Z")
+    make(journals_folder, "202", ends="2027-02-20T17:00:00Z")
+    make(journals_folder, "203", ends=None)  # its times not known yet: never "over"
 
     def whole(choice: keeping.Choice, now: dt.datetime = NOW) -> list[str]:
-        planned = keeping.plan(choice, folder, now)
+        planned = keeping.plan(choice, journals_folder, now)
         assert not planned.people
         assert not planned.kept
         return sorted(j.webinar for j in planned.whole)
@@ -53,17 +46,17 @@ def test_journals_are_chosen_by_webinar_by_end_or_all(folder: Path) -> None:
     assert whole(keeping.Choice(ended_days=0)) == ["201", "202"]
     assert whole(keeping.Choice(ended_days=0), at(-1)) == []
     assert whole(keeping.Choice(everything=True)) == ["201", "202", "203"]
-    missing = keeping.plan(keeping.Choice(webinar_keys=("202", "999")), folder, NOW)
+    missing = keeping.plan(keeping.Choice(webinar_keys=("202", "999")), journals_folder, NOW)
     assert missing.missing == ["webinar 999"]
 
 
-def test_one_person_is_forgotten_from_every_journal_that_holds_them(folder: Path) -> None:
-    make(folder, "201", people=3)
-    make(folder, "202", people=1)
-    make(folder, "203", people=2, sending=1)  # p2 of unknown outcome there
+def test_one_person_is_forgotten_from_every_journal_that_holds_them(journals_folder: Path) -> None:
+    make(journals_folder, "201", people=3)
+    make(journals_folder, "202", people=1)
+    make(journals_folder, "203", people=2, sending=1)  # p2 of unknown outcome there
     planned = keeping.plan(
         keeping.Choice(emails=("P2@Example.com", "P0@example.com", "nobody@example.com")),
-        folder,
+        journals_folder,
     )
     assert [(j.webinar, keys) for j, keys in planned.people] == [
         ("201", ["p2@example.com", "p0@example.com"]),
@@ -80,24 +73,24 @@ def test_one_person_is_forgotten_from_every_journal_that_holds_them(folder: Path
         ["p0@example.com"],
         ["p0@example.com"],
     ]
-    assert {j.webinar: j.people for j in survey(folder)} == {"201": 1, "202": 0, "203": 2}
+    assert {j.webinar: j.people for j in survey(journals_folder)} == {"201": 1, "202": 0, "203": 2}
 
 
-def test_a_whole_journal_of_unknown_outcome_is_kept_unless_forced(folder: Path) -> None:
-    make(folder, "201", sending=1)
-    planned = keeping.plan(keeping.Choice(everything=True), folder)
+def test_a_whole_journal_of_unknown_outcome_is_kept_unless_forced(journals_folder: Path) -> None:
+    make(journals_folder, "201", sending=1)
+    planned = keeping.plan(keeping.Choice(everything=True), journals_folder)
     assert planned.empty
     assert "1 person of unknown outcome" in planned.kept[0][1]
-    forced = keeping.plan(keeping.Choice(everything=True, force=True), folder)
+    forced = keeping.plan(keeping.Choice(everything=True, force=True), journals_folder)
     assert [d.whole for d in keeping.carry_out(forced)] == [True]
-    assert survey(folder) == []
+    assert survey(journals_folder) == []
 
 
-def test_expiry_removes_journals_over_for_longer_than_the_days_kept(folder: Path) -> None:
-    make(folder, "201", ends="2027-01-15T17:00:00Z")
-    make(folder, "202", ends="2027-01-15T17:00:00Z", sending=1)
-    make(folder, "203", ends="2027-02-10T17:00:00Z")
-    make(folder, "204", ends=None)
+def test_expiry_removes_journals_over_for_longer_than_the_days_kept(journals_folder: Path) -> None:
+    make(journals_folder, "201", ends="2027-01-15T17:00:00Z")
+    make(journals_folder, "202", ends="2027-01-15T17:00:00Z", sending=1)
+    make(journals_folder, "203", ends="2027-02-10T17:00:00Z")
+    make(journals_folder, "204", ends=None)
     sandbox = keeping.folder(sandbox=True)
     sandbox.mkdir(parents=True)
     make(sandbox, "205", ends="2027-01-15T17:00:00Z")
@@ -107,7 +100,7 @@ def test_expiry_removes_journals_over_for_longer_than_the_days_kept(folder: Path
     done = keeping.expire(30, at(30.1))
     assert sorted(j.webinar for j in done.removed) == ["201", "205"]
     assert [(j.webinar, "unknown outcome" in why) for j, why in done.kept] == [("202", True)]
-    assert sorted(j.webinar for j in survey(folder)) == ["202", "203", "204"]
+    assert sorted(j.webinar for j in survey(journals_folder)) == ["202", "203", "204"]
     again = keeping.expire(30, at(400))
     assert [j.webinar for j in again.removed] == ["203"]  # 204's end is not known
 
@@ -124,7 +117,7 @@ def test_days_kept_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert keeping.keep_days_from_environment() == 7
 
 
-def test_the_pages_copies_holding_a_person_are_forgotten_with_them(folder: Path) -> None:
+def test_the_pages_copies_holding_a_person_are_forgotten_with_them(journals_folder: Path) -> None:
     from openpyxl import Workbook
 
     uploads = keeping.page_folder() / "uploads"
@@ -140,21 +133,25 @@ def test_the_pages_copies_holding_a_person_are_forgotten_with_them(folder: Path)
     book.active.append(["email"])
     book.active.append(["ada@example.com"])
     book.save(exported)
-    planned = keeping.plan(keeping.Choice(emails=("ADA@example.com",)), folder)
+    planned = keeping.plan(keeping.Choice(emails=("ADA@example.com",)), journals_folder)
     assert planned.copies == [holding, exported]
     assert planned.missing == []  # no journal holds her, but the page's copies did
     keeping.carry_out(planned)
     assert not holding.exists()
     assert not exported.exists()
     assert (other / "guests.csv").exists()
-    utf16 = keeping.plan(keeping.Choice(emails=("bob@example.com",)), folder)
+    utf16 = keeping.plan(keeping.Choice(emails=("bob@example.com",)), journals_folder)
     assert utf16.copies == [other]  # a CSV saved by Excel as "Unicode text"
 
 
-def test_a_journal_that_cannot_be_read_is_never_said_not_to_hold_someone(folder: Path) -> None:
-    make(folder, "201")
-    (folder / "111-202.sqlite3").write_bytes(b"damaged" * 1000)
-    planned = keeping.plan(keeping.Choice(emails=("p0@example.com", "x@example.com")), folder)
+def test_a_journal_that_cannot_be_read_is_never_said_not_to_hold_someone(
+    journals_folder: Path,
+) -> None:
+    make(journals_folder, "201")
+    (journals_folder / "111-202.sqlite3").write_bytes(b"damaged" * 1000)
+    planned = keeping.plan(
+        keeping.Choice(emails=("p0@example.com", "x@example.com")), journals_folder
+    )
     assert [j.webinar for j, _ in planned.people] == ["201"]
     [(damaged, why)] = planned.kept
     assert damaged.webinar == "202"
@@ -163,9 +160,9 @@ def test_a_journal_that_cannot_be_read_is_never_said_not_to_hold_someone(folder:
     assert planned.missing == []  # the damaged one may hold x@example.com
 
 
-def test_expiry_spares_the_webinar_a_command_names(folder: Path) -> None:
-    make(folder, "201", ends="2027-01-15T17:00:00Z")
-    make(folder, "202", ends="2027-01-15T17:00:00Z")
+def test_expiry_spares_the_webinar_a_command_names(journals_folder: Path) -> None:
+    make(journals_folder, "201", ends="2027-01-15T17:00:00Z")
+    make(journals_folder, "202", ends="2027-01-15T17:00:00Z")
     done = keeping.expire(30, at(31), spare=("202",))
     assert [j.webinar for j in done.removed] == ["201"]
-    assert [j.webinar for j in survey(folder)] == ["202"]
+    assert [j.webinar for j in survey(journals_folder)] == ["202"]
